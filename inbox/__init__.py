@@ -1,0 +1,87 @@
+"""inbox: a Mailgun inbound webhook that stores emailed photos in a public libcloud container."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wsgi import get_input_stream
+
+from . import files, health, webhook
+from .config import ConfigError, load_config
+from .message import InboxRequest
+from .storage import STORAGE_ERRORS, open_driver, prepare_containers, public_base_url, spool_directory
+
+__all__ = ["create_app", "ConfigError"]
+
+# A refused body is read and dropped up to this size before answering, so the client gets
+# the 413 JSON instead of a connection reset; beyond it the connection is simply closed.
+DRAIN_LIMIT = 1024 * 1024 * 1024
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the app from `config` (keys as the environment variables), or from the environment."""
+    settings = load_config(os.environ if config is None else config)
+    app = Flask(__name__, static_folder=None)
+    app.config.update(settings)
+    app.request_class = InboxRequest
+    _configure_logging()
+
+    driver = open_driver(settings)
+    try:
+        images, receipts = prepare_containers(driver, settings)
+        app.config["INBOX_PUBLIC_BASE"] = public_base_url(driver, images, settings)
+    except STORAGE_ERRORS as error:
+        raise ConfigError(
+            f"STORAGE_PROVIDER={settings['STORAGE_PROVIDER']}: cannot prepare containers "
+            f"{settings['STORAGE_CONTAINER']!r} and {settings['STORAGE_RECEIPTS_CONTAINER']!r}: {error}. "
+            "Check STORAGE_KEY/STORAGE_SECRET and the endpoint (STORAGE_HOST, STORAGE_PORT, STORAGE_REGION)."
+        ) from error
+    app.extensions["inbox.images"] = images
+    app.extensions["inbox.receipts"] = receipts
+    app.config["INBOX_SPOOL_DIR"] = spool_directory(driver)
+
+    hops = settings["INBOX_TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+    for module in (webhook, files, health):
+        app.register_blueprint(module.bp)
+    app.register_error_handler(HTTPException, _answer_http_error)
+    app.register_error_handler(Exception, _answer_unexpected_error)
+    return app
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("inbox")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _answer_http_error(error: HTTPException):
+    if error.code == 413:
+        _drain_body()
+    return webhook.refuse(error.code, error.description)
+
+
+def _answer_unexpected_error(error: Exception):
+    logging.getLogger("inbox").exception("unexpected error on %s %s", request.method, request.path)
+    return jsonify(error=500, reason="internal error; the server log has the details"), 500
+
+
+def _drain_body() -> None:
+    # The request's own limited stream if parsing had started, else a fresh one bounded by
+    # Content-Length (werkzeug's, so an unterminated body never blocks us).
+    stream = request.__dict__.get("stream") or get_input_stream(request.environ)
+    remaining = DRAIN_LIMIT
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 1024 * 1024))
+        if not chunk:
+            break
+        remaining -= len(chunk)

@@ -1,0 +1,114 @@
+"""Reads the service's settings from a mapping (the environment by default) and validates them.
+
+Keys are the environment variable names documented in README.md; every error names the
+variable and says what to put there, so a misconfigured deploy fails at start-up, not at
+the first delivery.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+MiB = 1024 * 1024
+# Mailgun's largest message; the request limit is derived from it so that any message
+# Mailgun can deliver fits, whatever the per-attachment limit.
+MAILGUN_MAX_MESSAGE = 25 * MiB
+
+DEFAULTS = {
+    "MAILGUN_API_URL": "https://api.mailgun.net/v3",
+    "STORAGE_PROVIDER": "local",
+    "STORAGE_CONTAINER": "images",
+    "STORAGE_PATH": "./var/storage",
+    "INBOX_MAX_ATTACHMENT_BYTES": str(25 * MiB),
+    "INBOX_SIGNATURE_MAX_AGE": str(12 * 3600),
+    "INBOX_REJECT_STATUS": "415",
+    "INBOX_TRUSTED_PROXIES": "0",
+}
+
+PASSED_THROUGH = (
+    "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "STORAGE_KEY", "STORAGE_SECRET", "STORAGE_REGION",
+    "STORAGE_HOST", "STORAGE_RECEIPTS_CONTAINER",
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names it and says what to put there."""
+
+
+def _integer(settings: Mapping, name: str, minimum: int) -> int:
+    raw = str(settings[name]).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to an integer >= {minimum}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is too small; set it to an integer >= {minimum}")
+    return value
+
+
+def _url(settings: Mapping, name: str) -> str:
+    value = settings[name].strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}={value!r} is not an absolute http(s) URL, e.g. https://cdn.example.com/images")
+    return value
+
+
+def load_config(source: Mapping[str, str]) -> dict:
+    """Return the typed settings for Flask's config, or raise ConfigError."""
+    settings = {**DEFAULTS, **{k: v for k, v in source.items() if v not in (None, "")}}
+    key = settings.get("MAILGUN_WEBHOOK_SIGNING_KEY", "").strip()
+    if not key:
+        raise ConfigError(
+            "MAILGUN_WEBHOOK_SIGNING_KEY is not set: copy the HTTP webhook signing key from "
+            "Mailgun (Settings → Webhooks → HTTP webhook signing key; not the API key). "
+            "For a local try-out run `inbox serve`, which makes a development key."
+        )
+    config = {name: settings[name] for name in PASSED_THROUGH if name in settings}
+    config["MAILGUN_WEBHOOK_SIGNING_KEY"] = key
+    config["MAILGUN_API_URL"] = _url(settings, "MAILGUN_API_URL")
+    # Object names are keyed by a secret derived from the signing key: unguessable, yet
+    # identical on every worker and instance without another variable to keep in sync.
+    config["INBOX_NAME_KEY"] = hmac.new(key.encode(), b"inbox object names v1", hashlib.sha256).digest()
+
+    provider = settings["STORAGE_PROVIDER"].strip().lower()
+    config["STORAGE_PROVIDER"] = provider
+    container = settings["STORAGE_CONTAINER"].strip()
+    if not container or "/" in container or container.startswith("."):
+        raise ConfigError(f"STORAGE_CONTAINER={container!r} is not a container name; use e.g. 'images'")
+    config["STORAGE_CONTAINER"] = container
+    config["STORAGE_RECEIPTS_CONTAINER"] = settings.get("STORAGE_RECEIPTS_CONTAINER", f"{container}-receipts")
+    if config["STORAGE_RECEIPTS_CONTAINER"] == container:
+        raise ConfigError("STORAGE_RECEIPTS_CONTAINER must differ from STORAGE_CONTAINER: receipts are private")
+    config["STORAGE_PATH"] = settings["STORAGE_PATH"]
+    if "STORAGE_PORT" in settings:
+        config["STORAGE_PORT"] = _integer(settings, "STORAGE_PORT", 1)
+    if "STORAGE_SECURE" in settings:
+        secure = settings["STORAGE_SECURE"].strip().lower()
+        if secure not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"STORAGE_SECURE={secure!r}: use true (https) or false (http)")
+        config["STORAGE_SECURE"] = secure in ("true", "1", "yes")
+    if "PUBLIC_BASE_URL" in settings:
+        config["PUBLIC_BASE_URL"] = _url(settings, "PUBLIC_BASE_URL")
+
+    max_bytes = _integer(settings, "INBOX_MAX_ATTACHMENT_BYTES", 1)
+    config["INBOX_MAX_ATTACHMENT_BYTES"] = max_bytes
+    config["INBOX_SIGNATURE_MAX_AGE"] = _integer(settings, "INBOX_SIGNATURE_MAX_AGE", 60)
+    reject = settings["INBOX_REJECT_STATUS"].strip()
+    if reject not in ("415", "406"):
+        raise ConfigError(
+            f"INBOX_REJECT_STATUS={reject!r}: use 415 (Mailgun retries for 8 h) or 406 (Mailgun stops retrying)"
+        )
+    config["INBOX_REJECT_STATUS"] = int(reject)
+    config["INBOX_TRUSTED_PROXIES"] = _integer(settings, "INBOX_TRUSTED_PROXIES", 0)
+
+    # Text fields (a long quoted HTML thread, several MB) must never be refused, yet the
+    # whole request stays bounded: Mailgun posts the body up to four times (plain,
+    # stripped plain, html, stripped html), so four times the largest message covers it.
+    largest = max(max_bytes, MAILGUN_MAX_MESSAGE)
+    config["MAX_FORM_MEMORY_SIZE"] = largest
+    config["MAX_CONTENT_LENGTH"] = 4 * largest
+    config["MAX_FORM_PARTS"] = 5000
+    return config

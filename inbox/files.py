@@ -1,0 +1,41 @@
+"""Serves the local store's public container at /files/<container>/<name>, and nothing else.
+
+Only names the webhook makes (`<uuid>.<ext>`) in the configured image container are
+served, with the stored type, nosniff and a sandbox policy, so a polyglot file can only
+ever be shown as the image it was accepted as.
+"""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, abort, current_app, send_file
+from libcloud.storage.drivers.local import LocalStorageDriver
+from libcloud.storage.types import ObjectDoesNotExistError
+
+from .images import CONTENT_TYPES
+from .storage import CACHE_CONTROL
+
+bp = Blueprint("files", __name__)
+SERVED_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}(\.[a-z]+)")
+
+
+@bp.get("/files/<container>/<name>")
+def serve_file(container: str, name: str):
+    images = current_app.extensions["inbox.images"]
+    match = SERVED_NAME.fullmatch(name)
+    if not isinstance(images.driver, LocalStorageDriver) or container != images.name or not match:
+        abort(404)
+    try:
+        obj = images.driver.get_object(container, name)
+    except ObjectDoesNotExistError:
+        abort(404)
+    response = send_file(
+        images.driver.get_object_cdn_url(obj),
+        mimetype=obj.extra.get("content_type") or CONTENT_TYPES.get(match.group(1), "application/octet-stream"),
+        conditional=True,
+    )
+    response.headers["Content-Disposition"] = obj.extra.get("headers", {}).get("Content-Disposition", "inline")
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

@@ -1,0 +1,21 @@
+"""Liveness and readiness: /healthz answers 200 only while both containers can be reached."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from .storage import STORAGE_ERRORS
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    provider = current_app.config["STORAGE_PROVIDER"]
+    for key in ("inbox.images", "inbox.receipts"):
+        container = current_app.extensions[key]
+        try:
+            container.driver.get_container(container.name)
+        except STORAGE_ERRORS as error:
+            reason = f"{provider} container {container.name!r} unreachable: {type(error).__name__}"
+            return jsonify(status="unavailable", storage=provider, reason=reason), 503
+    return jsonify(status="ok", storage=provider)

@@ -1,0 +1,44 @@
+"""Mailgun's side of the contract: the webhook signature check, and the Routes API client.
+
+Mailgun signs only `timestamp + token` (HMAC-SHA256 with the HTTP webhook signing key),
+never the body; the webhook therefore also keeps a receipt per token (see receipts.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+# Mailgun retries a delivery for about 8 hours; the default window (INBOX_SIGNATURE_MAX_AGE,
+# 12 h) covers that. Clocks drift a little, a timestamp from the far future is a forgery.
+FUTURE_SKEW_SECONDS = 300
+
+
+class SignatureError(Exception):
+    """The request is not signed by Mailgun with our key, or the signature is stale."""
+
+
+def sign(key: str, timestamp: str, token: str) -> str:
+    """Return Mailgun's signature of (timestamp, token)."""
+    return hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    key: str, timestamp: str, token: str, signature: str, *, max_age: int, now: float | None = None
+) -> None:
+    """Raise SignatureError unless `signature` is Mailgun's for this fresh timestamp and token."""
+    if not (timestamp and token and signature):
+        raise SignatureError("timestamp, token and signature fields are required (a Mailgun-signed request)")
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        raise SignatureError("timestamp must be Unix time in whole seconds")
+    # Compare before judging the age, so a forger learns nothing from which error comes back.
+    if not hmac.compare_digest(sign(key, timestamp, token), signature.strip().lower()):
+        raise SignatureError(
+            "signature does not match: is MAILGUN_WEBHOOK_SIGNING_KEY the HTTP webhook signing key "
+            "(not the API key)?"
+        )
+    age = (time.time() if now is None else now) - int(timestamp)
+    if age > max_age:
+        raise SignatureError(f"signature is stale: signed {int(age)} s ago, more than INBOX_SIGNATURE_MAX_AGE={max_age}")
+    if age < -FUTURE_SKEW_SECONDS:
+        raise SignatureError(f"signature timestamp is {int(-age)} s in the future; check the server clock")

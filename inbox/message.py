@@ -1,0 +1,185 @@
+"""Reads Mailgun's forward() POST into an InboundMessage, spooling each attachment once.
+
+Every file part is written straight to a spool file beside the store (so the local store
+can link it in place instead of copying it), hashed and measured while it streams in, and
+its first bytes are kept for libmagic: no attachment is ever held in memory or read twice.
+"""
+from __future__ import annotations
+
+import email.header
+import hashlib
+import json
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+
+from flask import Request, current_app
+from werkzeug.formparser import FormDataParser, MultiPartParser
+
+SNIFF_BYTES = 8192
+SMALL_BODY = 1024 * 1024
+# Werkzeug reads 64 KiB at a time and the server copies its buffer on every read; large
+# bodies go several times faster with 1 MiB reads. Small ones keep the default.
+LARGE_READ = 1024 * 1024
+
+
+class MalformedMessage(Exception):
+    """The request is not a form post Mailgun could have sent; the message says what is wrong."""
+
+
+class SpoolFile:
+    """A temporary file that hashes, measures and keeps the head of what is written to it.
+
+    Bytes past `limit` are counted but not written: an oversized attachment costs no disk.
+    """
+
+    def __init__(self, directory: str, limit: int):
+        self.file = tempfile.NamedTemporaryFile(dir=directory, prefix="spool-")
+        self.limit = limit
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.head = b""
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+    def write(self, data: bytes) -> int:
+        if len(self.head) < SNIFF_BYTES:
+            self.head += data[: SNIFF_BYTES - len(self.head)]
+        room = self.limit - self.size
+        self.size += len(data)
+        if room > 0:
+            chunk = data[:room] if len(data) > room else data
+            self.sha256.update(chunk)
+            self.file.write(chunk)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def read(self, size: int = -1) -> bytes:
+        return self.file.read(size)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _AdaptiveFormDataParser(FormDataParser):
+    def _parse_multipart(self, stream, mimetype, content_length, options):
+        boundary = options.get("boundary", "").encode("ascii", "replace")
+        if not boundary:
+            raise ValueError("multipart/form-data without a boundary")
+        parser = MultiPartParser(
+            stream_factory=self.stream_factory,
+            max_form_memory_size=self.max_form_memory_size,
+            max_form_parts=self.max_form_parts,
+            cls=self.cls,
+            buffer_size=LARGE_READ if (content_length or 0) > SMALL_BODY else 64 * 1024,
+        )
+        form, files = parser.parse(stream, boundary, content_length)
+        return stream, form, files
+
+
+class InboxRequest(Request):
+    """Flask request that spools file parts into SpoolFiles and fails loudly on a broken form."""
+
+    form_data_parser_class = _AdaptiveFormDataParser
+
+    def make_form_data_parser(self) -> FormDataParser:
+        parser = super().make_form_data_parser()
+        # Werkzeug drops an unparsable form silently; we want to say why (read_message).
+        parser.silent = False
+        return parser
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        config = current_app.config
+        spool = SpoolFile(config["INBOX_SPOOL_DIR"], config["INBOX_MAX_ATTACHMENT_BYTES"])
+        # Parts of a form that fails half-way never reach request.files; close them too.
+        self.__dict__.setdefault("_spools", []).append(spool)
+        return spool
+
+    def close(self) -> None:
+        super().close()
+        for spool in self.__dict__.get("_spools", ()):
+            spool.close()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    field: str
+    filename: str
+    spool: SpoolFile
+
+    @property
+    def size(self) -> int:
+        return self.spool.size
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    sender: str
+    recipient: str
+    message_id: str
+    timestamp: str
+    token: str
+    signature: str
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def _header(form, name: str) -> str:
+    """A MIME header: Mailgun posts each as a top-level field and again in message-headers."""
+    if form.get(name):
+        return form[name]
+    try:
+        headers = json.loads(form.get("message-headers") or "[]")
+        return next(str(v) for k, v in headers if str(k).lower() == name.lower())
+    except (ValueError, TypeError, StopIteration):
+        return ""
+
+
+def clean_filename(raw: str) -> str:
+    """The original name for display only: RFC 2047 decoded, no folders, no control characters."""
+    if "=?" in raw:
+        try:
+            raw = str(email.header.make_header(email.header.decode_header(raw)))
+        except (ValueError, LookupError):
+            pass  # not a valid encoded word: keep it as it came
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    # Category C is control, format (bidi overrides that disguise extensions), surrogates, private use.
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C")
+    return name.strip(" .")[:255]
+
+
+def read_message(request: InboxRequest) -> InboundMessage:
+    """Parse the form; raise MalformedMessage for anything Mailgun would not have sent."""
+    if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise MalformedMessage(
+            f"expected a form post (multipart/form-data), got {request.mimetype or 'no Content-Type'}: "
+            "point a Mailgun route's forward() action at this URL"
+        )
+    try:
+        form, files = request.form, request.files
+    except ValueError as error:
+        # Werkzeug raises on a broken multipart body or a non-UTF-8 part header (file name).
+        raise MalformedMessage(f"the form could not be parsed ({error}); is it a complete multipart body?") from None
+    attachments = [
+        Attachment(field=name, filename=clean_filename(upload.filename or ""), spool=upload.stream)
+        for name, upload in files.items(multi=True)
+    ]
+    return InboundMessage(
+        sender=form.get("sender") or form.get("from", ""),
+        recipient=form.get("recipient", ""),
+        message_id=_header(form, "Message-Id").strip(),
+        timestamp=form.get("timestamp", "").strip(),
+        token=form.get("token", "").strip(),
+        signature=form.get("signature", "").strip(),
+        attachments=attachments,
+    )
+
