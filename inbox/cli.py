@@ -48,7 +48,7 @@ def serve(args) -> int:
     class Server(BaseApplication):
         def load_config(self):
             for name, value in {"bind": f"127.0.0.1:{args.port}", "workers": args.workers, "timeout": 120,
-                                "accesslog": "-"}.items():
+                                "accesslog": "-", "control_socket_disable": True}.items():
                 self.cfg.set(name, value)
 
         def load(self):
