@@ -166,6 +166,10 @@ def read_message(request: InboxRequest) -> InboundMessage:
         )
     try:
         form, files = request.form, request.files
+    except UnicodeDecodeError:
+        raise MalformedMessage(
+            "a part header is not UTF-8 (a file name in another encoding?); Mailgun posts UTF-8"
+        ) from None
     except ValueError as error:
         # Werkzeug raises on a broken multipart body or a non-UTF-8 part header (file name).
         raise MalformedMessage(f"the form could not be parsed ({error}); is it a complete multipart body?") from None

@@ -1,12 +1,17 @@
 """Shared fixtures: an app on a temporary local store, real image files, signed Mailgun forms."""
 from __future__ import annotations
 
+import contextlib
 import io
 import secrets
+import socket
+import subprocess
+import tempfile
 import time
 
 import pillow_heif
 import pytest
+import requests
 from PIL import Image
 
 from inbox import create_app
@@ -76,3 +81,36 @@ def deliver(client):
         return client.post("/webhooks/mailgun", data=mailgun_form(*attachments, **fields))
 
     return post
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running(command, *, port: int, env=None, cwd=None, ready_path="/healthz", timeout=30):
+    """Start `command`, wait until it answers on 127.0.0.1:port, stop it by its PID afterwards."""
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"{command[0]} did not start:\n{log.read().decode(errors='replace')}")
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,0 +1,58 @@
+"""Start-up validation: a wrong setting stops the app with a message naming it and the fix."""
+import pytest
+
+from inbox import ConfigError, create_app
+from inbox.config import load_config
+
+
+def test_refuses_to_start_without_a_signing_key(tmp_path):
+    with pytest.raises(ConfigError, match="MAILGUN_WEBHOOK_SIGNING_KEY is not set.*not the API key"):
+        create_app({"STORAGE_PATH": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("INBOX_MAX_ATTACHMENT_BYTES", "25MB", "INBOX_MAX_ATTACHMENT_BYTES='25MB' is not a whole number"),
+        ("INBOX_MAX_ATTACHMENT_BYTES", "0", "INBOX_MAX_ATTACHMENT_BYTES=0 is too small"),
+        ("INBOX_SIGNATURE_MAX_AGE", "10", "INBOX_SIGNATURE_MAX_AGE=10 is too small"),
+        ("INBOX_REJECT_STATUS", "422", "use 415 .* or 406"),
+        ("PUBLIC_BASE_URL", "cdn.example.com", "PUBLIC_BASE_URL='cdn.example.com' is not an absolute http"),
+        ("MAILGUN_API_URL", "api.mailgun.net", "MAILGUN_API_URL="),
+        ("STORAGE_CONTAINER", "../etc", "STORAGE_CONTAINER='../etc' is not a container name"),
+        ("STORAGE_RECEIPTS_CONTAINER", "images", "must differ from STORAGE_CONTAINER"),
+        ("STORAGE_SECURE", "maybe", "STORAGE_SECURE='maybe'"),
+        ("STORAGE_PORT", "http", "STORAGE_PORT='http'"),
+    ],
+)
+def test_names_the_wrong_variable_and_what_to_put_there(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"MAILGUN_WEBHOOK_SIGNING_KEY": "k", name: value})
+
+
+def test_unwritable_storage_path_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="STORAGE_PATH=.* cannot be created"):
+        create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "STORAGE_PATH": str(blocker / "storage")})
+
+
+def test_defaults_and_limits():
+    config = load_config({"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "INBOX_MAX_ATTACHMENT_BYTES": ""})
+    assert config["INBOX_MAX_ATTACHMENT_BYTES"] == 25 * 1024 * 1024
+    assert config["INBOX_SIGNATURE_MAX_AGE"] >= 8 * 3600  # covers Mailgun's retries
+    assert config["STORAGE_CONTAINER"] == "images"
+    assert config["STORAGE_RECEIPTS_CONTAINER"] == "images-receipts"
+    assert config["INBOX_REJECT_STATUS"] == 415
+    # a several-MB HTML body must fit (Flask's default is 500 kB), but the request stays bounded
+    assert config["MAX_FORM_MEMORY_SIZE"] >= 25 * 1024 * 1024
+    assert config["MAX_CONTENT_LENGTH"] == 100 * 1024 * 1024
+
+
+def test_reads_the_environment_when_given_no_mapping(monkeypatch, tmp_path):
+    monkeypatch.setenv("MAILGUN_WEBHOOK_SIGNING_KEY", "from-env")
+    monkeypatch.setenv("STORAGE_PATH", str(tmp_path / "s"))
+    monkeypatch.setenv("STORAGE_CONTAINER", "photos")
+    app = create_app()
+    assert app.config["MAILGUN_WEBHOOK_SIGNING_KEY"] == "from-env"
+    assert (tmp_path / "s" / "photos").is_dir() and (tmp_path / "s" / "photos-receipts").is_dir()

@@ -1,0 +1,79 @@
+"""The local store's public files: served as the image they were accepted as, and nothing else."""
+import os
+
+import pytest
+
+from conftest import make_image
+
+
+@pytest.fixture
+def stored(deliver):
+    """Deliver one JPEG with a hostile Unicode name; return its answer entry."""
+    name = "../../Ünïcødé \u202egpj.exe\x07 photo 📷.jpg"
+    return deliver((name, make_image(".jpg"))).get_json()["stored"][0]
+
+
+def test_served_with_type_nosniff_sandbox_disposition_and_long_cache(client, stored):
+    response = client.get(stored["url"])
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("inline; filename=")
+    assert "filename*=UTF-8''%C3%9Cn%C3%AFc%C3%B8d%C3%A9%20gpj.exe%20photo%20%F0%9F%93%B7.jpg" in disposition
+    assert stored["filename"] == "Ünïcødé gpj.exe photo 📷.jpg"
+
+
+def test_conditional_get_and_head(client, stored):
+    first = client.get(stored["url"])
+    again = client.get(stored["url"], headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    head = client.head(stored["url"])
+    assert head.status_code == 200 and head.data == b""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/images-receipts/{receipt}",
+        "/files/images/../images-receipts/{receipt}",
+        "/files/images/..%2fimages-receipts%2f{receipt}",
+        "/files/..%2f..%2fetc/passwd",
+        "/files/images/%2e%2e%2fdev-signing-key",
+        "/files/.meta/{name}.json",
+        "/files/images/{name}.json",
+        "/files/images/{upper}",
+        "/files/images/00000000-0000-4000-8000-000000000000.jpg",
+    ],
+)
+def test_serves_nothing_but_stored_images(client, settings, stored, path):
+    name = stored["url"].rsplit("/", 1)[1]
+    receipt = os.listdir(os.path.join(settings["STORAGE_PATH"], "images-receipts"))[0]
+    response = client.get(path.format(receipt=receipt, name=name, upper=name.upper()))
+    assert response.status_code == 404
+    assert response.is_json
+
+
+def test_public_base_url_replaces_the_apps_own_url(settings, images):
+    from conftest import mailgun_form
+    from inbox import create_app
+
+    app = create_app({**settings, "PUBLIC_BASE_URL": "https://cdn.example.com/photos/"})
+    url = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]))).get_json()[
+        "stored"][0]["url"]
+    assert url.startswith("https://cdn.example.com/photos/") and url.endswith(".jpg")
+
+
+def test_forwarded_host_is_ignored_unless_a_proxy_is_trusted(settings, images):
+    from conftest import mailgun_form
+    from inbox import create_app
+
+    forwarded = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+    for trusted, expected in (("0", "http://localhost/files/"), ("1", "https://evil.example/files/")):
+        app = create_app({**settings, "INBOX_TRUSTED_PROXIES": trusted})
+        answer = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"])),
+                                        headers=forwarded).get_json()
+        assert answer["stored"][0]["url"].startswith(expected)

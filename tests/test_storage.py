@@ -1,0 +1,83 @@
+"""Object names and the local store: deterministic, unguessable names; atomic, copy-free writes."""
+import os
+import uuid
+
+import pytest
+
+from inbox.storage import LinkingLocalStorageDriver, content_disposition, object_name, store_image
+
+KEY = b"k" * 32
+
+
+def test_names_are_random_looking_uuids_with_the_detected_extension():
+    name = object_name(KEY, "<m@x>", "a@x", "ab" * 32, ".jpg")
+    assert name.endswith(".jpg")
+    assert uuid.UUID(name[:-4]).version == 4
+
+
+def test_names_are_the_same_for_a_redelivery_and_differ_in_every_input():
+    base = ("<m@x>", "a@x", "ab" * 32, ".jpg")
+    assert object_name(KEY, *base) == object_name(KEY, *base)
+    variants = [
+        object_name(b"another secret" * 3, *base),
+        object_name(KEY, "<other@x>", *base[1:]),
+        object_name(KEY, base[0], "b@x", *base[2:]),
+        object_name(KEY, *base[:2], "cd" * 32, ".jpg"),
+        # field boundaries matter: ("a", "b@x") is not ("ab", "@x")
+        object_name(KEY, "<m@x>a", "@x", *base[2:]),
+    ]
+    assert len({object_name(KEY, *base), *variants}) == 6
+
+
+def test_content_disposition_follows_rfc_6266():
+    assert content_disposition("") == "inline"
+    assert content_disposition("photo.jpg") == "inline; filename=\"photo.jpg\"; filename*=UTF-8''photo.jpg"
+    header = content_disposition('Ärger "quoted";\\.jpg')
+    assert header.startswith('inline; filename="_rger _quoted_;_.jpg"; ')
+    assert header.endswith("filename*=UTF-8''%C3%84rger%20%22quoted%22%3B%5C.jpg")
+
+
+@pytest.fixture
+def local(tmp_path):
+    driver = LinkingLocalStorageDriver(str(tmp_path), ex_use_locking=False)
+    return driver.create_container("images")
+
+
+def spooled(tmp_path, content=b"\xff\xd8\xff image bytes"):
+    path = tmp_path / "spool-1"
+    path.write_bytes(content)
+    return str(path)
+
+
+def test_the_spooled_file_becomes_the_object_without_a_copy(tmp_path, local):
+    path = spooled(tmp_path)
+    obj = store_image(local, path, "n.jpg", "image/jpeg", "holiday.jpg")
+
+    assert os.stat(tmp_path / "images" / "n.jpg").st_ino == os.stat(path).st_ino
+    assert obj.extra["content_type"] == "image/jpeg"
+    assert obj.extra["headers"]["Content-Disposition"].endswith("''holiday.jpg")
+    assert obj.meta_data == {"filename": "holiday.jpg"}
+
+
+def test_storing_the_same_name_again_is_harmless(tmp_path, local):
+    store_image(local, spooled(tmp_path), "n.jpg", "image/jpeg", "a.jpg")
+    store_image(local, spooled(tmp_path), "n.jpg", "image/jpeg", "a.jpg")
+    assert os.listdir(tmp_path / "images") == ["n.jpg"]
+
+
+def test_stored_metadata_survives_a_new_driver(tmp_path, local):
+    store_image(local, spooled(tmp_path), "n.jpg", "image/jpeg", "a.jpg")
+    fresh = LinkingLocalStorageDriver(str(tmp_path), ex_use_locking=False)
+    assert fresh.get_object("images", "n.jpg").extra["content_type"] == "image/jpeg"
+
+
+def test_across_file_systems_it_copies_then_renames_into_place(tmp_path, local, monkeypatch):
+    def no_links(source, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = spooled(tmp_path, b"\xff\xd8\xff" + os.urandom(3_000_000))
+    store_image(local, path, "n.jpg", "image/jpeg", "a.jpg")
+
+    assert (tmp_path / "images" / "n.jpg").read_bytes() == open(path, "rb").read()
+    assert [name for name in os.listdir(tmp_path / "images") if name.startswith(".tmp")] == []

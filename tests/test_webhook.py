@@ -1,0 +1,255 @@
+"""Deliveries through the webhook: what Mailgun (and a forger) gets back, and what ends up stored."""
+import io
+import json
+import logging
+import os
+import shutil
+
+import pytest
+
+from conftest import SIGNING_KEY, mailgun_form, make_image, signed_fields
+from inbox import create_app
+
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
+
+
+def stored_files(settings, container="images"):
+    folder = os.path.join(settings["STORAGE_PATH"], container)
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def test_stores_every_accepted_type_and_answers_with_urls_that_open(deliver, client, images):
+    response = deliver(*[(f"photo{extension}", content) for extension, content in images.items()])
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["message_id"] == "<m1@example.com>" and body["rejected"] == []
+    assert [item["attachment"] for item in body["stored"]] == [f"attachment-{n}" for n in range(1, 9)]
+    for item, (extension, content) in zip(body["stored"], images.items()):
+        assert item["url"].startswith("http://localhost/files/images/")
+        assert item["url"].endswith(extension)
+        assert item["size"] == len(content) and item["filename"] == f"photo{extension}"
+        fetched = client.get(item["url"])
+        assert fetched.status_code == 200
+        assert fetched.data == content
+        assert fetched.mimetype == item["content_type"]
+
+
+def test_accounts_for_every_attachment_stored_or_rejected(deliver, images):
+    response = deliver(("a.jpg", images[".jpg"]), ("invoice.jpg", PDF), ("logo.svg", SVG), ("empty.png", b""))
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [item["filename"] for item in body["stored"]] == ["a.jpg"]
+    reasons = {item["filename"]: (item["content_type"], item["reason"]) for item in body["rejected"]}
+    assert reasons["invoice.jpg"][0] == "application/pdf"
+    assert reasons["logo.svg"][0] == "image/svg+xml"
+    assert reasons["empty.png"][1] == "empty file"
+    assert all("not an accepted image" in reasons[name][1] for name in ("invoice.jpg", "logo.svg"))
+
+
+def test_nothing_acceptable_is_415_with_every_reason(deliver, settings):
+    response = deliver(("photo.jpg", PDF), ("x.svg", SVG))
+
+    assert response.status_code == 415
+    body = response.get_json()
+    assert body["stored"] == [] and len(body["rejected"]) == 2
+    assert body["reason"] == "no accepted image in the message"
+    assert stored_files(settings) == []
+
+
+def test_no_attachment_is_415_saying_so(deliver):
+    response = deliver()
+    assert response.status_code == 415
+    assert response.get_json()["reason"] == "the message has no attachments"
+
+
+def test_only_an_oversized_image_is_413(tmp_path, images):
+    app = create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "STORAGE_PATH": str(tmp_path),
+                      "INBOX_MAX_ATTACHMENT_BYTES": "1000"})
+    big = make_image(".bmp", size=(200, 200))
+    response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("big.bmp", big)))
+
+    assert response.status_code == 413
+    assert "over the limit of 1000 bytes" in response.get_json()["rejected"][0]["reason"]
+    assert os.listdir(tmp_path / "images") == []
+    assert os.listdir(tmp_path / ".spool") == []  # the part was not kept
+
+
+def test_reject_status_406_makes_mailgun_stop_retrying(tmp_path):
+    app = create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "STORAGE_PATH": str(tmp_path),
+                      "INBOX_REJECT_STATUS": "406"})
+    response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.pdf", PDF)))
+    assert response.status_code == 406
+    assert response.get_json()["rejected"][0]["content_type"] == "application/pdf"
+
+
+def test_judges_every_part_present_whatever_attachment_count_says(deliver, images):
+    response = deliver(("a.jpg", images[".jpg"]), ("b.png", images[".png"]), ("c.gif", images[".gif"]),
+                       **{"attachment-count": "1"})
+    assert len(response.get_json()["stored"]) == 3
+
+
+def test_inline_images_are_stored_like_attachments(deliver, images):
+    response = deliver(("image001.png", images[".png"]), **{"content-id-map": json.dumps({"<ii_1>": "attachment-1", "": "attachment-1"})})
+    assert response.status_code == 200 and len(response.get_json()["stored"]) == 1
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"signature": "0" * 64}, "does not match"),
+        ({"signature": ""}, "required"),
+        ({"timestamp": "yesterday"}, "Unix time"),
+        ({**signed_fields("the-mailgun-api-key")}, "signing key"),
+        ({**signed_fields(timestamp="1500000000")}, "stale"),
+        ({**signed_fields(timestamp="4000000000")}, "future"),
+    ],
+)
+def test_forged_or_stale_signatures_are_403_and_nothing_is_written(client, settings, images, fields, reason):
+    response = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **fields))
+
+    assert response.status_code == 403
+    assert reason in response.get_json()["reason"]
+    assert stored_files(settings) == []
+    assert stored_files(settings, "images-receipts") == []
+
+
+def test_a_replayed_token_gets_the_recorded_answer_never_new_content(client, settings, images):
+    signature = signed_fields()
+    first = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **signature))
+    replay = client.post("/webhooks/mailgun", data=mailgun_form(("evil.png", images[".png"]), message_id="<evil@x>",
+                                                                 **signature))
+
+    assert first.status_code == replay.status_code == 200
+    assert replay.get_json() == first.get_json()
+    assert stored_files(settings) == [first.get_json()["stored"][0]["url"].rsplit("/", 1)[1]]
+
+
+def test_a_redelivery_gives_the_same_urls_and_no_second_copy(deliver, settings, images):
+    attachments = [("a.jpg", images[".jpg"]), ("b.webp", images[".webp"])]
+    first = deliver(*attachments).get_json()
+    again = deliver(*attachments).get_json()  # Mailgun's retry: a new token, the same message
+
+    assert [item["url"] for item in again["stored"]] == [item["url"] for item in first["stored"]]
+    assert len(stored_files(settings)) == 2
+
+
+def test_reusing_a_message_id_cannot_overwrite_another_senders_image(deliver, client, images):
+    mine = deliver(("a.jpg", images[".jpg"]), sender="alice@example.com").get_json()["stored"][0]
+    other = make_image(".jpg", color=(0, 255, 0))
+    theirs = deliver(("a.jpg", other), sender="mallory@example.com").get_json()["stored"][0]
+    same_sender = deliver(("a.jpg", other), sender="alice@example.com").get_json()["stored"][0]
+
+    assert len({mine["url"], theirs["url"], same_sender["url"]}) == 3
+    assert client.get(mine["url"]).data == images[".jpg"]
+
+
+def test_same_file_name_twice_keeps_both_images(deliver, client):
+    red, blue = make_image(color=(255, 0, 0)), make_image(color=(0, 0, 255))
+    stored = deliver(("IMG_0001.jpg", red), ("IMG_0001.jpg", blue)).get_json()["stored"]
+
+    assert stored[0]["url"] != stored[1]["url"]
+    assert [client.get(item["url"]).data for item in stored] == [red, blue]
+
+
+def test_storage_failure_is_503_and_the_retry_completes_with_the_same_urls(deliver, settings, images):
+    container = os.path.join(settings["STORAGE_PATH"], "images")
+    shutil.rmtree(container)  # the volume went away under the running service
+    attachments = [("a.jpg", images[".jpg"]), ("b.png", images[".png"])]
+
+    failed = deliver(*attachments)
+    assert failed.status_code == 503
+    assert "stored" not in failed.get_json()
+    assert stored_files(settings, "images-receipts") == []  # no answer recorded: the retry must run
+
+    os.mkdir(container)
+    retried = deliver(*attachments)
+    assert retried.status_code == 200
+    good = deliver(*attachments).get_json()["stored"]
+    assert [item["url"] for item in retried.get_json()["stored"]] == [item["url"] for item in good]
+
+
+def test_a_long_html_thread_and_many_header_fields_are_accepted(client, images):
+    form = mailgun_form(("a.jpg", images[".jpg"]))
+    form["body-html"] = "<blockquote>" + "quoted reply text " * 400_000 + "</blockquote>"  # ~7 MB
+    form["stripped-html"] = form["body-html"]
+    form["message-headers"] = json.dumps([["Received", f"from relay{n}"] for n in range(2000)])
+    form["Received"] = [f"from relay{n}.example.net by mx.example.com" for n in range(2000)]
+
+    response = client.post("/webhooks/mailgun", data=form)
+    assert response.status_code == 200, response.get_json()
+
+
+def test_message_id_comes_from_message_headers_when_no_field_carries_it(client, images):
+    form = mailgun_form(("a.jpg", images[".jpg"]), **{"message-headers": json.dumps([["Message-Id", "<h@x>"]])})
+    del form["Message-Id"]
+    assert client.post("/webhooks/mailgun", data=form).get_json()["message_id"] == "<h@x>"
+
+
+def test_a_body_over_the_limit_is_a_clean_413(client, app):
+    too_big = app.config["MAX_CONTENT_LENGTH"] + 1
+    response = client.post("/webhooks/mailgun", data=b"x" * too_big,
+                           headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 413
+    assert response.is_json
+
+
+@pytest.mark.parametrize(
+    "body, content_type, reason",
+    [
+        (b'{"attachments": []}', "application/json", "expected a form post"),
+        (b"\x00\xff" * 64, "multipart/form-data", "boundary"),
+        (b"garbage without any boundary", "multipart/form-data; boundary=XX", "could not be parsed"),
+        (b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="a.jpg"\r\n\r\n\xff\xd8\xff',
+         "multipart/form-data; boundary=XX", "could not be parsed"),
+        (b"", None, "expected a form post"),
+    ],
+)
+def test_malformed_requests_get_400_with_a_reason(client, settings, body, content_type, reason):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/webhooks/mailgun", data=body, headers=headers)
+
+    assert response.status_code == 400
+    assert reason in response.get_json()["reason"]
+    assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == []
+
+
+def test_a_non_utf8_file_name_is_400_not_a_silently_empty_form(client, images):
+    fields = b"".join(
+        b'--XX\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (name.encode(), value.encode())
+        for name, value in signed_fields().items()
+    )
+    body = (fields + b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="caf\xe9.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + images[".jpg"] + b"\r\n--XX--\r\n")
+    response = client.post("/webhooks/mailgun", data=body, headers={"Content-Type": "multipart/form-data; boundary=XX"})
+
+    assert response.status_code == 400
+    assert "not UTF-8" in response.get_json()["reason"]
+
+
+def test_unknown_paths_and_methods_answer_json(client):
+    assert client.get("/webhooks/mailgun").status_code == 405
+    missing = client.get("/nothing-here")
+    assert missing.status_code == 404 and missing.is_json
+
+
+def test_one_log_line_per_delivery_without_secrets(deliver, images, caplog):
+    with caplog.at_level(logging.INFO, logger="inbox"):
+        deliver(("a.jpg", images[".jpg"]), ("b.pdf", PDF))
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("delivery")]
+    assert lines == ["delivery message_id=<m1@example.com> attachments=2 stored=1 rejected=1 status=200"]
+    assert SIGNING_KEY not in caplog.text
+
+
+def test_spool_files_are_gone_after_each_request(deliver, settings, images):
+    deliver(("a.jpg", images[".jpg"]), ("b.pdf", PDF))
+    assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == []
+
+
+def test_an_unfinished_multipart_upload_leaves_no_spool_file(client, settings):
+    body = b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="a.jpg"\r\n\r\n' + b"\xff" * 100_000
+    client.post("/webhooks/mailgun", input_stream=io.BytesIO(body), content_length=len(body),
+                headers={"Content-Type": "multipart/form-data; boundary=XX"})
+    assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == []
