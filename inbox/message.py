@@ -171,7 +171,7 @@ def read_message(request: InboxRequest) -> InboundMessage:
             "a part header is not UTF-8 (a file name in another encoding?); Mailgun posts UTF-8"
         ) from None
     except ValueError as error:
-        # Werkzeug raises on a broken multipart body or a non-UTF-8 part header (file name).
+        # Werkzeug raises ValueError on a broken or truncated multipart body.
         raise MalformedMessage(f"the form could not be parsed ({error}); is it a complete multipart body?") from None
     attachments = [
         Attachment(field=name, filename=clean_filename(upload.filename or ""), spool=upload.stream)

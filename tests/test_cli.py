@@ -1,0 +1,99 @@
+"""`inbox serve` and `inbox send`: the local try-out a newcomer runs."""
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import free_port, running
+from inbox import cli
+
+INBOX = str(Path(sys.executable).with_name("inbox"))
+
+
+def clean_env():
+    return {key: value for key, value in os.environ.items() if not key.startswith(("MAILGUN_", "STORAGE_", "INBOX_"))}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`inbox serve` in a fresh folder, as the README's run command leaves it."""
+    folder = tmp_path_factory.mktemp("try-out")
+    port = free_port()
+    with running([INBOX, "serve", "--port", str(port), "--workers", "1"], port=port, env=clean_env(), cwd=folder):
+        yield folder, f"http://127.0.0.1:{port}"
+
+
+def send(folder, url, *args):
+    return subprocess.run([INBOX, "send", "--url", f"{url}/webhooks/mailgun", *args], cwd=folder, env=clean_env(),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_serve_makes_a_private_development_key_that_send_uses(served, images):
+    folder, url = served
+    key_file = folder / "var" / "dev-signing-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    (folder / "photo.webp").write_bytes(images[".webp"])
+
+    result = send(folder, url, "photo.webp")
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    stored = answer["stored"][0]
+    assert stored["url"].startswith(f"{url}/files/images/") and stored["content_type"] == "image/webp"
+    assert requests.get(stored["url"], timeout=10).content == images[".webp"]
+    assert (folder / "var" / "storage" / "images" / stored["url"].rsplit("/", 1)[1]).exists()
+
+
+def test_send_reuses_a_message_id_to_show_a_redelivery(served, images):
+    folder, url = served
+    (folder / "a.png").write_bytes(images[".png"])
+    first = send(folder, url, "--message-id", "<same@x>", "a.png")
+    again = send(folder, url, "--message-id", "<same@x>", "a.png")
+    assert json.loads(first.stdout)["stored"] == json.loads(again.stdout)["stored"]
+
+
+def test_send_reports_a_rejection_with_a_failing_exit_code(served):
+    folder, url = served
+    (folder / "evil.jpg").write_text("<html><script>alert(1)</script></html>")
+    result = send(folder, url, "evil.jpg")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["rejected"][0]["content_type"] == "text/html"
+
+
+def test_send_explains_missing_files_and_unreachable_servers(served):
+    folder, _ = served
+    missing = send(folder, "http://127.0.0.1:1", "nope.jpg")
+    assert missing.returncode == 2 and "no such file: nope.jpg" in missing.stderr
+    (folder / "x.jpg").write_bytes(b"\xff\xd8\xff")
+    down = send(folder, f"http://127.0.0.1:{free_port()}", "x.jpg")
+    assert down.returncode == 2 and "Is `inbox serve` running?" in down.stderr
+
+
+def test_serve_binds_only_to_loopback(served):
+    folder, url = served
+    port = url.rsplit(":", 1)[1]
+    listening = Path("/proc/net/tcp").read_text()
+    # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex
+    assert f"0100007F:{int(port):04X}" in listening
+    assert f"00000000:{int(port):04X}" not in listening
+
+
+def test_the_development_key_is_shown_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILGUN_WEBHOOK_SIGNING_KEY", raising=False)
+    key = cli.development_key()
+    assert key in capsys.readouterr().err
+    assert cli.development_key() == key
+    assert key not in capsys.readouterr().err
+
+
+def test_serve_says_what_is_wrong_instead_of_starting(tmp_path):
+    result = subprocess.run([INBOX, "serve", "--port", str(free_port())], cwd=tmp_path, capture_output=True,
+                            text=True, env={**clean_env(), "INBOX_REJECT_STATUS": "500"}, timeout=30)
+    assert result.returncode == 2
+    assert "INBOX_REJECT_STATUS='500'" in result.stderr
