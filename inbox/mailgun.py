@@ -143,7 +143,8 @@ def describe(route: dict) -> str:
     return f"{route['expression']} -> {', '.join(route['actions'])}"
 
 
-def _session(api_key: str, retry: Retry) -> requests.Session:
+def api_session(api_key: str, retry: Retry) -> requests.Session:
+    """A session authenticated as Mailgun's `api` user, retrying as `retry` says."""
     session = requests.Session()
     session.auth = ("api", api_key)
     session.mount("https://", HTTPAdapter(max_retries=retry))
@@ -160,11 +161,11 @@ class RoutesClient:
         self.timeout = timeout
         limits = {"total": retries, "connect": retries, "status": retries, "backoff_factor": backoff_factor,
                   "raise_on_status": False}
-        self._session = _session(api_key, Retry(
+        self._session = api_session(api_key, Retry(
             read=retries, status_forcelist=RETRY_STATUSES, allowed_methods={"GET", "PUT", "DELETE"}, **limits))
         # Connect errors are retried for every method (nothing was sent); a POST is not
         # retried once it may have reached Mailgun (see CREATE_RETRY_STATUSES).
-        self._create_session = _session(api_key, Retry(
+        self._create_session = api_session(api_key, Retry(
             read=False, status_forcelist=CREATE_RETRY_STATUSES, allowed_methods={"POST"}, **limits))
 
     def _call(self, method: str, path: str, **kwargs) -> dict:

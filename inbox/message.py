@@ -98,12 +98,16 @@ class InboxRequest(Request):
         parser.silent = False
         return parser
 
-    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+    def new_spool(self) -> SpoolFile:
+        """A spool file for one attachment, closed (and so deleted) with the request."""
         config = current_app.config
         spool = SpoolFile(config["INBOX_SPOOL_DIR"], config["INBOX_MAX_ATTACHMENT_BYTES"])
         # Parts of a form that fails half-way never reach request.files; close them too.
         self.__dict__.setdefault("_spools", []).append(spool)
         return spool
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return self.new_spool()
 
     def close(self) -> None:
         super().close()
@@ -131,6 +135,8 @@ class InboundMessage:
     token: str
     signature: str
     attachments: list[Attachment] = field(default_factory=list)
+    # A store(notify=…) notification lists the attachments to fetch instead of carrying them.
+    stored_attachments: list[dict] | None = None
 
 
 def _header(form, name: str) -> str:
@@ -155,6 +161,19 @@ def clean_filename(raw: str) -> str:
     # Category C is control, format (bidi overrides that disguise extensions), surrogates, private use.
     name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C")
     return name.strip(" .")[:255]
+
+
+def stored_attachment_list(form) -> list[dict] | None:
+    """The `attachments` of a store() notification, None for a forward() post."""
+    if "attachments" not in form:
+        return None
+    try:
+        items = json.loads(form["attachments"] or "[]")
+        if not isinstance(items, list) or not all(isinstance(item, dict) and "url" in item for item in items):
+            raise ValueError
+    except ValueError:
+        raise MalformedMessage('"attachments" must be the JSON list Mailgun sends with store(notify=…)') from None
+    return items
 
 
 def read_message(request: InboxRequest) -> InboundMessage:
@@ -185,5 +204,6 @@ def read_message(request: InboxRequest) -> InboundMessage:
         token=form.get("token", "").strip(),
         signature=form.get("signature", "").strip(),
         attachments=attachments,
+        stored_attachments=stored_attachment_list(form),
     )
 

@@ -8,10 +8,12 @@ failed, so the retry completes the message; 400/403 for requests Mailgun did not
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from .fetch import FetchError, fetch_attachments
 from .images import inspect
 from .mailgun import SignatureError, verify_signature
 from .message import InboundMessage, MalformedMessage, read_message
@@ -86,8 +88,16 @@ def receive_message():
             status, body = receipt
             log.info("repeat message_id=%s status=%d (answer recorded for this token)", message.message_id, status)
             return jsonify(body), status
+        if message.stored_attachments is not None:
+            fetched = fetch_attachments(message.stored_attachments, config.get("MAILGUN_API_KEY"), request.new_spool)
+            message = replace(message, attachments=message.attachments + fetched)
         status, body = store_attachments(message)
         save_receipt(receipts, message.token, status, body, config["INBOX_SPOOL_DIR"])
+    except MalformedMessage as error:
+        return refuse(400, str(error))
+    except FetchError as error:
+        log.error("fetch failed message_id=%s: %s", message.message_id, error)
+        return refuse(503, "the stored message could not be fetched from Mailgun now; Mailgun will retry")
     except STORAGE_ERRORS as error:
         log.error("storage failed message_id=%s: %s: %s", message.message_id, type(error).__name__, error)
         return refuse(503, "storage is unavailable; nothing was reported stored, Mailgun will retry")

@@ -1,0 +1,108 @@
+"""store(notify=…) notifications: attachments fetched from Mailgun's storage (mocked: it cannot run here)."""
+import base64
+import json
+
+import pytest
+import responses
+
+from conftest import make_image, signed_fields
+from inbox import create_app
+
+STORAGE = "https://storage.eu.mailgun.net/v3/domains/example.com/messages/AgEFxyz/attachments"
+API_KEY = "private-api-key"
+
+
+@pytest.fixture
+def app(settings):
+    return create_app({**settings, "MAILGUN_API_KEY": API_KEY})
+
+
+def notification(*items, **fields):
+    """The urlencoded form Mailgun POSTs to a store() route's notify URL."""
+    return {
+        "recipient": "photos@example.com", "sender": "alice@example.com", "Message-Id": "<stored@example.com>",
+        "message-url": "https://storage.eu.mailgun.net/v3/domains/example.com/messages/AgEFxyz",
+        "domain": "example.com", "attachments": json.dumps(list(items)), **signed_fields(), **fields,
+    }
+
+
+def item(number, name, size, content_type="image/jpeg"):
+    return {"url": f"{STORAGE}/{number}", "name": name, "size": size, "content-type": content_type}
+
+
+@responses.activate
+def test_fetches_each_stored_attachment_with_the_api_key_and_judges_it(client):
+    photo, pdf = make_image(".jpg"), b"%PDF-1.4\n%%EOF"
+    responses.get(f"{STORAGE}/0", body=photo)
+    responses.get(f"{STORAGE}/1", body=pdf)
+
+    answer = client.post("/webhooks/mailgun", data=notification(item(0, "big photo.jpg", len(photo)),
+                                                                item(1, "scan.pdf", len(pdf))))
+
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert [(entry["filename"], entry["size"]) for entry in body["stored"]] == [("big photo.jpg", len(photo))]
+    assert client.get(body["stored"][0]["url"]).data == photo
+    assert body["rejected"][0]["content_type"] == "application/pdf"
+    expected = "Basic " + base64.b64encode(f"api:{API_KEY}".encode()).decode()
+    assert all(call.request.headers["Authorization"] == expected for call in responses.calls)
+
+
+@responses.activate
+def test_a_storage_hiccup_is_retried_then_a_failure_is_503_for_mailgun_to_retry(client):
+    photo = make_image(".png")
+    responses.get(f"{STORAGE}/0", status=502)
+    responses.get(f"{STORAGE}/0", body=photo)
+    assert client.post("/webhooks/mailgun", data=notification(item(0, "a.png", len(photo)))).status_code == 200
+
+    responses.get(f"{STORAGE}/9", status=401)
+    refused = client.post("/webhooks/mailgun", data=notification(item(9, "b.png", 10)))
+    assert refused.status_code == 503
+    assert "Mailgun will retry" in refused.get_json()["reason"]
+
+
+@pytest.mark.parametrize("url", ["https://evil.example/steal", "http://storage.mailgun.net/insecure",
+                                 "https://storage.mailgun.net.evil.example/x", "https://127.0.0.1/admin"])
+@responses.activate
+def test_only_mailgun_hosts_are_contacted(client, url):
+    answer = client.post("/webhooks/mailgun", data=notification({"url": url, "name": "a.jpg", "size": 10}))
+    assert answer.status_code == 400
+    assert "not on a Mailgun host" in answer.get_json()["reason"]
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_an_unsigned_notification_fetches_nothing(client):
+    form = notification(item(0, "a.jpg", 10), signature="0" * 64)
+    assert client.post("/webhooks/mailgun", data=form).status_code == 403
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_an_oversized_stored_attachment_is_not_downloaded_whole(settings):
+    app = create_app({**settings, "MAILGUN_API_KEY": API_KEY, "INBOX_MAX_ATTACHMENT_BYTES": "100000"})
+    huge = make_image(".jpg") + bytes(5_000_000)
+    responses.get(f"{STORAGE}/0", body=huge)
+
+    answer = app.test_client().post("/webhooks/mailgun", data=notification(item(0, "huge.jpg", len(huge))))
+
+    assert answer.status_code == 413
+    assert f"{len(huge)} bytes is over the limit of 100000 bytes" in answer.get_json()["rejected"][0]["reason"]
+
+
+def test_without_an_api_key_the_notification_waits_for_the_operator(settings):
+    client = create_app(settings).test_client()
+    answer = client.post("/webhooks/mailgun", data=notification(item(0, "a.jpg", 10)))
+    assert answer.status_code == 503
+
+
+@pytest.mark.parametrize("attachments", ["not json", '{"url": "x"}', '[{"name": "no url"}]'])
+def test_a_malformed_attachment_list_is_400(client, attachments):
+    answer = client.post("/webhooks/mailgun", data={**notification(), "attachments": attachments})
+    assert answer.status_code == 400
+
+
+def test_a_notification_without_attachments_is_415(client):
+    answer = client.post("/webhooks/mailgun", data=notification())
+    assert answer.status_code == 415
+    assert answer.get_json()["reason"] == "the message has no attachments"
