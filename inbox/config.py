@@ -21,6 +21,7 @@ DEFAULTS = {
     "STORAGE_PROVIDER": "local",
     "STORAGE_CONTAINER": "images",
     "STORAGE_PATH": "./var/storage",
+    "STORAGE_MAKE_PUBLIC": "true",
     "INBOX_MAX_ATTACHMENT_BYTES": str(25 * MiB),
     "INBOX_SIGNATURE_MAX_AGE": str(12 * 3600),
     "INBOX_REJECT_STATUS": "415",
@@ -29,8 +30,30 @@ DEFAULTS = {
 
 PASSED_THROUGH = (
     "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "STORAGE_KEY", "STORAGE_SECRET", "STORAGE_REGION",
-    "STORAGE_HOST", "STORAGE_RECEIPTS_CONTAINER",
+    "STORAGE_HOST", "STORAGE_RECEIPTS_CONTAINER", "STORAGE_TENANT", "STORAGE_DOMAIN", "STORAGE_PROJECT",
 )
+
+# What each provider cannot do without; the rest falls back to the driver's defaults.
+PROVIDER_NEEDS = {
+    "local": {},
+    "s3": {"STORAGE_KEY": "the access key id", "STORAGE_SECRET": "the secret access key"},
+    "minio": {
+        "STORAGE_KEY": "the access key", "STORAGE_SECRET": "the secret key",
+        "STORAGE_HOST": "the server's host name, e.g. minio.internal (with STORAGE_PORT, STORAGE_SECURE)",
+    },
+    "azure_blobs": {"STORAGE_KEY": "the storage account name", "STORAGE_SECRET": "the account's access key"},
+    "openstack_swift": {
+        "STORAGE_KEY": "the user name", "STORAGE_SECRET": "the password",
+        "STORAGE_AUTH_URL": "the identity URL, e.g. https://keystone.example.com:5000/v3",
+    },
+    "cloudfiles": {"STORAGE_KEY": "the Rackspace user name", "STORAGE_SECRET": "the API key"},
+    "google_storage": {
+        "STORAGE_KEY": "an HMAC access id (GOOG...) or a service account e-mail",
+        "STORAGE_SECRET": "the HMAC secret, or the path of the service account's JSON key file",
+    },
+}
+# Swift identity API versions, by the suffix an auth URL usually carries (libcloud adds it itself).
+SWIFT_AUTH_VERSIONS = {"/v1.0": "1.0", "/v2.0": "2.0_password", "/v3": "3.x_password"}
 
 
 class ConfigError(Exception):
@@ -56,6 +79,43 @@ def _url(settings: Mapping, name: str) -> str:
     return value
 
 
+def _boolean(settings: Mapping, name: str, meaning: str) -> bool:
+    value = str(settings[name]).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name}={value!r}: use {meaning}")
+    return value in ("true", "1", "yes")
+
+
+def _storage_provider(settings: Mapping, config: dict) -> None:
+    provider = settings["STORAGE_PROVIDER"].strip().lower()
+    if provider not in PROVIDER_NEEDS:
+        raise ConfigError(f"STORAGE_PROVIDER={provider!r} is not supported; use one of {', '.join(PROVIDER_NEEDS)}")
+    config["STORAGE_PROVIDER"] = provider
+    for name, what in PROVIDER_NEEDS[provider].items():
+        if name not in settings:
+            raise ConfigError(f"{name} is not set: STORAGE_PROVIDER={provider} needs {what}")
+    config["STORAGE_MAKE_PUBLIC"] = _boolean(
+        settings, "STORAGE_MAKE_PUBLIC", "true (the app makes the image container publicly readable) or false "
+        "(you did, e.g. through a CDN; set PUBLIC_BASE_URL then)"
+    )
+    version = None
+    if "STORAGE_AUTH_URL" in settings:
+        url = _url(settings, "STORAGE_AUTH_URL")
+        for suffix, suffix_version in SWIFT_AUTH_VERSIONS.items():
+            if url.endswith(suffix):
+                url, version = url[: -len(suffix)], suffix_version
+        config["STORAGE_AUTH_URL"] = url
+    if provider == "openstack_swift":
+        version = settings.get("STORAGE_AUTH_VERSION", version or "3.x_password").strip()
+        if version not in SWIFT_AUTH_VERSIONS.values():
+            raise ConfigError(
+                f"STORAGE_AUTH_VERSION={version!r}: use 1.0 (tempauth, swauth), 2.0_password or 3.x_password (Keystone)"
+            )
+        if version == "3.x_password" and "STORAGE_TENANT" not in settings:
+            raise ConfigError("STORAGE_TENANT is not set: Keystone v3 needs the project (tenant) name to scope the token to")
+        config["STORAGE_AUTH_VERSION"] = version
+
+
 def load_config(source: Mapping[str, str]) -> dict:
     """Return the typed settings for Flask's config, or raise ConfigError."""
     settings = {**DEFAULTS, **{k: v for k, v in source.items() if v not in (None, "")}}
@@ -73,8 +133,7 @@ def load_config(source: Mapping[str, str]) -> dict:
     # identical on every worker and instance without another variable to keep in sync.
     config["INBOX_NAME_KEY"] = hmac.new(key.encode(), b"inbox object names v1", hashlib.sha256).digest()
 
-    provider = settings["STORAGE_PROVIDER"].strip().lower()
-    config["STORAGE_PROVIDER"] = provider
+    _storage_provider(settings, config)
     container = settings["STORAGE_CONTAINER"].strip()
     if not container or "/" in container or container.startswith("."):
         raise ConfigError(f"STORAGE_CONTAINER={container!r} is not a container name; use e.g. 'images'")
@@ -86,10 +145,7 @@ def load_config(source: Mapping[str, str]) -> dict:
     if "STORAGE_PORT" in settings:
         config["STORAGE_PORT"] = _integer(settings, "STORAGE_PORT", 1)
     if "STORAGE_SECURE" in settings:
-        secure = settings["STORAGE_SECURE"].strip().lower()
-        if secure not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"STORAGE_SECURE={secure!r}: use true (https) or false (http)")
-        config["STORAGE_SECURE"] = secure in ("true", "1", "yes")
+        config["STORAGE_SECURE"] = _boolean(settings, "STORAGE_SECURE", "true (https) or false (http)")
     if "PUBLIC_BASE_URL" in settings:
         config["PUBLIC_BASE_URL"] = _url(settings, "PUBLIC_BASE_URL")
 

@@ -1,9 +1,9 @@
-"""Liveness and readiness: /healthz answers 200 only while both containers can be reached."""
+"""Liveness and readiness: /healthz answers 200 only while the credentials can read both containers."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from .storage import STORAGE_ERRORS
+from .storage import STORAGE_ERRORS, check_access
 
 bp = Blueprint("health", __name__)
 
@@ -14,7 +14,7 @@ def healthz():
     for key in ("inbox.images", "inbox.receipts"):
         container = current_app.extensions[key]
         try:
-            container.driver.get_container(container.name)
+            check_access(container)
         except STORAGE_ERRORS as error:
             reason = f"{provider} container {container.name!r} unreachable: {type(error).__name__}"
             return jsonify(status="unavailable", storage=provider, reason=reason), 503

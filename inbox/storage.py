@@ -3,6 +3,8 @@
 The embedded default is libcloud's Local driver with two fixes that matter for a service:
 an upload links the spooled file into place (no second copy, never visible half-written)
 and the object's type and headers are kept beside it, since the stock driver drops `extra`.
+Every other provider's driver comes from providers.py, which also knows how to make its
+image container public and where its public URLs start.
 """
 from __future__ import annotations
 
@@ -12,19 +14,27 @@ import json
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 from urllib.parse import quote
 
-from libcloud.common.types import LibcloudError
+from libcloud.common.exceptions import BaseHTTPError
+from libcloud.common.types import InvalidCredsError, LibcloudError
 from libcloud.storage.drivers.local import LocalStorageDriver
-from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError
+from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError, ObjectDoesNotExistError
 
+from . import providers
 from .config import ConfigError
 
 # Names are content-addressed, so an object never changes once written.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
-# What a failing store raises: libcloud's own errors, HTTP errors it passes through
-# (requests' exceptions are OSErrors) and file-system errors of the local store.
-STORAGE_ERRORS = (LibcloudError, OSError)
+# What a failing store raises: libcloud's own errors, the HTTP errors of drivers without an
+# error parser of their own (Swift, Cloud Files: BaseHTTPError is no LibcloudError), network
+# errors (requests' exceptions are OSErrors) and file-system errors of the local store.
+STORAGE_ERRORS = (LibcloudError, BaseHTTPError, OSError)
+# Never written. Reading it is what a delivery does first (looking up a receipt): "no such
+# object" proves the service answers and takes the credentials for that container, where a
+# container lookup alone can pass without them (S3's driver ignores a 403 there).
+PROBE_NAME = "healthz-probe"
 
 
 class LinkingLocalStorageDriver(LocalStorageDriver):
@@ -41,6 +51,9 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
         fd = os.open(file_path, os.O_RDONLY)
         try:
             os.fsync(fd)  # the answer tells Mailgun it may forget the message
+            if hasattr(os, "posix_fadvise"):  # Linux
+                # Nothing reads the object back soon: free its pages rather than crowd the cache.
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
         os.chmod(file_path, 0o644)
@@ -94,7 +107,8 @@ def open_driver(config):
         except OSError as error:
             raise ConfigError(f"STORAGE_PATH={path!r} cannot be created ({error.strerror}); pick a writable folder") from None
         return LinkingLocalStorageDriver(path, ex_use_locking=False)
-    raise ConfigError(f"STORAGE_PROVIDER={provider!r} is not supported; use local")
+    with _explained(config, "sign in"):  # Swift v1 and Google service accounts authenticate here
+        return providers.PROVIDERS[provider].open(config)
 
 
 def spool_directory(driver) -> str:
@@ -116,18 +130,65 @@ def _ensure_container(driver, name: str):
             return driver.get_container(name)
 
 
+def check_access(container) -> None:
+    """Raise one of STORAGE_ERRORS unless the service answers and the credentials may read `container`."""
+    try:
+        container.driver.get_object(container.name, PROBE_NAME)
+    except ObjectDoesNotExistError:
+        pass
+
+
+@contextmanager
+def _explained(config, doing: str, fix: str = ""):
+    """Turn a storage failure at start-up into a ConfigError naming the provider, the step and the fix."""
+    try:
+        yield
+    except (*STORAGE_ERRORS, ValueError) as error:  # ValueError: e.g. an ambiguous OpenStack catalog
+        code = getattr(error, "http_code", None) or getattr(error, "code", None)
+        if isinstance(error, InvalidCredsError) or code in (401, 403):
+            hint = ("the credentials were refused: check STORAGE_KEY and STORAGE_SECRET, and that they may create "
+                    "containers and change their access")
+        elif isinstance(error, OSError):
+            hint = "the service cannot be reached: check STORAGE_HOST, STORAGE_PORT, STORAGE_SECURE or STORAGE_AUTH_URL"
+        elif isinstance(error, ValueError) or "endpoint" in str(error):
+            hint = "the service catalog has no single storage endpoint: set STORAGE_REGION to one of its regions"
+        else:
+            hint = "check the STORAGE_* settings (README, Storage providers)"
+        detail = getattr(error, "value", None) or error
+        detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+        raise ConfigError(
+            f"STORAGE_PROVIDER={config['STORAGE_PROVIDER']}: cannot {doing} ({type(error).__name__}: {detail[:300]}). "
+            f"To fix: {hint}{'; or ' + fix if fix else ''}."
+        ) from error
+
+
 def prepare_containers(driver, config):
     """Make the public image container and the private receipts container exist; return both."""
-    return _ensure_container(driver, config["STORAGE_CONTAINER"]), _ensure_container(
-        driver, config["STORAGE_RECEIPTS_CONTAINER"]
-    )
+    name, receipts_name = config["STORAGE_CONTAINER"], config["STORAGE_RECEIPTS_CONTAINER"]
+    with _explained(config, f"create container {name!r}"):
+        images = _ensure_container(driver, name)
+        check_access(images)
+    with _explained(config, f"create container {receipts_name!r}"):
+        receipts = _ensure_container(driver, receipts_name)
+        check_access(receipts)
+    provider = providers.PROVIDERS.get(config["STORAGE_PROVIDER"])
+    if provider and config["STORAGE_MAKE_PUBLIC"]:
+        fix = (f"{provider.public_fix}; or make its objects readable yourself (a policy, or a CDN named in "
+               "PUBLIC_BASE_URL) and set STORAGE_MAKE_PUBLIC=false")
+        with _explained(config, f"make container {name!r} publicly readable", fix):
+            provider.make_public(driver, images)
+    return images, receipts
 
 
 def public_base_url(driver, container, config) -> str | None:
     """Prefix of the public URL of every object, or None when the app serves them (local)."""
     if "PUBLIC_BASE_URL" in config:
         return config["PUBLIC_BASE_URL"]
-    return None
+    provider = providers.PROVIDERS.get(config["STORAGE_PROVIDER"])
+    if provider is None:
+        return None
+    with _explained(config, f"find the public URL of container {container.name!r}", "set PUBLIC_BASE_URL"):
+        return provider.url_base(driver, container, config)
 
 
 def object_name(name_key: bytes, message_id: str, sender: str, sha256: str, extension: str) -> str:
@@ -151,5 +212,5 @@ def store_image(container, path: str, name: str, content_type: str, filename: st
         container,
         name,
         extra={"content_type": content_type, "meta_data": {"filename": quote(filename)}},
-        headers={"Content-Disposition": content_disposition(filename), "Cache-Control": CACHE_CONTROL},
+        headers=providers.upload_headers(container.driver, content_disposition(filename), CACHE_CONTROL),
     )
