@@ -33,6 +33,5 @@ def save_receipt(container, token: str, status: int, body: dict, spool_dir: str)
     with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="receipt-") as file:
         file.write(json.dumps({"status": status, "body": body}).encode())
         file.flush()
-        container.driver.upload_object(
-            file.name, container, _name(token), extra={"content_type": "application/json"}
-        )
+        # No extra: drivers take application/json from the .json name.
+        container.driver.upload_object(file.name, container, _name(token))

@@ -45,17 +45,11 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
 
     def upload_object(self, file_path, container, object_name, extra=None, verify_hash=True, headers=None):
         obj_path = os.path.join(self.get_container_cdn_url(container, check=True), object_name)
-        meta = {"content_type": (extra or {}).get("content_type"), "meta_data": (extra or {}).get("meta_data") or {},
-                "headers": headers or {}}
-        _write_atomically(self._meta_path(container.name, object_name), json.dumps(meta).encode())
-        fd = os.open(file_path, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the answer tells Mailgun it may forget the message
-            if hasattr(os, "posix_fadvise"):  # Linux
-                # Nothing reads the object back soon: free its pages rather than crowd the cache.
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+        if extra or headers:
+            meta = {"content_type": (extra or {}).get("content_type"),
+                    "meta_data": (extra or {}).get("meta_data") or {}, "headers": headers or {}}
+            _write_atomically(self._meta_path(container.name, object_name), json.dumps(meta).encode())
+        _fsync(file_path, drop_cache=True)  # the answer tells Mailgun it may forget the message
         os.chmod(file_path, 0o644)
         try:
             os.link(file_path, obj_path)
@@ -64,6 +58,7 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
         except OSError:  # another file system, or links not allowed: copy, then rename into place
             with open(file_path, "rb") as source:
                 _write_atomically(obj_path, source)
+        _fsync(os.path.dirname(obj_path))  # the new name must survive a crash too, not only the bytes
         return self._make_object(container, object_name)
 
     def _make_object(self, container, object_name):
@@ -76,6 +71,17 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
         obj.extra.update(content_type=meta["content_type"], headers=meta["headers"])
         obj.meta_data = meta["meta_data"]
         return obj
+
+
+def _fsync(path: str, drop_cache: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        if drop_cache and hasattr(os, "posix_fadvise"):  # Linux
+            # Nothing reads a new object back soon: free its pages rather than crowd the cache.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def _write_atomically(path: str, data) -> None:
