@@ -56,5 +56,5 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool, *, retr
         if spool.size > spool.limit and isinstance(declared, int):
             spool.size = max(spool.size, declared)  # stopped at the limit: report the real size
         attachments.append(Attachment(field=f"attachment-{number}", filename=clean_filename(str(item.get("name", ""))),
-                                      spool=spool))
+                                      stream=spool))
     return attachments

@@ -176,11 +176,11 @@ class InboxRequest(Request):
 class Attachment:
     field: str
     filename: str
-    spool: SpoolFile
+    stream: SpoolFile
 
     @property
     def size(self) -> int:
-        return self.spool.size
+        return self.stream.size
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ def read_message(request: InboxRequest) -> InboundMessage:
         # Werkzeug raises ValueError on a broken or truncated multipart body.
         raise MalformedMessage(f"the form could not be parsed ({error}); is it a complete multipart body?") from None
     attachments = [
-        Attachment(field=name, filename=clean_filename(upload.filename or ""), spool=upload.stream)
+        Attachment(field=name, filename=clean_filename(upload.filename or ""), stream=upload.stream)
         for name, upload in files.items(multi=True)
     ]
     return InboundMessage(

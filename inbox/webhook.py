@@ -43,7 +43,7 @@ def store_attachments(message: InboundMessage) -> tuple[int, dict]:
     images = current_app.extensions["inbox.images"]
     stored, rejected, too_large = [], [], False
     for attachment in message.attachments:
-        spool = attachment.spool
+        spool = attachment.stream
         verdict = inspect(spool.head, spool.size, config["INBOX_MAX_ATTACHMENT_BYTES"])
         entry = {"attachment": attachment.field, "filename": attachment.filename, "content_type": verdict.content_type}
         if verdict.reason:
