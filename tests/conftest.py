@@ -4,10 +4,8 @@ from __future__ import annotations
 import contextlib
 import io
 import secrets
-import socket
-import subprocess
-import tempfile
 import time
+from pathlib import Path
 
 import pillow_heif
 import pytest
@@ -16,6 +14,7 @@ from PIL import Image
 
 from inbox import create_app
 from inbox.mailgun import sign
+from servers import Server, free_port  # noqa: F401  (free_port: for the test modules)
 
 SIGNING_KEY = "test-webhook-signing-key"
 pillow_heif.register_heif_opener()
@@ -83,34 +82,14 @@ def deliver(client):
     return post
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @contextlib.contextmanager
-def running(command, *, port: int, env=None, cwd=None, ready_path="/healthz", timeout=30):
+def running(command, *, port: int, logs, env=None, cwd=None, ready_path="/healthz"):
     """Start `command`, wait until it answers on 127.0.0.1:port, stop it by its PID afterwards."""
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(Path(command[0]).name, port, logs)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"{command[0]} did not start:\n{log.read().decode(errors='replace')}")
-                time.sleep(0.1)
-        yield process
+        server.launch("server", *command, env=env, cwd=cwd)
+        server.wait_until(lambda: requests.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1))
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        server.stop()

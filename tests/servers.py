@@ -61,11 +61,12 @@ class Server:
     folder: Path
     processes: list = field(default_factory=list)
 
-    def launch(self, log_name: str, *command, env=None) -> None:
+    def launch(self, log_name: str, *command, env=None, cwd=None) -> None:
+        """Start `command` (in `env`, the whole environment, default ours), its output in the folder."""
         log = open(self.folder / f"{log_name}.log", "ab")
         self.processes.append(subprocess.Popen(
             [str(part) for part in command], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=self.folder,
+            env=env, cwd=cwd or self.folder,
         ))
         log.close()
 
@@ -274,7 +275,7 @@ def swift(tmp_path_factory):
             pytest.fail(f"building Swift's rings failed ({INSTALL_HINT}):\n{rings.stderr[-2000:]}", pytrace=False)
         for kind in (*ports, "proxy"):
             server.launch(kind, SWIFT_BIN / f"swift-{kind}-server", folder / f"{kind}-server.conf", "--verbose",
-                          env={"PYTHONPATH": str(folder)})  # --verbose: log to the console (the log file)
+                          env={**os.environ, "PYTHONPATH": str(folder)})  # --verbose: log to the console (the log file)
         server.wait_until(lambda: all(_listening(port) for port in ports.values())
                           and requests.get(f"http://127.0.0.1:{server.port}/healthcheck", timeout=2).ok)
 

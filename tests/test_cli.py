@@ -24,7 +24,8 @@ def served(tmp_path_factory):
     """`inbox serve` in a fresh folder, as the README's run command leaves it."""
     folder = tmp_path_factory.mktemp("try-out")
     port = free_port()
-    with running([INBOX, "serve", "--port", str(port), "--workers", "1"], port=port, env=clean_env(), cwd=folder):
+    with running([INBOX, "serve", "--port", str(port), "--workers", "1"], port=port, env=clean_env(), cwd=folder,
+                 logs=tmp_path_factory.mktemp("serve-logs")):
         yield folder, f"http://127.0.0.1:{port}"
 
 

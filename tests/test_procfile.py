@@ -28,7 +28,8 @@ def service(tmp_path_factory):
     storage = tmp_path_factory.mktemp("gunicorn-storage")
     env = procfile_env(port, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, STORAGE_PATH=str(storage))
     assert PROCFILE_COMMAND == ["gunicorn", "inbox:create_app()"]
-    with running([GUNICORN, *PROCFILE_COMMAND[1:]], port=port, env=env, cwd=ROOT):
+    with running([GUNICORN, *PROCFILE_COMMAND[1:]], port=port, env=env, cwd=ROOT,
+                 logs=tmp_path_factory.mktemp("gunicorn-logs")):
         yield f"http://127.0.0.1:{port}", storage
 
 
