@@ -284,6 +284,15 @@ def swift(tmp_path_factory):
     server.stop()
 
 
+def _hang_up(*ends: socket.socket) -> None:
+    for end in ends:
+        try:
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        end.close()
+
+
 class TcpLink:
     """Forwards 127.0.0.1:port to a server until cut: then every connection is dropped on arrival."""
 
@@ -323,23 +332,13 @@ class TcpLink:
             pass
         with self.lock:
             self.sockets.difference_update((source, target))
-        for end in (source, target):
-            try:
-                end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            end.close()
+        _hang_up(source, target)
 
     def cut(self) -> None:
         self.up = False
         with self.lock:
             ends, self.sockets = list(self.sockets), set()
-        for end in ends:
-            try:
-                end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            end.close()
+        _hang_up(*ends)
 
     def restore(self) -> None:
         self.up = True
