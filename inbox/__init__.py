@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import files, health, webhook
 from .config import ConfigError, load_config
 from .message import InboxRequest
-from .storage import STORAGE_ERRORS, open_driver, prepare_containers, public_base_url, spool_directory
+from .storage import open_driver, prepare_containers, public_base_url, spool_directory
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -25,16 +25,10 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.request_class = InboxRequest
     _configure_logging()
 
+    # Each raises ConfigError naming the provider, the step and what to fix.
     driver = open_driver(settings)
-    try:
-        images, receipts = prepare_containers(driver, settings)
-        app.config["INBOX_PUBLIC_BASE"] = public_base_url(driver, images, settings)
-    except STORAGE_ERRORS as error:
-        raise ConfigError(
-            f"STORAGE_PROVIDER={settings['STORAGE_PROVIDER']}: cannot prepare containers "
-            f"{settings['STORAGE_CONTAINER']!r} and {settings['STORAGE_RECEIPTS_CONTAINER']!r}: {error}. "
-            "Check STORAGE_KEY/STORAGE_SECRET and the endpoint (STORAGE_HOST, STORAGE_PORT, STORAGE_REGION)."
-        ) from error
+    images, receipts = prepare_containers(driver, settings)
+    app.config["INBOX_PUBLIC_BASE"] = public_base_url(driver, images, settings)
     app.extensions["inbox.images"] = images
     app.extensions["inbox.receipts"] = receipts
     app.config["INBOX_SPOOL_DIR"] = spool_directory(driver)
