@@ -20,11 +20,13 @@ DEV_KEY_FILE = DATA_DIR / "dev-signing-key"
 DEFAULT_URL = "http://127.0.0.1:8000/webhooks/mailgun"
 
 
-def development_key() -> str:
-    """MAILGUN_WEBHOOK_SIGNING_KEY, or the local development key (made on first use, shown once)."""
+def development_key(create: bool = True) -> str | None:
+    """MAILGUN_WEBHOOK_SIGNING_KEY, or the local development key (made by serve, shown once)."""
     if os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY"):
         return os.environ["MAILGUN_WEBHOOK_SIGNING_KEY"]
     if not DEV_KEY_FILE.exists():
+        if not create:
+            return None
         DATA_DIR.mkdir(parents=True, exist_ok=True)
         key = secrets.token_hex(32)
         with os.fdopen(os.open(DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
@@ -54,8 +56,10 @@ def serve(args) -> int:
         def load(self):
             return create_app(settings)
 
+    command = os.path.relpath(sys.argv[0]) if os.path.isabs(sys.argv[0]) else sys.argv[0]
     print(f"inbox: webhook at http://127.0.0.1:{args.port}/webhooks/mailgun, storage "
-          f"{settings.get('STORAGE_PROVIDER', 'local')}; try `inbox send PHOTO.jpg`", file=sys.stderr)
+          f"{settings.get('STORAGE_PROVIDER', 'local')}; from this folder try: {command} send PHOTO.jpg",
+          file=sys.stderr)
     Server().run()
     return 0
 
@@ -82,8 +86,13 @@ def send(args) -> int:
     if missing:
         print(f"inbox: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    key = development_key(create=False)
+    if key is None:
+        print(f"inbox: no signing key here: run this in the folder where `inbox serve` runs (it keeps "
+              f"{DEV_KEY_FILE}), or set MAILGUN_WEBHOOK_SIGNING_KEY to the server's key", file=sys.stderr)
+        return 2
     fields, files = build_delivery(
-        args.files, key=development_key(), sender=args.sender, recipient=args.recipient, subject=args.subject,
+        args.files, key=key, sender=args.sender, recipient=args.recipient, subject=args.subject,
         message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>",
     )
     try:
@@ -98,6 +107,9 @@ def send(args) -> int:
         print(json.dumps(response.json(), indent=2, ensure_ascii=False))
     except ValueError:
         print(response.text)
+    if response.status_code == 403:
+        print("inbox: the server refused the signature: is this the folder where `inbox serve` runs, or "
+              "MAILGUN_WEBHOOK_SIGNING_KEY the server's key?", file=sys.stderr)
     return 0 if response.status_code == 200 else 1
 
 

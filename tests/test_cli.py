@@ -29,9 +29,9 @@ def served(tmp_path_factory):
         yield folder, f"http://127.0.0.1:{port}"
 
 
-def send(folder, url, *args):
-    return subprocess.run([INBOX, "send", "--url", f"{url}/webhooks/mailgun", *args], cwd=folder, env=clean_env(),
-                          capture_output=True, text=True, timeout=60)
+def send(folder, url, *args, **env):
+    return subprocess.run([INBOX, "send", "--url", f"{url}/webhooks/mailgun", *args], cwd=folder,
+                          env={**clean_env(), **env}, capture_output=True, text=True, timeout=60)
 
 
 def test_serve_makes_a_private_development_key_that_send_uses(served, images):
@@ -64,6 +64,19 @@ def test_send_reports_a_rejection_with_a_failing_exit_code(served):
     result = send(folder, url, "evil.jpg")
     assert result.returncode == 1
     assert json.loads(result.stdout)["rejected"][0]["content_type"] == "text/html"
+
+
+def test_send_elsewhere_explains_where_the_key_is_instead_of_making_one(served, tmp_path, images):
+    _, url = served
+    (tmp_path / "a.jpg").write_bytes(images[".jpg"])
+    result = send(tmp_path, url, "a.jpg")
+    assert result.returncode == 2
+    assert "no signing key here" in result.stderr and "MAILGUN_WEBHOOK_SIGNING_KEY" in result.stderr
+    assert not (tmp_path / "var").exists()
+
+    wrong = send(tmp_path, url, "a.jpg", MAILGUN_WEBHOOK_SIGNING_KEY="not-the-servers-key")
+    assert wrong.returncode == 1
+    assert "the server refused the signature" in wrong.stderr
 
 
 def test_send_explains_missing_files_and_unreachable_servers(served):
