@@ -51,7 +51,6 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool, *, retr
                         break
         except requests.RequestException as error:
             raise FetchError(f"cannot fetch {url}: {error}") from None
-        spool.flush()
         declared = item.get("size")
         if spool.size > spool.limit and isinstance(declared, int):
             spool.size = max(spool.size, declared)  # stopped at the limit: report the real size

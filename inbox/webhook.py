@@ -30,6 +30,11 @@ def refuse(status: int, reason: str):
     return jsonify(error=status, reason=reason), status
 
 
+def _storage_failed(message_id: str, error: Exception):
+    log.error("storage failed message_id=%s: %s: %s", message_id, type(error).__name__, error)
+    return refuse(503, "storage is unavailable; nothing was reported stored, Mailgun will retry")
+
+
 def _public_url(container, name: str) -> str:
     base = current_app.config["INBOX_PUBLIC_BASE"]
     if base is None:
@@ -73,6 +78,8 @@ def receive_message():
         message = read_message(request)
     except MalformedMessage as error:
         return refuse(400, str(error))
+    except OSError as error:  # the spool folder is full or gone
+        return _storage_failed("-", error)
     try:
         verify_signature(
             config["MAILGUN_WEBHOOK_SIGNING_KEY"], message.timestamp, message.token, message.signature,
@@ -99,8 +106,7 @@ def receive_message():
         log.error("fetch failed message_id=%s: %s", message.message_id, error)
         return refuse(503, "the stored message could not be fetched from Mailgun now; Mailgun will retry")
     except STORAGE_ERRORS as error:
-        log.error("storage failed message_id=%s: %s: %s", message.message_id, type(error).__name__, error)
-        return refuse(503, "storage is unavailable; nothing was reported stored, Mailgun will retry")
+        return _storage_failed(message.message_id, error)
     log.info(
         "delivery message_id=%s attachments=%d stored=%d rejected=%d status=%d",
         message.message_id, len(message.attachments), len(body["stored"]), len(body["rejected"]), status,

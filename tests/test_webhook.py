@@ -171,6 +171,13 @@ def test_storage_failure_is_503_and_the_retry_completes_with_the_same_urls(deliv
     assert [item["url"] for item in retried.get_json()["stored"]] == [item["url"] for item in good]
 
 
+def test_a_spool_folder_that_is_gone_is_503_not_500(deliver, settings, images):
+    shutil.rmtree(os.path.join(settings["STORAGE_PATH"], ".spool"))
+    response = deliver(("a.jpg", images[".jpg"]))
+    assert response.status_code == 503
+    assert "Mailgun will retry" in response.get_json()["reason"]
+
+
 def test_a_long_html_thread_and_many_header_fields_are_accepted(client, images):
     form = mailgun_form(("a.jpg", images[".jpg"]))
     form["body-html"] = "<blockquote>" + "quoted reply text " * 400_000 + "</blockquote>"  # ~7 MB
