@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.util.retry import Retry
 
-from .mailgun import TIMEOUT, api_session
+from .mailgun import RETRY_STATUSES, TIMEOUT, api_session
 from .message import Attachment, MalformedMessage, clean_filename
 
 CHUNK = 1024 * 1024
@@ -28,11 +28,11 @@ def is_mailgun_url(url: str) -> bool:
     return parts.scheme == "https" and (host == "mailgun.net" or host.endswith(".mailgun.net"))
 
 
-def fetch_attachments(items: list[dict], api_key: str | None, new_spool, *, retries: int = 3) -> list[Attachment]:
+def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> list[Attachment]:
     """Download every stored attachment into a spool (at most one byte past the size limit)."""
     if not api_key:
         raise FetchError("MAILGUN_API_KEY is not set: it is needed to fetch messages Mailgun stored (store() routes)")
-    session = api_session(api_key, Retry(total=retries, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504)))
+    session = api_session(api_key, Retry(total=3, backoff_factor=0.5, status_forcelist=RETRY_STATUSES))
     attachments = []
     for number, item in enumerate(items, start=1):
         url = str(item["url"])
