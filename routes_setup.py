@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from inbox.mailgun import (
+from inbox.routes import (
     API_URLS, MailgunAPIError, RoutesClient, RouteSpecError, delete_routes, describe, ensure_route, our_routes,
     route_spec,
 )

@@ -1,4 +1,4 @@
-"""routes_setup.py and the Routes API client in inbox/mailgun.py, against a Mailgun faked with `responses`."""
+"""routes_setup.py and the Routes API client in inbox/routes.py, against a Mailgun faked with `responses`."""
 from __future__ import annotations
 
 import copy
@@ -15,7 +15,7 @@ import pytest
 import requests
 import responses
 
-from inbox.mailgun import MailgunAPIError, MailgunUnreachable, RoutesClient, recipient_pattern, route_spec
+from inbox.routes import MailgunAPIError, MailgunUnreachable, RoutesClient, recipient_pattern, route_spec
 
 # routes_setup.py is a script at the repository root, not part of the installed package.
 _spec = importlib.util.spec_from_file_location("routes_setup", Path(__file__).parents[1] / "routes_setup.py")

@@ -1,0 +1,220 @@
+"""Mailgun's Routes API: the one route that sends the inbox address to the webhook (used by routes_setup.py).
+
+Our routes carry a marker in their description, "inbox:" + the address, so a run finds its
+own route among hundreds and never touches anyone else's.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from .mailgun import RETRY_STATUSES, TIMEOUT, api_session
+
+API_URLS = {"us": "https://api.mailgun.net/v3", "eu": "https://api.eu.mailgun.net/v3"}
+MARKER = "inbox:"
+PAGE_SIZE = 100
+# A POST answered otherwise (500, 502, 504, or no answer at all) may still have created
+# the route; sending it again could make a second one. Mailgun did no work on these two.
+CREATE_RETRY_STATUSES = (429, 503)
+CREATE_UNSURE = "; the route may have been created all the same: run this again, it finds it and changes nothing"
+REGEX_METACHARACTERS = re.compile(r"([\\.^$*+?{}\[\]|()])")
+ADDRESS = re.compile(r'[^@\s"\\]+@[^@\s"\\]+')
+
+
+class MailgunAPIError(Exception):
+    """Mailgun refused or failed a Routes API call; the message says what to fix."""
+
+
+class MailgunAuthError(MailgunAPIError):
+    """The API key is wrong, cannot manage routes (a sending key), or belongs to the other region."""
+
+
+class MailgunUnreachable(MailgunAPIError):
+    """No answer from Mailgun: DNS, connection refused, or a timeout."""
+
+
+class RouteNotFound(MailgunAPIError):
+    """Mailgun answered 404."""
+
+
+class RouteSpecError(ValueError):
+    """The route asked for cannot be expressed: a bad address, pattern or URL."""
+
+
+def recipient_pattern(address: str) -> str:
+    """A regular expression matching exactly `address`, in any letter case.
+
+    Mailgun's patterns are Python-style regexes. Only Python's metacharacters are escaped
+    ('.', '+', ...): '-', '@' and '_' stay bare, as every flavour reads them literally.
+    ^...$ keep xphotos@example.com.evil out. Whether Mailgun folds the recipient's case is
+    not documented; addresses are case-insensitive in practice, so `(?i)` (leading, where
+    Python requires global flags) lets mail to Photos@Example.com arrive as well.
+    """
+    return "(?i)^" + REGEX_METACHARACTERS.sub(r"\\\1", address.lower()) + "$"
+
+
+def route_marker(address: str) -> str:
+    return MARKER + address.lower()
+
+
+def is_ours(route: dict, address: str | None = None) -> bool:
+    """Whether `route` was made by this tool (for `address`, when given)."""
+    description = route.get("description") or ""
+    if address is None:
+        return description.startswith(MARKER)
+    marker = route_marker(address)
+    return description == marker or description.startswith(marker + " ")
+
+
+def route_spec(
+    address: str, url: str, *, priority: int = 0, description: str = "", store: bool = False,
+    pattern: str | None = None,
+) -> dict:
+    """The route sending mail for `address` (or `pattern`) to `url`, as Mailgun stores it."""
+    if not ADDRESS.fullmatch(address or ""):
+        raise RouteSpecError(f"recipient {address!r} is not an e-mail address like photos@example.com")
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r'[\s"\\]', url):
+        raise RouteSpecError(f"webhook URL {url!r} is not an absolute http(s) URL like https://host/webhooks/mailgun")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise RouteSpecError(f"--pattern {pattern!r} is not a regular expression: {error}") from None
+        if '"' in pattern:
+            raise RouteSpecError("--pattern cannot contain '\"'; Mailgun reads the pattern inside double quotes")
+    target = f'store(notify="{url}")' if store else f'forward("{url}")'
+    return {
+        "priority": priority,
+        "description": f"{route_marker(address)} {description}".strip(),
+        "expression": f'match_recipient("{recipient_pattern(address) if pattern is None else pattern}")',
+        "actions": [target, "stop()"],
+    }
+
+
+def describe(route: dict) -> str:
+    return f"{route['expression']} -> {', '.join(route['actions'])}"
+
+
+class RoutesClient:
+    """Mailgun's Routes API (account-wide, one region), with timeouts and retries that cannot duplicate."""
+
+    def __init__(self, api_key: str, api_url: str = API_URLS["us"], *, timeout=TIMEOUT, retries: int = 4,
+                 backoff_factor: float = 0.5):
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        limits = {"total": retries, "connect": retries, "status": retries, "backoff_factor": backoff_factor,
+                  "raise_on_status": False}
+        self._session = api_session(api_key, Retry(
+            read=retries, status_forcelist=RETRY_STATUSES, allowed_methods={"GET", "PUT", "DELETE"}, **limits))
+        # Connect errors are retried for every method (nothing was sent); a POST is not
+        # retried once it may have reached Mailgun (see CREATE_RETRY_STATUSES).
+        self._create_session = api_session(api_key, Retry(
+            read=False, status_forcelist=CREATE_RETRY_STATUSES, allowed_methods={"POST"}, **limits))
+
+    def _call(self, method: str, path: str, **kwargs) -> dict:
+        url = self.api_url + path
+        unsure = CREATE_UNSURE if method == "POST" else ""
+        session = self._create_session if method == "POST" else self._session
+        try:
+            response = session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.ConnectTimeout:
+            raise MailgunUnreachable(f"no connection to {url} within {self.timeout[0]} s: "
+                                     "check MAILGUN_API_URL and the network") from None
+        except requests.exceptions.RequestException as error:
+            # A read timeout that used up the retries arrives as a ConnectionError around it.
+            reason = getattr(error.args[0] if error.args else None, "reason", None)
+            if isinstance(error, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
+                raise MailgunUnreachable(f"Mailgun did not answer {method} {url} within {self.timeout[1]} s"
+                                         + (unsure or "; try again later")) from None
+            raise MailgunUnreachable(f"cannot reach {url} ({type(error).__name__}): "
+                                     f"check MAILGUN_API_URL and the network{unsure}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.ok:
+            return body
+        status = response.status_code
+        message = (body.get("message") if isinstance(body, dict) else None) or response.text.strip()[:200]
+        if status in (401, 403):
+            raise MailgunAuthError(
+                f"Mailgun refused the API key (HTTP {status}) at {self.api_url}: MAILGUN_API_KEY must be the "
+                "account's private API key, not the HTTP webhook signing key nor a domain sending key, "
+                "and an EU account needs --region eu")
+        if status == 404:
+            raise RouteNotFound(f"{method} {url}: HTTP 404 {message}; check MAILGUN_API_URL (it ends in /v3)")
+        if status in RETRY_STATUSES:
+            if status in CREATE_RETRY_STATUSES:
+                unsure = ""
+            raise MailgunAPIError(
+                f"Mailgun failed {method} {url} (HTTP {status} {message}){unsure or '; try again later'}")
+        raise MailgunAPIError(f"Mailgun rejected {method} {url} (HTTP {status}): {message}")
+
+    def routes(self):
+        """Every route on the account, page by page."""
+        skip = 0
+        while True:
+            page = self._call("GET", "/routes", params={"skip": skip, "limit": PAGE_SIZE})
+            items = page.get("items") or []
+            yield from items
+            skip += len(items)
+            if not items or skip >= page.get("total_count", 0):
+                return
+
+    def create(self, spec: dict) -> dict:
+        return self._call("POST", "/routes", data=_form(spec))["route"]
+
+    def update(self, route_id: str, spec: dict) -> None:
+        self._call("PUT", f"/routes/{route_id}", data=_form(spec))
+
+    def delete(self, route_id: str) -> None:
+        try:
+            self._call("DELETE", f"/routes/{route_id}")
+        except RouteNotFound:
+            pass  # already gone, e.g. a retried DELETE whose first answer was lost
+
+
+def _form(spec: dict) -> list[tuple[str, str]]:
+    fields = [("priority", str(spec["priority"])), ("description", spec["description"]),
+              ("expression", spec["expression"])]
+    return fields + [("action", action) for action in spec["actions"]]
+
+
+def our_routes(client: RoutesClient, address: str | None = None) -> list[dict]:
+    """Routes this tool made (for `address`, when given), from every page."""
+    return [route for route in client.routes() if is_ours(route, address)]
+
+
+def is_current(route: dict, spec: dict) -> bool:
+    return (int(route.get("priority") or 0) == spec["priority"] and route.get("description") == spec["description"]
+            and route.get("expression") == spec["expression"] and list(route.get("actions") or []) == spec["actions"])
+
+
+def ensure_route(client: RoutesClient, address: str, spec: dict, *, dry_run: bool = False) -> tuple[str, dict]:
+    """Make `spec` the one route marked for `address`: ("created" | "updated" | "unchanged", route)."""
+    route, *duplicates = our_routes(client, address) or [None]
+    if route is None:
+        return "created", spec if dry_run else client.create(spec)
+    if not duplicates and is_current(route, spec):
+        return "unchanged", route
+    if not dry_run:
+        # Two of our routes (a lost answer to a POST, or a hand-made copy) would race for the mail.
+        for duplicate in duplicates:
+            client.delete(duplicate["id"])
+        if not is_current(route, spec):
+            client.update(route["id"], spec)
+    return "updated", {**route, **spec}
+
+
+def delete_routes(client: RoutesClient, address: str, *, dry_run: bool = False) -> list[dict]:
+    """Delete the routes marked for `address` (nobody else's); returns them."""
+    routes = our_routes(client, address)
+    if not dry_run:
+        for route in routes:
+            client.delete(route["id"])
+    return routes
