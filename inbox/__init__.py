@@ -9,31 +9,20 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import files, health, webhook
+from . import files, health, spool, storage, webhook
 from .config import ConfigError, load_config
-from .message import InboxRequest
-from .storage import open_driver, prepare_containers, public_base_url, spool_directory
 
 __all__ = ["create_app", "ConfigError"]
 
 
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app from `config` (keys as the environment variables), or from the environment."""
-    settings = load_config(os.environ if config is None else config)
     app = Flask(__name__, static_folder=None)
-    app.config.update(settings)
-    app.request_class = InboxRequest
+    app.config.update(load_config(os.environ if config is None else config))
     _configure_logging()
-
-    # Each raises ConfigError naming the provider, the step and what to fix.
-    driver = open_driver(settings)
-    images, receipts = prepare_containers(driver, settings)
-    app.config["INBOX_PUBLIC_BASE"] = public_base_url(driver, images, settings)
-    app.extensions["inbox.images"] = images
-    app.extensions["inbox.receipts"] = receipts
-    app.config["INBOX_SPOOL_DIR"] = spool_directory(driver)
-
-    hops = settings["INBOX_TRUSTED_PROXIES"]
+    store = storage.init_app(app)  # raises ConfigError naming the provider, the step and what to fix
+    spool.init_app(app, store.spool_folder, writeback=store.links_spool)
+    hops = app.config["INBOX_TRUSTED_PROXIES"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     for module in (webhook, files, health):
@@ -62,4 +51,3 @@ def _answer_http_error(error: HTTPException):
 def _answer_unexpected_error(error: Exception):
     logging.getLogger("inbox").exception("unexpected error on %s %s", request.method, request.path)
     return jsonify(error=500, reason="internal error; the server log has the details"), 500
-

@@ -31,30 +31,8 @@ DEFAULTS = {
 PASSED_THROUGH = (
     "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "STORAGE_KEY", "STORAGE_SECRET", "STORAGE_REGION",
     "STORAGE_HOST", "STORAGE_RECEIPTS_CONTAINER", "STORAGE_TENANT", "STORAGE_DOMAIN", "STORAGE_PROJECT",
+    "STORAGE_AUTH_URL", "STORAGE_AUTH_VERSION",
 )
-
-# What each provider cannot do without; the rest falls back to the driver's defaults.
-PROVIDER_NEEDS = {
-    "local": {},
-    "s3": {"STORAGE_KEY": "the access key id", "STORAGE_SECRET": "the secret access key"},
-    "minio": {
-        "STORAGE_KEY": "the access key", "STORAGE_SECRET": "the secret key",
-        "STORAGE_HOST": "the server's host name, e.g. minio.internal (with STORAGE_PORT, STORAGE_SECURE)",
-    },
-    "azure_blobs": {"STORAGE_KEY": "the storage account name", "STORAGE_SECRET": "the account's access key"},
-    "openstack_swift": {
-        "STORAGE_KEY": "the user name", "STORAGE_SECRET": "the password",
-        "STORAGE_AUTH_URL": "the identity URL, e.g. https://keystone.example.com:5000/v3",
-    },
-    "cloudfiles": {"STORAGE_KEY": "the Rackspace user name", "STORAGE_SECRET": "the API key"},
-    "google_storage": {
-        "STORAGE_KEY": "an HMAC access id (GOOG...) or a service account e-mail",
-        "STORAGE_SECRET": "the HMAC secret, or the path of the service account's JSON key file",
-    },
-}
-# Swift identity API versions, by the suffix an auth URL usually carries (libcloud adds it itself).
-SWIFT_AUTH_VERSIONS = {"/v1.0": "1.0", "/v2.0": "2.0_password", "/v3": "3.x_password"}
-
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names it and says what to put there."""
@@ -71,7 +49,8 @@ def _integer(settings: Mapping, name: str, minimum: int) -> int:
     return value
 
 
-def _url(settings: Mapping, name: str) -> str:
+def absolute_url(settings: Mapping, name: str) -> str:
+    """The http(s) URL in settings[name], without a trailing slash; else ConfigError."""
     value = settings[name].strip().rstrip("/")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -87,33 +66,12 @@ def _boolean(settings: Mapping, name: str, meaning: str) -> bool:
 
 
 def _storage_provider(settings: Mapping, config: dict) -> None:
-    provider = settings["STORAGE_PROVIDER"].strip().lower()
-    if provider not in PROVIDER_NEEDS:
-        raise ConfigError(f"STORAGE_PROVIDER={provider!r} is not supported; use one of {', '.join(PROVIDER_NEEDS)}")
-    config["STORAGE_PROVIDER"] = provider
-    for name, what in PROVIDER_NEEDS[provider].items():
-        if name not in settings:
-            raise ConfigError(f"{name} is not set: STORAGE_PROVIDER={provider} needs {what}")
+    # Which settings each provider needs is checked by its record (providers.provider_for).
+    config["STORAGE_PROVIDER"] = settings["STORAGE_PROVIDER"].strip().lower()
     config["STORAGE_MAKE_PUBLIC"] = _boolean(
         settings, "STORAGE_MAKE_PUBLIC", "true (the app makes the image container publicly readable) or false "
         "(you did, e.g. through a CDN; set PUBLIC_BASE_URL then)"
     )
-    version = None
-    if "STORAGE_AUTH_URL" in settings:
-        url = _url(settings, "STORAGE_AUTH_URL")
-        for suffix, suffix_version in SWIFT_AUTH_VERSIONS.items():
-            if url.endswith(suffix):
-                url, version = url[: -len(suffix)], suffix_version
-        config["STORAGE_AUTH_URL"] = url
-    if provider == "openstack_swift":
-        version = settings.get("STORAGE_AUTH_VERSION", version or "3.x_password").strip()
-        if version not in SWIFT_AUTH_VERSIONS.values():
-            raise ConfigError(
-                f"STORAGE_AUTH_VERSION={version!r}: use 1.0 (tempauth, swauth), 2.0_password or 3.x_password (Keystone)"
-            )
-        if version == "3.x_password" and "STORAGE_TENANT" not in settings:
-            raise ConfigError("STORAGE_TENANT is not set: Keystone v3 needs the project (tenant) name to scope the token to")
-        config["STORAGE_AUTH_VERSION"] = version
 
 
 def load_config(source: Mapping[str, str]) -> dict:
@@ -128,7 +86,7 @@ def load_config(source: Mapping[str, str]) -> dict:
         )
     config = {name: settings[name] for name in PASSED_THROUGH if name in settings}
     config["MAILGUN_WEBHOOK_SIGNING_KEY"] = key
-    config["MAILGUN_API_URL"] = _url(settings, "MAILGUN_API_URL")
+    config["MAILGUN_API_URL"] = absolute_url(settings, "MAILGUN_API_URL")
     # Object names are keyed by a secret derived from the signing key: unguessable, yet
     # identical on every worker and instance without another variable to keep in sync.
     config["INBOX_NAME_KEY"] = hmac.new(key.encode(), b"inbox object names v1", hashlib.sha256).digest()
@@ -147,7 +105,7 @@ def load_config(source: Mapping[str, str]) -> dict:
     if "STORAGE_SECURE" in settings:
         config["STORAGE_SECURE"] = _boolean(settings, "STORAGE_SECURE", "true (https) or false (http)")
     if "PUBLIC_BASE_URL" in settings:
-        config["PUBLIC_BASE_URL"] = _url(settings, "PUBLIC_BASE_URL")
+        config["PUBLIC_BASE_URL"] = absolute_url(settings, "PUBLIC_BASE_URL")
 
     max_bytes = _integer(settings, "INBOX_MAX_ATTACHMENT_BYTES", 1)
     config["INBOX_MAX_ATTACHMENT_BYTES"] = max_bytes

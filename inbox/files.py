@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, current_app, send_file
-from libcloud.storage.drivers.local import LocalStorageDriver
+from flask import Blueprint, abort, send_file
 from libcloud.storage.types import ObjectDoesNotExistError
 
 from .images import CONTENT_TYPES
-from .storage import CACHE_CONTROL
+from .storage import CACHE_CONTROL, current_store
 
 bp = Blueprint("files", __name__)
 SERVED_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}(\.[a-z]+)")
@@ -21,9 +20,10 @@ SERVED_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3
 
 @bp.get("/files/<container>/<name>")
 def serve_file(container: str, name: str):
-    images = current_app.extensions["inbox.images"]
+    store = current_store()
+    images = store.images
     match = SERVED_NAME.fullmatch(name)
-    if not isinstance(images.driver, LocalStorageDriver) or container != images.name or not match:
+    if not store.serves_files or container != images.name or not match:
         abort(404)
     try:
         obj = images.driver.get_object(container, name)

@@ -1,21 +1,21 @@
 """Liveness and readiness: /healthz answers 200 only while the credentials can read both containers."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
-from .storage import STORAGE_ERRORS, check_access
+from .storage import StorageUnavailable, check_access, current_store, unavailable_on_failure
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz():
-    provider = current_app.config["STORAGE_PROVIDER"]
-    for key in ("inbox.images", "inbox.receipts"):
-        container = current_app.extensions[key]
+    store = current_store()
+    for container in (store.images, store.receipts):
         try:
-            check_access(container)
-        except STORAGE_ERRORS as error:
-            reason = f"{provider} container {container.name!r} unreachable: {type(error).__name__}"
-            return jsonify(status="unavailable", storage=provider, reason=reason), 503
-    return jsonify(status="ok", storage=provider)
+            with unavailable_on_failure(store):
+                check_access(container)
+        except StorageUnavailable as error:
+            reason = f"{store.provider} container {container.name!r} unreachable: {error.__cause__.__class__.__name__}"
+            return jsonify(status="unavailable", storage=store.provider, reason=reason), 503
+    return jsonify(status="ok", storage=store.provider)

@@ -1,16 +1,19 @@
-"""Per-provider setup that libcloud leaves to its caller: open the driver, make images public, say their URL.
+"""Everything about one storage provider that libcloud leaves to its caller, one record per STORAGE_PROVIDER.
 
-One entry per STORAGE_PROVIDER other than `local`: how to open its libcloud driver from the
-STORAGE_* settings, how to let anyone read the image container's objects (never list them:
-an image's unguessable name is its only secret), and the public URL base of that container.
-Everything else (containers, uploads, reads) goes through the drivers' common interface in
-storage.py. The receipts container is never touched here, so it keeps the provider's
-private default.
+Each record says which settings the provider cannot do without, how to open its libcloud
+driver, how to let anyone read the image container's objects (never list them: an image's
+unguessable name is its only secret), where their public URLs start, under which header
+names the service keeps Content-Disposition and Cache-Control, and where attachments are
+spooled. Everything else (containers, uploads, reads) goes through the drivers' common
+interface in storage.py; nothing outside this module branches on a provider's name. The
+receipts container is never touched here, so it keeps the provider's private default.
 """
 from __future__ import annotations
 
 import binascii
 import json
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -24,9 +27,12 @@ from libcloud.storage.drivers.cloudfiles import CloudFilesStorageDriver, OpenSta
 from libcloud.storage.drivers.google_storage import GoogleStorageDriver
 from libcloud.storage.drivers.s3 import REGION_TO_HOST_MAP, S3StorageDriver
 
-from .config import ConfigError
+from .config import ConfigError, absolute_url
+from .local_store import LinkingLocalStorageDriver
 
 PUBLIC_READ_SID = "InboxPublicReadObjects"
+# Swift identity API versions, by the suffix an auth URL usually carries (libcloud adds it itself).
+SWIFT_AUTH_VERSIONS = {"/v1.0": "1.0", "/v2.0": "2.0_password", "/v3": "3.x_password"}
 
 
 def _expect(answer, *statuses) -> None:
@@ -40,6 +46,20 @@ def _origin(connection) -> str:
     scheme, default_port = ("https", 443) if connection.secure else ("http", 80)
     port = int(connection.port)
     return f"{scheme}://{connection.host}" + ("" if port == default_port else f":{port}")
+
+
+def _open_local(config: Mapping):
+    path = os.path.abspath(config["STORAGE_PATH"])
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"STORAGE_PATH={path!r} cannot be created ({error.strerror}); pick a writable folder") from None
+    return LinkingLocalStorageDriver(path, ex_use_locking=False)
+
+
+def _local_spool_folder(driver) -> str:
+    # Inside the store: one file system, so the spool file becomes the object by a link.
+    return os.path.join(driver.base_path, ".spool")
 
 
 def _open_s3(config: Mapping):
@@ -127,9 +147,25 @@ def _azure_url_base(driver, container, config: Mapping) -> str:
     return _origin(driver.connection) + driver.connection.morph_action_hook("/" + quote(container.name))
 
 
+def swift_auth(config: Mapping) -> tuple[str, str]:
+    """The identity URL without its version suffix, and the auth version (from the suffix, or set)."""
+    url, version = absolute_url(config, "STORAGE_AUTH_URL"), None
+    for suffix, suffix_version in SWIFT_AUTH_VERSIONS.items():
+        if url.endswith(suffix):
+            url, version = url[: -len(suffix)], suffix_version
+    version = config.get("STORAGE_AUTH_VERSION", version or "3.x_password").strip()
+    if version not in SWIFT_AUTH_VERSIONS.values():
+        raise ConfigError(
+            f"STORAGE_AUTH_VERSION={version!r}: use 1.0 (tempauth, swauth), 2.0_password or 3.x_password (Keystone)"
+        )
+    if version == "3.x_password" and "STORAGE_TENANT" not in config:
+        raise ConfigError("STORAGE_TENANT is not set: Keystone v3 needs the project (tenant) name to scope the token to")
+    return url, version
+
+
 def _open_swift(config: Mapping):
-    key, secret, auth_url = config["STORAGE_KEY"], config["STORAGE_SECRET"], config["STORAGE_AUTH_URL"]
-    version = config["STORAGE_AUTH_VERSION"]
+    key, secret = config["STORAGE_KEY"], config["STORAGE_SECRET"]
+    auth_url, version = swift_auth(config)
     options = {
         "ex_force_auth_url": auth_url, "ex_force_auth_version": version, "ex_tenant_name": config.get("STORAGE_TENANT"),
         "ex_domain_name": config.get("STORAGE_DOMAIN", "Default"), "ex_force_service_region": config.get("STORAGE_REGION"),
@@ -158,7 +194,7 @@ def _swift_url_base(driver, container, config: Mapping) -> str:
 def _open_cloudfiles(config: Mapping):
     options = {"region": config.get("STORAGE_REGION", "ord").lower()}
     if "STORAGE_AUTH_URL" in config:
-        options["ex_force_auth_url"] = config["STORAGE_AUTH_URL"]
+        options["ex_force_auth_url"] = absolute_url(config, "STORAGE_AUTH_URL")
     return CloudFilesStorageDriver(config["STORAGE_KEY"], config["STORAGE_SECRET"], **options)
 
 
@@ -197,37 +233,71 @@ def _google_url_base(driver, container, config: Mapping) -> str:
     return f"{_origin(driver.connection)}/{quote(container.name)}"
 
 
+def _standard_headers(disposition: str, cache_control: str) -> dict:
+    return {"Content-Disposition": disposition, "Cache-Control": cache_control}
+
+
+def _azure_headers(disposition: str, cache_control: str) -> dict:
+    # libcloud renames Cache-Control only for block uploads (> 4 MiB), Content-Disposition never.
+    return {"x-ms-blob-content-disposition": disposition, "x-ms-blob-cache-control": cache_control}
+
+
+def _temporary_folder(driver) -> str:
+    return tempfile.gettempdir()
+
+
 @dataclass(frozen=True)
 class Provider:
-    open: Callable
-    make_public: Callable
-    url_base: Callable
-    public_fix: str  # what the operator can do when making the container public is refused
+    needs: Mapping[str, str]  # settings it cannot do without → what to put there
+    open: Callable  # settings → libcloud driver
+    make_public: Callable | None  # (driver, container); None: nothing to do
+    url_base: Callable | None  # (driver, container, settings) → URL prefix; None: the app serves the objects
+    public_fix: str = ""  # what the operator can do when making the container public is refused
+    upload_headers: Callable = _standard_headers  # (disposition, cache_control) → headers for upload_object
+    spool_folder: Callable = _temporary_folder  # driver → where attachments are spooled
+    links_spool: bool = False  # the spool file becomes the object (so write it out to disk as it arrives)
 
 
+S3_NEEDS = {"STORAGE_KEY": "the access key id", "STORAGE_SECRET": "the secret access key"}
 S3_FIX = "turn off the bucket's Block Public Access settings for bucket policies"
 PROVIDERS = {
-    "s3": Provider(_open_s3, _s3_make_public, _s3_url_base, S3_FIX),
-    "minio": Provider(_open_s3, _s3_make_public, _s3_url_base, S3_FIX),
+    "local": Provider({}, _open_local, None, None, spool_folder=_local_spool_folder, links_spool=True),
+    "s3": Provider(S3_NEEDS, _open_s3, _s3_make_public, _s3_url_base, S3_FIX),
+    "minio": Provider(
+        {**S3_NEEDS, "STORAGE_HOST": "the server's host name, e.g. minio.internal (with STORAGE_PORT, STORAGE_SECURE)"},
+        _open_s3, _s3_make_public, _s3_url_base, S3_FIX,
+    ),
     "azure_blobs": Provider(
-        _open_azure, _azure_make_public, _azure_url_base, "turn on 'Allow Blob anonymous access' for the storage account"
+        {"STORAGE_KEY": "the storage account name", "STORAGE_SECRET": "the account's access key"},
+        _open_azure, _azure_make_public, _azure_url_base, "turn on 'Allow Blob anonymous access' for the storage account",
+        upload_headers=_azure_headers,
     ),
     "openstack_swift": Provider(
-        _open_swift, _swift_make_public, _swift_url_base, "the user needs a role that may set container ACLs"
+        {"STORAGE_KEY": "the user name", "STORAGE_SECRET": "the password",
+         "STORAGE_AUTH_URL": "the identity URL, e.g. https://keystone.example.com:5000/v3"},
+        _open_swift, _swift_make_public, _swift_url_base, "the user needs a role that may set container ACLs",
     ),
     "cloudfiles": Provider(
-        _open_cloudfiles, _cloudfiles_make_public, _cloudfiles_url_base, "check that the account has the CDN enabled"
+        {"STORAGE_KEY": "the Rackspace user name", "STORAGE_SECRET": "the API key"},
+        _open_cloudfiles, _cloudfiles_make_public, _cloudfiles_url_base, "check that the account has the CDN enabled",
     ),
     "google_storage": Provider(
+        {"STORAGE_KEY": "an HMAC access id (GOOG...) or a service account e-mail",
+         "STORAGE_SECRET": "the HMAC secret, or the path of the service account's JSON key file"},
         _open_google, _google_make_public, _google_url_base,
         "turn off the bucket's uniform bucket-level access (or grant allUsers roles/storage.legacyObjectReader)",
     ),
 }
 
 
-def upload_headers(driver, disposition: str, cache_control: str) -> dict:
-    """Content-Disposition and Cache-Control under the names the driver's service stores them by."""
-    if isinstance(driver, AzureBlobsStorageDriver):
-        # libcloud renames Cache-Control only for block uploads (> 4 MiB), Content-Disposition never.
-        return {"x-ms-blob-content-disposition": disposition, "x-ms-blob-cache-control": cache_control}
-    return {"Content-Disposition": disposition, "Cache-Control": cache_control}
+def provider_for(config: Mapping) -> Provider:
+    """The record for STORAGE_PROVIDER, once the settings it needs are there; else ConfigError."""
+    name = config["STORAGE_PROVIDER"]
+    if name not in PROVIDERS:
+        raise ConfigError(f"STORAGE_PROVIDER={name!r} is not supported; use one of {', '.join(PROVIDERS)}")
+    for setting, what in PROVIDERS[name].needs.items():
+        if setting not in config:
+            raise ConfigError(f"{setting} is not set: STORAGE_PROVIDER={name} needs {what}")
+    if name == "openstack_swift":
+        swift_auth(config)  # wrong auth settings are a start-up error, not a sign-in failure
+    return PROVIDERS[name]

@@ -13,24 +13,29 @@ import tempfile
 
 from libcloud.storage.types import ObjectDoesNotExistError
 
+from .storage import Store, unavailable_on_failure
+
 
 def _name(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest() + ".json"
 
 
-def find_receipt(container, token: str) -> tuple[int, dict] | None:
+def find_receipt(store: Store, token: str) -> tuple[int, dict] | None:
     """The (status, body) answered to this token before, or None."""
-    try:
-        obj = container.driver.get_object(container.name, _name(token))
-    except ObjectDoesNotExistError:
-        return None
-    receipt = json.loads(b"".join(container.driver.download_object_as_stream(obj)))
+    container = store.receipts
+    with unavailable_on_failure(store):
+        try:
+            obj = container.driver.get_object(container.name, _name(token))
+        except ObjectDoesNotExistError:
+            return None
+        receipt = json.loads(b"".join(container.driver.download_object_as_stream(obj)))
     return receipt["status"], receipt["body"]
 
 
-def save_receipt(container, token: str, status: int, body: dict, spool_dir: str) -> None:
+def save_receipt(store: Store, token: str, status: int, body: dict) -> None:
     """Record the answer given to this token."""
-    with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="receipt-") as file:
+    container = store.receipts
+    with unavailable_on_failure(store), tempfile.NamedTemporaryFile(dir=store.spool_folder, prefix="receipt-") as file:
         file.write(json.dumps({"status": status, "body": body}).encode())
         file.flush()
         # No extra: drivers take application/json from the .json name.

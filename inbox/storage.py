@@ -1,30 +1,30 @@
-"""Stores images through apache-libcloud: deterministic UUID names, public containers, public URLs.
+"""The store step and its start-up: the libcloud driver, the two containers, object names and public URLs.
 
-The embedded default is libcloud's Local driver with two fixes that matter for a service:
-an upload links the spooled file into place (no second copy, never visible half-written)
-and the object's type and headers are kept beside it, since the stock driver drops `extra`.
-Every other provider's driver comes from providers.py, which also knows how to make its
-image container public and where its public URLs start.
+`init_app` opens the provider's driver (providers.py), makes the public image container and
+the private receipts container exist, and keeps them in one `Store` that the other modules
+reach through `current_store()`. Every failure of the storage service leaves this module as
+`StorageUnavailable` (see `unavailable_on_failure`), so callers catch one type.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import os
-import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import quote
 
+from flask import Flask, current_app
 from libcloud.common.exceptions import BaseHTTPError
 from libcloud.common.types import InvalidCredsError, LibcloudError
-from libcloud.storage.drivers.local import LocalStorageDriver
+from libcloud.storage.base import Container
 from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError, ObjectDoesNotExistError
 
 from . import providers
 from .config import ConfigError
 
+EXTENSION = "inbox.store"
 # Names are content-addressed, so an object never changes once written.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 # What a failing store raises: libcloud's own errors, the HTTP errors of drivers without an
@@ -37,93 +37,53 @@ STORAGE_ERRORS = (LibcloudError, BaseHTTPError, OSError)
 PROBE_NAME = "healthz-probe"
 
 
-class LinkingLocalStorageDriver(LocalStorageDriver):
-    """libcloud's Local driver, storing by hard link and keeping content type and headers."""
-
-    def _meta_path(self, container_name: str, object_name: str) -> str:
-        return os.path.join(self.base_path, ".meta", container_name, object_name + ".json")
-
-    def upload_object(self, file_path, container, object_name, extra=None, verify_hash=True, headers=None):
-        obj_path = os.path.join(self.get_container_cdn_url(container, check=True), object_name)
-        if extra or headers:
-            meta = {"content_type": (extra or {}).get("content_type"),
-                    "meta_data": (extra or {}).get("meta_data") or {}, "headers": headers or {}}
-            _write_atomically(self._meta_path(container.name, object_name), json.dumps(meta).encode())
-        _fsync(file_path, drop_cache=True)  # the answer tells Mailgun it may forget the message
-        os.chmod(file_path, 0o644)
-        try:
-            os.link(file_path, obj_path)
-        except FileExistsError:
-            pass  # same name, same content: a redelivery
-        except OSError:  # another file system, or links not allowed: copy, then rename into place
-            with open(file_path, "rb") as source:
-                _write_atomically(obj_path, source)
-        _fsync(os.path.dirname(obj_path))  # the new name must survive a crash too, not only the bytes
-        return self._make_object(container, object_name)
-
-    def _make_object(self, container, object_name):
-        obj = super()._make_object(container, object_name)
-        try:
-            with open(self._meta_path(container.name, object_name), "rb") as file:
-                meta = json.load(file)
-        except FileNotFoundError:
-            return obj
-        obj.extra.update(content_type=meta["content_type"], headers=meta["headers"])
-        obj.meta_data = meta["meta_data"]
-        return obj
+class StorageUnavailable(Exception):
+    """The storage service failed or could not be reached; the message names the provider and the error."""
 
 
-def _fsync(path: str, drop_cache: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY)
+@dataclass(frozen=True)
+class Store:
+    provider: str  # STORAGE_PROVIDER, for messages
+    images: Container  # public: anyone may read an object by its name
+    receipts: Container  # private: receipts and records
+    public_base: str | None  # prefix of every public URL; None: the app's own /files/ on the host asked
+    serves_files: bool  # the app serves the image objects at /files/ (the local store)
+    spool_folder: str
+    links_spool: bool  # the spool file becomes the object
+
+
+def current_store(app: Flask | None = None) -> Store:
+    """The Store of `app`, by default the app handling the request."""
+    return (app or current_app).extensions[EXTENSION]
+
+
+@contextmanager
+def unavailable_on_failure(store: Store) -> Iterator[None]:
+    """Translate the storage service's own errors into StorageUnavailable."""
     try:
-        os.fsync(fd)
-        if drop_cache and hasattr(os, "posix_fadvise"):  # Linux
-            # Nothing reads a new object back soon: free its pages rather than crowd the cache.
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+        yield
+    except STORAGE_ERRORS as error:
+        raise StorageUnavailable(f"{store.provider}: {type(error).__name__}: {error}") from error
 
 
-def _write_atomically(path: str, data) -> None:
-    """Write bytes or a file's content to `path` via a temporary file and a rename."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix=".tmp-", delete=False) as temporary:
-        try:
-            if isinstance(data, bytes):
-                temporary.write(data)
-            else:
-                for chunk in iter(lambda: data.read(1024 * 1024), b""):
-                    temporary.write(chunk)
-            temporary.flush()
-            os.fsync(temporary.fileno())
-            os.chmod(temporary.name, 0o644)
-            os.replace(temporary.name, path)
-        except BaseException:
-            os.unlink(temporary.name)
-            raise
-
-
-def open_driver(config):
-    """The libcloud driver for STORAGE_PROVIDER."""
-    provider = config["STORAGE_PROVIDER"]
-    if provider == "local":
-        path = os.path.abspath(config["STORAGE_PATH"])
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as error:
-            raise ConfigError(f"STORAGE_PATH={path!r} cannot be created ({error.strerror}); pick a writable folder") from None
-        return LinkingLocalStorageDriver(path, ex_use_locking=False)
+def init_app(app: Flask) -> Store:
+    """Open the configured store (ConfigError naming the provider, the step and the fix); keep it on the app."""
+    config = app.config
+    provider = providers.provider_for(config)
     with _explained(config, "sign in"):  # Swift v1 and Google service accounts authenticate here
-        return providers.PROVIDERS[provider].open(config)
-
-
-def spool_directory(driver) -> str:
-    """Where attachments are spooled: inside the local store (one file system, so a link), else $TMPDIR."""
-    if isinstance(driver, LocalStorageDriver):
-        directory = os.path.join(driver.base_path, ".spool")
-        os.makedirs(directory, exist_ok=True)
-        return directory
-    return tempfile.gettempdir()
+        driver = provider.open(config)
+    images, receipts = _prepare_containers(driver, provider, config)
+    if "PUBLIC_BASE_URL" in config:
+        public_base = config["PUBLIC_BASE_URL"]
+    elif provider.url_base is None:
+        public_base = None
+    else:
+        with _explained(config, f"find the public URL of container {images.name!r}", "set PUBLIC_BASE_URL"):
+            public_base = provider.url_base(driver, images, config)
+    store = Store(config["STORAGE_PROVIDER"], images, receipts, public_base, provider.url_base is None,
+                  provider.spool_folder(driver), provider.links_spool)
+    app.extensions[EXTENSION] = store
+    return store
 
 
 def _ensure_container(driver, name: str):
@@ -168,7 +128,7 @@ def _explained(config, doing: str, fix: str = ""):
         ) from error
 
 
-def prepare_containers(driver, config):
+def _prepare_containers(driver, provider: providers.Provider, config):
     """Make the public image container and the private receipts container exist; return both."""
     name, receipts_name = config["STORAGE_CONTAINER"], config["STORAGE_RECEIPTS_CONTAINER"]
     with _explained(config, f"create container {name!r}"):
@@ -177,24 +137,12 @@ def prepare_containers(driver, config):
     with _explained(config, f"create container {receipts_name!r}"):
         receipts = _ensure_container(driver, receipts_name)
         check_access(receipts)
-    provider = providers.PROVIDERS.get(config["STORAGE_PROVIDER"])
-    if provider and config["STORAGE_MAKE_PUBLIC"]:
+    if provider.make_public and config["STORAGE_MAKE_PUBLIC"]:
         fix = (f"{provider.public_fix}; or make its objects readable yourself (a policy, or a CDN named in "
                "PUBLIC_BASE_URL) and set STORAGE_MAKE_PUBLIC=false")
         with _explained(config, f"make container {name!r} publicly readable", fix):
             provider.make_public(driver, images)
     return images, receipts
-
-
-def public_base_url(driver, container, config) -> str | None:
-    """Prefix of the public URL of every object, or None when the app serves them (local)."""
-    if "PUBLIC_BASE_URL" in config:
-        return config["PUBLIC_BASE_URL"]
-    provider = providers.PROVIDERS.get(config["STORAGE_PROVIDER"])
-    if provider is None:
-        return None
-    with _explained(config, f"find the public URL of container {container.name!r}", "set PUBLIC_BASE_URL"):
-        return provider.url_base(driver, container, config)
 
 
 def object_name(name_key: bytes, message_id: str, sender: str, sha256: str, extension: str) -> str:
@@ -211,12 +159,11 @@ def content_disposition(filename: str) -> str:
     return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def store_image(container, path: str, name: str, content_type: str, filename: str):
+def store_image(store: Store, path: str, name: str, content_type: str, filename: str):
     """Upload the file at `path` as a public image object; return the libcloud Object."""
-    return container.driver.upload_object(
-        path,
-        container,
-        name,
-        extra={"content_type": content_type, "meta_data": {"filename": quote(filename)}},
-        headers=providers.upload_headers(container.driver, content_disposition(filename), CACHE_CONTROL),
-    )
+    headers = providers.PROVIDERS[store.provider].upload_headers(content_disposition(filename), CACHE_CONTROL)
+    with unavailable_on_failure(store):
+        return store.images.driver.upload_object(
+            path, store.images, name,
+            extra={"content_type": content_type, "meta_data": {"filename": quote(filename)}}, headers=headers,
+        )

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import IMAGE_FORMATS, make_image
 from inbox.images import inspect
-from inbox.message import SNIFF_BYTES
+from inbox.spool import SNIFF_BYTES
 
 LIMIT = 1000_000
 

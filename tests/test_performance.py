@@ -12,7 +12,7 @@ from werkzeug.test import run_wsgi_app
 from werkzeug.wsgi import LimitedStream
 
 from conftest import mailgun_form
-from inbox.message import InboxRequest, SpoolFile
+from inbox.spool import InboxRequest, SpoolFile
 
 MiB = 1024 * 1024
 JPEG_HEADER = bytes.fromhex("ffd8ffe000104a46494600010100000100010000")

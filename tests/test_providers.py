@@ -29,7 +29,8 @@ from libcloud.storage.drivers.s3 import S3StorageDriver
 from conftest import make_image, mailgun_form, signed_fields
 from inbox import ConfigError, create_app, webhook
 from inbox.config import load_config
-from inbox.storage import CACHE_CONTROL, content_disposition, open_driver, public_base_url, store_image
+from inbox.providers import PROVIDERS, swift_auth
+from inbox.storage import CACHE_CONTROL, content_disposition, current_store, store_image
 from servers import AZURITE_ACCOUNT, AZURITE_KEY, SWIFT_KEY, SWIFT_USER, free_port
 from servers import azurite, moto_s3, swift, tcp_link  # noqa: F401  (fixtures, found by pytest here)
 
@@ -81,7 +82,7 @@ def real(request):
 
 
 def stored_names(app) -> set[str]:
-    images = app.extensions["inbox.images"]
+    images = current_store(app).images
     return {obj.name for obj in images.driver.list_container_objects(images)}
 
 
@@ -119,7 +120,7 @@ def test_receipts_and_listings_are_not_public(real, images):
     images_prefix = real.url_prefix(app)
     receipts_prefix = images_prefix.replace(app.config["STORAGE_CONTAINER"], app.config["STORAGE_RECEIPTS_CONTAINER"])
     receipt = hashlib.sha256(fields["token"].encode()).hexdigest() + ".json"
-    assert app.extensions["inbox.receipts"].driver.get_object(app.config["STORAGE_RECEIPTS_CONTAINER"], receipt)
+    assert current_store(app).receipts.driver.get_object(app.config["STORAGE_RECEIPTS_CONTAINER"], receipt)
     listing = {"s3": None, "azure_blobs": "?restype=container&comp=list", "openstack_swift": "?format=json"}[real.provider]
     listings = [prefix.rstrip("/") + listing for prefix in (receipts_prefix, images_prefix)] if listing else []
     for url in [receipts_prefix + receipt, *listings]:
@@ -226,10 +227,11 @@ def test_uploads_stream_from_the_spooled_file(real, tmp_path):
     path = tmp_path / "big.bmp"
     path.write_bytes(make_image(".bmp", size=(2900, 2900)))
     assert path.stat().st_size > 24 * 1024 * 1024
-    images = app.extensions["inbox.images"]
+    store = current_store(app)
+    images = store.images
     tracemalloc.start()
     try:
-        store_image(images, str(path), "big.bmp", "image/bmp", "big.bmp")
+        store_image(store, str(path), "big.bmp", "image/bmp", "big.bmp")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -514,13 +516,13 @@ def test_aws_region_creates_the_bucket_there_and_answers_virtual_hosted_urls(ima
 
 def test_s3_compatible_service_signs_with_its_own_region():
     settings = load_config({**SIGNING, **s3_settings(3900), "STORAGE_HOST": "garage.internal", "STORAGE_REGION": "garage"})
-    driver = open_driver(settings)
+    driver = PROVIDERS["s3"].open(settings)
     with responses.RequestsMock() as mock:
         mock.add(responses.HEAD, "http://garage.internal:3900/images", status=200)
         driver.get_container("images")
         authorization = mock.calls[0].request.headers["Authorization"]
     assert "/garage/s3/aws4_request" in authorization
-    assert public_base_url(driver, Container("images", None, driver), settings) == "http://garage.internal:3900/images"
+    assert PROVIDERS["s3"].url_base(driver, Container("images", None, driver), settings) == "http://garage.internal:3900/images"
 
 
 @pytest.mark.parametrize("settings, variable", [
@@ -545,9 +547,9 @@ def test_provider_settings_are_checked_at_start_up(settings, variable):
 def test_swift_auth_url_version_suffix_picks_the_auth_version():
     base = {**SIGNING, "STORAGE_PROVIDER": "openstack_swift", "STORAGE_KEY": "u", "STORAGE_SECRET": "p"}
     v1 = load_config({**base, "STORAGE_AUTH_URL": "http://swift.internal:8080/auth/v1.0"})
-    assert (v1["STORAGE_AUTH_URL"], v1["STORAGE_AUTH_VERSION"]) == ("http://swift.internal:8080/auth", "1.0")
+    assert swift_auth(v1) == ("http://swift.internal:8080/auth", "1.0")
     v3 = load_config({**base, "STORAGE_AUTH_URL": "https://keystone.example.com:5000/v3/", "STORAGE_TENANT": "photos"})
-    assert (v3["STORAGE_AUTH_URL"], v3["STORAGE_AUTH_VERSION"]) == ("https://keystone.example.com:5000", "3.x_password")
+    assert swift_auth(v3) == ("https://keystone.example.com:5000", "3.x_password")
 
 
 def test_public_base_url_overrides_the_provider_url(moto_s3, images):

@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from inbox.storage import LinkingLocalStorageDriver, content_disposition, object_name, store_image
+from inbox.local_store import LinkingLocalStorageDriver
+from inbox.storage import Store, content_disposition, object_name, store_image
 
 KEY = b"k" * 32
 
@@ -40,7 +41,8 @@ def test_content_disposition_follows_rfc_6266():
 @pytest.fixture
 def local(tmp_path):
     driver = LinkingLocalStorageDriver(str(tmp_path), ex_use_locking=False)
-    return driver.create_container("images")
+    images, receipts = driver.create_container("images"), driver.create_container("receipts")
+    return Store("local", images, receipts, None, True, str(tmp_path), True)
 
 
 def spooled(tmp_path, content=b"\xff\xd8\xff image bytes"):
