@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import files, health, spool, storage, webhook
 from .config import ConfigError, load_config
+from .form import InboxRequest
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -18,6 +19,7 @@ __all__ = ["create_app", "ConfigError"]
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app from `config` (keys as the environment variables), or from the environment."""
     app = Flask(__name__, static_folder=None)
+    app.request_class = InboxRequest
     app.config.update(load_config(os.environ if config is None else config))
     _configure_logging()
     store = storage.init_app(app)  # raises ConfigError naming the provider, the step and what to fix
@@ -32,11 +34,22 @@ def create_app(config: Mapping | None = None) -> Flask:
     return app
 
 
+# Control characters, and the Unicode line and paragraph separators, as escapes.
+_ONE_LINE = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F, 0x85)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Values a client sent (a Message-Id, a file name) can never start a forged log line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_ONE_LINE)
+
+
 def _configure_logging() -> None:
     logger = logging.getLogger("inbox")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

@@ -1,9 +1,15 @@
-"""Liveness and readiness: /healthz answers 200 only while the credentials can read both containers."""
+"""Liveness and readiness: /healthz answers 200 only while a delivery could be taken now.
+
+That is: the spool folder takes a file, the private container takes an object, and the
+credentials can read both containers. Anything else is 503 with the reason, so a load
+balancer stops sending deliveries to this instance (Mailgun retries them elsewhere or later).
+"""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
-from .storage import StorageUnavailable, check_access, current_store, unavailable_on_failure
+from .spool import SpoolUnavailable, current_spool_folder
+from .storage import StorageUnavailable, check_access, check_writable, current_store, unavailable_on_failure
 
 bp = Blueprint("health", __name__)
 
@@ -11,11 +17,23 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():
     store = current_store()
-    for container in (store.images, store.receipts):
-        try:
+    try:
+        probe = current_spool_folder(current_app).new_file(limit=2)
+    except SpoolUnavailable as error:
+        return _unavailable(store, f"the spool folder takes no files: {error}")
+    try:
+        probe.write(b"ok")
+        probe.finish()
+        check_writable(store, probe.name)
+        for container in (store.images, store.receipts):
             with unavailable_on_failure(store):
                 check_access(container)
-        except StorageUnavailable as error:
-            reason = f"{store.provider} container {container.name!r} unreachable: {error.__cause__.__class__.__name__}"
-            return jsonify(status="unavailable", storage=store.provider, reason=reason), 503
+    except (StorageUnavailable, SpoolUnavailable) as error:
+        return _unavailable(store, f"{store.provider} storage: {error}")
+    finally:
+        probe.discard()
     return jsonify(status="ok", storage=store.provider)
+
+
+def _unavailable(store, reason: str):
+    return jsonify(status="unavailable", storage=store.provider, reason=reason), 503

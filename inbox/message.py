@@ -67,7 +67,8 @@ def clean_filename(raw: str) -> str:
             raw = str(email.header.make_header(email.header.decode_header(raw)))
         except (ValueError, LookupError):
             pass  # not a valid encoded word: keep it as it came
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    # A backslash is a character here (Mailgun and browsers do not escape it); only '/' separates folders.
+    name = raw.rsplit("/", 1)[-1]
     # Category C is control, format (bidi overrides that disguise extensions), surrogates, private use.
     name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C")
     return name.strip(" .")[:255]

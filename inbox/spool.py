@@ -1,9 +1,10 @@
 """Spooling: every attachment goes to a file on disk once, hashed, measured and sniffed as it streams in.
 
-Werkzeug's form parser is tuned here for large bodies and writes each file part straight into
-a SpoolFile in the spool folder, which storage chose at start-up (inside the local store, so
-the spool becomes the object by a hard link; elsewhere the temporary folder). No attachment
-is ever held in memory or read twice.
+The spool folder is chosen by storage at start-up: inside the local store, so that the spool
+file becomes the object by a hard link, elsewhere the temporary folder. No attachment is held
+in memory or read twice. A spool file's descriptor is closed as soon as its part has arrived
+(a message with a thousand parts holds one open file at a time); the file itself is removed
+with the request, and files left by a killed worker are swept after ORPHAN_AGE seconds.
 """
 from __future__ import annotations
 
@@ -11,24 +12,24 @@ import functools
 import hashlib
 import os
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from flask import Flask, Request, current_app
-from werkzeug.formparser import FormDataParser, MultiPartParser
+from flask import Flask
 
 EXTENSION = "inbox.spool"
+PREFIX = "spool-"
+SNIFF_BYTES = 8192
+# A chunk this large is hashed on another core while this one reads on (hashlib lets the GIL go).
+BACKGROUND_CHUNK = 256 * 1024
+# Longer than any request may last (gunicorn's timeout), so only a dead worker's files qualify.
+ORPHAN_AGE = 600
+SWEEP_EVERY = 60
 
 
 class SpoolUnavailable(Exception):
     """The spool folder cannot take an attachment now (full, gone, not writable)."""
-SNIFF_BYTES = 8192
-SMALL_BODY = 1024 * 1024
-# Werkzeug reads 64 KiB at a time and the server copies its buffer on every read; large
-# bodies go several times faster with 1 MiB reads. Small ones keep the default.
-LARGE_READ = 1024 * 1024
-# A chunk this large is hashed on another core while this one reads on (hashlib lets the GIL go).
-BACKGROUND_CHUNK = 256 * 1024
 
 
 @functools.cache
@@ -38,7 +39,7 @@ def _background_thread() -> ThreadPoolExecutor:
 
 
 class SpoolFile:
-    """A temporary file that hashes, measures and keeps the head of what is written to it.
+    """A file that hashes, measures and keeps the head of what is written to it.
 
     Bytes past `limit` are counted but not written: an oversized attachment costs no disk.
     With `writeback` (the local store, where the spool becomes the object) what is written
@@ -47,17 +48,14 @@ class SpoolFile:
     """
 
     def __init__(self, directory: str, limit: int, writeback: bool = False):
-        self.file = tempfile.NamedTemporaryFile(dir=directory, prefix="spool-")
+        descriptor, self.name = tempfile.mkstemp(dir=directory, prefix=PREFIX)
+        self.file = os.fdopen(descriptor, "wb")
         self.limit = limit
         self.size = 0
         self.head = b""
         self.writeback = writeback and hasattr(os, "posix_fadvise")  # Linux
         self._sha256 = hashlib.sha256()
         self._pending = None  # the background work on the last large chunk
-
-    @property
-    def name(self) -> str:
-        return self.file.name
 
     @property
     def sha256(self):
@@ -95,99 +93,83 @@ class SpoolFile:
             pending, self._pending = self._pending, None
             pending.result()
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.file.seek(offset, whence)
+    def finish(self) -> None:
+        """The part has arrived: write out what is buffered and close the descriptor; the file stays."""
+        self._wait()  # the background thread may still use the descriptor
+        if not self.file.closed:
+            try:
+                self.file.close()
+            except OSError as error:
+                raise SpoolUnavailable(f"cannot write to {self.name}: {error.strerror}") from None
 
-    def read(self, size: int = -1) -> bytes:
-        return self.file.read(size)
+    close = finish  # what Werkzeug's FileStorage calls
 
-    def flush(self) -> None:
-        self.file.flush()
-
-    def fileno(self) -> int:
-        return self.file.fileno()
-
-    def close(self) -> None:
-        self._wait()  # the background thread may still use the file
+    def discard(self) -> None:
+        """Close and remove the file (a linked object keeps its own name)."""
+        self._wait()
         self.file.close()
+        try:
+            os.unlink(self.name)
+        except FileNotFoundError:
+            pass
 
 
-class _AdaptiveFormDataParser(FormDataParser):
-    def _parse_multipart(self, stream, mimetype, content_length, options):
-        boundary = options.get("boundary", "").encode("ascii", "replace")
-        if not boundary:
-            raise ValueError("multipart/form-data without a boundary")
-        parser = MultiPartParser(
-            stream_factory=self.stream_factory,
-            max_form_memory_size=self.max_form_memory_size,
-            max_form_parts=self.max_form_parts,
-            cls=self.cls,
-            buffer_size=LARGE_READ if (content_length or 0) > SMALL_BODY else 64 * 1024,
-        )
-        reader = _BufferReusingReader(stream, parser.buffer_size) if hasattr(stream, "readinto") else stream
-        form, files = parser.parse(reader, boundary, content_length)
-        return stream, form, files
-
-
-class _BufferReusingReader:
-    """The stream's read(), into one buffer for the whole body: the parser copies each piece.
-
-    Werkzeug's own read() makes two fresh buffers per call; at 1 MiB each, their page
-    faults cost more than the copies, and they add to the worker's peak memory.
-    """
-
-    def __init__(self, stream, size: int):
-        self.stream = stream
-        self.buffer = memoryview(bytearray(size))
-
-    def read(self, size: int) -> memoryview:
-        return self.buffer[: self.stream.readinto(self.buffer[:size])]
-
-
-class InboxRequest(Request):
-    """Flask request that spools file parts into SpoolFiles and fails loudly on a broken form."""
-
-    form_data_parser_class = _AdaptiveFormDataParser
-
-    def make_form_data_parser(self) -> FormDataParser:
-        parser = super().make_form_data_parser()
-        # Werkzeug drops an unparsable form silently; we want to say why (read_message).
-        parser.silent = False
-        return parser
-
-    def new_spool(self) -> SpoolFile:
-        """A spool file for one attachment, closed (and so deleted) with the request."""
-        spool = current_app.extensions[EXTENSION].new_file()
-        # Parts of a form that fails half-way never reach request.files; close them too.
-        self.__dict__.setdefault("_spools", []).append(spool)
-        return spool
-
-    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
-        return self.new_spool()
-
-    def close(self) -> None:
-        super().close()
-        for spool in self.__dict__.get("_spools", ()):
-            spool.close()
-
-
-@dataclass(frozen=True)
+@dataclass
 class SpoolFolder:
     """Where attachments are spooled, how much of each is kept, and whether it is written out at once."""
 
     path: str
     limit: int
     writeback: bool
+    _last_sweep: float = field(default=0.0, repr=False)
 
-    def new_file(self) -> SpoolFile:
+    def new_file(self, limit: int | None = None) -> SpoolFile:
+        """A new spool file keeping at most `limit` bytes (default: the attachment limit)."""
+        limit = self.limit if limit is None else limit
+        if time.monotonic() - self._last_sweep > SWEEP_EVERY:
+            self.sweep()
         try:
-            return SpoolFile(self.path, self.limit, self.writeback)
+            try:
+                return SpoolFile(self.path, limit, self.writeback)
+            except FileNotFoundError:  # someone removed the folder: make it again rather than fail until a restart
+                os.makedirs(self.path, exist_ok=True)
+                return SpoolFile(self.path, limit, self.writeback)
         except OSError as error:
             raise SpoolUnavailable(f"cannot create a spool file in {self.path}: {error.strerror}") from None
 
+    def sweep(self, max_age: float = ORPHAN_AGE) -> list[str]:
+        """Remove spool files older than `max_age` seconds (a killed worker's); return their names."""
+        self._last_sweep = time.monotonic()
+        removed, limit = [], time.time() - max_age
+        try:
+            entries = list(os.scandir(self.path))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            try:
+                if entry.name.startswith(PREFIX) and entry.stat(follow_symlinks=False).st_mtime < limit:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+            except FileNotFoundError:
+                pass  # another worker swept it first
+        return removed
 
-def init_app(app: Flask, path: str, *, writeback: bool) -> None:
+    def is_writable(self) -> bool:
+        try:
+            SpoolFile(self.path, 0).discard()
+        except OSError:
+            return False
+        return True
+
+
+def init_app(app: Flask, path: str, *, writeback: bool) -> SpoolFolder:
     """Spool this app's attachments into `path`; `writeback` when the spool file becomes the object."""
     os.makedirs(path, exist_ok=True)
-    app.extensions[EXTENSION] = SpoolFolder(path, app.config["INBOX_MAX_ATTACHMENT_BYTES"], writeback)
-    app.request_class = InboxRequest
+    folder = SpoolFolder(path, app.config["INBOX_MAX_ATTACHMENT_BYTES"], writeback)
+    folder.sweep()
+    app.extensions[EXTENSION] = folder
+    return folder
+
+
+def current_spool_folder(app: Flask) -> SpoolFolder:
+    return app.extensions[EXTENSION]

@@ -31,9 +31,9 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 # error parser of their own (Swift, Cloud Files: BaseHTTPError is no LibcloudError), network
 # errors (requests' exceptions are OSErrors) and file-system errors of the local store.
 STORAGE_ERRORS = (LibcloudError, BaseHTTPError, OSError)
-# Never written. Reading it is what a delivery does first (looking up a receipt): "no such
-# object" proves the service answers and takes the credentials for that container, where a
-# container lookup alone can pass without them (S3's driver ignores a 403 there).
+# Reading it proves the service answers and takes the credentials for a container, where a
+# container lookup alone can pass without them (S3's driver ignores a 403 there); /healthz
+# writes and removes it in the private container to prove that takes new objects.
 PROBE_NAME = "healthz-probe"
 
 
@@ -102,6 +102,14 @@ def check_access(container) -> None:
         container.driver.get_object(container.name, PROBE_NAME)
     except ObjectDoesNotExistError:
         pass
+
+
+def check_writable(store: Store, probe_path: str) -> None:
+    """Raise StorageUnavailable unless the private container takes (and gives up) an object now."""
+    container = store.receipts
+    with unavailable_on_failure(store):
+        obj = container.driver.upload_object(probe_path, container, PROBE_NAME)
+        container.driver.delete_object(obj)
 
 
 @contextmanager

@@ -81,7 +81,6 @@ def store_attachments(store: Store, message: InboundMessage) -> tuple[int, dict]
         name = object_name(
             config["INBOX_NAME_KEY"], message.message_id, message.sender, spool.sha256.hexdigest(), verdict.extension
         )
-        spool.flush()
         store_image(store, spool.name, name, verdict.content_type, attachment.filename)
         stored.append({**entry, "size": spool.size, "url": _public_url(store, name)})
 
@@ -94,22 +93,27 @@ def store_attachments(store: Store, message: InboundMessage) -> tuple[int, dict]
     return (413 if too_large else 415), body
 
 
+def _verify(timestamp: str, token: str, signature: str) -> None:
+    config = current_app.config
+    verify_signature(config["MAILGUN_WEBHOOK_SIGNING_KEY"], timestamp, token, signature,
+                     max_age=config["INBOX_SIGNATURE_MAX_AGE"])
+
+
 @bp.post("/webhooks/mailgun")
 def receive_message():
     """One delivery: read the form, verify its signature, then judge and store each attachment.
 
-    The signature is checked after the form is read because Mailgun puts the signature fields
-    wherever it likes in the body, usually after the attachments: the body must be read to find
-    them. Reading costs no more than spooling each part to disk, and nothing is stored or
-    fetched before the signature holds.
+    Mailgun signs only timestamp and token, which it posts as form fields wherever it likes in
+    the body, often after the attachments: the signature can only be verified once they have
+    been read. So the form parser calls `_verify` the moment the three fields are in (an
+    unsigned body is then not read on), and reading before that costs no more than spooling
+    each part to disk; nothing is stored or fetched before the signature holds.
     """
     config = current_app.config
     store = current_store()
+    request.check_signature = _verify
     message = read_message(request)
-    verify_signature(
-        config["MAILGUN_WEBHOOK_SIGNING_KEY"], message.timestamp, message.token, message.signature,
-        max_age=config["INBOX_SIGNATURE_MAX_AGE"],
-    )
+    _verify(message.timestamp, message.token, message.signature)  # when the form had no such fields
     receipt = find_receipt(store, message.token)
     if receipt is not None:
         status, body = receipt

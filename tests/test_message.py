@@ -9,7 +9,7 @@ from inbox.message import clean_filename
     [
         ("photo.jpg", "photo.jpg"),
         ("../../etc/passwd", "passwd"),
-        ("C:\\Users\\me\\Desktop\\IMG_1.JPG", "IMG_1.JPG"),
+        ("C:\\Users\\me\\Desktop\\IMG_1.JPG", "C:\\Users\\me\\Desktop\\IMG_1.JPG"),  # a backslash is a character
         ("/abs/path/x.png", "x.png"),
         ("..", ""),
         ("bell\x07\x00\r\nname.jpg", "bellname.jpg"),

@@ -12,7 +12,8 @@ from werkzeug.test import run_wsgi_app
 from werkzeug.wsgi import LimitedStream
 
 from conftest import mailgun_form
-from inbox.spool import InboxRequest, SpoolFile
+from inbox.form import InboxRequest
+from inbox.spool import SpoolFile
 
 MiB = 1024 * 1024
 JPEG_HEADER = bytes.fromhex("ffd8ffe000104a46494600010100000100010000")
@@ -58,7 +59,7 @@ def test_the_stored_object_is_the_spooled_file_written_once(client, settings, mo
 
     def recording_new_spool(self):
         spool = new_spool(self)
-        spooled_inodes.append(os.fstat(spool.fileno()).st_ino)
+        spooled_inodes.append(os.stat(spool.name).st_ino)
         return spool
 
     monkeypatch.setattr(InboxRequest, "new_spool", recording_new_spool)
@@ -95,11 +96,11 @@ def test_a_spool_hashes_on_another_thread_in_order_and_keeps_the_head(tmp_path):
     try:
         for piece in pieces:
             spool.write(piece)
-        spool.flush()
+        spool.finish()
         everything = b"".join(pieces)
         assert spool.sha256.hexdigest() == hashlib.sha256(everything).hexdigest()
         assert spool.size == len(everything) and spool.head == everything[:8192]
         with open(spool.name, "rb") as file:
             assert file.read() == everything
     finally:
-        spool.close()
+        spool.discard()

@@ -101,8 +101,6 @@ def test_garbage_bodies_get_json_4xx(service):
     for body, content_type in [
         (b"\x00" * 5000, "multipart/form-data; boundary=XX"),
         (b'{"json": true}', "application/json"),
-        (fields + b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="\xff.jpg"\r\n\r\nx\r\n--XX--\r\n',
-         "multipart/form-data; boundary=XX"),
     ]:
         response = requests.post(url + "/webhooks/mailgun", data=body, headers={"Content-Type": content_type}, timeout=10)
         assert response.status_code == 400, response.text

@@ -171,8 +171,18 @@ def test_storage_failure_is_503_and_the_retry_completes_with_the_same_urls(deliv
     assert [item["url"] for item in retried.get_json()["stored"]] == [item["url"] for item in good]
 
 
-def test_a_spool_folder_that_is_gone_is_503_not_500(deliver, settings, images):
+def test_a_spool_folder_that_is_gone_is_made_again(deliver, settings, images):
     shutil.rmtree(os.path.join(settings["STORAGE_PATH"], ".spool"))
+    response = deliver(("a.jpg", images[".jpg"]))
+    assert response.status_code == 200
+    assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == []
+
+
+def test_a_spool_that_cannot_be_written_is_503_not_500(deliver, settings, images):
+    spool = os.path.join(settings["STORAGE_PATH"], ".spool")
+    shutil.rmtree(spool)
+    with open(spool, "w"):  # a file where the folder was: nothing can be created in it
+        pass
     response = deliver(("a.jpg", images[".jpg"]))
     assert response.status_code == 503
     assert "Mailgun will retry" in response.get_json()["reason"]
@@ -223,17 +233,36 @@ def test_malformed_requests_get_400_with_a_reason(client, settings, body, conten
     assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == []
 
 
-def test_a_non_utf8_file_name_is_400_not_a_silently_empty_form(client, images):
+def raw_delivery(client, *parts: bytes):
+    """POST signed fields and then the given raw multipart parts, as Mailgun frames them."""
     fields = b"".join(
         b'--XX\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (name.encode(), value.encode())
         for name, value in signed_fields().items()
     )
-    body = (fields + b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="caf\xe9.jpg"\r\n'
-            b"Content-Type: image/jpeg\r\n\r\n" + images[".jpg"] + b"\r\n--XX--\r\n")
-    response = client.post("/webhooks/mailgun", data=body, headers={"Content-Type": "multipart/form-data; boundary=XX"})
+    body = fields + b"".join(b"--XX\r\n" + part + b"\r\n" for part in parts) + b"--XX--\r\n"
+    return client.post("/webhooks/mailgun", data=body, headers={"Content-Type": "multipart/form-data; boundary=XX"})
 
-    assert response.status_code == 400
-    assert "not UTF-8" in response.get_json()["reason"]
+
+def test_a_latin_1_file_name_costs_nothing_but_its_spelling(client, images):
+    response = raw_delivery(client, b'Content-Disposition: form-data; name="attachment-1"; filename="caf\xe9.jpg"\r\n'
+                            b"Content-Type: image/jpeg\r\n\r\n" + images[".jpg"])
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["stored"][0]["filename"] == "café.jpg"
+
+
+def test_file_parts_without_a_name_or_with_backslashes_are_judged(client, images):
+    response = raw_delivery(
+        client,
+        b'Content-Disposition: form-data; name="attachment-1"\r\nContent-Type: image/png\r\n\r\n' + images[".png"],
+        b'Content-Disposition: form-data; name="attachment-2"; filename="path\\"\r\n\r\n' + images[".gif"],
+        b'Content-Disposition: form-data; name="attachment-3"; filename="\\share\\mail\\x.msg"\r\n\r\nnot a photo',
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert [(item["attachment"], item["filename"]) for item in body["stored"]] == [
+        ("attachment-1", ""), ("attachment-2", "path\\")]
+    assert [(item["attachment"], item["filename"]) for item in body["rejected"]] == [
+        ("attachment-3", "\\share\\mail\\x.msg")]
 
 
 def test_unknown_paths_and_methods_answer_json(client):
@@ -260,3 +289,16 @@ def test_an_unfinished_multipart_upload_leaves_no_spool_file(client, settings):
     client.post("/webhooks/mailgun", input_stream=io.BytesIO(body), content_length=len(body),
                 headers={"Content-Type": "multipart/form-data; boundary=XX"})
     assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == []
+
+
+def test_a_message_id_with_a_newline_cannot_forge_a_log_line(deliver, images):
+    handler = logging.getLogger("inbox").handlers[0]
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        deliver(("a.jpg", images[".jpg"]), message_id="<a@b>\n2026-01-01 00:00:00 INFO inbox: forged\u2028x")
+    finally:
+        handler.setStream(previous)
+    logged = stream.getvalue()
+    assert "<a@b>\\x0a2026-01-01 00:00:00 INFO inbox: forged\\u2028x" in logged
+    assert not any(line.startswith("2026-01-01") for line in logged.splitlines())

@@ -1,0 +1,74 @@
+"""Reading the body: what an unsigned request may cost, open files, and the spool's lifecycle."""
+import io
+import os
+import resource
+import time
+import tracemalloc
+
+from conftest import mailgun_form, signed_fields
+from inbox import create_app
+from inbox.form import InboxRequest
+
+MiB = 1024 * 1024
+
+
+def test_an_unsigned_url_encoded_flood_is_refused_quickly_in_bounded_memory(client):
+    body = b"&" * (24 * MiB)
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        response = client.post("/webhooks/mailgun", data=body, content_type="application/x-www-form-urlencoded")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 413 and response.get_json()["reason"]
+    assert time.monotonic() - started < 3
+    assert peak < 3 * len(body)  # the body and its text, never a field object per '&'
+
+
+def test_a_bad_signature_stops_the_read_before_the_attachments(client, monkeypatch):
+    spooled = []
+    new_spool = InboxRequest.new_spool
+    monkeypatch.setattr(InboxRequest, "new_spool", lambda self, *a: spooled.append(1) or new_spool(self, *a))
+    # The test client posts the text fields first, the files after them.
+    form = mailgun_form(("a.jpg", b"\xff\xd8\xff" + os.urandom(4 * MiB)), **signed_fields(key="not our key"))
+    response = client.post("/webhooks/mailgun", data=form)
+    assert response.status_code == 403
+    assert spooled == []  # the 4 MiB attachment after the fields was never written anywhere
+
+
+def test_a_signed_url_encoded_message_still_reads_every_field(client):
+    response = client.post("/webhooks/mailgun", data={**signed_fields(), "subject": "a & b", "Message-Id": "<x@y>"},
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.get_json()["message_id"] == "<x@y>"
+
+
+def test_a_thousand_parts_need_one_open_file_at_a_time(client):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    form = mailgun_form(*[(f"{n}.txt", b"not a photo") for n in range(1500)])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        response = client.post("/webhooks/mailgun", data=form)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert response.status_code == 415
+    assert len(response.get_json()["rejected"]) == 1500
+
+
+def test_start_up_sweeps_spool_files_a_killed_worker_left(settings):
+    spool = os.path.join(settings["STORAGE_PATH"], ".spool")
+    os.makedirs(spool)
+    for name, age in (("spool-old", 3600), ("spool-fresh", 5), ("not-a-spool", 3600)):
+        with open(os.path.join(spool, name), "wb") as file:
+            file.write(b"x")
+        os.utime(os.path.join(spool, name), (time.time() - age,) * 2)
+    create_app(settings)
+    assert sorted(os.listdir(spool)) == ["not-a-spool", "spool-fresh"]
+
+
+def test_every_spool_file_is_gone_after_the_request(client, settings, images):
+    form = mailgun_form(("a.jpg", images[".jpg"]), ("b.txt", b"text"))
+    form["attachment-3"] = (io.BytesIO(b"\xff\xd8\xff" + b"x" * 2 * MiB), "big.jpg", "image/jpeg")
+    client.post("/webhooks/mailgun", data=form)
+    assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == []
