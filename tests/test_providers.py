@@ -251,14 +251,14 @@ def _body(request) -> bytes:
 
 
 class FakeObjectStore:
-    """Containers and objects behind a base URL, answering HEAD and PUT as Swift and S3 do."""
+    """Containers and objects behind a base URL, answering HEAD, PUT and DELETE as Swift and S3 do."""
 
     def __init__(self, base: str, created: int):
         self.base, self.created = base, created
         self.containers: dict[str, dict[str, tuple[bytes, dict]]] = {}  # name -> object name -> (bytes, headers)
 
     def install(self, mock) -> None:
-        for method in ("HEAD", "PUT"):
+        for method in ("HEAD", "PUT", "DELETE"):
             mock.add_callback(method, re.compile(re.escape(self.base) + r"/[^?]+(\?.*)?$"), callback=self.answer)
 
     def answer(self, request):
@@ -275,6 +275,9 @@ class FakeObjectStore:
             return self.created, {"ETag": hashlib.md5(content).hexdigest()}, b""
         if objects is None or name not in objects:
             return 404, {}, b""
+        if request.method == "DELETE":
+            del objects[name]
+            return 204, {}, b""
         content, headers = objects[name]
         return 200, {"Content-Type": headers["Content-Type"], "Content-Length": str(len(content)),
                      "ETag": hashlib.md5(content).hexdigest()}, b""
