@@ -15,6 +15,16 @@ class MalformedMessage(Exception):
     """The request is not a form post Mailgun could have sent; the message says what is wrong."""
 
 
+class WrongWebhook(Exception):
+    """Mailgun posted another kind of webhook here (events, tracking): a route or webhook points at the wrong URL."""
+
+
+# Small: Mailgun's event webhooks are a few KiB of JSON; anything larger is no webhook of theirs.
+EVENT_JSON_LIMIT = 256 * 1024
+WRONG_WEBHOOK = ("this URL receives inbound routes (forward() or store(notify=…)); a Mailgun {what} was posted "
+                 "here: point event and tracking webhooks elsewhere (Mailgun → Sending → Webhooks)")
+
+
 @dataclass(frozen=True)
 class Attachment:
     field: str  # "attachment-1" …
@@ -87,8 +97,19 @@ def stored_attachment_list(form) -> list[dict] | None:
     return items
 
 
+def _refuse_event_webhooks(request: Request) -> None:
+    if request.mimetype == "application/json" and (request.content_length or 0) <= EVENT_JSON_LIMIT:
+        try:
+            posted = request.get_json(silent=True)
+        except RecursionError:
+            posted = None
+        if isinstance(posted, dict) and ("event-data" in posted or isinstance(posted.get("signature"), dict)):
+            raise WrongWebhook(WRONG_WEBHOOK.format(what="event webhook (JSON with event-data)"))
+
+
 def read_message(request: Request) -> InboundMessage:
-    """Parse the form; raise MalformedMessage for anything Mailgun would not have sent."""
+    """Parse the form; raise MalformedMessage for anything Mailgun would not have sent, WrongWebhook for events."""
+    _refuse_event_webhooks(request)
     if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise MalformedMessage(
             f"expected a form post (multipart/form-data), got {request.mimetype or 'no Content-Type'}: "
@@ -103,6 +124,8 @@ def read_message(request: Request) -> InboundMessage:
     except ValueError as error:
         # Werkzeug raises ValueError on a broken or truncated multipart body.
         raise MalformedMessage(f"the form could not be parsed ({error}); is it a complete multipart body?") from None
+    if "event" in form:  # inbound posts never carry it; Mailgun's legacy event webhooks always do
+        raise WrongWebhook(WRONG_WEBHOOK.format(what=f"legacy event webhook (event={form['event'][:40]!r})"))
     attachments = [
         Attachment(field=name, filename=clean_filename(upload.filename or ""), stream=upload.stream)
         for name, upload in files.items(multi=True)

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from .fetch import FetchError, fetch_attachments
 from .images import inspect
 from .mailgun import SignatureError, verify_signature
-from .message import InboundMessage, MalformedMessage, read_message
+from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message
 from .receipts import find_receipt, save_receipt
 from .spool import SpoolUnavailable
 from .storage import StorageUnavailable, Store, current_store, object_name, store_image
@@ -35,6 +35,11 @@ def refuse(status: int, reason: str):
 @bp.errorhandler(MalformedMessage)
 def _malformed(error: MalformedMessage):
     return refuse(400, str(error))
+
+
+@bp.errorhandler(WrongWebhook)
+def _wrong_webhook(error: WrongWebhook):
+    return refuse(406, str(error))  # Mailgun stops retrying what would never succeed here
 
 
 @bp.errorhandler(SignatureError)
@@ -57,7 +62,7 @@ def _spool_unavailable(error: SpoolUnavailable):
 @bp.errorhandler(FetchError)
 def _fetch_failed(error: FetchError):
     log.error("fetch failed: %s", error)
-    return refuse(503, "the stored message could not be fetched from Mailgun now; Mailgun will retry")
+    return refuse(503, f"the stored message could not be fetched from Mailgun now; Mailgun will retry: {error}")
 
 
 def _public_url(store: Store, name: str) -> str:

@@ -302,3 +302,24 @@ def test_a_message_id_with_a_newline_cannot_forge_a_log_line(deliver, images):
     logged = stream.getvalue()
     assert "<a@b>\\x0a2026-01-01 00:00:00 INFO inbox: forged\\u2028x" in logged
     assert not any(line.startswith("2026-01-01") for line in logged.splitlines())
+
+
+@pytest.mark.parametrize("body, content_type, names", [
+    (json.dumps({"signature": {"timestamp": "1", "token": "t", "signature": "s"},
+                 "event-data": {"event": "delivered", "recipient": "a@example.com"}}), "application/json",
+     "event webhook"),
+    ({"event": "opened", "recipient": "a@example.com", **signed_fields()}, None, "legacy event webhook"),
+])
+def test_event_webhooks_aimed_here_get_406_naming_the_mistake(client, body, content_type, names):
+    response = client.post("/webhooks/mailgun", data=body, content_type=content_type)
+    assert response.status_code == 406  # Mailgun stops retrying
+    reason = response.get_json()["reason"]
+    assert names in reason and "point event and tracking webhooks elsewhere" in reason
+
+
+def test_a_store_notification_without_an_api_key_names_the_variable(client):
+    form = mailgun_form(attachments=json.dumps([{"url": "https://storage.mailgun.net/v3/domains/x/messages/k/attachments/0",
+                                                 "content-type": "image/jpeg", "name": "a.jpg", "size": 10}]))
+    response = client.post("/webhooks/mailgun", data=form)
+    assert response.status_code == 503  # Mailgun keeps the message 3 days: set the key and its retry succeeds
+    assert "MAILGUN_API_KEY is not set" in response.get_json()["reason"]
