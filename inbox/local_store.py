@@ -14,7 +14,21 @@ from libcloud.storage.drivers.local import LocalStorageDriver
 
 
 class LinkingLocalStorageDriver(LocalStorageDriver):
-    """libcloud's Local driver, storing by hard link and keeping content type and headers."""
+    """libcloud's Local driver, storing by hard link and keeping content type and headers.
+
+    Objects of `private` containers stay readable by this user only (0600 in a 0700 folder);
+    the others are world-readable (0644), for a web server that serves the folder directly.
+    """
+
+    def __init__(self, key, *args, private: frozenset[str] = frozenset(), **kwargs):
+        super().__init__(key, *args, **kwargs)
+        self.private = private
+
+    def create_container(self, container_name):
+        container = super().create_container(container_name)
+        if container_name in self.private:
+            os.chmod(self.get_container_cdn_url(container), 0o700)
+        return container
 
     def _meta_path(self, container_name: str, object_name: str) -> str:
         return os.path.join(self.base_path, ".meta", container_name, object_name + ".json")
@@ -26,16 +40,28 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
                     "meta_data": (extra or {}).get("meta_data") or {}, "headers": headers or {}}
             _write_atomically(self._meta_path(container.name, object_name), json.dumps(meta).encode())
         _fsync(file_path, drop_cache=True)  # the answer tells Mailgun it may forget the message
-        os.chmod(file_path, 0o644)
+        mode = 0o600 if container.name in self.private else 0o644
+        os.chmod(file_path, mode)
         try:
             os.link(file_path, obj_path)
         except FileExistsError:
-            pass  # same name, same content: a redelivery
+            if not os.path.samefile(file_path, obj_path):  # an image's redelivery is the same content; a receipt is not
+                replacement = f"{obj_path}.{os.getpid()}.tmp"
+                os.link(file_path, replacement)
+                os.replace(replacement, obj_path)
         except OSError:  # another file system, or links not allowed: copy, then rename into place
             with open(file_path, "rb") as source:
-                _write_atomically(obj_path, source)
+                _write_atomically(obj_path, source, mode)
         _fsync(os.path.dirname(obj_path))  # the new name must survive a crash too, not only the bytes
         return self._make_object(container, object_name)
+
+    def delete_object(self, obj):
+        removed = super().delete_object(obj)
+        try:
+            os.unlink(self._meta_path(obj.container.name, obj.name))
+        except FileNotFoundError:
+            pass
+        return removed
 
     def _make_object(self, container, object_name):
         obj = super()._make_object(container, object_name)
@@ -60,7 +86,7 @@ def _fsync(path: str, drop_cache: bool = False) -> None:
         os.close(fd)
 
 
-def _write_atomically(path: str, data) -> None:
+def _write_atomically(path: str, data, mode: int = 0o644) -> None:
     """Write bytes or a file's content to `path` via a temporary file and a rename."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix=".tmp-", delete=False) as temporary:
@@ -72,7 +98,7 @@ def _write_atomically(path: str, data) -> None:
                     temporary.write(chunk)
             temporary.flush()
             os.fsync(temporary.fileno())
-            os.chmod(temporary.name, 0o644)
+            os.chmod(temporary.name, mode)
             os.replace(temporary.name, path)
         except BaseException:
             os.unlink(temporary.name)

@@ -54,7 +54,7 @@ def _open_local(config: Mapping):
         os.makedirs(path, exist_ok=True)
     except OSError as error:
         raise ConfigError(f"STORAGE_PATH={path!r} cannot be created ({error.strerror}); pick a writable folder") from None
-    return LinkingLocalStorageDriver(path, ex_use_locking=False)
+    return LinkingLocalStorageDriver(path, ex_use_locking=False, private=frozenset({config["STORAGE_RECEIPTS_CONTAINER"]}))
 
 
 def _local_spool_folder(driver) -> str:

@@ -83,3 +83,17 @@ def test_across_file_systems_it_copies_then_renames_into_place(tmp_path, local, 
 
     assert (tmp_path / "images" / "n.jpg").read_bytes() == open(path, "rb").read()
     assert [name for name in os.listdir(tmp_path / "images") if name.startswith(".tmp")] == []
+
+
+def test_private_containers_are_for_this_user_only_and_their_objects_can_change(tmp_path):
+    driver = LinkingLocalStorageDriver(str(tmp_path), ex_use_locking=False, private=frozenset({"receipts"}))
+    receipts, images = driver.create_container("receipts"), driver.create_container("images")
+    first, second = spooled(tmp_path, b"first"), str(tmp_path / "spool-2")
+    open(second, "wb").write(b"second")
+    driver.upload_object(first, receipts, "r.json")
+    driver.upload_object(second, receipts, "r.json")  # a receipt's content changes: the new one wins
+    assert (tmp_path / "receipts" / "r.json").read_bytes() == b"second"
+    assert os.stat(tmp_path / "receipts").st_mode & 0o777 == 0o700
+    assert os.stat(tmp_path / "receipts" / "r.json").st_mode & 0o777 == 0o600
+    driver.upload_object(spooled(tmp_path), images, "n.jpg")
+    assert os.stat(tmp_path / "images" / "n.jpg").st_mode & 0o777 == 0o644
