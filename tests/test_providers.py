@@ -26,12 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from libcloud.storage.base import Container
 from libcloud.storage.drivers.s3 import S3StorageDriver
 
-from conftest import make_image, mailgun_form, signed_fields
 from inbox import ConfigError, create_app, webhook
 from inbox.config import load_config
 from inbox.storage import CACHE_CONTROL, content_disposition, open_driver, public_base_url, store_image
-from servers import AZURITE_ACCOUNT, AZURITE_KEY, SWIFT_KEY, SWIFT_USER, free_port
-from servers import azurite, moto_s3, swift, tcp_link  # noqa: F401  (fixtures, found by pytest here)
+from inbox.delivery import signed_fields
+from tests.harness import SIGNING_KEY, make_image, mailgun_form
+from tests.processes import free_port
+from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, SWIFT_KEY, SWIFT_USER
 
 SIGNING = {"MAILGUN_WEBHOOK_SIGNING_KEY": "test-webhook-signing-key"}
 
@@ -111,7 +112,7 @@ def test_answered_urls_open_anonymously_with_type_name_and_caching(real, images)
 def test_receipts_and_listings_are_not_public(real, images):
     """Objects are readable by name only: never a receipt, never a listing (moto does not guard listings)."""
     app = real.app()
-    fields = signed_fields()
+    fields = signed_fields(SIGNING_KEY)
     response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **fields))
     assert response.status_code == 200
     assert requests.get(response.get_json()["stored"][0]["url"], timeout=10).status_code == 200
@@ -171,7 +172,7 @@ def test_outage_mid_message_is_503_and_the_retry_gives_the_same_urls(real, tcp_l
         return obj
 
     monkeypatch.setattr(webhook, "store_image", store_then_lose_storage)
-    fields = signed_fields()
+    fields = signed_fields(SIGNING_KEY)
     attachments = (("a.jpg", images[".jpg"]), ("b.png", images[".png"]))
     failed = client.post("/webhooks/mailgun", data=mailgun_form(*attachments, **fields))
 
