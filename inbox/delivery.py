@@ -4,6 +4,7 @@ The fields are the ones MAILGUN_NOTES.md lists: the envelope (`sender`, `recipie
 message's headers both as top-level fields and as the `message-headers` JSON list, the
 signature fields, and one `attachment-N` file part per attachment.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,19 +38,28 @@ class Delivery:
 
     def files(self) -> list[tuple[str, tuple[str, BinaryIO, str]]]:
         """The attachment parts as `requests.post(files=…)` takes them."""
-        return [(f"attachment-{number}", (filename, _as_file(content), content_type))
-                for number, (filename, content, content_type) in enumerate(self.attachments, start=1)]
+        return [
+            (f"attachment-{number}", (filename, _as_file(content), content_type))
+            for number, (filename, content, content_type) in enumerate(self.attachments, start=1)
+        ]
 
     def form(self) -> dict:
         """Fields and files in one dict, as Flask's and werkzeug's test clients take `data`."""
-        return {**self.fields, **{name: (file, filename, content_type)
-                                  for name, (filename, file, content_type) in self.files()}}
+        return {
+            **self.fields,
+            **{name: (file, filename, content_type) for name, (filename, file, content_type) in self.files()},
+        }
 
     def encode(self, boundary: str | None = None) -> tuple[bytes, str]:
         """The raw multipart/form-data body and its Content-Type, for posting bytes directly."""
-        parts = [(name, value) for name, values in self.fields.items()
-                 for value in (values if isinstance(values, list) else [values])]
-        parts += [(name, (filename, file.read(), content_type)) for name, (filename, file, content_type) in self.files()]
+        parts = [
+            (name, value)
+            for name, values in self.fields.items()
+            for value in (values if isinstance(values, list) else [values])
+        ]
+        parts += [
+            (name, (filename, file.read(), content_type)) for name, (filename, file, content_type) in self.files()
+        ]
         return encode_multipart_formdata(parts, boundary)
 
 
@@ -58,16 +68,44 @@ def _as_file(content: bytes | BinaryIO) -> BinaryIO:
 
 
 def build_delivery(
-    attachments: list[Attachment] | tuple = (), /, *, key: str, sender: str = "alice@example.com",
-    recipient: str = "photos@example.com", from_header: str | None = None, subject: str = "Photos",
-    message_id: str = "<m1@example.com>", text: str = "", **overrides: str | list[str] | None,
+    attachments: list[Attachment] | tuple = (),
+    /,
+    *,
+    key: str,
+    sender: str = "alice@example.com",
+    recipient: str = "photos@example.com",
+    from_header: str | None = None,
+    subject: str = "Photos",
+    message_id: str = "<m1@example.com>",
+    text: str = "",
+    headers: list[tuple[str, str]] | tuple = (),
+    **overrides: str | list[str] | None,
 ) -> Delivery:
-    """A delivery signed with `key`; `overrides` add or replace fields by their Mailgun name, None removes one."""
-    from_header = from_header or sender
-    headers = [["From", from_header], ["To", recipient], ["Subject", subject], ["Message-Id", message_id]]
+    """A delivery signed with `key`; `overrides` add or replace fields by their Mailgun name, None removes one.
+
+    `headers` are more message headers, after From, To, Subject and Message-Id: each is in
+    `message-headers` and a top-level field, a repeated one a repeated field, as Mailgun posts them.
+    """
+    message_headers = [
+        ["From", from_header or sender],
+        ["To", recipient],
+        ["Subject", subject],
+        ["Message-Id", message_id],
+        *([name, value] for name, value in headers),
+    ]
+    header_fields: dict[str, list[str]] = {}
+    for name, value in message_headers:
+        header_fields.setdefault(name, []).append(value)
     fields = {
-        "recipient": recipient, "sender": sender, "from": from_header, "subject": subject, "body-plain": text,
-        **dict(headers), "message-headers": json.dumps(headers), "attachment-count": str(len(attachments)),
-        **signed_fields(key), **overrides,
+        "recipient": recipient,
+        "sender": sender,
+        "from": from_header or sender,
+        "subject": subject,
+        "body-plain": text,
+        **{name: values[0] if len(values) == 1 else values for name, values in header_fields.items()},
+        "message-headers": json.dumps(message_headers),
+        "attachment-count": str(len(attachments)),
+        **signed_fields(key),
+        **overrides,
     }
     return Delivery({name: value for name, value in fields.items() if value is not None}, list(attachments))
