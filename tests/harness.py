@@ -1,4 +1,5 @@
 """Helpers the test modules import: the test signing key, real image files, signed Mailgun forms."""
+
 from __future__ import annotations
 
 import io
@@ -13,8 +14,14 @@ pillow_heif.register_heif_opener()
 
 # Pillow format name per stored extension: one real file of every accepted type.
 IMAGE_FORMATS = {
-    ".jpg": "JPEG", ".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".webp": "WEBP",
-    ".heic": "HEIF", ".avif": "AVIF", ".tif": "TIFF",
+    ".jpg": "JPEG",
+    ".png": "PNG",
+    ".gif": "GIF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+    ".heic": "HEIF",
+    ".avif": "AVIF",
+    ".tif": "TIFF",
 }
 
 
@@ -26,6 +33,10 @@ def make_image(extension: str = ".jpg", size=(64, 48), color=(200, 30, 30)) -> b
 
 def mailgun_form(*attachments, **fields) -> dict:
     """A signed forward() form for Flask's test client; attachments are (filename, bytes) pairs, sent as JPEG."""
-    return build_delivery([(filename, content, "image/jpeg") for filename, content in attachments],
-                          key=SIGNING_KEY, from_header=f"Alice <{fields.get('sender', 'alice@example.com')}>",
-                          text="see attached", **fields).form()
+    return build_delivery(
+        [(filename, content, "image/jpeg") for filename, content in attachments],
+        key=SIGNING_KEY,
+        from_header=f"Alice <{fields.get('sender', 'alice@example.com')}>",
+        text="see attached",
+        **fields,
+    ).form()

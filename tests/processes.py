@@ -3,6 +3,7 @@
 Every wait is bounded; a process that exits or never gets ready raises ServerFailed with the
 last lines of its logs. Nothing here depends on pytest, so the benchmark uses it as is.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,7 @@ def free_port() -> int:
 
 def scrubbed_environ(**settings: str) -> dict[str, str]:
     """This process's environment without any of the service's settings, plus `settings`."""
-    return {**{name: value for name, value in os.environ.items() if not name.startswith(SETTING_PREFIXES)},
-            **settings}
+    return {**{name: value for name, value in os.environ.items() if not name.startswith(SETTING_PREFIXES)}, **settings}
 
 
 def answers_http(url: str, timeout: float = 2) -> bool:
@@ -57,8 +57,12 @@ class Server:
         """Start `command` (in `env`, the whole environment, default ours), its output in the folder."""
         with open(self.folder / f"{log_name}.log", "ab") as log:
             process = subprocess.Popen(
-                [str(part) for part in command], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, cwd=cwd or self.folder,
+                [str(part) for part in command],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd or self.folder,
             )
         self.processes.append(process)
         return process
@@ -80,8 +84,10 @@ class Server:
 
     def fail(self, what: str) -> None:
         self.stop()
-        logs = "".join(f"\n--- {log.name} (last lines)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-                       for log in sorted(self.folder.glob("*.log")))
+        logs = "".join(
+            f"\n--- {log.name} (last lines)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            for log in sorted(self.folder.glob("*.log"))
+        )
         raise ServerFailed(f"{self.name} {what}; files in {self.folder}{logs}")
 
     def stop(self) -> None:

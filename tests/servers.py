@@ -83,7 +83,8 @@ def azurite(tmp_path_factory):
 
     def start(server):
         server.launch(
-            "azurite", node, main, "--blobHost", "127.0.0.1", "--blobPort", server.port, "--location", server.folder / "data",
+            "azurite", node, main, "--blobHost", "127.0.0.1", "--blobPort", server.port,
+            "--location", server.folder / "data",
             "--disableTelemetry", "--silent",
         )
         server.wait_until(lambda: answers_http(f"http://127.0.0.1:{server.port}/{AZURITE_ACCOUNT}?comp=list"))
@@ -126,9 +127,9 @@ def swift(tmp_path_factory):
         )
         if rings.returncode:
             pytest.fail(f"building Swift's rings failed ({INSTALL_HINT}):\n{rings.stderr[-2000:]}", pytrace=False)
-        for kind in (*ports, "proxy"):
+        for kind in (*ports, "proxy"):  # --verbose: log to the console (the log file)
             server.launch(kind, SWIFT_BIN / f"swift-{kind}-server", folder / f"{kind}-server.conf", "--verbose",
-                          env={**os.environ, "PYTHONPATH": str(SWIFT_CONFIG)})  # --verbose: log to the console (the log file)
+                          env={**os.environ, "PYTHONPATH": str(SWIFT_CONFIG)})
         server.wait_until(lambda: all(_listening(port) for port in ports.values())
                           and requests.get(f"http://127.0.0.1:{server.port}/healthcheck", timeout=2).ok)
 

@@ -50,7 +50,7 @@ def test_delivers_and_serves_under_gunicorn(service, images):
     body = response.json()
     assert [item["content_type"] for item in body["stored"]] == ["image/jpeg", "image/heic"]
     assert body["rejected"][0]["content_type"] == "application/pdf"
-    for item, extension in zip(body["stored"], (".jpg", ".heic")):
+    for item, extension in zip(body["stored"], (".jpg", ".heic"), strict=True):
         assert item["url"].startswith(url + "/files/images/")
         fetched = requests.get(item["url"], timeout=10)
         assert fetched.content == images[extension]
@@ -81,7 +81,8 @@ def test_forged_delivery_is_refused_over_http(service, images):
     url, storage = service
     before = sorted(os.listdir(storage / "images"))
 
-    response = post(url, [("a.jpg", images[".jpg"], "image/jpeg")], signature="f" * 64, message_id="<forged@example.com>")
+    photo = ("a.jpg", images[".jpg"], "image/jpeg")
+    response = post(url, [photo], signature="f" * 64, message_id="<forged@example.com>")
 
     assert response.status_code == 403
     assert sorted(os.listdir(storage / "images")) == before
@@ -94,10 +95,12 @@ def test_garbage_bodies_get_json_4xx(service):
     for body, content_type in [
         (b"\x00" * 5000, "multipart/form-data; boundary=XX"),
         (b'{"json": true}', "application/json"),
-        (fields + b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="\xff.jpg"\r\n\r\nx\r\n--XX--\r\n',
+        (fields + b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="\xff.jpg"\r\n'
+                  b"\r\nx\r\n--XX--\r\n",
          "multipart/form-data; boundary=XX"),
     ]:
-        response = requests.post(url + "/webhooks/mailgun", data=body, headers={"Content-Type": content_type}, timeout=10)
+        response = requests.post(url + "/webhooks/mailgun", data=body, headers={"Content-Type": content_type},
+                                 timeout=10)
         assert response.status_code == 400, response.text
         assert response.json()["reason"]
 

@@ -16,7 +16,6 @@ import responses
 import routes_setup  # a script at the repository root, which pytest puts on sys.path
 from inbox.routes import MailgunAPIError, MailgunUnreachable, RoutesClient, recipient_pattern, route_spec
 
-
 API = "https://api.mailgun.net/v3"
 EU_API = "https://api.eu.mailgun.net/v3"
 ADDRESS = "photos@example.com"

@@ -29,7 +29,7 @@ def test_stores_every_accepted_type_and_answers_with_urls_that_open(deliver, cli
     body = response.get_json()
     assert body["message_id"] == "<m1@example.com>" and body["rejected"] == []
     assert [item["attachment"] for item in body["stored"]] == [f"attachment-{n}" for n in range(1, 9)]
-    for item, (extension, content) in zip(body["stored"], images.items()):
+    for item, (extension, content) in zip(body["stored"], images.items(), strict=True):
         assert item["url"].startswith("http://localhost/files/images/")
         assert item["url"].endswith(extension)
         assert item["size"] == len(content) and item["filename"] == f"photo{extension}"
