@@ -97,7 +97,7 @@ def test_answered_urls_open_anonymously_with_type_name_and_caching(real, images)
     body = response.get_json()
     assert [item["filename"] for item in body["rejected"]] == ["notes.txt"]
     assert len(body["stored"]) == 4
-    for item, (_, content) in zip(body["stored"], attachments, strict=True):
+    for item, (_, content) in zip(body["stored"], attachments[:4], strict=True):
         assert item["url"].startswith(real.url_prefix(app))
         fetched = requests.get(item["url"], timeout=10)  # no credentials of any kind
         assert fetched.status_code == 200, item["url"]
