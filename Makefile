@@ -1,5 +1,5 @@
 # `make run`: install and serve on http://127.0.0.1:8000 (local storage, development key).
-# `make test`: install everything the tests need and run the whole suite.
+# `make test`: install everything the tests need, lint and format-check with ruff, run the whole suite.
 .PHONY: run test bench
 
 run:
@@ -8,8 +8,10 @@ run:
 
 test:
 	scripts/bootstrap --test
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/pytest
 
 bench:
 	scripts/bootstrap --test
-	.venv/bin/python bench/bench.py
+	.venv/bin/python -m bench.bench

@@ -7,7 +7,7 @@ median latency per case, the ratio service/floor, the worker's CPU time, its pea
 and disk writes during the 25 MiB deliveries, requests/s of a second run with 2 workers and 2
 concurrent clients, and what this disk charges to create a file and to fsync one.
 
-    .venv/bin/python bench/bench.py [--rounds 15] [--warmup 2] [--json figures.json]
+    .venv/bin/python -m bench.bench [--rounds 15] [--warmup 2] [--json figures.json]
 
 Each delivery has a fresh token and Message-Id and its own image bytes (a JPEG header, a
 random nonce, then random bytes), so every one is stored as a new object, as in real use.
@@ -22,7 +22,6 @@ import platform
 import secrets
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,8 +30,10 @@ import uuid
 from pathlib import Path
 
 import gunicorn
+import requests
 
-from inbox.cli import build_delivery
+from inbox.delivery import build_delivery
+from tests.processes import Server, ServerFailed, free_port, scrubbed_environ
 
 KiB, MiB = 1024, 1024 * 1024
 CASES = {"25MiB": [25 * MiB], "3x3MiB": [3 * MiB] * 3, "200KiB": [200 * KiB]}
@@ -49,26 +50,13 @@ def photo(size: int) -> bytes:
 
 def delivery(key: str, sizes: list[int]) -> tuple[bytes, bytes]:
     """The request head and the multipart body of one signed delivery, encoded once."""
-    fields, _ = build_delivery(
-        [], key=key, sender="bench@example.com", recipient="photos@example.com", subject="Benchmark",
-        message_id=f"<{uuid.uuid4()}@bench.local>",
-    )
-    fields["attachment-count"] = str(len(sizes))
-    boundary = secrets.token_hex(16)
-    parts = []
-    for name, value in fields.items():
-        parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()]
-    for number, size in enumerate(sizes, start=1):
-        parts += [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="attachment-{number}"; '
-            f'filename="photo-{number}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode(),
-            photo(size), b"\r\n",
-        ]
-    parts.append(f"--{boundary}--\r\n".encode())
-    body = b"".join(parts)
+    photos = [(f"photo-{number}.jpg", photo(size), "image/jpeg") for number, size in enumerate(sizes, start=1)]
+    body, content_type = build_delivery(
+        photos, key=key, sender="bench@example.com", subject="Benchmark", message_id=f"<{uuid.uuid4()}@bench.local>",
+    ).encode()
     head = (
         f"POST /webhooks/mailgun HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
     return head, body
 
@@ -87,52 +75,27 @@ def post(port: int, request: tuple[bytes, bytes]) -> tuple[int, bytes, float]:
     return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2], seconds
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def start_gunicorn(app: str, workers: int, env: dict, workdir: Path) -> Server:
+    """A gunicorn master on a free port, returned once /healthz answers and all its workers run."""
+    server = Server(f"gunicorn {app}", free_port(), workdir)
+    command = [
+        Path(sys.executable).with_name("gunicorn"), app, "--pythonpath", BENCH_DIR,
+        "--bind", f"127.0.0.1:{server.port}", "--workers", workers, "--worker-class", "sync",
+        "--timeout", "120", "--no-control-socket",
+    ]
+    # cwd is the temp folder, so gunicorn does not pick up the project's gunicorn.conf.py.
+    master = server.launch(f"{app.split(':')[0]}-{workers}w-{server.port}", *command, env=env, cwd=workdir)
+    try:
+        server.wait_until(lambda: requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).ok
+                          and len(children(master.pid)) == workers)
+    except ServerFailed as error:
+        raise SystemExit(f"bench: {error}") from None
+    return server
 
 
-class Server:
-    """A gunicorn master started for the benchmark, stopped by its PID."""
-
-    def __init__(self, app: str, workers: int, env: dict, workdir: Path):
-        self.port = free_port()
-        self.log = open(workdir / f"{app.split(':')[0]}-{workers}w-{self.port}.log", "wb")
-        command = [
-            str(Path(sys.executable).with_name("gunicorn")), app, "--pythonpath", str(BENCH_DIR),
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--worker-class", "sync",
-            "--timeout", "120", "--no-control-socket",
-        ]
-        # cwd is the temp folder, so gunicorn does not pick up the project's gunicorn.conf.py.
-        self.process = subprocess.Popen(command, env=env, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
-        self.workers = self._wait_ready(workers)
-
-    def _wait_ready(self, count: int, seconds: float = 30) -> list[int]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            workers = children(self.process.pid)
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
-                    connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                    if connection.recv(64).startswith(b"HTTP/1.1 200") and len(workers) == count:
-                        return workers
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"bench: {self.log.name} did not start:\n{Path(self.log.name).read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        self.process.terminate()  # the master stops its workers
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+def worker_pids(server: Server) -> list[int]:
+    """The worker processes of a gunicorn master started by start_gunicorn (the master stops them)."""
+    return children(server.processes[0].pid)
 
 
 def children(pid: int) -> list[int]:
@@ -195,7 +158,7 @@ def latencies(servers: dict, key: str, rounds: int, warmup: int, deadline: float
     """Median seconds per case and server, and the worker's RSS growth and writes for the 25 MiB case."""
     times = {case: {name: [] for name in servers} for case in CASES}
     cpu = {case: [] for case in CASES}
-    worker = servers["service"].workers[0]
+    worker = worker_pids(servers["service"])[0]
     rss_growth, written, peak_reset = [], [], True
     for number in range(warmup + rounds):
         if time.monotonic() > deadline:
@@ -245,7 +208,7 @@ def requests_per_second(server: Server, key: str, sizes: list[int], clients: int
         for request in queues[index]:
             if time.monotonic() > stop_at:
                 return
-            status, answer, _ = post(server.port, request)
+            status, _, _ = post(server.port, request)
             if status != 200:
                 failures.append(status)
                 return
@@ -291,19 +254,19 @@ def main(argv=None) -> int:
     key = secrets.token_hex(32)
     with tempfile.TemporaryDirectory(prefix="inbox-bench-") as temporary:
         workdir = Path(temporary)
-        env = {**os.environ, "MAILGUN_WEBHOOK_SIGNING_KEY": key, "STORAGE_PROVIDER": "local",
-               "STORAGE_PATH": str(workdir / "storage")}
+        env = scrubbed_environ(MAILGUN_WEBHOOK_SIGNING_KEY=key, STORAGE_PROVIDER="local",
+                               STORAGE_PATH=str(workdir / "storage"))
         servers = {}
         try:
-            servers["service"] = Server("inbox:create_app()", 1, env, workdir)
-            servers["floor"] = Server("floor:app", 1, env, workdir)
+            servers["service"] = start_gunicorn("inbox:create_app()", 1, env, workdir)
+            servers["floor"] = start_gunicorn("floor:app", 1, env, workdir)
             figures = latencies(servers, key, args.rounds, args.warmup, deadline)
         finally:
             for server in servers.values():
                 server.stop()
         throughput = {}
         for name, app in (("service", "inbox:create_app()"), ("floor", "floor:app")):
-            server = Server(app, 2, env, workdir)
+            server = start_gunicorn(app, 2, env, workdir)
             try:
                 throughput[name] = requests_per_second(server, key, CASES["200KiB"], 2, 100, 20)
             finally:
@@ -314,9 +277,9 @@ def main(argv=None) -> int:
         figures["create_file_ms"] = disk_ms(store, 0)[0]
         figures["fsync_ms"] = {case: disk_ms(store, sum(sizes))[1] for case, sizes in CASES.items()}
 
+    malloc = {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}
     figures["environment"] = {"python": platform.python_version(), "gunicorn": gunicorn.__version__,
-                              "cpus": os.cpu_count(),
-                              "malloc": {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}}
+                              "cpus": os.cpu_count(), "malloc": malloc}
     report(figures, args.warmup)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

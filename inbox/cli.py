@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import mimetypes
 import os
 import secrets
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import requests
 
-from .mailgun import sign
+from .delivery import build_delivery
 
 DATA_DIR = Path("var")
 DEV_KEY_FILE = DATA_DIR / "dev-signing-key"
@@ -64,23 +64,6 @@ def serve(args) -> int:
     return 0
 
 
-def build_delivery(paths, *, key, sender, recipient, subject, message_id):
-    """The form fields and files of a signed, Mailgun-shaped forward() POST."""
-    timestamp, token = str(int(time.time())), secrets.token_hex(25)
-    headers = [["From", sender], ["To", recipient], ["Subject", subject], ["Message-Id", message_id]]
-    fields = {
-        "recipient": recipient, "sender": sender, "from": sender, "From": sender, "To": recipient,
-        "subject": subject, "Subject": subject, "Message-Id": message_id, "body-plain": "",
-        "message-headers": json.dumps(headers), "attachment-count": str(len(paths)),
-        "timestamp": timestamp, "token": token, "signature": sign(key, timestamp, token),
-    }
-    files = [
-        (f"attachment-{number}", (Path(path).name, open(path, "rb"), mimetypes.guess_type(path)[0] or "application/octet-stream"))
-        for number, path in enumerate(paths, start=1)
-    ]
-    return fields, files
-
-
 def send(args) -> int:
     missing = [path for path in args.files if not os.path.isfile(path)]
     if missing:
@@ -91,18 +74,18 @@ def send(args) -> int:
         print(f"inbox: no signing key here: run this in the folder where `inbox serve` runs (it keeps "
               f"{DEV_KEY_FILE}), or set MAILGUN_WEBHOOK_SIGNING_KEY to the server's key", file=sys.stderr)
         return 2
-    fields, files = build_delivery(
-        args.files, key=key, sender=args.sender, recipient=args.recipient, subject=args.subject,
-        message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>",
-    )
-    try:
-        response = requests.post(args.url, data=fields, files=files, timeout=120)
-    except requests.RequestException as error:
-        print(f"inbox: cannot deliver to {args.url}: {error}. Is `inbox serve` running?", file=sys.stderr)
-        return 2
-    finally:
-        for _, (_, file, _) in files:
-            file.close()
+    with contextlib.ExitStack() as files:
+        attachments = [(Path(path).name, files.enter_context(open(path, "rb")),
+                        mimetypes.guess_type(path)[0] or "application/octet-stream") for path in args.files]
+        delivery = build_delivery(
+            attachments, key=key, sender=args.sender, recipient=args.recipient, subject=args.subject,
+            message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>",
+        )
+        try:
+            response = requests.post(args.url, data=delivery.fields, files=delivery.files(), timeout=120)
+        except requests.RequestException as error:
+            print(f"inbox: cannot deliver to {args.url}: {error}. Is `inbox serve` running?", file=sys.stderr)
+            return 2
     try:
         print(json.dumps(response.json(), indent=2, ensure_ascii=False))
     except ValueError:

@@ -1,6 +1,7 @@
 """`inbox serve` and `inbox send`: the local try-out a newcomer runs."""
+from __future__ import annotations
+
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -9,14 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import free_port, running
 from inbox import cli
+from tests.processes import free_port, running, scrubbed_environ
 
 INBOX = str(Path(sys.executable).with_name("inbox"))
-
-
-def clean_env():
-    return {key: value for key, value in os.environ.items() if not key.startswith(("MAILGUN_", "STORAGE_", "INBOX_"))}
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +21,14 @@ def served(tmp_path_factory):
     """`inbox serve` in a fresh folder, as the README's run command leaves it."""
     folder = tmp_path_factory.mktemp("try-out")
     port = free_port()
-    with running([INBOX, "serve", "--port", str(port), "--workers", "1"], port=port, env=clean_env(), cwd=folder,
+    with running([INBOX, "serve", "--port", str(port), "--workers", "1"], port=port, env=scrubbed_environ(), cwd=folder,
                  logs=tmp_path_factory.mktemp("serve-logs")):
         yield folder, f"http://127.0.0.1:{port}"
 
 
 def send(folder, url, *args, **env):
     return subprocess.run([INBOX, "send", "--url", f"{url}/webhooks/mailgun", *args], cwd=folder,
-                          env={**clean_env(), **env}, capture_output=True, text=True, timeout=60)
+                          env=scrubbed_environ(**env), capture_output=True, text=True, timeout=60)
 
 
 def test_serve_makes_a_private_development_key_that_send_uses(served, images):
@@ -97,9 +94,8 @@ def test_serve_binds_only_to_loopback(served):
     assert f"00000000:{int(port):04X}" not in listening
 
 
-def test_the_development_key_is_shown_once(tmp_path, monkeypatch, capsys):
+def test_the_development_key_is_shown_once(tmp_path, monkeypatch, clean_environ, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MAILGUN_WEBHOOK_SIGNING_KEY", raising=False)
     key = cli.development_key()
     assert key in capsys.readouterr().err
     assert cli.development_key() == key
@@ -108,6 +104,6 @@ def test_the_development_key_is_shown_once(tmp_path, monkeypatch, capsys):
 
 def test_serve_says_what_is_wrong_instead_of_starting(tmp_path):
     result = subprocess.run([INBOX, "serve", "--port", str(free_port())], cwd=tmp_path, capture_output=True,
-                            text=True, env={**clean_env(), "INBOX_REJECT_STATUS": "500"}, timeout=30)
+                            text=True, env=scrubbed_environ(INBOX_REJECT_STATUS="500"), timeout=30)
     assert result.returncode == 2
     assert "INBOX_REJECT_STATUS='500'" in result.stderr

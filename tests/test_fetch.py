@@ -5,8 +5,9 @@ import json
 import pytest
 import responses
 
-from conftest import make_image, signed_fields
 from inbox import create_app
+from inbox.delivery import build_delivery
+from tests.harness import SIGNING_KEY, make_image
 
 STORAGE = "https://storage.eu.mailgun.net/v3/domains/example.com/messages/AgEFxyz/attachments"
 API_KEY = "private-api-key"
@@ -18,12 +19,11 @@ def app(settings):
 
 
 def notification(*items, **fields):
-    """The urlencoded form Mailgun POSTs to a store() route's notify URL."""
-    return {
-        "recipient": "photos@example.com", "sender": "alice@example.com", "Message-Id": "<stored@example.com>",
-        "message-url": "https://storage.eu.mailgun.net/v3/domains/example.com/messages/AgEFxyz",
-        "domain": "example.com", "attachments": json.dumps(list(items)), **signed_fields(), **fields,
-    }
+    """The urlencoded form Mailgun POSTs to a store() route's notify URL: forward()'s fields, but no files."""
+    return build_delivery(key=SIGNING_KEY, message_id="<stored@example.com>", **{
+        "attachment-count": None, "domain": "example.com", "attachments": json.dumps(list(items)),
+        "message-url": "https://storage.eu.mailgun.net/v3/domains/example.com/messages/AgEFxyz", **fields,
+    }).fields
 
 
 def item(number, name, size, content_type="image/jpeg"):

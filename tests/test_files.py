@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from conftest import make_image
+from tests.harness import make_image
 
 
 @pytest.fixture
@@ -58,8 +58,8 @@ def test_serves_nothing_but_stored_images(client, settings, stored, path):
 
 
 def test_public_base_url_replaces_the_apps_own_url(settings, images):
-    from conftest import mailgun_form
     from inbox import create_app
+    from tests.harness import mailgun_form
 
     app = create_app({**settings, "PUBLIC_BASE_URL": "https://cdn.example.com/photos/"})
     url = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]))).get_json()[
@@ -68,8 +68,8 @@ def test_public_base_url_replaces_the_apps_own_url(settings, images):
 
 
 def test_forwarded_host_is_ignored_unless_a_proxy_is_trusted(settings, images):
-    from conftest import mailgun_form
     from inbox import create_app
+    from tests.harness import mailgun_form
 
     forwarded = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
     for trusted, expected in (("0", "http://localhost/files/"), ("1", "https://evil.example/files/")):

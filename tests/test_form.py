@@ -5,7 +5,8 @@ import resource
 import time
 import tracemalloc
 
-from conftest import mailgun_form, signed_fields
+from inbox.delivery import signed_fields
+from tests.harness import SIGNING_KEY, mailgun_form
 from inbox import create_app
 from inbox.form import InboxRequest
 
@@ -31,14 +32,14 @@ def test_a_bad_signature_stops_the_read_before_the_attachments(client, monkeypat
     new_spool = InboxRequest.new_spool
     monkeypatch.setattr(InboxRequest, "new_spool", lambda self, *a: spooled.append(1) or new_spool(self, *a))
     # The test client posts the text fields first, the files after them.
-    form = mailgun_form(("a.jpg", b"\xff\xd8\xff" + os.urandom(4 * MiB)), **signed_fields(key="not our key"))
+    form = mailgun_form(("a.jpg", b"\xff\xd8\xff" + os.urandom(4 * MiB)), **signed_fields("not our key"))
     response = client.post("/webhooks/mailgun", data=form)
     assert response.status_code == 403
     assert spooled == []  # the 4 MiB attachment after the fields was never written anywhere
 
 
 def test_a_signed_url_encoded_message_still_reads_every_field(client):
-    response = client.post("/webhooks/mailgun", data={**signed_fields(), "subject": "a & b", "Message-Id": "<x@y>"},
+    response = client.post("/webhooks/mailgun", data={**signed_fields(SIGNING_KEY), "subject": "a & b", "Message-Id": "<x@y>"},
                            content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415
     assert response.get_json()["message_id"] == "<x@y>"

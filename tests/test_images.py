@@ -1,9 +1,9 @@
 """Judging by content with real libmagic: every accepted type in, everything disguised out."""
 import pytest
 
-from conftest import IMAGE_FORMATS, make_image
 from inbox.images import inspect
 from inbox.spool import SNIFF_BYTES
+from tests.harness import IMAGE_FORMATS, make_image
 
 LIMIT = 1000_000
 

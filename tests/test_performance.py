@@ -11,9 +11,9 @@ from flask.testing import EnvironBuilder
 from werkzeug.test import run_wsgi_app
 from werkzeug.wsgi import LimitedStream
 
-from conftest import mailgun_form
 from inbox.form import InboxRequest
 from inbox.spool import SpoolFile
+from tests.harness import mailgun_form
 
 MiB = 1024 * 1024
 JPEG_HEADER = bytes.fromhex("ffd8ffe000104a46494600010100000100010000")

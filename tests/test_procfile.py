@@ -1,4 +1,6 @@
 """The service run the way the Procfile runs it: real gunicorn on 127.0.0.1, real HTTP deliveries."""
+from __future__ import annotations
+
 import os
 import shlex
 import subprocess
@@ -8,8 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import SIGNING_KEY, free_port, running, signed_fields
-from inbox.cli import build_delivery
+from inbox.delivery import build_delivery
+from tests.harness import SIGNING_KEY
+from tests.processes import free_port, running, scrubbed_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE_COMMAND = shlex.split(ROOT.joinpath("Procfile").read_text().split("web:", 1)[1])
@@ -17,9 +20,8 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def procfile_env(port, **settings):
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("MAILGUN_", "STORAGE_", "INBOX_"))}
     # Procfile platforms set PORT (gunicorn then binds 0.0.0.0); the test keeps to 127.0.0.1.
-    return {**env, "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}", **settings}
+    return scrubbed_environ(GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}", **settings)
 
 
 @pytest.fixture(scope="module")
@@ -33,45 +35,37 @@ def service(tmp_path_factory):
         yield f"http://127.0.0.1:{port}", storage
 
 
-def post(url, paths, **overrides):
-    fields, files = build_delivery(paths, key=SIGNING_KEY, sender="a@example.com", recipient="photos@example.com",
-                                   subject="hi", message_id=overrides.pop("message_id", "<p1@example.com>"))
-    try:
-        return requests.post(url + "/webhooks/mailgun", data={**fields, **overrides}, files=files, timeout=60)
-    finally:
-        for _, (_, file, _) in files:
-            file.close()
+def post(url, attachments, message_id="<p1@example.com>", **overrides):
+    delivery = build_delivery(attachments, key=SIGNING_KEY, sender="a@example.com", subject="hi",
+                              message_id=message_id, **overrides)
+    return requests.post(url + "/webhooks/mailgun", data=delivery.fields, files=delivery.files(), timeout=60)
 
 
-def test_delivers_and_serves_under_gunicorn(service, tmp_path, images):
+def test_delivers_and_serves_under_gunicorn(service, images):
     url, _ = service
-    for extension in (".jpg", ".heic"):
-        (tmp_path / f"photo{extension}").write_bytes(images[extension])
-    (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4\n%%EOF")
-
-    response = post(url, [tmp_path / "photo.jpg", tmp_path / "photo.heic", tmp_path / "notes.pdf"])
+    response = post(url, [("photo.jpg", images[".jpg"], "image/jpeg"), ("photo.heic", images[".heic"], "image/heic"),
+                          ("notes.pdf", b"%PDF-1.4\n%%EOF", "application/pdf")])
 
     assert response.status_code == 200
     body = response.json()
     assert [item["content_type"] for item in body["stored"]] == ["image/jpeg", "image/heic"]
     assert body["rejected"][0]["content_type"] == "application/pdf"
-    for item, extension in zip(body["stored"], (".jpg", ".heic")):
+    for item, extension in zip(body["stored"], (".jpg", ".heic"), strict=True):
         assert item["url"].startswith(url + "/files/images/")
         fetched = requests.get(item["url"], timeout=10)
         assert fetched.content == images[extension]
         assert fetched.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_25_mib_photo_is_stored_whole(service, tmp_path):
+def test_a_25_mib_photo_is_stored_whole(service):
     url, storage = service
-    photo = tmp_path / "big.jpg"
-    photo.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(25 * 1024 * 1024 - 11))
+    photo = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(25 * 1024 * 1024 - 11)
 
-    response = post(url, [photo], message_id="<big@example.com>")
+    response = post(url, [("big.jpg", photo, "image/jpeg")], message_id="<big@example.com>")
 
     assert response.status_code == 200
     stored = storage / "images" / response.json()["stored"][0]["url"].rsplit("/", 1)[1]
-    assert stored.read_bytes() == photo.read_bytes()
+    assert stored.read_bytes() == photo
 
 
 def test_a_body_far_beyond_mailguns_size_gets_a_413_answer_not_a_reset(service):
@@ -83,12 +77,12 @@ def test_a_body_far_beyond_mailguns_size_gets_a_413_answer_not_a_reset(service):
     assert "error" in response.json()
 
 
-def test_forged_delivery_is_refused_over_http(service, tmp_path, images):
+def test_forged_delivery_is_refused_over_http(service, images):
     url, storage = service
-    (tmp_path / "a.jpg").write_bytes(images[".jpg"])
     before = sorted(os.listdir(storage / "images"))
 
-    response = post(url, [tmp_path / "a.jpg"], signature="f" * 64, message_id="<forged@example.com>")
+    photo = ("a.jpg", images[".jpg"], "image/jpeg")
+    response = post(url, [photo], signature="f" * 64, message_id="<forged@example.com>")
 
     assert response.status_code == 403
     assert sorted(os.listdir(storage / "images")) == before
@@ -96,13 +90,14 @@ def test_forged_delivery_is_refused_over_http(service, tmp_path, images):
 
 def test_garbage_bodies_get_json_4xx(service):
     url, _ = service
-    fields = "".join(f'--XX\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
-                     for k, v in signed_fields().items()).encode()
+    fields, _ = build_delivery(key=SIGNING_KEY).encode("XX")
+    fields = fields.removesuffix(b"--XX--\r\n")  # the malformed part follows
     for body, content_type in [
         (b"\x00" * 5000, "multipart/form-data; boundary=XX"),
         (b'{"json": true}', "application/json"),
     ]:
-        response = requests.post(url + "/webhooks/mailgun", data=body, headers={"Content-Type": content_type}, timeout=10)
+        response = requests.post(url + "/webhooks/mailgun", data=body, headers={"Content-Type": content_type},
+                                 timeout=10)
         assert response.status_code == 400, response.text
         assert response.json()["reason"]
 

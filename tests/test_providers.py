@@ -26,13 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from libcloud.storage.base import Container
 from libcloud.storage.drivers.s3 import S3StorageDriver
 
-from conftest import make_image, mailgun_form, signed_fields
 from inbox import ConfigError, create_app, webhook
 from inbox.config import load_config
+from inbox.delivery import signed_fields
 from inbox.providers import PROVIDERS, swift_auth
 from inbox.storage import CACHE_CONTROL, content_disposition, current_store, store_image
-from servers import AZURITE_ACCOUNT, AZURITE_KEY, SWIFT_KEY, SWIFT_USER, free_port
-from servers import azurite, moto_s3, swift, tcp_link  # noqa: F401  (fixtures, found by pytest here)
+from tests.harness import SIGNING_KEY, mailgun_form, make_image
+from tests.processes import free_port
+from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, SWIFT_KEY, SWIFT_USER
 
 SIGNING = {"MAILGUN_WEBHOOK_SIGNING_KEY": "test-webhook-signing-key"}
 
@@ -97,7 +98,7 @@ def test_answered_urls_open_anonymously_with_type_name_and_caching(real, images)
     body = response.get_json()
     assert [item["filename"] for item in body["rejected"]] == ["notes.txt"]
     assert len(body["stored"]) == 4
-    for item, (_, content) in zip(body["stored"], attachments):
+    for item, (_, content) in zip(body["stored"], attachments[:4], strict=True):
         assert item["url"].startswith(real.url_prefix(app))
         fetched = requests.get(item["url"], timeout=10)  # no credentials of any kind
         assert fetched.status_code == 200, item["url"]
@@ -112,7 +113,7 @@ def test_answered_urls_open_anonymously_with_type_name_and_caching(real, images)
 def test_receipts_and_listings_are_not_public(real, images):
     """Objects are readable by name only: never a receipt, never a listing (moto does not guard listings)."""
     app = real.app()
-    fields = signed_fields()
+    fields = signed_fields(SIGNING_KEY)
     response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **fields))
     assert response.status_code == 200
     assert requests.get(response.get_json()["stored"][0]["url"], timeout=10).status_code == 200
@@ -121,7 +122,8 @@ def test_receipts_and_listings_are_not_public(real, images):
     receipts_prefix = images_prefix.replace(app.config["STORAGE_CONTAINER"], app.config["STORAGE_RECEIPTS_CONTAINER"])
     receipt = hashlib.sha256(fields["token"].encode()).hexdigest() + ".json"
     assert current_store(app).receipts.driver.get_object(app.config["STORAGE_RECEIPTS_CONTAINER"], receipt)
-    listing = {"s3": None, "azure_blobs": "?restype=container&comp=list", "openstack_swift": "?format=json"}[real.provider]
+    listings = {"s3": None, "azure_blobs": "?restype=container&comp=list", "openstack_swift": "?format=json"}
+    listing = listings[real.provider]
     listings = [prefix.rstrip("/") + listing for prefix in (receipts_prefix, images_prefix)] if listing else []
     for url in [receipts_prefix + receipt, *listings]:
         anonymous = requests.get(url, timeout=10)
@@ -172,7 +174,7 @@ def test_outage_mid_message_is_503_and_the_retry_gives_the_same_urls(real, tcp_l
         return obj
 
     monkeypatch.setattr(webhook, "store_image", store_then_lose_storage)
-    fields = signed_fields()
+    fields = signed_fields(SIGNING_KEY)
     attachments = (("a.jpg", images[".jpg"]), ("b.png", images[".png"]))
     failed = client.post("/webhooks/mailgun", data=mailgun_form(*attachments, **fields))
 
@@ -192,7 +194,7 @@ def test_outage_mid_message_is_503_and_the_retry_gives_the_same_urls(real, tcp_l
     urls = [item["url"] for item in retry.get_json()["stored"]]
     assert urls[0].rsplit("/", 1)[1] in written_before_retry  # the half-done attempt's object, not a copy
     assert stored_names(app) == {url.rsplit("/", 1)[1] for url in urls}
-    for url, (_, content) in zip(urls, attachments):
+    for url, (_, content) in zip(urls, attachments, strict=True):
         assert url.startswith(real.url_prefix(app, port=link.port))
         assert requests.get(url, timeout=10).content == content
     again = client.post("/webhooks/mailgun", data=mailgun_form(*attachments, **fields))
@@ -382,7 +384,8 @@ def test_swift_with_keystone_v3_uses_the_catalog_url_of_the_region(images):
         app = create_app({**KEYSTONE_SETTINGS, "STORAGE_REGION": "GRA"})
         response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"])))
         auth = json.loads(mock.calls[0].request.body)["auth"]
-        acl = next(call.request for call in mock.calls if call.request.method == "POST" and SWIFT_GRA in call.request.url)
+        acl = next(call.request for call in mock.calls
+                   if call.request.method == "POST" and SWIFT_GRA in call.request.url)
 
     assert auth["scope"]["project"]["name"] == "photos-project"
     assert auth["identity"]["password"]["user"]["name"] == "photos"
@@ -519,7 +522,8 @@ def test_aws_region_creates_the_bucket_there_and_answers_virtual_hosted_urls(ima
 
 
 def test_s3_compatible_service_signs_with_its_own_region():
-    settings = load_config({**SIGNING, **s3_settings(3900), "STORAGE_HOST": "garage.internal", "STORAGE_REGION": "garage"})
+    settings = load_config({**SIGNING, **s3_settings(3900), "STORAGE_HOST": "garage.internal",
+                            "STORAGE_REGION": "garage"})
     driver = PROVIDERS["s3"].open(settings)
     with responses.RequestsMock() as mock:
         mock.add(responses.HEAD, "http://garage.internal:3900/images", status=200)
@@ -537,7 +541,8 @@ def test_s3_compatible_service_signs_with_its_own_region():
       "STORAGE_AUTH_URL": "https://keystone.example.com:5000/v3"}, "STORAGE_TENANT"),
     ({"STORAGE_PROVIDER": "openstack_swift", "STORAGE_KEY": "u", "STORAGE_SECRET": "p",
       "STORAGE_AUTH_URL": "https://keystone.example.com", "STORAGE_AUTH_VERSION": "4"}, "STORAGE_AUTH_VERSION"),
-    ({"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k", "STORAGE_SECRET": "s", "STORAGE_REGION": "mars-1"}, "STORAGE_REGION"),
+    ({"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k", "STORAGE_SECRET": "s", "STORAGE_REGION": "mars-1"},
+     "STORAGE_REGION"),
     ({"STORAGE_PROVIDER": "azure_blobs", "STORAGE_KEY": "acct", "STORAGE_SECRET": "not base64!"}, "STORAGE_SECRET"),
     ({"STORAGE_PROVIDER": "dropbox"}, "STORAGE_PROVIDER"),
     ({"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k", "STORAGE_SECRET": "s", "STORAGE_MAKE_PUBLIC": "maybe"},

@@ -2,25 +2,19 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 import responses
 
+import routes_setup  # a script at the repository root, which pytest puts on sys.path
 from inbox.routes import MailgunAPIError, MailgunUnreachable, RoutesClient, recipient_pattern, route_spec
-
-# routes_setup.py is a script at the repository root, not part of the installed package.
-_spec = importlib.util.spec_from_file_location("routes_setup", Path(__file__).parents[1] / "routes_setup.py")
-routes_setup = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(routes_setup)
 
 API = "https://api.mailgun.net/v3"
 EU_API = "https://api.eu.mailgun.net/v3"
@@ -99,9 +93,7 @@ def fields(request) -> dict:
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch):
-    for name in ("MAILGUN_API_URL", "INBOX_ADDRESS", "INBOX_WEBHOOK_URL"):
-        monkeypatch.delenv(name, raising=False)
+def environment(clean_environ, monkeypatch):
     monkeypatch.setenv("MAILGUN_API_KEY", "private-api-key")
 
 

@@ -1,4 +1,6 @@
 """Deliveries through the webhook: what Mailgun (and a forger) gets back, and what ends up stored."""
+from __future__ import annotations
+
 import io
 import json
 import logging
@@ -7,8 +9,9 @@ import shutil
 
 import pytest
 
-from conftest import SIGNING_KEY, mailgun_form, make_image, signed_fields
 from inbox import create_app
+from inbox.delivery import build_delivery, signed_fields
+from tests.harness import SIGNING_KEY, mailgun_form, make_image
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
@@ -26,7 +29,7 @@ def test_stores_every_accepted_type_and_answers_with_urls_that_open(deliver, cli
     body = response.get_json()
     assert body["message_id"] == "<m1@example.com>" and body["rejected"] == []
     assert [item["attachment"] for item in body["stored"]] == [f"attachment-{n}" for n in range(1, 9)]
-    for item, (extension, content) in zip(body["stored"], images.items()):
+    for item, (extension, content) in zip(body["stored"], images.items(), strict=True):
         assert item["url"].startswith("http://localhost/files/images/")
         assert item["url"].endswith(extension)
         assert item["size"] == len(content) and item["filename"] == f"photo{extension}"
@@ -91,9 +94,17 @@ def test_judges_every_part_present_whatever_attachment_count_says(deliver, image
     assert len(response.get_json()["stored"]) == 3
 
 
-def test_inline_images_are_stored_like_attachments(deliver, images):
-    response = deliver(("image001.png", images[".png"]), **{"content-id-map": json.dumps({"<ii_1>": "attachment-1", "": "attachment-1"})})
-    assert response.status_code == 200 and len(response.get_json()["stored"]) == 1
+def test_inline_images_are_stored_like_attachments_whatever_the_content_id_map_says(deliver, client, images):
+    # Mailgun's map has been seen with empty and duplicate keys; one here also names a part that is not there.
+    content_ids = {"<ii_1>": "attachment-2", "": "attachment-2", "<ii_9>": "attachment-9"}
+    response = deliver(("a.jpg", images[".jpg"]), ("image001.png", images[".png"]),
+                       **{"content-id-map": json.dumps(content_ids), "body-html": '<img src="cid:ii_1">'})
+
+    assert response.status_code == 200
+    stored = response.get_json()["stored"]
+    assert [(item["attachment"], item["filename"]) for item in stored] == [
+        ("attachment-1", "a.jpg"), ("attachment-2", "image001.png")]
+    assert client.get(stored[1]["url"]).data == images[".png"]
 
 
 @pytest.mark.parametrize(
@@ -102,9 +113,9 @@ def test_inline_images_are_stored_like_attachments(deliver, images):
         ({"signature": "0" * 64}, "does not match"),
         ({"signature": ""}, "required"),
         ({"timestamp": "yesterday"}, "Unix time"),
-        ({**signed_fields("the-mailgun-api-key")}, "signing key"),
-        ({**signed_fields(timestamp="1500000000")}, "stale"),
-        ({**signed_fields(timestamp="4000000000")}, "future"),
+        (signed_fields("the-mailgun-api-key"), "signing key"),
+        (signed_fields(SIGNING_KEY, timestamp="1500000000"), "stale"),
+        (signed_fields(SIGNING_KEY, timestamp="4000000000"), "future"),
     ],
 )
 def test_forged_or_stale_signatures_are_403_and_nothing_is_written(client, settings, images, fields, reason):
@@ -117,7 +128,7 @@ def test_forged_or_stale_signatures_are_403_and_nothing_is_written(client, setti
 
 
 def test_a_replayed_token_gets_the_recorded_answer_never_new_content(client, settings, images):
-    signature = signed_fields()
+    signature = signed_fields(SIGNING_KEY)
     first = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **signature))
     replay = client.post("/webhooks/mailgun", data=mailgun_form(("evil.png", images[".png"]), message_id="<evil@x>",
                                                                  **signature))
@@ -235,10 +246,7 @@ def test_malformed_requests_get_400_with_a_reason(client, settings, body, conten
 
 def raw_delivery(client, *parts: bytes):
     """POST signed fields and then the given raw multipart parts, as Mailgun frames them."""
-    fields = b"".join(
-        b'--XX\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (name.encode(), value.encode())
-        for name, value in signed_fields().items()
-    )
+    fields = build_delivery(key=SIGNING_KEY).encode("XX")[0].removesuffix(b"--XX--\r\n")
     body = fields + b"".join(b"--XX\r\n" + part + b"\r\n" for part in parts) + b"--XX--\r\n"
     return client.post("/webhooks/mailgun", data=body, headers={"Content-Type": "multipart/form-data; boundary=XX"})
 
@@ -308,7 +316,7 @@ def test_a_message_id_with_a_newline_cannot_forge_a_log_line(deliver, images):
     (json.dumps({"signature": {"timestamp": "1", "token": "t", "signature": "s"},
                  "event-data": {"event": "delivered", "recipient": "a@example.com"}}), "application/json",
      "event webhook"),
-    ({"event": "opened", "recipient": "a@example.com", **signed_fields()}, None, "legacy event webhook"),
+    ({"event": "opened", "recipient": "a@example.com", **signed_fields(SIGNING_KEY)}, None, "legacy event webhook"),
 ])
 def test_event_webhooks_aimed_here_get_406_naming_the_mistake(client, body, content_type, names):
     response = client.post("/webhooks/mailgun", data=body, content_type=content_type)

@@ -1,0 +1,42 @@
+"""Helpers the test modules import: the test signing key, real image files, signed Mailgun forms."""
+
+from __future__ import annotations
+
+import io
+
+import pillow_heif
+from PIL import Image
+
+from inbox.delivery import build_delivery
+
+SIGNING_KEY = "test-webhook-signing-key"
+pillow_heif.register_heif_opener()
+
+# Pillow format name per stored extension: one real file of every accepted type.
+IMAGE_FORMATS = {
+    ".jpg": "JPEG",
+    ".png": "PNG",
+    ".gif": "GIF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+    ".heic": "HEIF",
+    ".avif": "AVIF",
+    ".tif": "TIFF",
+}
+
+
+def make_image(extension: str = ".jpg", size=(64, 48), color=(200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, IMAGE_FORMATS[extension])
+    return buffer.getvalue()
+
+
+def mailgun_form(*attachments, **fields) -> dict:
+    """A signed forward() form for Flask's test client; attachments are (filename, bytes) pairs, sent as JPEG."""
+    return build_delivery(
+        [(filename, content, "image/jpeg") for filename, content in attachments],
+        key=SIGNING_KEY,
+        from_header=f"Alice <{fields.get('sender', 'alice@example.com')}>",
+        text="see attached",
+        **fields,
+    ).form()
