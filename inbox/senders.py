@@ -69,7 +69,8 @@ def parse_publishers(value: str) -> Publishers:
     entries = [entry for entry in SPLIT_ENTRIES.split((value or "").strip().lower()) if entry]
     if not entries:
         raise PublishersError(
-            "INBOX_PUBLISHERS is empty: list who may publish (alice@example.com, @example.com) or write * for anyone"
+            "INBOX_PUBLISHERS is not set: list who may publish (alice@example.com, @example.com), "
+            "or set it to * to let anyone publish"
         )
     if len(entries) > MAX_PUBLISHER_ENTRIES:
         raise PublishersError(f"INBOX_PUBLISHERS has {len(entries)} entries, more than {MAX_PUBLISHER_ENTRIES}")

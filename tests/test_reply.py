@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, replace
 
 import pytest
+import requests
 
 from inbox.reply import (
     ReplyRefused,
@@ -174,6 +175,14 @@ def test_an_unknown_domain_is_refused_naming_domain_and_region(mailgun_api):
     with pytest.raises(ReplyRefused) as error:
         send_reply(mailgun_api.api_url, "mg.other.example", mailgun_api.api_key, reply())
     assert "MAILGUN_DOMAIN=mg.other.example" in str(error.value) and "api.eu.mailgun.net" in str(error.value)
+
+
+def test_the_standin_reads_multipart_posts_as_mailgun_does(mailgun_api):
+    url = f"{mailgun_api.api_url}/{mailgun_api.domain}/messages"
+    answer = requests.post(url, auth=("api", mailgun_api.api_key), timeout=5,
+                           data={"to": "alice@example.org", "subject": "Grüße"}, files={"attachment": ("a.txt", b"hi")})
+    assert answer.status_code == 200 and answer.json()["message"] == "Queued. Thank you."
+    assert mailgun_api.sent()[0]["fields"] == {"to": ["alice@example.org"], "subject": ["Grüße"], "attachment": ["hi"]}
 
 
 def test_connection_refused_is_unavailable():

@@ -154,7 +154,8 @@ def test_publisher_list_separators_and_case():
 
 
 @pytest.mark.parametrize("value, named", [
-    ("", "INBOX_PUBLISHERS is empty"),
+    ("", "INBOX_PUBLISHERS is not set"),
+    (" , ", "or set it to * to let anyone publish"),
     ("alice@example.com, *", "* alone"),
     ("alice", "'alice' is neither an address"),
     ("@", "'@' is neither"),
