@@ -194,6 +194,14 @@ def test_connection_refused_is_unavailable():
     assert "did not answer" in str(error.value)
 
 
+def test_no_answer_in_time_is_unavailable():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v3"
+        with pytest.raises(ReplyUnavailable) as error:
+            send_reply(url, "mg.example.com", "key", reply(), timeout=(2, 0.5))
+    assert "timed out" in str(error.value)
+
+
 def test_the_outbox_mail_reads_back_as_the_reply(tmp_path):
     fields = reply(replace(Mail(), subject="Ferien in Zürich"))
     path = write_outbox(tmp_path / "outbox", fields)
