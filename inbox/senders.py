@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_PUBLISHER_ENTRIES = 1000
+MAX_FROM_CHARS = 2000
 # A message's Mailgun block is its first few headers; a DKIM signature is a few hundred bytes.
 MAX_HEADERS_SCANNED = 500
 MAX_DKIM_SIGNATURES = 16
@@ -101,12 +102,15 @@ def aligns(domain: str, from_domain: str) -> bool:
 
 def from_address(from_header: str) -> str:
     """The one address of a From header, lower case; NotAPublisher if there is not exactly one."""
+    if len(from_header or "") > MAX_FROM_CHARS:
+        raise NotAPublisher(f"the From header is longer than {MAX_FROM_CHARS} characters")
     try:
         header = email.policy.default.header_factory("From", from_header or "")
         addresses = header.addresses
     except (email.errors.HeaderParseError, IndexError, ValueError) as error:
         raise NotAPublisher(f"From {from_header!r} cannot be read: {error}") from None
-    if len(addresses) != 1 or not addresses[0].username or not DOMAIN.fullmatch(addresses[0].domain.lower()):
+    if (len(addresses) != 1 or not LOCAL_PART.fullmatch(addresses[0].username)
+            or not DOMAIN.fullmatch(addresses[0].domain.lower())):
         raise NotAPublisher(f"From {from_header!r} is not exactly one address")
     return addresses[0].addr_spec.lower()
 

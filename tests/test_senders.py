@@ -130,7 +130,8 @@ def test_domain_entries_admit_that_domain_only():
     assert "not in INBOX_PUBLISHERS" in refusal(publishers, "eve@other.test", "eve@other.test", headers(SPF_PASS))
 
 
-@pytest.mark.parametrize("from_header", ["", "alice@example.com, bob@example.com", "not an address", "<@>"])
+@pytest.mark.parametrize("from_header", ["", "alice@example.com, bob@example.com", "not an address", "<@>",
+                                         '"alice smith"@example.com', "A <alice@example.com>" + " " * 2000])
 def test_a_from_that_is_not_one_address_is_refused(from_header):
     assert "From" in refusal(ALICE, from_header, "alice@example.com", headers(SPF_PASS))
 
