@@ -1,0 +1,241 @@
+"""The reply mail: whether we may answer at all (RFC 3834), what it says, and sending it once.
+
+`compose_reply` and `compose_deletion_confirmation` build the Messages API form fields;
+`send_reply` posts them to Mailgun, `write_outbox` writes them as an .eml file instead (the
+local `inbox serve`). Every reply carries a Message-Id we choose, `<inbox.KEY@domain>`, so a
+reply to our reply can be traced back to the message it answered.
+"""
+from __future__ import annotations
+
+import email.policy
+import html
+import os
+import re
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from pathlib import Path
+from typing import Protocol
+
+import requests
+from urllib3.util.retry import Retry
+
+from .mailgun import TIMEOUT, api_session
+
+# A POST Mailgun answered 429 or 503 queued nothing; after any other failure the reply may have
+# gone out, and a second attempt would send it twice. The caller answers 503 and Mailgun redelivers.
+SEND_RETRY = Retry(
+    total=2, connect=2, read=0, other=0, status=2, status_forcelist=(429, 503), allowed_methods={"POST"},
+    backoff_factor=0.5, raise_on_status=False,
+)
+UNAVAILABLE_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+MAX_REFERENCES = 20
+MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
+KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
+RE_PREFIX = re.compile(r"^\s*(?:re|aw|sv)\s*:\s*", re.IGNORECASE)
+FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
+AUTOMATIC_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply"})
+BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
+
+
+class Message(Protocol):
+    """What composing a reply reads of an inbox.message.InboundMessage."""
+
+    sender: str
+    from_header: str
+    subject: str
+    message_id: str
+    headers: Sequence[tuple[str, str]]
+
+
+class ReplyError(Exception):
+    """The reply was not sent."""
+
+
+class ReplyUnavailable(ReplyError):
+    """Mailgun could not take the reply now (no connection, timeout, 429, 5xx): answer 503 so it redelivers."""
+
+
+class ReplyRefused(ReplyError):
+    """Mailgun refused the reply for good; the message names the setting to fix."""
+
+
+def header(message: Message, name: str) -> str | None:
+    """The first header `name` (any case) of the message, or None."""
+    return next((value for key, value in message.headers if key.lower() == name.lower()), None)
+
+
+def reply_blocker(message: Message, reply_from: str) -> str | None:
+    """Why we must not answer this message automatically (RFC 3834, no loops), or None."""
+    sender = parseaddr(message.sender or "")[1].lower()
+    local = sender.rpartition("@")[0]
+    if not sender or "@" not in sender:
+        return "the envelope sender is null: a bounce or notification"
+    if local in AUTOMATIC_LOCAL_PARTS or local.startswith("owner-") or local.endswith("-request"):
+        return f"the envelope sender {sender} is a mail system or list address"
+    ours = parseaddr(reply_from)[1].lower()
+    if ours in (sender, parseaddr(message.from_header or "")[1].lower()):
+        return f"the mail comes from our own reply address {ours}"
+    auto_submitted = (header(message, "Auto-Submitted") or "no").split(";")[0].strip().lower()
+    if auto_submitted != "no":
+        return f"Auto-Submitted: {auto_submitted}"
+    for name in ("List-Id", "List-Unsubscribe"):
+        if header(message, name) is not None:
+            return f"list mail ({name})"
+    precedence = (header(message, "Precedence") or "").strip().lower()
+    if precedence in BULK_PRECEDENCE:
+        return f"Precedence: {precedence}"
+    suppress = {word.strip().lower() for word in (header(message, "X-Auto-Response-Suppress") or "").split(",")}
+    if suppress & {"all", "autoreply"}:
+        return "X-Auto-Response-Suppress asks for no automatic replies"
+    return None
+
+
+def reply_message_id(key: str, domain: str) -> str:
+    """Our Message-Id for the reply identified by `key`."""
+    if not KEY.fullmatch(key):
+        raise ValueError(f"reply key {key!r} must be 1-100 letters, digits, '.', '_' or '-'")
+    return f"<inbox.{key}@{domain}>"
+
+
+def reply_key(message_id: str, domain: str) -> str | None:
+    """The key of one of our replies named by this Message-Id, or None."""
+    match = re.fullmatch(rf"<inbox\.({KEY.pattern})@{re.escape(domain)}>", message_id.strip(), re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def replied_keys(message: Message, domain: str) -> list[str]:
+    """Keys of our replies that this message answers (its In-Reply-To and References)."""
+    named = " ".join(filter(None, (header(message, "In-Reply-To"), header(message, "References"))))
+    keys = (reply_key(found, domain) for found in MESSAGE_ID.findall(named)[:MAX_REFERENCES + 1])
+    return list(dict.fromkeys(key for key in keys if key))
+
+
+def one_line(value: str) -> str:
+    return " ".join((value or "").split())
+
+
+def _reply_fields(message: Message, *, reply_from: str, key: str, domain: str, text: str, body_html: str) -> dict:
+    """The form fields every reply has: addressing, threading (RFC 5322 3.6.4), RFC 3834, tracking off."""
+    subject = one_line(message.subject) or "your photos"
+    original = MESSAGE_ID.search(message.message_id or "")
+    references = MESSAGE_ID.findall(header(message, "References") or "")[-(MAX_REFERENCES - 1):]
+    fields = {
+        "from": one_line(reply_from),
+        "to": parseaddr(message.sender)[1],
+        "subject": subject if RE_PREFIX.match(subject) else f"Re: {subject}",
+        "text": text,
+        "html": body_html,
+        "h:Message-Id": reply_message_id(key, domain),
+        "h:Auto-Submitted": "auto-replied",
+        "o:tracking": "no",
+        "o:tracking-clicks": "no",
+        "o:tracking-opens": "no",
+    }
+    if original:
+        fields["h:In-Reply-To"] = original.group()
+        fields["h:References"] = " ".join(dict.fromkeys([*references, original.group()]))
+    return fields
+
+
+def _page(paragraphs: Sequence[str]) -> str:
+    return "<!doctype html>\n<html><body>\n" + "\n".join(paragraphs) + "\n</body></html>\n"
+
+
+def compose_reply(
+    message: Message, *, reply_from: str, key: str, message_id_domain: str, stored: Sequence[dict],
+    rejected: Sequence[dict],
+) -> dict:
+    """The reply listing every stored URL (with a preview) and every rejection with its reason.
+
+    `stored` and `rejected` are the webhook answer's entries (filename, url / filename, reason).
+    """
+    text = [f"Your photos are published ({len(stored)}):", ""]
+    text += [f"  {item.get('filename') or item['url']}: {item['url']}" for item in stored]
+    markup = [f"<p>Your photos are published ({len(stored)}):</p>", "<ul>"]
+    for item in stored:
+        url = html.escape(item["url"], quote=True)
+        name = html.escape(item.get("filename") or item["url"])
+        markup.append(f'<li><a href="{url}">{name}</a><br><img src="{url}" alt="{name}" style="max-width:320px"></li>')
+    markup.append("</ul>")
+    if rejected:
+        text += ["", f"Not published ({len(rejected)}):", ""]
+        text += [f"  {item.get('filename') or item.get('attachment')}: {item['reason']}" for item in rejected]
+        markup += [f"<p>Not published ({len(rejected)}):</p>", "<ul>"]
+        markup += [f"<li>{html.escape(item.get('filename') or item.get('attachment') or '')}: "
+                   f"{html.escape(item['reason'])}</li>" for item in rejected]
+        markup.append("</ul>")
+    text += ["", 'To take them down, reply to this mail with the word "delete".', ""]
+    markup.append("<p>To take them down, reply to this mail with the word <b>delete</b>.</p>")
+    return _reply_fields(message, reply_from=reply_from, key=key, domain=message_id_domain,
+                         text="\n".join(text), body_html=_page(markup))
+
+
+def compose_deletion_confirmation(
+    message: Message, *, reply_from: str, key: str, message_id_domain: str, deleted: Sequence[str],
+) -> dict:
+    """The short confirmation that the objects at `deleted` (URLs) are gone."""
+    text = [f"Taken down ({len(deleted)}):", "", *(f"  {url}" for url in deleted), ""]
+    markup = [f"<p>Taken down ({len(deleted)}):</p>", "<ul>",
+              *(f"<li>{html.escape(url)}</li>" for url in deleted), "</ul>"]
+    return _reply_fields(message, reply_from=reply_from, key=key, domain=message_id_domain,
+                         text="\n".join(text), body_html=_page(markup))
+
+
+def is_delete_command(text: str, subject: str) -> bool:
+    """Whether the first word of the text, or of the subject after its Re: prefixes, is `delete`."""
+    subject = subject or ""
+    while prefix := RE_PREFIX.match(subject):
+        subject = subject[prefix.end():]
+    return any((word := FIRST_WORD.match((part or "")[:1000])) and word.group(1).lower() == "delete"
+               for part in (text, subject))
+
+
+def send_reply(api_url: str, domain: str, api_key: str, fields: dict, timeout=TIMEOUT) -> str:
+    """Post the reply to Mailgun's Messages API; return Mailgun's id for it."""
+    url = f"{api_url.rstrip('/')}/{domain}/messages"
+    try:
+        with api_session(api_key, SEND_RETRY) as session:
+            response = session.post(url, data=fields, timeout=timeout)
+    except requests.RequestException as error:
+        raise ReplyUnavailable(f"Mailgun's Messages API at {url} did not answer: {error}") from None
+    if response.status_code in UNAVAILABLE_STATUSES:
+        raise ReplyUnavailable(f"Mailgun's Messages API answered {response.status_code}: {_said(response)}")
+    if response.status_code == 401:
+        raise ReplyRefused(f"Mailgun refused MAILGUN_API_KEY (401) at {api_url}: use the account's private API key, "
+                           "and MAILGUN_API_URL=https://api.eu.mailgun.net/v3 for a domain in the EU region")
+    if response.status_code == 403:
+        raise ReplyRefused(f"Mailgun forbids sending from MAILGUN_DOMAIN={domain} with this MAILGUN_API_KEY (403): "
+                           f"{_said(response)}")
+    if response.status_code == 404:
+        raise ReplyRefused(f"Mailgun knows no MAILGUN_DOMAIN={domain} at MAILGUN_API_URL={api_url} (404): check the "
+                           "domain name and the region (EU: https://api.eu.mailgun.net/v3)")
+    if response.status_code != 200:
+        raise ReplyRefused(f"Mailgun refused the reply ({response.status_code}): {_said(response)}")
+    try:
+        return str(response.json()["id"])
+    except (ValueError, KeyError, TypeError):
+        raise ReplyRefused(f"Mailgun answered 200 without a message id: {_said(response)}") from None
+
+
+def _said(response: requests.Response) -> str:
+    try:
+        return one_line(str(response.json().get("message")))[:300]
+    except (ValueError, AttributeError):
+        return one_line(response.text)[:300] or response.reason
+
+
+def write_outbox(folder: str | os.PathLike, fields: dict) -> Path:
+    """Write the reply as an RFC 5322 .eml file (text and HTML alternatives) in `folder`; return its path."""
+    mail = EmailMessage(policy=email.policy.SMTP)
+    mail["From"], mail["To"], mail["Subject"] = fields["from"], fields["to"], fields["subject"]
+    mail["Date"] = formatdate(localtime=False)
+    for name, value in fields.items():
+        if name.startswith("h:"):
+            mail[name[2:]] = value
+    mail.set_content(fields["text"])
+    mail.add_alternative(fields["html"], subtype="html")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    path = Path(folder, re.sub(r"[^A-Za-z0-9._-]", "_", fields["h:Message-Id"].strip("<>"))[:200] + ".eml")
+    path.write_bytes(mail.as_bytes())
+    return path

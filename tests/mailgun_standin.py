@@ -1,0 +1,111 @@
+"""A stand-in for Mailgun's Messages API on 127.0.0.1, run as its own process by the tests.
+
+    python mailgun_standin.py PORT API_KEY DOMAIN...
+
+`POST /v3/<domain>/messages` (urlencoded or multipart form, Basic auth `api`:API_KEY) answers
+like Mailgun: 200 {"id", "message"}, 401 for a wrong key, 404 for a domain not served.
+Test controls: `GET /_requests` lists the message posts received (fields as lists of values),
+`POST /_fail?status=503&count=N` answers the next N posts with that status, `POST /_reset`
+forgets both.
+"""
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import json
+import re
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+MESSAGES_PATH = re.compile(r"/v3/([^/]+)/messages")
+MAX_BODY = 16 * 1024 * 1024
+
+
+class State:
+    def __init__(self, key: str, domains: list[str]):
+        self.key, self.domains = key, set(domains)
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.failures: list[int] = []
+
+
+def form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """The fields of a urlencoded or multipart/form-data body."""
+    fields: dict[str, list[str]] = {}
+    if content_type.startswith("multipart/form-data"):
+        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+        mime = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        for part in mime.iter_parts():
+            value = part.get_payload(decode=True) or b""
+            fields.setdefault(part.get_param("name", header="content-disposition"), []).append(value.decode())
+    else:
+        for name, value in parse_qsl(body.decode(), keep_blank_values=True):
+            fields.setdefault(name, []).append(value)
+    return fields
+
+
+class Handler(BaseHTTPRequestHandler):
+    state: State
+
+    def answer(self, status: int, body) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == "/_requests":
+            with self.state.lock:
+                return self.answer(200, self.state.requests)
+        self.answer(404, {"message": "Not Found"})
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self.answer(413, {"message": "Request entity too large"})
+        body = self.rfile.read(length)
+        if url.path == "/_fail":
+            query = parse_qs(url.query)
+            with self.state.lock:
+                self.state.failures = [int(query["status"][0])] * int(query.get("count", ["1"])[0])
+            return self.answer(200, {"message": "ok"})
+        if url.path == "/_reset":
+            with self.state.lock:
+                self.state.requests.clear()
+                self.state.failures.clear()
+            return self.answer(200, {"message": "ok"})
+        match = MESSAGES_PATH.fullmatch(url.path)
+        if not match:
+            return self.answer(404, {"message": "Not Found"})
+        with self.state.lock:
+            if self.state.failures:
+                return self.answer(self.state.failures.pop(0), {"message": "Service unavailable (stand-in)"})
+        expected = "Basic " + base64.b64encode(f"api:{self.state.key}".encode()).decode()
+        if self.headers.get("Authorization") != expected:
+            return self.answer(401, {"message": "Invalid private key"})
+        if match.group(1) not in self.state.domains:
+            return self.answer(404, {"message": f"Domain not found: {match.group(1)}"})
+        fields = form_fields(self.headers.get("Content-Type", ""), body)
+        message_id = f"<{uuid.uuid4().hex}@{match.group(1)}>"
+        with self.state.lock:
+            self.state.requests.append({"domain": match.group(1), "id": message_id, "fields": fields})
+        self.answer(200, {"id": message_id, "message": "Queued. Thank you."})
+
+    def log_message(self, format, *args) -> None:
+        sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+
+def main(port: str, key: str, *domains: str) -> None:
+    Handler.state = State(key, list(domains))
+    ThreadingHTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
