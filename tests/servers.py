@@ -1,5 +1,6 @@
 """Fixtures (a plugin, registered in the root conftest.py) for real storage servers on 127.0.0.1: moto (S3),
-Azurite (Azure Blob), OpenStack Swift (its config: the files in tests/swift).
+Azurite (Azure Blob), OpenStack Swift (its config: the files in tests/swift), and a stand-in for
+Mailgun's Messages API (tests/mailgun_standin.py).
 
 Each server starts once per test session on a free port, with its data under a
 tmp_path_factory folder, is waited for with a bounded timeout, and is stopped by the
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -214,3 +216,50 @@ def tcp_link():
     yield open_link
     for link in links:
         link.close()
+
+
+STANDIN = Path(__file__).with_name("mailgun_standin.py")
+MAILGUN_API_KEY = "key-standin-0123456789"
+MAILGUN_DOMAIN = "mg.example.com"
+
+
+@dataclass
+class MailgunAPI:
+    """The running stand-in: where it is, the key and domain it accepts, and its controls."""
+
+    base: str
+    api_url: str
+    api_key: str = MAILGUN_API_KEY
+    domain: str = MAILGUN_DOMAIN
+
+    def sent(self) -> list[dict]:
+        """The message posts received since the test began: {"domain", "id", "fields": {name: [values]}}."""
+        return requests.get(f"{self.base}/_requests", timeout=5).json()
+
+    def fail_next(self, status: int, count: int = 1) -> None:
+        """Answer the next `count` message posts with `status`."""
+        requests.post(f"{self.base}/_fail", params={"status": status, "count": count}, timeout=5).raise_for_status()
+
+    def reset(self) -> None:
+        requests.post(f"{self.base}/_reset", timeout=5).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def mailgun_standin(tmp_path_factory):
+    """A stand-in for Mailgun's Messages API (tests/mailgun_standin.py): checks the key, records each post."""
+
+    def start(server):
+        server.launch("standin", sys.executable, STANDIN, server.port, MAILGUN_API_KEY, MAILGUN_DOMAIN)
+        server.wait_until(lambda: requests.get(f"http://127.0.0.1:{server.port}/_requests", timeout=1).ok)
+
+    server = _serve(tmp_path_factory, "mailgun-standin", start)
+    base = f"http://127.0.0.1:{server.port}"
+    yield MailgunAPI(base=base, api_url=f"{base}/v3")
+    server.stop()
+
+
+@pytest.fixture
+def mailgun_api(mailgun_standin) -> MailgunAPI:
+    """The Messages API stand-in, with no requests recorded and no failures pending."""
+    mailgun_standin.reset()
+    return mailgun_standin

@@ -21,7 +21,6 @@ from inbox.reply import (
     write_outbox,
 )
 
-pytest_plugins = ["mailgun_api_fixture"]
 REPLY_FROM = "Photos <photos@example.com>"
 
 
