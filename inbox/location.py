@@ -179,9 +179,9 @@ def _heif(file: BinaryIO, size: int) -> bool:
             changed |= blank_xmp_gps(file, start, end)
             continue
         # An Exif item starts with the offset of the TIFF header after it (past "Exif\0\0").
-        header_offset = struct.unpack(">I", read_exact(file, start, 4))[0] if end - start >= 4 else end
-        if start + 4 + header_offset >= end:
+        if end - start < 4:
             raise LocationError("the HEIF Exif item is malformed")
+        header_offset = struct.unpack(">I", read_exact(file, start, 4))[0]
         changed |= blank_exif_gps(file, start + 4 + header_offset, end)
     return changed
 
