@@ -34,7 +34,7 @@ from inbox.heif_items import metadata_items
 __all__ = ["LocationError", "remove_location"]
 
 MAX_SEGMENTS = 4096
-MAX_CHUNKS = 1_000_000  # PNG IDAT and animated WebP frames; each costs one 8-byte read
+MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte read
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
 MAX_COMPRESSED_XMP = 16 * 1024 * 1024
 EXIF_PREFIX = b"Exif\0\0"

@@ -246,3 +246,39 @@ def test_xmp_gps_in_element_and_attribute_form_keeps_packet_size(tmp_path):
     assert os.path.getsize(path) == size
     blanked = path.read_bytes()
     assert b"GPS" not in blanked and b"Harbour" in blanked and b'exif:ExposureProgram="2"' in blanked
+
+
+def test_a_png_of_endless_empty_chunks_is_refused_quickly(tmp_path):
+    empty = struct.pack(">I4sI", 0, b"tEXt", zlib.crc32(b"tEXt"))
+    path = tmp_path / "chunks.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + empty * 200_000)
+    started = time.monotonic()
+    with pytest.raises(LocationError, match="more than"):
+        remove_location(str(path), "image/png")
+    assert time.monotonic() - started < 1
+
+
+def box(kind: bytes, payload: bytes, version: int | None = None) -> bytes:
+    """An ISOBMFF box; a FullBox when `version` is given (flags 0)."""
+    if version is not None:
+        payload = struct.pack(">I", version << 24) + payload
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def test_heif_exif_item_stored_in_idat_is_blanked(tmp_path):
+    exif = exif_with_gps().tobytes()
+    assert exif.startswith(b"Exif\0\0")
+    item = struct.pack(">I", 6) + exif  # offset of the TIFF header, past "Exif\0\0"
+    infe = box(b"infe", struct.pack(">HH4s", 1, 0, b"Exif") + b"\0", version=2)
+    # version 1: offset and length 4 bytes, no base offset; item 1, construction method 1 (idat), one extent
+    iloc = box(b"iloc", struct.pack(">HHHHHHII", 0x4400, 1, 1, 1, 0, 1, 0, len(item)), version=1)
+    meta = box(b"meta", box(b"hdlr", bytes(4) + b"pict" + bytes(13), version=0)
+               + box(b"iinf", struct.pack(">H", 1) + infe, version=0) + iloc + box(b"idat", item), version=0)
+    path = tmp_path / "idat.heic"
+    path.write_bytes(box(b"ftyp", b"heic" + bytes(4) + b"mif1heic") + meta)
+    assert remove_location(str(path), "image/heic") is True
+    # exiftool 12.57 cannot read Exif from idat ("construction method 1"): Pillow's EXIF reader checks instead.
+    blanked = Image.Exif()
+    blanked.load(path.read_bytes()[-len(item) + 4:])
+    assert 0x8825 not in blanked and blanked[0x0112] == 6 and blanked[0x010F] == "TestCam"
+    assert len(path.read_bytes()) == 8 + 16 + len(meta)
