@@ -110,6 +110,8 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int) -> bool:
             extent = block.value_extent(entry) if tag == XMP_TAG else None
             if extent:
                 changed |= blank_xmp_gps(file, start + extent[0], start + extent[0] + extent[1])
+        if tags.count(GPS_INFO_TAG) > 1:
+            raise LocationError("an EXIF IFD has two GPS pointers")
         if GPS_INFO_TAG in tags:
             gps_entry = entries[tags.index(GPS_INFO_TAG)]
             _zero_gps_ifd(block, block.unpack("I", gps_entry[8:12]), visited)
