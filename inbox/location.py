@@ -10,7 +10,8 @@ Where it looks, per type (libmagic's MIME type):
 - JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
-  is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused.
+  is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so
+  are ImageMagick's hex "Raw profile type exif/app1/xmp" text chunks.
 - WebP: every RIFF chunk: `EXIF`, `XMP `.
 - TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer and XMP tag.
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
@@ -42,6 +43,8 @@ JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
 JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
+# ImageMagick's hex-encoded copies of a source image's EXIF/XMP (APP1) in PNG text chunks.
+PNG_RAW_PROFILES = (b"raw profile type exif\0", b"raw profile type app1\0", b"raw profile type xmp\0")
 
 
 def remove_location(path: str, content_type: str) -> bool:
@@ -108,13 +111,20 @@ def _png(file: BinaryIO, size: int) -> bool:
         blanked = False
         if kind == b"eXIf":
             blanked = blank_exif_gps(file, start, end)
-        elif kind == b"iTXt":
-            blanked = _png_itxt(file, start, end)
+        elif kind in (b"tEXt", b"zTXt", b"iTXt"):
+            blanked = _png_text(file, kind, start, end)
         if blanked:
             _write_png_crc(file, position + 4, end)
         changed |= blanked
         position = end + 4
     raise LocationError(f"the PNG has more than {MAX_CHUNKS} chunks")
+
+
+def _png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
+    """iTXt XMP is blanked; ImageMagick's hex raw profiles cannot be in place, so they are refused."""
+    if read_exact(file, start, min(end - start, 24)).lower().startswith(PNG_RAW_PROFILES):
+        raise LocationError("the PNG carries a raw EXIF/XMP text profile, which cannot be blanked in place")
+    return kind == b"iTXt" and _png_itxt(file, start, end)
 
 
 def _png_itxt(file: BinaryIO, start: int, end: int) -> bool:

@@ -287,3 +287,12 @@ def test_heif_exif_item_stored_in_idat_is_blanked(tmp_path):
     blanked.load(path.read_bytes()[-len(item) + 4:])
     assert 0x8825 not in blanked and blanked[0x0112] == 6 and blanked[0x010F] == "TestCam"
     assert len(path.read_bytes()) == 8 + 16 + len(meta)
+
+
+def test_png_with_an_imagemagick_raw_exif_profile_is_refused(tmp_path):
+    info = PngInfo()
+    info.add_text("Raw profile type exif", "\nexif\n      16\n457869660000492a0008000000000000\n")
+    path = tmp_path / "magick.png"
+    Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
+    with pytest.raises(LocationError, match="raw EXIF"):
+        remove_location(str(path), "image/png")
