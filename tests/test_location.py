@@ -1,4 +1,4 @@
-"""remove_location: real photos of every format carrying GPS lose it, checked by exiftool and Pillow; bad metadata fails closed."""
+"""remove_location: photos of every format lose their GPS (checked by exiftool and Pillow); bad metadata is refused."""
 from __future__ import annotations
 
 import json
