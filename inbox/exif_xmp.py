@@ -1,0 +1,168 @@
+"""Blanks GPS location inside one EXIF (TIFF-structured) block or one XMP packet of an open file, in place.
+
+The containers (JPEG, PNG, WebP, TIFF, HEIF) are walked by inbox/location.py; this module gets a
+byte range of the file and rewrites only the bytes that carry location, keeping the size:
+
+- EXIF: every GPSInfo pointer (tag 0x8825) in the IFD chain (IFD0, IFD1, further TIFF pages) is
+  taken out of its IFD (the later entries move up by 12 bytes inside the same IFD), and the GPS IFD
+  it pointed at is zeroed with its out-of-line values. Every other tag keeps its bytes and offsets.
+- XMP: every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`), in
+  attribute or element form, is overwritten with spaces of the same length; the packet stays
+  well-formed. If `GPS` is still there afterwards (UTF-16 packets, odd syntax), it fails closed.
+
+Everything read is bounded by the range given: offsets, counts, the number of IFDs, and loops.
+"""
+from __future__ import annotations
+
+import re
+import struct
+from typing import BinaryIO
+
+GPS_INFO_TAG = 0x8825
+XMP_TAG = 700  # XMP packet inside a TIFF IFD (TIFF files, rarely EXIF)
+MAX_IFDS = 1024  # pages of a TIFF file, IFD0 + IFD1 in EXIF
+MAX_IFD_ENTRIES = 4096
+MAX_XMP_BYTES = 4 * 1024 * 1024
+# Bytes per value of each TIFF field type; an unknown type in a GPS IFD cannot be blanked safely.
+TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}
+_XMP_GPS_ELEMENT = re.compile(rb"<([\w.-]+:GPS[\w.-]*)(?=[\s/>])[^<>]*>")
+_XMP_GPS_ATTRIBUTE = re.compile(rb"\s[\w.-]+:GPS[\w.-]*\s*=\s*([\"'])")
+
+
+class LocationError(Exception):
+    """Location may be present but the metadata cannot be parsed safely: the image must not be published."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def read_exact(file: BinaryIO, offset: int, length: int) -> bytes:
+    """`length` bytes at `offset`, or LocationError when the file ends first."""
+    file.seek(offset)
+    data = file.read(length)
+    if len(data) != length:
+        raise LocationError("the file ends inside its metadata")
+    return data
+
+
+class _TiffBlock:
+    """A TIFF structure occupying file[start:end]; offsets inside it are relative to `start`."""
+
+    def __init__(self, file: BinaryIO, start: int, end: int):
+        self.file, self.start, self.end = file, start, end
+        header = self.read(0, 8)
+        if header[:4] not in BYTE_ORDERS:
+            raise LocationError("the EXIF data has no TIFF header")
+        self.order = BYTE_ORDERS[header[:4]]
+        self.first_ifd = self.unpack("I", header[4:])
+
+    def unpack(self, kind: str, data: bytes) -> int:
+        return struct.unpack(self.order + kind, data)[0]
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or self.start + offset + length > self.end:
+            raise LocationError("an EXIF offset points past the end of its data")
+        return read_exact(self.file, self.start + offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.file.seek(self.start + offset)
+        self.file.write(data)
+
+    def read_ifd(self, offset: int) -> tuple[bytes, list[bytes]]:
+        """The raw bytes of the IFD at `offset` (count, entries, next pointer) and its 12-byte entries."""
+        count = self.unpack("H", self.read(offset, 2))
+        if count > MAX_IFD_ENTRIES:
+            raise LocationError(f"an EXIF IFD claims {count} entries")
+        raw = self.read(offset, 2 + 12 * count + 4)
+        return raw, [raw[2 + 12 * i:14 + 12 * i] for i in range(count)]
+
+    def value_extent(self, entry: bytes) -> tuple[int, int] | None:
+        """(offset, length) of an entry's out-of-line value; None when it fits in the entry itself."""
+        kind, count = self.unpack("H", entry[2:4]), self.unpack("I", entry[4:8])
+        if kind not in TYPE_SIZES:
+            raise LocationError(f"an EXIF tag has the unknown type {kind}")
+        length = TYPE_SIZES[kind] * count
+        if length <= 4:
+            return None
+        offset = self.unpack("I", entry[8:12])
+        if self.start + offset + length > self.end:
+            raise LocationError("an EXIF value runs past the end of its data")
+        return offset, length
+
+
+def blank_exif_gps(file: BinaryIO, start: int, end: int) -> bool:
+    """Remove the GPS IFD(s) of the TIFF structure in file[start:end]; True when one was there."""
+    block = _TiffBlock(file, start, end)
+    visited: set[int] = set()
+    changed = False
+    offset = block.first_ifd
+    for _ in range(MAX_IFDS):
+        if offset == 0:
+            return changed
+        if offset in visited:
+            raise LocationError("the EXIF IFDs form a loop")
+        visited.add(offset)
+        raw, entries = block.read_ifd(offset)
+        tags = [block.unpack("H", entry[:2]) for entry in entries]
+        for entry, tag in zip(entries, tags):
+            extent = block.value_extent(entry) if tag == XMP_TAG else None
+            if extent:
+                changed |= blank_xmp_gps(file, start + extent[0], start + extent[0] + extent[1])
+        if tags.count(GPS_INFO_TAG) > 1:
+            raise LocationError("an EXIF IFD has two GPS pointers")
+        if GPS_INFO_TAG in tags:
+            gps_entry = entries[tags.index(GPS_INFO_TAG)]
+            _zero_gps_ifd(block, block.unpack("I", gps_entry[8:12]), visited)
+            kept = b"".join(entry for entry in entries if entry is not gps_entry)
+            count = struct.pack(block.order + "H", len(entries) - 1)
+            block.write(offset, count + kept + raw[-4:] + bytes(12))
+            changed = True
+        offset = block.unpack("I", raw[-4:])
+    raise LocationError(f"the EXIF data has more than {MAX_IFDS} IFDs")
+
+
+def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:
+    if offset in visited:
+        raise LocationError("the EXIF GPS IFD points back into the IFD chain")
+    raw, entries = block.read_ifd(offset)
+    for extent in filter(None, map(block.value_extent, entries)):
+        block.write(extent[0], bytes(extent[1]))
+    block.write(offset, bytes(len(raw)))
+
+
+def blank_xmp_gps(file: BinaryIO, start: int, end: int) -> bool:
+    """Overwrite the GPS properties of the XMP packet in file[start:end] with spaces; True when there were any."""
+    if end - start > MAX_XMP_BYTES:
+        raise LocationError(f"the XMP packet is larger than {MAX_XMP_BYTES} bytes")
+    packet = read_exact(file, start, end - start)
+    spans: list[tuple[int, int]] = []
+    covered = 0
+    for match in _XMP_GPS_ELEMENT.finditer(packet):
+        if match.start() < covered:
+            continue  # inside a GPS element already blanked; skipping it keeps the scan linear
+        close = match.end()
+        if not match.group(0).endswith(b"/>"):
+            closing = re.compile(rb"</" + re.escape(match.group(1)) + rb"\s*>").search(packet, match.end())
+            if closing is None:
+                raise LocationError("an XMP GPS element is not closed")
+            close = closing.end()
+        spans.append((match.start(), close))
+        covered = close
+    for match in _XMP_GPS_ATTRIBUTE.finditer(packet):
+        close = packet.find(match.group(1), match.end()) + 1
+        if close <= 0:
+            raise LocationError("an XMP GPS attribute is not closed")
+        spans.append((match.start(), close))
+    blanked = bytearray(packet)
+    for first, last in spans:
+        blanked[first:last] = b" " * (last - first)
+    if b":GPS" in blanked or b"G\0P\0S" in blanked:
+        raise LocationError("the XMP packet still names a GPS property after blanking")
+    if not spans:
+        return False
+    first, last = min(span[0] for span in spans), max(span[1] for span in spans)
+    file.seek(start + first)
+    file.write(blanked[first:last])
+    return True

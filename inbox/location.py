@@ -1,0 +1,207 @@
+"""Removes location metadata (EXIF GPS, XMP GPS properties) from an image file in place, losslessly.
+
+`remove_location(path, content_type)` walks the container with seeks and small bounded reads and
+hands each EXIF block and XMP packet to inbox/exif_xmp.py, which blanks the location bytes without
+moving anything: the file keeps its size, its pixels, its orientation, its colour profile and every
+other tag. It never reads the image data, so a 25 MiB photo costs a few small reads.
+
+Where it looks, per type (libmagic's MIME type):
+
+- JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP.
+- PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
+  chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
+  is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so
+  are ImageMagick's hex "Raw profile type exif/app1/xmp" text chunks.
+- WebP: every RIFF chunk: `EXIF`, `XMP `.
+- TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer and XMP tag.
+- HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
+  application/rdf+xml (XMP), wherever iloc puts them (mdat or idat); see inbox/heif_items.py.
+- GIF, BMP and anything else: nothing to do.
+
+When location may be present but the structure cannot be walked safely (truncated, offsets out of
+range, loops, absurd counts), it raises LocationError(reason) and the image must not be published.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from typing import BinaryIO
+
+from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_gps, read_exact
+from inbox.heif_items import metadata_items
+
+__all__ = ["LocationError", "remove_location"]
+
+MAX_SEGMENTS = 4096
+MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte read
+MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
+MAX_COMPRESSED_XMP = 16 * 1024 * 1024
+EXIF_PREFIX = b"Exif\0\0"
+JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
+JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
+# ImageMagick's hex-encoded copies of a source image's EXIF/XMP (APP1) in PNG text chunks.
+PNG_RAW_PROFILES = (b"raw profile type exif\0", b"raw profile type app1\0", b"raw profile type xmp\0")
+
+
+def remove_location(path: str, content_type: str) -> bool:
+    """Blank the location metadata of the image at `path` in place; True when there was some to blank."""
+    walk = _WALKERS.get(content_type)
+    if walk is None:
+        return False
+    with open(path, "r+b") as file:
+        return walk(file, os.fstat(file.fileno()).st_size)
+
+
+def _jpeg(file: BinaryIO, size: int) -> bool:
+    if read_exact(file, 0, 2) != b"\xff\xd8":
+        raise LocationError("the JPEG does not start with SOI")
+    changed, position = False, 2
+    for _ in range(MAX_SEGMENTS):
+        if position + 4 > size:
+            raise LocationError("the JPEG ends before its image data")
+        header = read_exact(file, position, 4)
+        if header[0] != 0xFF:
+            raise LocationError("the JPEG segments are malformed")
+        marker = header[1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0xD9, 0xDA):  # EOI, SOS: no metadata after this point
+            return changed
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+            continue
+        end = position + 2 + struct.unpack(">H", header[2:])[0]
+        if end < position + 4 or end > size:
+            raise LocationError("a JPEG segment runs past the end of the file")
+        if marker == 0xE1:
+            changed |= _jpeg_app1(file, position + 4, end)
+        position = end
+    raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments before its image data")
+
+
+def _jpeg_app1(file: BinaryIO, start: int, end: int) -> bool:
+    kind = read_exact(file, start, min(end - start, len(JPEG_EXTENDED_XMP)))
+    if kind.startswith(EXIF_PREFIX):
+        return blank_exif_gps(file, start + len(EXIF_PREFIX), end)
+    if kind.startswith(JPEG_XMP):
+        return blank_xmp_gps(file, start + len(JPEG_XMP), end)
+    if kind == JPEG_EXTENDED_XMP:  # then GUID (32), full length (4), offset (4): a slice of a larger packet
+        return blank_xmp_gps(file, min(start + len(kind) + 40, end), end)
+    return False
+
+
+def _png(file: BinaryIO, size: int) -> bool:
+    if read_exact(file, 0, 8) != PNG_SIGNATURE:
+        raise LocationError("the PNG signature is wrong")
+    changed, position = False, 8
+    for _ in range(MAX_CHUNKS):
+        if position == size:
+            return changed
+        length, kind = struct.unpack(">I4s", read_exact(file, position, 8))
+        start, end = position + 8, position + 8 + length
+        if end + 4 > size:
+            raise LocationError("a PNG chunk runs past the end of the file")
+        if kind == b"IEND":
+            return changed
+        blanked = False
+        if kind == b"eXIf":
+            blanked = blank_exif_gps(file, start, end)
+        elif kind in (b"tEXt", b"zTXt", b"iTXt"):
+            blanked = _png_text(file, kind, start, end)
+        if blanked:
+            _write_png_crc(file, position + 4, end)
+        changed |= blanked
+        position = end + 4
+    raise LocationError(f"the PNG has more than {MAX_CHUNKS} chunks")
+
+
+def _png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
+    """iTXt XMP is blanked; ImageMagick's hex raw profiles cannot be in place, so they are refused."""
+    if read_exact(file, start, min(end - start, 24)).lower().startswith(PNG_RAW_PROFILES):
+        raise LocationError("the PNG carries a raw EXIF/XMP text profile, which cannot be blanked in place")
+    return kind == b"iTXt" and _png_itxt(file, start, end)
+
+
+def _png_itxt(file: BinaryIO, start: int, end: int) -> bool:
+    """iTXt: keyword NUL, compression flag, method, language NUL, translated keyword NUL, text."""
+    if read_exact(file, start, min(end - start, len(PNG_XMP_KEYWORD) + 1)) != PNG_XMP_KEYWORD + b"\0":
+        return False
+    if end - start > MAX_COMPRESSED_XMP:
+        raise LocationError("the PNG XMP chunk is too large")
+    data = read_exact(file, start, end - start)
+    header = len(PNG_XMP_KEYWORD) + 3  # through the compression flag and method
+    parts = data[header:].split(b"\0", 2)  # language, translated keyword, text
+    if len(data) < header or len(parts) != 3:
+        raise LocationError("the PNG XMP chunk is malformed")
+    if data[header - 2] == 0:
+        return blank_xmp_gps(file, end - len(parts[2]), end)
+    try:
+        inflated = zlib.decompressobj().decompress(parts[2], MAX_COMPRESSED_XMP)
+    except zlib.error as error:
+        raise LocationError(f"the compressed PNG XMP cannot be read ({error})") from None
+    if b"GPS" in inflated or len(inflated) == MAX_COMPRESSED_XMP:
+        raise LocationError("the PNG XMP is compressed and may carry GPS: it cannot be blanked in place")
+    return False
+
+
+def _write_png_crc(file: BinaryIO, kind_offset: int, end: int) -> None:
+    if end - kind_offset > MAX_CHUNK_CRC_BYTES:
+        raise LocationError("a changed PNG chunk is too large to checksum")
+    crc = zlib.crc32(read_exact(file, kind_offset, end - kind_offset))
+    file.seek(end)
+    file.write(struct.pack(">I", crc))
+
+
+def _webp(file: BinaryIO, size: int) -> bool:
+    riff, riff_size, webp = struct.unpack("<4sI4s", read_exact(file, 0, 12))
+    if riff != b"RIFF" or webp != b"WEBP" or 8 + riff_size > size:
+        raise LocationError("the WebP RIFF header is malformed or the file is truncated")
+    changed, position, riff_end = False, 12, 8 + riff_size
+    for _ in range(MAX_CHUNKS):
+        if position + 8 > riff_end:
+            return changed
+        kind, length = struct.unpack("<4sI", read_exact(file, position, 8))
+        start, end = position + 8, position + 8 + length
+        if end > riff_end:
+            raise LocationError("a WebP chunk runs past the end of the file")
+        if kind == b"EXIF":
+            prefixed = read_exact(file, start, min(length, 6)) == EXIF_PREFIX
+            changed |= blank_exif_gps(file, start + 6 * prefixed, end)
+        elif kind == b"XMP ":
+            changed |= blank_xmp_gps(file, start, end)
+        position = end + (length & 1)
+    raise LocationError(f"the WebP has more than {MAX_CHUNKS} chunks")
+
+
+def _tiff(file: BinaryIO, size: int) -> bool:
+    return blank_exif_gps(file, 0, size)
+
+
+def _heif(file: BinaryIO, size: int) -> bool:
+    changed = False
+    for kind, start, end in metadata_items(file, size):
+        if kind == "xmp":
+            changed |= blank_xmp_gps(file, start, end)
+            continue
+        # An Exif item starts with the offset of the TIFF header after it (past "Exif\0\0").
+        if end - start < 4:
+            raise LocationError("the HEIF Exif item is malformed")
+        header_offset = struct.unpack(">I", read_exact(file, start, 4))[0]
+        changed |= blank_exif_gps(file, start + 4 + header_offset, end)
+    return changed
+
+
+_WALKERS: dict[str, Callable[[BinaryIO, int], bool]] = {
+    "image/jpeg": _jpeg,
+    "image/png": _png,
+    "image/webp": _webp,
+    "image/tiff": _tiff,
+    **dict.fromkeys(
+        ("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif"), _heif
+    ),
+}

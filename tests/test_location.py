@@ -1,0 +1,298 @@
+"""remove_location: photos of every format lose their GPS (checked by exiftool and Pillow); bad metadata is refused."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import time
+import zlib
+
+import pytest
+from conftest import make_image
+from PIL import Image, ImageCms
+from PIL.PngImagePlugin import PngInfo
+
+from inbox.images import detect_type
+from inbox.location import LocationError, remove_location
+
+XMP = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+    '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
+    ' xmlns:exif="http://ns.adobe.com/exif/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"'
+    ' exif:GPSLatitude="52,31.2N" exif:GPSLongitude="13,24.5E" exif:ExposureProgram="2">'
+    "<exif:GPSAltitude>34/1</exif:GPSAltitude><dc:title><rdf:Alt><rdf:li xml:lang=\"x-default\">Harbour</rdf:li>"
+    '</rdf:Alt></dc:title></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+).encode()
+ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "heic": "HEIF", "avif": "AVIF"}
+
+
+def exif_with_gps() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° CW
+    exif[0x010F] = "TestCam"
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.5), 3: "E", 4: (13.0, 24.0, 30.25), 5: b"\x00", 6: 34.5}
+    return exif
+
+
+def photo_with_gps(extension: str, path, size=(64, 48)) -> None:
+    """A real photo with EXIF GPS, XMP GPS properties, an ICC profile and an Orientation tag."""
+    image = Image.new("RGB", size)
+    image.putdata([(x * 4 % 256, y * 5 % 256, x * y % 256) for y in range(size[1]) for x in range(size[0])])
+    options = {"exif": exif_with_gps().tobytes(), "icc_profile": ICC, "xmp": XMP}
+    if extension == "png":
+        options["pnginfo"] = PngInfo()
+        options["pnginfo"].add_itxt("XML:com.adobe.xmp", XMP.decode())
+    elif extension == "tif":  # Pillow's TIFF writer takes the XMP as tag 700 of the IFD
+        options["tiffinfo"] = Image.Exif()
+        options["tiffinfo"].load(options.pop("exif"))
+        options["tiffinfo"][700] = XMP
+    elif extension == "webp":
+        options["lossless"] = True
+    elif extension == "heic":
+        options["quality"] = -1  # lossless
+    image.save(path, FORMATS[extension], **options)
+
+
+def exiftool(path) -> dict:
+    """exiftool's reading of the file (the independent reader), without the file-system facts."""
+    if shutil.which("exiftool") is None:
+        pytest.fail("exiftool is missing: scripts/bootstrap --test installs it (Debian libimage-exiftool-perl)")
+    out = subprocess.run(["exiftool", "-j", "-a", "-G1", "-n", str(path)], capture_output=True, text=True, check=True)
+    tags = json.loads(out.stdout)[0]
+    return {key: value for key, value in tags.items() if not key.startswith(("System:", "SourceFile"))}
+
+
+def remove_location_from(path) -> bool:
+    with open(path, "rb") as file:
+        return remove_location(str(path), detect_type(file.read(8192)))
+
+
+@pytest.mark.parametrize("extension", FORMATS)
+def test_gps_is_gone_and_everything_else_is_kept(tmp_path, extension):
+    original, cleaned = tmp_path / f"original.{extension}", tmp_path / f"cleaned.{extension}"
+    photo_with_gps(extension, original)
+    shutil.copy(original, cleaned)
+    before = exiftool(original)
+    assert "GPS:GPSLatitude" in before and "XMP-exif:GPSLatitude" in before, "the test photo carries GPS"
+
+    assert remove_location_from(cleaned) is True
+
+    after = exiftool(cleaned)
+    assert [key for key in after if "GPS" in key] == []
+    assert after == {key: value for key, value in before.items() if "GPS" not in key}  # no new warnings either
+    assert after["XMP-dc:Title"] == "Harbour" and after["XMP-exif:ExposureProgram"] == 2
+    assert os.path.getsize(cleaned) == os.path.getsize(original)
+    with Image.open(original) as old, Image.open(cleaned) as new:
+        assert new.tobytes() == old.tobytes()
+        assert new.info["icc_profile"] == old.info["icc_profile"] == ICC
+        assert new.getexif().get(0x0112) == old.getexif().get(0x0112)
+        assert 0x8825 not in new.getexif()
+
+
+def test_orientation_survives_in_jpeg(tmp_path):
+    path = tmp_path / "photo.jpg"
+    photo_with_gps("jpg", path)
+    remove_location_from(path)
+    assert exiftool(path)["IFD0:Orientation"] == 6
+
+
+def test_second_pass_finds_nothing_and_changes_nothing(tmp_path):
+    path = tmp_path / "photo.jpg"
+    photo_with_gps("jpg", path)
+    remove_location_from(path)
+    cleaned = path.read_bytes()
+    assert remove_location_from(path) is False
+    assert path.read_bytes() == cleaned
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".gif", ".bmp", ".webp", ".heic", ".avif", ".tif"])
+def test_images_without_location_are_left_alone(tmp_path, extension):
+    path = tmp_path / f"plain{extension}"
+    path.write_bytes(make_image(extension))
+    assert remove_location_from(path) is False
+    assert path.read_bytes() == make_image(extension)
+
+
+def tiff_block(first_ifd: int, *ifds: tuple[int, list[tuple[int, int, int, int]], int]) -> bytes:
+    """Little-endian TIFF bytes: a header pointing at `first_ifd`, then each (offset, entries, next) IFD."""
+    data = bytearray(b"II*\0" + struct.pack("<I", first_ifd))
+    for offset, entries, next_ifd in ifds:
+        raw = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *entry) for entry in entries)
+        raw += struct.pack("<I", next_ifd)
+        data[len(data):] = bytes(max(0, offset + len(raw) - len(data)))
+        data[offset:offset + len(raw)] = raw
+    return bytes(data)
+
+
+def jpeg_with_exif(tiff: bytes) -> bytes:
+    plain = make_image(".jpg")
+    payload = b"Exif\0\0" + tiff
+    return plain[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + plain[2:]
+
+
+MAKE = (0x010F, 2, 4, int.from_bytes(b"Cam\0", "little"))
+MALFORMED_EXIF = {  # case: (TIFF bytes, what the reason says)
+    "IFD0 offset past the end": (tiff_block(0x10000), "past the end"),
+    "IFD loop": (tiff_block(8, (8, [MAKE], 26), (26, [MAKE], 8)), "loop"),
+    "huge entry count": (tiff_block(8) + struct.pack("<H", 0xFFFF) + bytes(64), "65535 entries"),
+    "count running past the end": (tiff_block(8) + struct.pack("<H", 4000) + bytes(64), "past the end"),
+    "GPS IFD past the end": (tiff_block(8, (8, [MAKE, (0x8825, 4, 1, 0x7FFFFFF0)], 0)), "past the end"),
+    "GPS value past the end": (
+        tiff_block(8, (8, [(0x8825, 4, 1, 26)], 0), (26, [(2, 5, 3, 0x7FFF0000)], 0)), "past the end"
+    ),
+    "two GPS pointers": (
+        tiff_block(8, (8, [(0x8825, 4, 1, 44), (0x8825, 4, 1, 44)], 0), (44, [], 0)), "two GPS pointers"
+    ),
+    "GPS IFD pointing at IFD0": (tiff_block(8, (8, [MAKE, (0x8825, 4, 1, 8)], 0)), "points back"),
+    "not TIFF": (b"JUNKJUNKJUNK", "no TIFF header"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_EXIF)
+def test_malformed_exif_is_refused_quickly(tmp_path, case):
+    path = tmp_path / "bad.jpg"
+    tiff, reason = MALFORMED_EXIF[case]
+    path.write_bytes(jpeg_with_exif(tiff))
+    started = time.monotonic()
+    with pytest.raises(LocationError, match=reason):
+        remove_location(str(path), "image/jpeg")
+    assert time.monotonic() - started < 1
+
+
+def test_malformed_exif_in_png_and_webp_is_refused(tmp_path):
+    loop = tiff_block(8, (8, [MAKE], 8))
+    png = make_image(".png")
+    chunk = struct.pack(">I", len(loop)) + b"eXIf" + loop + struct.pack(">I", zlib.crc32(b"eXIf" + loop))
+    (tmp_path / "bad.png").write_bytes(png[:33] + chunk + png[33:])
+    with pytest.raises(LocationError):
+        remove_location(str(tmp_path / "bad.png"), "image/png")
+    webp = bytearray(make_image(".webp") + b"EXIF" + struct.pack("<I", len(loop)) + loop)
+    webp[4:8] = struct.pack("<I", len(webp) - 8)
+    (tmp_path / "bad.webp").write_bytes(webp)
+    with pytest.raises(LocationError):
+        remove_location(str(tmp_path / "bad.webp"), "image/webp")
+
+
+@pytest.mark.parametrize("extension", ["heic", "avif"])
+def test_truncated_heif_is_refused(tmp_path, extension):
+    path = tmp_path / f"photo.{extension}"
+    photo_with_gps(extension, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(LocationError, match="runs past"):
+        remove_location_from(path)
+
+
+def test_heif_item_locations_with_an_absurd_count_are_refused(tmp_path):
+    path = tmp_path / "photo.heic"
+    photo_with_gps("heic", path)
+    data = bytearray(path.read_bytes())
+    iloc = data.index(b"iloc") + 4
+    assert data[iloc] < 2, "a version 0/1 iloc: version, flags, field sizes, then a 16-bit item count"
+    count_at = iloc + 6
+    data[count_at:count_at + 2] = b"\xff\xff"
+    path.write_bytes(data)
+    started = time.monotonic()
+    with pytest.raises(LocationError):
+        remove_location(str(path), "image/heic")
+    assert time.monotonic() - started < 1
+
+
+def xmp_jpeg(tmp_path, packet: bytes):
+    plain = make_image(".jpg")
+    payload = b"http://ns.adobe.com/xap/1.0/\0" + packet
+    path = tmp_path / "xmp.jpg"
+    path.write_bytes(plain[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + plain[2:])
+    return path
+
+
+def test_unclosed_xmp_gps_element_is_refused(tmp_path):
+    path = xmp_jpeg(tmp_path, b"<x:xmpmeta><exif:GPSLatitude>52,31N</x:xmpmeta>")
+    with pytest.raises(LocationError, match="not closed"):
+        remove_location(str(path), "image/jpeg")
+
+
+def test_many_nested_xmp_gps_elements_do_not_hang(tmp_path):
+    path = xmp_jpeg(tmp_path, b"<a:GPSx>" * 7000 + b"</a:GPSx>")
+    started = time.monotonic()
+    assert remove_location(str(path), "image/jpeg") is True
+    assert time.monotonic() - started < 1
+    assert b"GPS" not in path.read_bytes()
+
+
+def test_compressed_png_xmp_with_gps_is_refused(tmp_path):
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP.decode(), zip=True)
+    path = tmp_path / "zipped.png"
+    Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
+    with pytest.raises(LocationError, match="compressed"):
+        remove_location(str(path), "image/png")
+
+
+def test_a_25_mib_jpeg_costs_a_few_small_reads(tmp_path):
+    path = tmp_path / "big.jpg"
+    noise = Image.frombytes("RGB", (3640, 3640), os.urandom(3640 * 3640 * 3))
+    noise.save(path, "JPEG", quality=100, exif=exif_with_gps().tobytes())
+    assert os.path.getsize(path) > 24 * 1024 * 1024
+    started = time.perf_counter()
+    assert remove_location(str(path), "image/jpeg") is True
+    elapsed = time.perf_counter() - started
+    print(f"remove_location on a {os.path.getsize(path) / 2**20:.1f} MiB JPEG: {elapsed * 1000:.2f} ms")
+    assert elapsed < 0.02  # measured ~0.1 ms; the bound leaves room for a busy machine
+    assert "GPS:GPSLatitude" not in exiftool(path)
+
+
+def test_xmp_gps_in_element_and_attribute_form_keeps_packet_size(tmp_path):
+    path = xmp_jpeg(tmp_path, XMP)
+    size = os.path.getsize(path)
+    assert remove_location(str(path), "image/jpeg") is True
+    assert os.path.getsize(path) == size
+    blanked = path.read_bytes()
+    assert b"GPS" not in blanked and b"Harbour" in blanked and b'exif:ExposureProgram="2"' in blanked
+
+
+def test_a_png_of_endless_empty_chunks_is_refused_quickly(tmp_path):
+    empty = struct.pack(">I4sI", 0, b"tEXt", zlib.crc32(b"tEXt"))
+    path = tmp_path / "chunks.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + empty * 200_000)
+    started = time.monotonic()
+    with pytest.raises(LocationError, match="more than"):
+        remove_location(str(path), "image/png")
+    assert time.monotonic() - started < 1
+
+
+def box(kind: bytes, payload: bytes, version: int | None = None) -> bytes:
+    """An ISOBMFF box; a FullBox when `version` is given (flags 0)."""
+    if version is not None:
+        payload = struct.pack(">I", version << 24) + payload
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def test_heif_exif_item_stored_in_idat_is_blanked(tmp_path):
+    exif = exif_with_gps().tobytes()
+    assert exif.startswith(b"Exif\0\0")
+    item = struct.pack(">I", 6) + exif  # offset of the TIFF header, past "Exif\0\0"
+    infe = box(b"infe", struct.pack(">HH4s", 1, 0, b"Exif") + b"\0", version=2)
+    # version 1: offset and length 4 bytes, no base offset; item 1, construction method 1 (idat), one extent
+    iloc = box(b"iloc", struct.pack(">HHHHHHII", 0x4400, 1, 1, 1, 0, 1, 0, len(item)), version=1)
+    meta = box(b"meta", box(b"hdlr", bytes(4) + b"pict" + bytes(13), version=0)
+               + box(b"iinf", struct.pack(">H", 1) + infe, version=0) + iloc + box(b"idat", item), version=0)
+    path = tmp_path / "idat.heic"
+    path.write_bytes(box(b"ftyp", b"heic" + bytes(4) + b"mif1heic") + meta)
+    assert remove_location(str(path), "image/heic") is True
+    # exiftool 12.57 cannot read Exif from idat ("construction method 1"): Pillow's EXIF reader checks instead.
+    blanked = Image.Exif()
+    blanked.load(path.read_bytes()[-len(item) + 4:])
+    assert 0x8825 not in blanked and blanked[0x0112] == 6 and blanked[0x010F] == "TestCam"
+    assert len(path.read_bytes()) == 8 + 16 + len(meta)
+
+
+def test_png_with_an_imagemagick_raw_exif_profile_is_refused(tmp_path):
+    info = PngInfo()
+    info.add_text("Raw profile type exif", "\nexif\n      16\n457869660000492a0008000000000000\n")
+    path = tmp_path / "magick.png"
+    Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
+    with pytest.raises(LocationError, match="raw EXIF"):
+        remove_location(str(path), "image/png")
