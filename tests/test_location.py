@@ -10,7 +10,7 @@ import time
 import zlib
 
 import pytest
-from conftest import make_image
+from tests.harness import make_image
 from PIL import Image, ImageCms
 from PIL.PngImagePlugin import PngInfo
 
