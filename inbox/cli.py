@@ -17,6 +17,7 @@ from .delivery import build_delivery
 
 DATA_DIR = Path("var")
 DEV_KEY_FILE = DATA_DIR / "dev-signing-key"
+OUTBOX = DATA_DIR / "outbox"
 DEFAULT_URL = "http://127.0.0.1:8000/webhooks/mailgun"
 
 
@@ -41,6 +42,14 @@ def serve(args) -> int:
     from . import ConfigError, create_app
 
     settings = {**os.environ, "MAILGUN_WEBHOOK_SIGNING_KEY": development_key()}
+    if not settings.get("INBOX_PUBLISHERS"):
+        settings["INBOX_PUBLISHERS"] = "*"
+        print("inbox: INBOX_PUBLISHERS is not set: anyone may publish (inbox serve only; production refuses "
+              "to start without it)", file=sys.stderr)
+    if not (settings.get("MAILGUN_API_KEY") and settings.get("MAILGUN_DOMAIN")):
+        settings.setdefault("INBOX_OUTBOX", str(OUTBOX))
+        print(f"inbox: MAILGUN_API_KEY/MAILGUN_DOMAIN are not set: replies are written to {OUTBOX}/ "
+              "instead of sent", file=sys.stderr)
     try:
         create_app(settings)  # fail here, with the message, rather than in every worker
     except ConfigError as error:

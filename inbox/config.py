@@ -11,6 +11,8 @@ import hmac
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from .senders import PublishersError, parse_publishers
+
 MiB = 1024 * 1024
 # Mailgun's largest message; the request limit is derived from it so that any message
 # Mailgun can deliver fits, whatever the per-attachment limit.
@@ -26,6 +28,8 @@ DEFAULTS = {
     "INBOX_SIGNATURE_MAX_AGE": str(12 * 3600),
     "INBOX_REJECT_STATUS": "415",
     "INBOX_TRUSTED_PROXIES": "0",
+    "INBOX_STRIP_LOCATION": "true",
+    "INBOX_CACHE_MAX_AGE": str(24 * 3600),
 }
 
 PASSED_THROUGH = (
@@ -74,6 +78,20 @@ def _storage_provider(settings: Mapping, config: dict) -> None:
     )
 
 
+def _people(settings: Mapping, config: dict) -> None:
+    """Who may publish, and how they hear back."""
+    try:
+        config["INBOX_PUBLISHERS"] = parse_publishers(settings.get("INBOX_PUBLISHERS", ""))
+    except PublishersError as error:
+        raise ConfigError(str(error)) from None
+    if "INBOX_REPLY_FROM" in settings:
+        config["INBOX_REPLY_FROM"] = settings["INBOX_REPLY_FROM"].strip()
+    # Development only (inbox serve sets it): replies are written here as .eml files instead of sent.
+    if "INBOX_OUTBOX" in settings:
+        config["INBOX_OUTBOX"] = settings["INBOX_OUTBOX"]
+    config["INBOX_REPLIES"] = bool(settings.get("MAILGUN_API_KEY") and settings.get("MAILGUN_DOMAIN"))
+
+
 def load_config(source: Mapping[str, str]) -> dict:
     """Return the typed settings for Flask's config, or raise ConfigError."""
     settings = {**DEFAULTS, **{k: v for k, v in source.items() if v not in (None, "")}}
@@ -117,6 +135,12 @@ def load_config(source: Mapping[str, str]) -> dict:
         )
     config["INBOX_REJECT_STATUS"] = int(reject)
     config["INBOX_TRUSTED_PROXIES"] = _integer(settings, "INBOX_TRUSTED_PROXIES", 0)
+    config["INBOX_STRIP_LOCATION"] = _boolean(
+        settings, "INBOX_STRIP_LOCATION", "true (remove GPS and location metadata before publishing) or false "
+        "(publish originals, location included)"
+    )
+    config["INBOX_CACHE_MAX_AGE"] = _integer(settings, "INBOX_CACHE_MAX_AGE", 0)
+    _people(settings, config)
 
     # Text fields (a long quoted HTML thread, several MB) must never be refused, yet the
     # whole request stays bounded: Mailgun posts the body up to four times (plain,

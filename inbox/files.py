@@ -6,24 +6,22 @@ ever be shown as the image it was accepted as.
 """
 from __future__ import annotations
 
-import re
+import os
 
 from flask import Blueprint, abort, send_file
 from libcloud.storage.types import ObjectDoesNotExistError
 
 from .images import CONTENT_TYPES
-from .storage import CACHE_CONTROL, current_store
+from .storage import OBJECT_NAME, current_store
 
 bp = Blueprint("files", __name__)
-SERVED_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}(\.[a-z]+)")
 
 
 @bp.get("/files/<container>/<name>")
 def serve_file(container: str, name: str):
     store = current_store()
     images = store.images
-    match = SERVED_NAME.fullmatch(name)
-    if not store.serves_files or container != images.name or not match:
+    if not store.serves_files or container != images.name or not OBJECT_NAME.fullmatch(name):
         abort(404)
     try:
         obj = images.driver.get_object(container, name)
@@ -31,11 +29,11 @@ def serve_file(container: str, name: str):
         abort(404)
     response = send_file(
         images.driver.get_object_cdn_url(obj),
-        mimetype=obj.extra.get("content_type") or CONTENT_TYPES.get(match.group(1), "application/octet-stream"),
+        mimetype=obj.extra.get("content_type") or CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream"),
         conditional=True,
     )
     response.headers["Content-Disposition"] = obj.extra.get("headers", {}).get("Content-Disposition", "inline")
-    response.headers["Cache-Control"] = CACHE_CONTROL
+    response.headers["Cache-Control"] = store.cache_control
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

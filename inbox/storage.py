@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +26,6 @@ from . import providers
 from .config import ConfigError
 
 EXTENSION = "inbox.store"
-# Names are content-addressed, so an object never changes once written.
-CACHE_CONTROL = "public, max-age=31536000, immutable"
 # What a failing store raises: libcloud's own errors, the HTTP errors of drivers without an
 # error parser of their own (Swift, Cloud Files: BaseHTTPError is no LibcloudError), network
 # errors (requests' exceptions are OSErrors) and file-system errors of the local store.
@@ -35,6 +34,8 @@ STORAGE_ERRORS = (LibcloudError, BaseHTTPError, OSError)
 # container lookup alone can pass without them (S3's driver ignores a 403 there); /healthz
 # writes and removes it in the private container to prove that takes new objects.
 PROBE_NAME = "healthz-probe"
+# What object_name() makes: a version-4 UUID and the image's extension.
+OBJECT_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.[a-z]{3,4}")
 
 
 class StorageUnavailable(Exception):
@@ -50,6 +51,9 @@ class Store:
     serves_files: bool  # the app serves the image objects at /files/ (the local store)
     spool_folder: str
     links_spool: bool  # the spool file becomes the object
+    # An object never changes once written, but it may be taken down: INBOX_CACHE_MAX_AGE bounds
+    # how long caches may serve a copy after that.
+    cache_control: str
 
 
 def current_store(app: Flask | None = None) -> Store:
@@ -81,7 +85,8 @@ def init_app(app: Flask) -> Store:
         with _explained(config, f"find the public URL of container {images.name!r}", "set PUBLIC_BASE_URL"):
             public_base = provider.url_base(driver, images, config)
     store = Store(config["STORAGE_PROVIDER"], images, receipts, public_base, provider.url_base is None,
-                  provider.spool_folder(driver), provider.links_spool)
+                  provider.spool_folder(driver), provider.links_spool,
+                  f"public, max-age={config['INBOX_CACHE_MAX_AGE']}, immutable")
     app.extensions[EXTENSION] = store
     return store
 
@@ -169,7 +174,7 @@ def content_disposition(filename: str) -> str:
 
 def store_image(store: Store, path: str, name: str, content_type: str, filename: str):
     """Upload the file at `path` as a public image object; return the libcloud Object."""
-    headers = providers.PROVIDERS[store.provider].upload_headers(content_disposition(filename), CACHE_CONTROL)
+    headers = providers.PROVIDERS[store.provider].upload_headers(content_disposition(filename), store.cache_control)
     with unavailable_on_failure(store):
         return store.images.driver.upload_object(
             path, store.images, name,

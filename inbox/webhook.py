@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from urllib.parse import quote
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request
 
 from .fetch import FetchError, fetch_attachments
-from .images import inspect
 from .mailgun import SignatureError, verify_signature
 from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message
+from .publish import answer_to_a_reply, reply_once, store_attachments
 from .receipts import find_receipt, save_receipt
-from .spool import SpoolUnavailable
-from .storage import StorageUnavailable, Store, current_store, object_name, store_image
+from .reply import ReplyUnavailable
+from .senders import NotAPublisher, admit
+from .spool import SpoolUnavailable, current_spool_folder
+from .storage import StorageUnavailable, Store, current_store
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger("inbox")
@@ -59,43 +60,16 @@ def _spool_unavailable(error: SpoolUnavailable):
     return refuse(503, "the spool folder cannot take the message now; Mailgun will retry")
 
 
+@bp.errorhandler(ReplyUnavailable)
+def _reply_unavailable(error: ReplyUnavailable):
+    log.error("reply failed: %s", error)
+    return refuse(503, "the reply to the sender could not be sent now; Mailgun will retry (the photos keep their URLs)")
+
+
 @bp.errorhandler(FetchError)
 def _fetch_failed(error: FetchError):
     log.error("fetch failed: %s", error)
     return refuse(503, f"the stored message could not be fetched from Mailgun now; Mailgun will retry: {error}")
-
-
-def _public_url(store: Store, name: str) -> str:
-    if store.public_base is None:
-        return url_for("files.serve_file", container=store.images.name, name=name, _external=True)
-    return f"{store.public_base}/{quote(name)}"
-
-
-def store_attachments(store: Store, message: InboundMessage) -> tuple[int, dict]:
-    """Judge every attachment, store the accepted images; return the answer (status, body)."""
-    config = current_app.config
-    stored, rejected, too_large = [], [], False
-    for attachment in message.attachments:
-        spool = attachment.stream
-        verdict = inspect(spool.head, spool.size, config["INBOX_MAX_ATTACHMENT_BYTES"])
-        entry = {"attachment": attachment.field, "filename": attachment.filename, "content_type": verdict.content_type}
-        if verdict.reason:
-            rejected.append({**entry, "reason": verdict.reason})
-            too_large = too_large or verdict.too_large
-            continue
-        name = object_name(
-            config["INBOX_NAME_KEY"], message.message_id, message.sender, spool.sha256.hexdigest(), verdict.extension
-        )
-        store_image(store, spool.name, name, verdict.content_type, attachment.filename)
-        stored.append({**entry, "size": spool.size, "url": _public_url(store, name)})
-
-    body = {"message_id": message.message_id or None, "stored": stored, "rejected": rejected}
-    if stored:
-        return 200, body
-    body["reason"] = "no accepted image in the message" if rejected else "the message has no attachments"
-    if config["INBOX_REJECT_STATUS"] == 406:
-        return 406, body
-    return (413 if too_large else 415), body
 
 
 def _verify(timestamp: str, token: str, signature: str) -> None:
@@ -114,7 +88,6 @@ def receive_message():
     unsigned body is then not read on), and reading before that costs no more than spooling
     each part to disk; nothing is stored or fetched before the signature holds.
     """
-    config = current_app.config
     store = current_store()
     request.check_signature = _verify
     message = read_message(request)
@@ -124,13 +97,42 @@ def receive_message():
         status, body = receipt
         log.info("repeat message_id=%s status=%d (answer recorded for this token)", message.message_id, status)
         return jsonify(body), status
-    if message.stored_attachments is not None:
-        fetched = fetch_attachments(message.stored_attachments, config.get("MAILGUN_API_KEY"), request.new_spool)
-        message = replace(message, attachments=message.attachments + fetched)
-    status, body = store_attachments(store, message)
-    save_receipt(store, message.token, status, body)
+    status, body = _deliver(store, message)
+    save_receipt(store, current_spool_folder(current_app), message.token, status, body)
     log.info(
         "delivery message_id=%s attachments=%d stored=%d rejected=%d status=%d",
         message.message_id, len(message.attachments), len(body["stored"]), len(body["rejected"]), status,
     )
     return jsonify(body), status
+
+
+def _deliver(store: Store, message: InboundMessage) -> tuple[int, dict]:
+    """Admit the sender, then publish (or take down); return the answer (status, body)."""
+    config = current_app.config
+    try:
+        admit(config["INBOX_PUBLISHERS"], message.from_header, message.sender, message.headers)
+    except NotAPublisher as error:
+        log.warning("not a publisher message_id=%s sender=%s: %s", message.message_id, message.sender, error)
+        return 406, {"message_id": message.message_id or None, "stored": [], "rejected": [],
+                     "reason": f"not published: {error}"}
+    published = answer_to_a_reply(store, message)
+    if published is None:
+        if message.stored_attachments is not None:
+            fetched = fetch_attachments(message.stored_attachments, config.get("MAILGUN_API_KEY"), request.new_spool)
+            message = replace(message, attachments=message.attachments + fetched)
+        published = store_attachments(store, message)
+        if published.stored or published.rejected:
+            published.reply = reply_once(store, message, published)
+    body = {"message_id": message.message_id or None, "stored": published.stored, "rejected": published.rejected}
+    if published.reply is not None:
+        body["reply"] = published.reply
+    if published.deleted is not None:
+        body["deleted"] = published.deleted
+    if published.stored or published.deleted is not None or published.reason:
+        if published.reason:
+            body["reason"] = published.reason
+        return 200, body
+    body["reason"] = "no accepted image in the message" if published.rejected else "the message has no attachments"
+    if config["INBOX_REJECT_STATUS"] == 406:
+        return 406, body
+    return (413 if published.too_large else 415), body

@@ -25,7 +25,7 @@ def clean_environ(monkeypatch):
 
 @pytest.fixture
 def settings(tmp_path) -> dict:
-    return {"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "STORAGE_PATH": str(tmp_path / "storage")}
+    return {"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": "*", "STORAGE_PATH": str(tmp_path / "storage")}
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pillow_heif
 from PIL import Image
@@ -29,6 +30,12 @@ def make_image(extension: str = ".jpg", size=(64, 48), color=(200, 30, 30)) -> b
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, IMAGE_FORMATS[extension])
     return buffer.getvalue()
+
+
+def large_photo(size: int) -> bytes:
+    """A real JPEG (its segments parse, so location removal passes it) padded with random bytes to `size`."""
+    head = make_image(".jpg")
+    return head + os.urandom(size - len(head))
 
 
 def mailgun_form(*attachments, **fields) -> dict:

@@ -5,6 +5,9 @@ from inbox import ConfigError, create_app
 from inbox.config import load_config
 
 
+MINIMAL = {"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "INBOX_PUBLISHERS": "*"}
+
+
 def test_refuses_to_start_without_a_signing_key(tmp_path):
     with pytest.raises(ConfigError, match="MAILGUN_WEBHOOK_SIGNING_KEY is not set.*not the API key"):
         create_app({"STORAGE_PATH": str(tmp_path)})
@@ -23,22 +26,25 @@ def test_refuses_to_start_without_a_signing_key(tmp_path):
         ("STORAGE_RECEIPTS_CONTAINER", "images", "must differ from STORAGE_CONTAINER"),
         ("STORAGE_SECURE", "maybe", "STORAGE_SECURE='maybe'"),
         ("STORAGE_PORT", "http", "STORAGE_PORT='http'"),
+        ("INBOX_PUBLISHERS", "alice", "INBOX_PUBLISHERS entry 'alice' is neither an address"),
+        ("INBOX_STRIP_LOCATION", "maybe", "INBOX_STRIP_LOCATION='maybe'"),
+        ("INBOX_CACHE_MAX_AGE", "a day", "INBOX_CACHE_MAX_AGE='a day' is not a whole number"),
     ],
 )
 def test_names_the_wrong_variable_and_what_to_put_there(name, value, message):
     with pytest.raises(ConfigError, match=message):
-        load_config({"MAILGUN_WEBHOOK_SIGNING_KEY": "k", name: value})
+        load_config({**MINIMAL, name: value})
 
 
 def test_unwritable_storage_path_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(ConfigError, match="STORAGE_PATH=.* cannot be created"):
-        create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "STORAGE_PATH": str(blocker / "storage")})
+        create_app({**MINIMAL, "STORAGE_PATH": str(blocker / "storage")})
 
 
 def test_defaults_and_limits():
-    config = load_config({"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "INBOX_MAX_ATTACHMENT_BYTES": ""})
+    config = load_config({**MINIMAL, "INBOX_MAX_ATTACHMENT_BYTES": ""})
     assert config["INBOX_MAX_ATTACHMENT_BYTES"] == 25 * 1024 * 1024
     assert config["INBOX_SIGNATURE_MAX_AGE"] >= 8 * 3600  # covers Mailgun's retries
     assert config["STORAGE_CONTAINER"] == "images"
@@ -51,8 +57,14 @@ def test_defaults_and_limits():
 
 def test_reads_the_environment_when_given_no_mapping(monkeypatch, tmp_path):
     monkeypatch.setenv("MAILGUN_WEBHOOK_SIGNING_KEY", "from-env")
+    monkeypatch.setenv("INBOX_PUBLISHERS", "@example.com")
     monkeypatch.setenv("STORAGE_PATH", str(tmp_path / "s"))
     monkeypatch.setenv("STORAGE_CONTAINER", "photos")
     app = create_app()
     assert app.config["MAILGUN_WEBHOOK_SIGNING_KEY"] == "from-env"
     assert (tmp_path / "s" / "photos").is_dir() and (tmp_path / "s" / "photos-receipts").is_dir()
+
+
+def test_production_refuses_to_start_without_a_publishers_list(tmp_path):
+    with pytest.raises(ConfigError, match=r"INBOX_PUBLISHERS is not set.*set it to \* to let anyone publish"):
+        create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "STORAGE_PATH": str(tmp_path)})

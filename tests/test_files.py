@@ -20,7 +20,7 @@ def test_served_with_type_nosniff_sandbox_disposition_and_long_cache(client, sto
     assert response.headers["Content-Type"] == "image/jpeg"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in response.headers["Content-Security-Policy"]
-    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.headers["Cache-Control"] == "public, max-age=86400, immutable"  # INBOX_CACHE_MAX_AGE: a day
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("inline; filename=")
     assert "filename*=UTF-8''%C3%9Cn%C3%AFc%C3%B8d%C3%A9%20gpj.exe%20photo%20%F0%9F%93%B7.jpg" in disposition

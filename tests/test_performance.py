@@ -13,14 +13,14 @@ from werkzeug.wsgi import LimitedStream
 
 from inbox.form import InboxRequest
 from inbox.spool import SpoolFile
+from tests import harness
 from tests.harness import mailgun_form
 
 MiB = 1024 * 1024
-JPEG_HEADER = bytes.fromhex("ffd8ffe000104a46494600010100000100010000")
 
 
 def large_photo(size=25 * MiB) -> bytes:
-    return JPEG_HEADER + os.urandom(size - len(JPEG_HEADER))
+    return harness.large_photo(size)
 
 
 def encoded_delivery(app, content: bytes) -> dict:

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from inbox.delivery import build_delivery
-from tests.harness import SIGNING_KEY
+from tests.harness import SIGNING_KEY, large_photo
 from tests.processes import free_port, running, scrubbed_environ
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ def procfile_env(port, **settings):
 def service(tmp_path_factory):
     port = free_port()
     storage = tmp_path_factory.mktemp("gunicorn-storage")
-    env = procfile_env(port, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, STORAGE_PATH=str(storage))
+    env = procfile_env(port, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, INBOX_PUBLISHERS="*", STORAGE_PATH=str(storage))
     assert PROCFILE_COMMAND == ["gunicorn", "inbox:create_app()"]
     with running([GUNICORN, *PROCFILE_COMMAND[1:]], port=port, env=env, cwd=ROOT,
                  logs=tmp_path_factory.mktemp("gunicorn-logs")):
@@ -59,7 +59,7 @@ def test_delivers_and_serves_under_gunicorn(service, images):
 
 def test_a_25_mib_photo_is_stored_whole(service):
     url, storage = service
-    photo = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(25 * 1024 * 1024 - 11)
+    photo = large_photo(25 * 1024 * 1024)
 
     response = post(url, [("big.jpg", photo, "image/jpeg")], message_id="<big@example.com>")
 

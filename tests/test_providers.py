@@ -26,16 +26,18 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from libcloud.storage.base import Container
 from libcloud.storage.drivers.s3 import S3StorageDriver
 
-from inbox import ConfigError, create_app, webhook
+from inbox import ConfigError, create_app, publish
 from inbox.config import load_config
 from inbox.delivery import signed_fields
 from inbox.providers import PROVIDERS, swift_auth
-from inbox.storage import CACHE_CONTROL, content_disposition, current_store, store_image
+from inbox.storage import content_disposition, current_store, store_image
 from tests.harness import SIGNING_KEY, mailgun_form, make_image
 from tests.processes import free_port
 from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, SWIFT_KEY, SWIFT_USER
 
-SIGNING = {"MAILGUN_WEBHOOK_SIGNING_KEY": "test-webhook-signing-key"}
+# The default INBOX_CACHE_MAX_AGE: a takedown reaches caches within a day.
+CACHE_CONTROL = "public, max-age=86400, immutable"
+SIGNING = {"MAILGUN_WEBHOOK_SIGNING_KEY": "test-webhook-signing-key", "INBOX_PUBLISHERS": "*"}
 
 
 def s3_settings(port: int) -> dict:
@@ -120,7 +122,7 @@ def test_receipts_and_listings_are_not_public(real, images):
 
     images_prefix = real.url_prefix(app)
     receipts_prefix = images_prefix.replace(app.config["STORAGE_CONTAINER"], app.config["STORAGE_RECEIPTS_CONTAINER"])
-    receipt = hashlib.sha256(fields["token"].encode()).hexdigest() + ".json"
+    receipt = "token-" + hashlib.sha256(fields["token"].encode()).hexdigest() + ".json"
     assert current_store(app).receipts.driver.get_object(app.config["STORAGE_RECEIPTS_CONTAINER"], receipt)
     listings = {"s3": None, "azure_blobs": "?restype=container&comp=list", "openstack_swift": "?format=json"}
     listing = listings[real.provider]
@@ -166,14 +168,14 @@ def test_outage_mid_message_is_503_and_the_retry_gives_the_same_urls(real, tcp_l
     link = tcp_link(real.server.port)
     app = real.app(port=link.port)
     client = app.test_client()
-    real_store = webhook.store_image
+    real_store = publish.store_image
 
     def store_then_lose_storage(*args):
         obj = real_store(*args)
         link.cut()  # the first image is stored, then the network to the storage goes down
         return obj
 
-    monkeypatch.setattr(webhook, "store_image", store_then_lose_storage)
+    monkeypatch.setattr(publish, "store_image", store_then_lose_storage)
     fields = signed_fields(SIGNING_KEY)
     attachments = (("a.jpg", images[".jpg"]), ("b.png", images[".png"]))
     failed = client.post("/webhooks/mailgun", data=mailgun_form(*attachments, **fields))
@@ -183,7 +185,7 @@ def test_outage_mid_message_is_503_and_the_retry_gives_the_same_urls(real, tcp_l
     unhealthy = client.get("/healthz")
     assert unhealthy.status_code == 503 and unhealthy.get_json()["status"] == "unavailable"
 
-    monkeypatch.setattr(webhook, "store_image", real_store)
+    monkeypatch.setattr(publish, "store_image", real_store)
     link.restore()
     assert client.get("/healthz").status_code == 200
     written_before_retry = stored_names(app)

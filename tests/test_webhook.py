@@ -69,7 +69,7 @@ def test_no_attachment_is_415_saying_so(deliver):
 
 
 def test_only_an_oversized_image_is_413(tmp_path, images):
-    app = create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "STORAGE_PATH": str(tmp_path),
+    app = create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": "*", "STORAGE_PATH": str(tmp_path),
                       "INBOX_MAX_ATTACHMENT_BYTES": "1000"})
     big = make_image(".bmp", size=(200, 200))
     response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("big.bmp", big)))
@@ -81,7 +81,7 @@ def test_only_an_oversized_image_is_413(tmp_path, images):
 
 
 def test_reject_status_406_makes_mailgun_stop_retrying(tmp_path):
-    app = create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "STORAGE_PATH": str(tmp_path),
+    app = create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": "*", "STORAGE_PATH": str(tmp_path),
                       "INBOX_REJECT_STATUS": "406"})
     response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.pdf", PDF)))
     assert response.status_code == 406

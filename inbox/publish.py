@@ -1,0 +1,156 @@
+"""One admitted message, carried through: judge, clean and store each image, reply once, keep the record.
+
+A message that answers one of our replies with `delete` takes down what that reply listed
+instead, when it comes from the same publisher. The steps raise their own exceptions
+(StorageUnavailable, ReplyUnavailable, …); the webhook turns them and the result into answers.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from flask import current_app, url_for
+
+from .images import inspect
+from .location import LocationError, remove_location
+from .message import InboundMessage
+from .receipts import delete_record, find_record, message_key, save_record
+from .reply import (
+    ReplyRefused,
+    compose_deletion_confirmation,
+    compose_reply,
+    is_delete_command,
+    replied_keys,
+    reply_blocker,
+    send_reply,
+    write_outbox,
+)
+from .senders import NotAPublisher, from_address
+from .spool import current_spool_folder
+from .storage import Store, object_name, store_image
+from .takedown import take_down
+
+log = logging.getLogger("inbox")
+
+
+@dataclass
+class Published:
+    stored: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    too_large: bool = False
+    names: list[str] = field(default_factory=list)  # the stored objects
+    deleted: list[str] | None = None  # URLs taken down by a `delete` reply
+    reply: dict | None = None
+    reason: str | None = None  # why a message needed nothing published (a reply without photos)
+
+
+def _public_url(store: Store, name: str) -> str:
+    if store.public_base is None:
+        return url_for("files.serve_file", container=store.images.name, name=name, _external=True)
+    return f"{store.public_base}/{quote(name)}"
+
+
+def _reply_domain(message: InboundMessage) -> str:
+    return current_app.config.get("MAILGUN_DOMAIN") or message.recipient.rpartition("@")[2] or "localhost"
+
+
+def _reply_from(message: InboundMessage) -> str:
+    return current_app.config.get("INBOX_REPLY_FROM") or message.recipient
+
+
+def _publisher(message: InboundMessage) -> str:
+    try:
+        return from_address(message.from_header)
+    except NotAPublisher:  # anyone may publish (`*`) and the From line is odd: the envelope speaks for them
+        return message.sender.lower()
+
+
+def store_attachments(store: Store, message: InboundMessage) -> Published:
+    """Judge every attachment; remove location from the accepted images and store them."""
+    config = current_app.config
+    published = Published()
+    for attachment in message.attachments:
+        spool = attachment.stream
+        spool.finish()  # parts, fetched and MIME-decoded attachments alike: all on disk before it is read by path
+        verdict = inspect(spool.head, spool.size, config["INBOX_MAX_ATTACHMENT_BYTES"])
+        entry = {"attachment": attachment.field, "filename": attachment.filename, "content_type": verdict.content_type}
+        reason = verdict.reason
+        if reason is None and config["INBOX_STRIP_LOCATION"]:
+            try:
+                remove_location(spool.name, verdict.content_type)  # in place; the name keeps the original's hash
+            except LocationError as error:
+                reason = f"could not remove location from this image ({error.reason})"
+        if reason:
+            published.rejected.append({**entry, "reason": reason})
+            published.too_large = published.too_large or verdict.too_large
+            continue
+        name = object_name(config["INBOX_NAME_KEY"], message.message_id, message.sender, spool.sha256.hexdigest(),
+                           verdict.extension)
+        store_image(store, spool.name, name, verdict.content_type, attachment.filename)
+        published.names.append(name)
+        published.stored.append({**entry, "size": spool.size, "url": _public_url(store, name)})
+    return published
+
+
+def send(fields: dict) -> dict:
+    """Send a composed reply (or, under `inbox serve`, write it to the outbox); say what happened."""
+    config = current_app.config
+    if config["INBOX_REPLIES"]:
+        try:
+            sent = send_reply(config["MAILGUN_API_URL"], config["MAILGUN_DOMAIN"], config["MAILGUN_API_KEY"], fields)
+        except ReplyRefused as error:  # a configuration error: the photos are published all the same
+            log.error("reply not sent: %s", error)
+            return {"sent": False, "reason": str(error)}
+        return {"sent": True, "id": sent}
+    if "INBOX_OUTBOX" in config:
+        return {"sent": True, "id": fields["h:Message-Id"], "outbox": str(write_outbox(config["INBOX_OUTBOX"], fields))}
+    return {"sent": False, "reason": "replies are off: set MAILGUN_API_KEY and MAILGUN_DOMAIN"}
+
+
+def reply_once(store: Store, message: InboundMessage, published: Published) -> dict:
+    """Reply to the sender with what was published, once per message however often it is delivered."""
+    blocker = reply_blocker(message, _reply_from(message))
+    if blocker:
+        return {"sent": False, "reason": blocker}
+    key = message_key(current_app.config["INBOX_NAME_KEY"], message)
+    record = find_record(store, key)
+    if record is not None:
+        return record["reply"]  # a redelivery (new token): the reply went out the first time
+    fields = compose_reply(message, reply_from=_reply_from(message), key=key,
+                           message_id_domain=_reply_domain(message), stored=published.stored,
+                           rejected=published.rejected)
+    reply = send(fields)
+    save_record(store, current_spool_folder(current_app), key, {
+        "message_id": message.message_id, "sender": message.sender, "publisher": _publisher(message),
+        "objects": published.names, "urls": [item["url"] for item in published.stored], "reply": reply,
+    })
+    return reply
+
+
+def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None:
+    """A message answering our reply: `delete` takes its photos down; without photos, nothing to do; else None."""
+    keys = replied_keys(message, _reply_domain(message))
+    if not keys:
+        return None
+    if is_delete_command(message.text, message.subject):
+        return _take_down_by_reply(store, message, keys)
+    if not message.attachments and not message.stored_attachments:
+        return Published(reason="a reply to our reply without photos: nothing to publish")
+    return None
+
+
+def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) -> Published:
+    publisher, deleted = _publisher(message), []
+    for key in keys:
+        record = find_record(store, key)
+        if record is None or record.get("publisher") != publisher:
+            continue  # already taken down, or somebody else's photos: nothing happens
+        take_down(store, record["objects"])
+        delete_record(store, key)
+        deleted += record["urls"]
+    if not deleted:
+        return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
+    fields = compose_deletion_confirmation(message, reply_from=_reply_from(message), key=f"{keys[0]}.deleted",
+                                           message_id_domain=_reply_domain(message), deleted=deleted)
+    return Published(deleted=deleted, reply=send(fields))

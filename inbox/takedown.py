@@ -1,0 +1,45 @@
+"""Takedown: removes published images from whichever store is configured, by public URL or by object name.
+
+Used by `inbox delete` (the operator) and by a publisher's `delete` reply. Only names the
+service makes (`<uuid>.<ext>`) are accepted, so a takedown can never reach another object.
+Caches (a CDN, browsers) may keep serving a copy for up to INBOX_CACHE_MAX_AGE seconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from libcloud.storage.types import ObjectDoesNotExistError
+
+from .storage import OBJECT_NAME, Store, unavailable_on_failure
+
+
+@dataclass
+class Takedown:
+    removed: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)  # neither ours nor there
+
+
+def object_name_of(reference: str) -> str | None:
+    """The object name in a public URL or a bare name, if it is one the service makes."""
+    name = unquote(urlsplit(reference.strip()).path.rsplit("/", 1)[-1])
+    return name if OBJECT_NAME.fullmatch(name) else None
+
+
+def take_down(store: Store, references: list[str]) -> Takedown:
+    """Remove each referenced image (a URL or a name); say which were removed and which were not found."""
+    outcome = Takedown()
+    container = store.images
+    for reference in references:
+        name = object_name_of(reference)
+        if name is None:
+            outcome.not_found.append(reference)
+            continue
+        with unavailable_on_failure(store):
+            try:
+                container.driver.delete_object(container.driver.get_object(container.name, name))
+            except ObjectDoesNotExistError:
+                outcome.not_found.append(reference)
+                continue
+        outcome.removed.append(reference)
+    return outcome
