@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import Parser
+from urllib.parse import unquote
 
 from .transfer import Decoder, Lines, Sink
 
@@ -29,6 +30,7 @@ MAX_PARTS = 1000
 MAX_HEADER_BYTES = 256 * 1024
 MAX_TEXT_BYTES = 1024 * 1024
 # RFC 2046 allows 70 characters; some mailers write a few more.
+CID_REFERENCE = re.compile(r"""cid:([^\s"'<>()]{1,998})""", re.IGNORECASE)
 BOUNDARY_CHARACTERS = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{1,100}")
 
 
@@ -193,6 +195,11 @@ class _Reader:
         if delimiter != (boundary, True):
             return delimiter  # an outer multipart went on without closing this one
         return self.read_body(None)  # the epilogue
+
+
+def referenced_content_ids(html: str) -> set[str]:
+    """The Content-IDs the HTML shows as `cid:` URLs (percent-decoded, as RFC 2392 writes them)."""
+    return {unquote(match) for match in CID_REFERENCE.findall(html)}
 
 
 def read_mime(file, new_spool, *, max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH,

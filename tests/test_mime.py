@@ -11,8 +11,9 @@ from email.message import EmailMessage
 import pytest
 from conftest import make_image
 
+from inbox.images import detect_type, is_tiny_inline
 from inbox.message import SpoolFile
-from inbox.mime import MalformedMime, read_mime
+from inbox.mime import MalformedMime, read_mime, referenced_content_ids
 
 LIMIT = 64 * 1024 * 1024
 
@@ -207,3 +208,23 @@ def test_an_over_long_line_is_content_not_a_boundary(new_spool):
     (part,) = read(raw, new_spool).parts
 
     assert content(part.spool) == line[:-2]
+
+
+def test_a_signature_logo_is_tiny_and_a_pasted_photo_beside_it_is_not(new_spool):
+    logo, photo = make_image(".png", (16, 16)), make_image(".jpg", (800, 600))
+    message = EmailMessage()
+    message.set_content("Photo below")
+    message.add_alternative('<p>Photo:</p><img src="cid:photo%2B1@gmail"><br>--<br><img src=cid:logo@corp>',
+                            subtype="html")
+    html = message.get_payload()[1]
+    html.add_related(photo, "image", "jpeg", cid="<photo+1@gmail>", filename="image.png",
+                     disposition="inline")
+    html.add_related(logo, "image", "png", cid="<logo@corp>", filename="logo.png", disposition="inline")
+
+    result = read(message.as_bytes(), new_spool)
+
+    referenced = referenced_content_ids(result.html)
+    assert referenced == {"photo+1@gmail", "logo@corp"}
+    tiny = {part.filename: is_tiny_inline(part.spool.head, part.spool.size, detect_type(part.spool.head))
+            for part in result.parts if part.is_inline and part.content_id in referenced}
+    assert tiny == {"image.png": False, "logo.png": True}
