@@ -1,6 +1,7 @@
 """`inbox serve` and `inbox send`: the local try-out a newcomer runs."""
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -8,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import free_port, running
+from PIL import Image
+
 from inbox import cli
 
 INBOX = str(Path(sys.executable).with_name("inbox"))
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 def clean_env():
@@ -31,7 +34,7 @@ def served(tmp_path_factory):
 
 def send(folder, url, *args, **env):
     return subprocess.run([INBOX, "send", "--url", f"{url}/webhooks/mailgun", *args], cwd=folder,
-                          env={**clean_env(), **env}, capture_output=True, text=True, timeout=60)
+                          env={**clean_env(), **env}, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_serve_makes_a_private_development_key_that_send_uses(served, images):
@@ -89,7 +92,7 @@ def test_send_explains_missing_files_and_unreachable_servers(served):
 
 
 def test_serve_binds_only_to_loopback(served):
-    folder, url = served
+    _, url = served
     port = url.rsplit(":", 1)[1]
     listening = Path("/proc/net/tcp").read_text()
     # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex
@@ -108,6 +111,47 @@ def test_the_development_key_is_shown_once(tmp_path, monkeypatch, capsys):
 
 def test_serve_says_what_is_wrong_instead_of_starting(tmp_path):
     result = subprocess.run([INBOX, "serve", "--port", str(free_port())], cwd=tmp_path, capture_output=True,
-                            text=True, env={**clean_env(), "INBOX_REJECT_STATUS": "500"}, timeout=30)
+                            text=True, env={**clean_env(), "INBOX_REJECT_STATUS": "500"}, timeout=30, check=False)
     assert result.returncode == 2
     assert "INBOX_REJECT_STATUS='500'" in result.stderr
+
+
+def test_the_readme_example_stores_the_sample_photo_and_rejects_the_pdf(served):
+    folder, url = served
+    result = send(folder, url, str(EXAMPLES / "photo.jpg"), str(EXAMPLES / "notes.pdf"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("HTTP 200 OK\n")
+    answer = json.loads(result.stdout)
+    assert [item["filename"] for item in answer["stored"]] == ["photo.jpg"]
+    assert answer["rejected"][0]["reason"] == "not an accepted image: the content is application/pdf"
+    assert requests.get(answer["stored"][0]["url"], timeout=10).content == (EXAMPLES / "photo.jpg").read_bytes()
+
+
+def test_the_sample_photo_is_small_and_carries_no_location():
+    photo = Image.open(EXAMPLES / "photo.jpg")
+    assert photo.format == "JPEG" and (EXAMPLES / "photo.jpg").stat().st_size < 16 * 1024
+    assert not photo.getexif().get_ifd(0x8825)  # the GPS IFD
+    assert (EXAMPLES / "notes.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_send_shows_the_status_of_a_refusal(served, tmp_path):
+    folder, url = served
+    (folder / "notes.txt").write_text("no photo here")
+    result = send(folder, url, "notes.txt")
+    assert result.returncode == 1
+    assert result.stderr.startswith("HTTP 415 UNSUPPORTED MEDIA TYPE\n")
+
+
+@pytest.mark.parametrize("command, options", [
+    ("serve", ["--port", "--workers"]),
+    ("send", ["--url", "--from", "--to", "--subject", "--message-id", "FILE"]),
+])
+def test_every_option_has_a_help_text(capsys, command, options):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    for option in options:
+        # argparse puts the help text on the option's line or, when the option is long, on the next one
+        first, following = re.search(rf"^(  {option}\b.*)\n(.*)", text, re.MULTILINE).groups()
+        assert len(first.split()) > 2 or (following.strip() and following.startswith(" " * 5)), option
