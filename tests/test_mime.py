@@ -83,19 +83,22 @@ def test_an_apple_mail_message_yields_its_headers_text_and_every_image(images, n
     assert message.parts[0].spool.size == len(photo1)
 
 
-def test_a_24_mb_attachment_is_decoded_to_disk_in_bounded_memory(tmp_path, new_spool):
-    original = os.urandom(24 * 1024 * 1024)
-    raw = tmp_path / "big.eml"
+def write_big_message(raw, original: bytes) -> None:
+    """A raw message at path `raw`: a line of text and `original` as a base64 attachment."""
     with raw.open("wb") as file:
         file.write(b"From: a@example.com\r\nMessage-Id: <big@example.com>\r\nMIME-Version: 1.0\r\n"
                    b'Content-Type: multipart/mixed; boundary="XYZ"\r\n\r\n--XYZ\r\n'
                    b"Content-Type: text/plain\r\n\r\nhello\r\n--XYZ\r\n"
                    b'Content-Type: application/octet-stream; name="big.bin"\r\n'
                    b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n")
-        encoded = base64.encodebytes(original).replace(b"\n", b"\r\n")
-        file.write(encoded)
-        del encoded
+        file.write(base64.encodebytes(original).replace(b"\n", b"\r\n"))
         file.write(b"--XYZ--\r\n")
+
+
+def test_a_24_mb_attachment_is_decoded_to_disk_in_bounded_memory(tmp_path, new_spool):
+    original = os.urandom(24 * 1024 * 1024)
+    raw = tmp_path / "big.eml"
+    write_big_message(raw, original)
 
     tracemalloc.start()
     try:
