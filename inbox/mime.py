@@ -11,15 +11,19 @@ Decisions:
   every text/plain one is joined into `text`, every text/html one into `html` (Apple Mail
   splits the body around inline images), each bounded by `max_text_bytes`.
 - Header bytes that are not UTF-8 are read as Latin-1: a name comes out readable, not refused.
+- Headers are parsed with the compat32 policy: policy.default's header objects cost seconds
+  (and can recurse too deep) on a few KiB of crafted parameters; RFC 2047 words are decoded here.
 """
 from __future__ import annotations
 
 import codecs
+import email.errors
+import email.header
 import email.policy
 import io
 import re
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from email.parser import Parser
 from urllib.parse import unquote
 
@@ -27,10 +31,14 @@ from .transfer import Decoder, Lines, Sink
 
 MAX_DEPTH = 10
 MAX_PARTS = 1000
-MAX_HEADER_BYTES = 256 * 1024
+MAX_HEADER_BYTES = 256 * 1024  # the message's own header block: Received, DKIM-Signature, References…
+MAX_PART_HEADER_BYTES = 16 * 1024
+MAX_ALL_PART_HEADER_BYTES = 1024 * 1024
+MAX_HEADER_FIELD = 32 * 1024
 MAX_TEXT_BYTES = 1024 * 1024
 # RFC 2046 allows 70 characters; some mailers write a few more.
 CID_REFERENCE = re.compile(r"""cid:([^\s"'<>()]{1,998})""", re.IGNORECASE)
+FOLD = re.compile(r"\r?\n(?=[ \t])")
 BOUNDARY_CHARACTERS = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{1,100}")
 
 
@@ -67,23 +75,32 @@ def _text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _parse_headers(block: bytes) -> tuple[EmailMessage, list[tuple[str, str]]]:
-    """The header block as a message to ask, and as (name, value) pairs in order."""
+def _decoded(value: str) -> str:
+    """A header value unfolded, its RFC 2047 encoded words decoded (kept as they came when broken)."""
+    value = FOLD.sub(" ", value).strip()
+    if "=?" in value:
+        try:
+            return str(email.header.make_header(email.header.decode_header(value)))
+        except (ValueError, LookupError, email.errors.HeaderParseError):
+            pass
+    return value
+
+
+def _parse_headers(block: bytes) -> tuple[Message, list[tuple[str, str]]]:
+    """The header block as a message to ask, and as (name, decoded value) pairs in order."""
     text = "".join(_text(line) for line in block.splitlines(keepends=True))
-    headers = Parser(policy=email.policy.default).parsestr(text, headersonly=True)
-    try:
-        return headers, [(name, str(value)) for name, value in headers.items()]
-    except (ValueError, LookupError, TypeError, AttributeError, IndexError) as error:
-        raise MalformedMime(f"a header cannot be read ({type(error).__name__}: {error})") from None
+    headers = Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
+    return headers, [(name, _decoded(str(value))) for name, value in headers.items()]
 
 
-def _part_info(part: EmailMessage) -> tuple[str, str, str, str | None, str]:
+def _part_info(part: Message) -> tuple[str, str, str, str | None, str]:
     """(content type, boundary, transfer encoding, disposition, file name) with email's errors translated."""
     try:
         content_type = part.get_content_type()
         boundary = str(part.get_param("boundary") or "") if part.get_content_maintype() == "multipart" else ""
         encoding = str(part.get("content-transfer-encoding") or "7bit").strip().lower()
-        return content_type, boundary, encoding, part.get_content_disposition(), str(part.get_filename() or "")
+        filename = _decoded(str(part.get_filename() or ""))
+        return content_type, boundary, encoding, part.get_content_disposition(), filename
     except (ValueError, LookupError, TypeError, AttributeError, IndexError) as error:
         raise MalformedMime(f"a part's headers cannot be read ({type(error).__name__}: {error})") from None
 
@@ -93,6 +110,7 @@ class _Reader:
         self.lines = iter(Lines(file))
         self.new_spool, self.max_parts, self.max_depth = new_spool, max_parts, max_depth
         self.entities = 0
+        self.part_header_budget = MAX_ALL_PART_HEADER_BYTES
         self.boundaries: list[bytes] = []  # of the enclosing multiparts, innermost last
         self.text = Sink(io.BytesIO(), max_text_bytes)
         self.html = Sink(io.BytesIO(), max_text_bytes)
@@ -110,17 +128,20 @@ class _Reader:
                 return boundary, True
         return None
 
-    def read_headers(self) -> tuple[bytes, tuple[bytes, bool] | None]:
+    def read_headers(self, limit: int) -> tuple[bytes, tuple[bytes, bool] | None]:
         """The header block up to its blank line, or up to a delimiter when the part has no body."""
-        block = bytearray()
+        block, field = bytearray(), 0
         for line, starts in self.lines:
             if starts and line in (b"\r\n", b"\n"):
-                return bytes(block), None
+                break
             if (delimiter := self.boundary_of(line, starts)) is not None:
                 return bytes(block), delimiter
             block += line
-            if len(block) > MAX_HEADER_BYTES:
-                raise MalformedMime(f"a header block is over {MAX_HEADER_BYTES} bytes")
+            field = field + len(line) if not starts or line[:1] in (b" ", b"\t") else len(line)
+            if len(block) > limit:
+                raise MalformedMime(f"a header block is over {limit} bytes")
+            if field > MAX_HEADER_FIELD:
+                raise MalformedMime(f"a header field is over {MAX_HEADER_FIELD} bytes")
         return bytes(block), None
 
     def read_entity(self, depth: int) -> tuple[bytes, bool] | None:
@@ -128,7 +149,13 @@ class _Reader:
         self.entities += 1
         if self.entities > self.max_parts:
             raise MalformedMime(f"more than {self.max_parts} MIME parts")
-        block, delimiter = self.read_headers()
+        if depth == 0:
+            block, delimiter = self.read_headers(MAX_HEADER_BYTES)
+        else:
+            block, delimiter = self.read_headers(MAX_PART_HEADER_BYTES)
+            self.part_header_budget -= len(block)
+            if self.part_header_budget < 0:
+                raise MalformedMime(f"the parts' headers are over {MAX_ALL_PART_HEADER_BYTES} bytes together")
         headers, pairs = _parse_headers(block)
         if depth == 0:
             self.message.headers = pairs
@@ -157,7 +184,7 @@ class _Reader:
             self.decode_text(headers, content_type, sink)
         return delimiter
 
-    def decode_text(self, headers: EmailMessage, content_type: str, sink: Sink) -> None:
+    def decode_text(self, headers: Message, content_type: str, sink: Sink) -> None:
         sink.flush()
         charset = headers.get_content_charset() or "utf-8"
         try:
