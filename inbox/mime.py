@@ -36,9 +36,9 @@ MAX_PART_HEADER_BYTES = 16 * 1024
 MAX_ALL_PART_HEADER_BYTES = 1024 * 1024
 MAX_HEADER_FIELD = 32 * 1024
 MAX_TEXT_BYTES = 1024 * 1024
-# RFC 2046 allows 70 characters; some mailers write a few more.
 CID_REFERENCE = re.compile(r"""cid:([^\s"'<>()]{1,998})""", re.IGNORECASE)
 FOLD = re.compile(r"\r?\n(?=[ \t])")
+# RFC 2046 allows 70 characters; some mailers write a few more.
 BOUNDARY_CHARACTERS = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{1,100}")
 
 
@@ -130,17 +130,17 @@ class _Reader:
 
     def read_headers(self, limit: int) -> tuple[bytes, tuple[bytes, bool] | None]:
         """The header block up to its blank line, or up to a delimiter when the part has no body."""
-        block, field = bytearray(), 0
+        block, field_bytes = bytearray(), 0
         for line, starts in self.lines:
             if starts and line in (b"\r\n", b"\n"):
                 break
             if (delimiter := self.boundary_of(line, starts)) is not None:
                 return bytes(block), delimiter
             block += line
-            field = field + len(line) if not starts or line[:1] in (b" ", b"\t") else len(line)
+            field_bytes = field_bytes + len(line) if not starts or line[:1] in (b" ", b"\t") else len(line)
             if len(block) > limit:
                 raise MalformedMime(f"a header block is over {limit} bytes")
-            if field > MAX_HEADER_FIELD:
+            if field_bytes > MAX_HEADER_FIELD:
                 raise MalformedMime(f"a header field is over {MAX_HEADER_FIELD} bytes")
         return bytes(block), None
 
