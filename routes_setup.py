@@ -9,8 +9,16 @@ import argparse
 import os
 import sys
 
+from inbox.route_guards import check_pattern, check_webhook_url
 from inbox.routes import (
-    API_URLS, MailgunAPIError, RoutesClient, RouteSpecError, delete_routes, describe, ensure_route, our_routes,
+    API_URLS,
+    MailgunAPIError,
+    RoutesClient,
+    RouteSpecError,
+    delete_routes,
+    describe,
+    ensure_route,
+    our_routes,
     route_spec,
 )
 
@@ -28,7 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipient", default=os.environ.get("INBOX_ADDRESS"),
                         help="the inbox address, e.g. photos@example.com; it also names the route")
     parser.add_argument("--url", default=os.environ.get("INBOX_WEBHOOK_URL"),
-                        help="the webhook, e.g. https://host/webhooks/mailgun")
+                        help="the webhook, e.g. https://host/webhooks/mailgun (https://host/webhooks/mailgun/mime "
+                        "with --mime)")
+    parser.add_argument("--mime", action="store_true",
+                        help="Mailgun posts the raw message (body-mime) to the URL ending in /webhooks/mailgun/mime: "
+                        "choose it when mail must arrive exactly as sent (inline images, signed mail)")
+    parser.add_argument("--allow-http", action="store_true",
+                        help="register a plain-http webhook (Mailgun posts mail and signature unencrypted)")
+    parser.add_argument("--force", action="store_true",
+                        help="register a local or private host, a path the service does not serve, or a pattern "
+                        "that takes every address of the domain")
     parser.add_argument("--priority", type=int, default=0, help="route priority, lower runs first (default 0)")
     parser.add_argument("--description", default="", help="text after the route's inbox:ADDRESS marker")
     parser.add_argument("--region", choices=sorted(API_URLS), help="the account's region; eu means api.eu.mailgun.net")
@@ -62,6 +79,9 @@ def run(args, client: RoutesClient) -> None:
     else:
         spec = route_spec(args.recipient, args.url, priority=args.priority, description=args.description,
                           store=args.store, pattern=args.pattern)
+        check_webhook_url(args.url, mime=args.mime, allow_http=args.allow_http, force=args.force)
+        if args.pattern is not None:
+            check_pattern(args.pattern, args.recipient, force=args.force)
         outcome, route = ensure_route(client, args.recipient, spec, dry_run=args.dry_run)
         if args.dry_run and outcome != "unchanged":
             outcome = {"created": "would create", "updated": "would update"}[outcome]
@@ -75,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--recipient is required (or set INBOX_ADDRESS)")
     if not args.url and not (args.list or args.delete):
         parser.error("--url is required (or set INBOX_WEBHOOK_URL)")
+    if args.mime and args.store:
+        parser.error("--mime and --store do not go together: store(notify=URL) posts a notification, not the raw "
+                     "message; a stored message can be fetched raw later")
     if not os.environ.get("MAILGUN_API_KEY"):
         parser.error("MAILGUN_API_KEY is not set: put the account's private API key there (Mailgun → API Keys)")
     api_url = API_URLS[args.region] if args.region else os.environ.get("MAILGUN_API_URL") or API_URLS["us"]

@@ -95,6 +95,8 @@ def send(args) -> int:
         except requests.RequestException as error:
             print(f"inbox: cannot deliver to {args.url}: {error}. Is `inbox serve` running?", file=sys.stderr)
             return 2
+    # On stderr, so stdout stays the JSON answer alone (for jq); a terminal shows it first.
+    print(f"HTTP {response.status_code} {response.reason}", file=sys.stderr, flush=True)
     try:
         print(json.dumps(response.json(), indent=2, ensure_ascii=False))
     except ValueError:
@@ -109,16 +111,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="inbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the service on 127.0.0.1 (gunicorn)")
-    serve_parser.add_argument("--port", type=int, default=8000)
-    serve_parser.add_argument("--workers", type=int, default=2)
+    serve_parser.add_argument("--port", type=int, default=8000,
+                              help="port on 127.0.0.1 to listen on (default 8000; send's --url must match)")
+    serve_parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     serve_parser.set_defaults(run=serve)
     send_parser = commands.add_parser("send", help="deliver files to the webhook as a signed Mailgun message")
-    send_parser.add_argument("files", nargs="+", metavar="FILE")
-    send_parser.add_argument("--url", default=DEFAULT_URL)
-    send_parser.add_argument("--from", dest="sender", default="someone@example.com")
-    send_parser.add_argument("--to", dest="recipient", default="photos@example.com")
-    send_parser.add_argument("--subject", default="Photos")
-    send_parser.add_argument("--message-id", help="reuse one to see a redelivery give the same URLs")
+    send_parser.add_argument("files", nargs="+", metavar="FILE", help="files to attach, e.g. examples/photo.jpg")
+    send_parser.add_argument("--url", default=DEFAULT_URL,
+                             help=f"the webhook to post to (default {DEFAULT_URL}; other port: serve --port)")
+    send_parser.add_argument("--from", dest="sender", default="someone@example.com",
+                             help="the sender's address (default someone@example.com)")
+    send_parser.add_argument("--to", dest="recipient", default="photos@example.com",
+                             help="the inbox address it was sent to (default photos@example.com)")
+    send_parser.add_argument("--subject", default="Photos", help="the subject line (default Photos)")
+    send_parser.add_argument("--message-id", help="the Message-Id, e.g. <1@example.com> (default: a new one); "
+                             "reuse one to see a redelivery give the same URLs")
     send_parser.set_defaults(run=send)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -3,7 +3,6 @@
 What differs from Werkzeug's own form parser, and why:
 - every `attachment-N` part is a file, with or without a file name, and a file name is read
   as browsers and Mailgun write it (a backslash is a character, not an escape);
-- `body-mime` (a raw-MIME route's whole message, 25 MB and more) is spooled like a file;
 - a part header that is not UTF-8 is read as Latin-1 instead of refusing the whole message;
 - each spool file is closed when its part ends (one open file at a time);
 - `check_signature` is called as soon as the three signature fields are in, so an unsigned
@@ -29,7 +28,6 @@ SMALL_BODY = 1024 * 1024
 # Werkzeug reads 64 KiB at a time and the server copies its buffer on every read; large
 # bodies go several times faster with 1 MiB reads. Small ones keep the default.
 LARGE_READ = 1024 * 1024
-SPOOLED_FIELDS = ("body-mime",)
 SIGNATURE_FIELDS = ("timestamp", "token", "signature")
 FILE_FIELD = re.compile(r"attachment-\d+")
 # filename="…" as browsers and Mailgun send it: no escapes inside, '"' itself sent as %22.
@@ -63,7 +61,6 @@ class InboxFormParser(FormDataParser):
 
     new_spool: Callable[..., SpoolFile]
     check_signature: Callable[[str, str, str], None] | None = None
-    max_content_length: int | None = None
 
     def _parse_urlencoded(self, stream, mimetype, content_length, options):
         body = stream.read().decode()
@@ -101,9 +98,7 @@ class InboxFormParser(FormDataParser):
             while not isinstance(event, (Epilogue, NeedData)):
                 if isinstance(event, (Field, File)):
                     part, pieces, length = event, [], 0
-                    if event.name in SPOOLED_FIELDS:
-                        spool = self.new_spool(self.max_content_length)
-                    elif isinstance(event, File) or FILE_FIELD.fullmatch(event.name):
+                    if isinstance(event, File) or FILE_FIELD.fullmatch(event.name):
                         spool = self.new_spool()
                     else:
                         spool = None
@@ -156,7 +151,6 @@ class InboxRequest(Request):
         parser.silent = False
         parser.new_spool = self.new_spool
         parser.check_signature = self.check_signature
-        parser.max_content_length = self.max_content_length
         return parser
 
     def new_spool(self, limit: int | None = None) -> SpoolFile:

@@ -1,4 +1,8 @@
-"""Reads Mailgun's forward() POST (a parsed form whose file parts spool.py has spooled) into an InboundMessage."""
+"""The read step: Mailgun's post, parsed (forward()) or raw (a route URL ending in mime), into an InboundMessage.
+
+A parsed forward is a form whose file parts form.py spooled; a raw-MIME post carries the whole
+message in `body-mime`, which mimeform.py spools and mime.py splits into spooled parts.
+"""
 from __future__ import annotations
 
 import email.header
@@ -8,6 +12,8 @@ from dataclasses import dataclass, field
 
 from flask import Request
 
+from .mime import MalformedMime, read_mime
+from .mimeform import MalformedForm, read_mime_form
 from .spool import SpoolFile
 
 
@@ -70,6 +76,17 @@ def _header(form, headers: tuple[tuple[str, str], ...], name: str) -> str:
     return next((value for key, value in headers if key.lower() == name.lower()), "")
 
 
+def _content_ids(form) -> dict[str, str]:
+    """`content-id-map` ("<cid>" → "attachment-N") turned round: field → cid without <>."""
+    try:
+        mapping = json.loads(form.get("content-id-map") or "{}")
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(mapping, dict):
+        return {}
+    return {field: cid.strip().strip("<>") for cid, field in mapping.items() if isinstance(field, str) and cid.strip()}
+
+
 def clean_filename(raw: str) -> str:
     """The original name for display only: RFC 2047 decoded, no folders, no control characters."""
     if "=?" in raw:
@@ -126,8 +143,10 @@ def read_message(request: Request) -> InboundMessage:
         raise MalformedMessage(f"the form could not be parsed ({error}); is it a complete multipart body?") from None
     if "event" in form:  # inbound posts never carry it; Mailgun's legacy event webhooks always do
         raise WrongWebhook(WRONG_WEBHOOK.format(what=f"legacy event webhook (event={form['event'][:40]!r})"))
+    content_ids = _content_ids(form)
     attachments = [
-        Attachment(field=name, filename=clean_filename(upload.filename or ""), stream=upload.stream)
+        Attachment(field=name, filename=clean_filename(upload.filename or ""), stream=upload.stream,
+                   content_id=content_ids.get(name, ""))
         for name, upload in files.items(multi=True)
     ]
     headers = _message_headers(form)
@@ -147,3 +166,34 @@ def read_message(request: Request) -> InboundMessage:
         stored_attachments=stored_attachment_list(form),
     )
 
+
+
+def read_mime_message(request: Request) -> InboundMessage:
+    """Read a raw-MIME route's post: `body-mime` spooled, its parts decoded into spool files."""
+    _refuse_event_webhooks(request)
+    try:
+        form = read_mime_form(request.stream, request.headers.get("Content-Type", ""),
+                              lambda: request.new_spool(request.max_content_length))
+        with open(form.body_mime.name, "rb") as raw:
+            mime = read_mime(raw, request.new_spool)
+    except (MalformedForm, MalformedMime) as error:
+        raise MalformedMessage(str(error)) from None
+    fields = form.fields
+    return InboundMessage(
+        sender=fields.get("sender") or fields.get("from", ""),
+        recipient=fields.get("recipient", ""),
+        from_header=mime.header("From") or fields.get("from", ""),
+        subject=mime.header("Subject") or fields.get("subject", ""),
+        message_id=mime.header("Message-Id").strip(),
+        headers=tuple(mime.headers),
+        text=mime.text,
+        html=mime.html,
+        timestamp=fields.get("timestamp", "").strip(),
+        token=fields.get("token", "").strip(),
+        signature=fields.get("signature", "").strip(),
+        attachments=[
+            Attachment(field=f"attachment-{number}", filename=clean_filename(part.filename), stream=part.spool,
+                       content_id=part.content_id)
+            for number, part in enumerate(mime.parts, start=1)
+        ],
+    )

@@ -12,9 +12,10 @@ from urllib.parse import quote
 
 from flask import current_app, url_for
 
-from .images import inspect
+from .images import TINY_REASON, inspect, is_tiny_inline
 from .location import LocationError, remove_location
 from .message import InboundMessage
+from .mime import referenced_content_ids
 from .receipts import delete_record, find_record, message_key, save_record
 from .reply import (
     ReplyRefused,
@@ -70,12 +71,16 @@ def store_attachments(store: Store, message: InboundMessage) -> Published:
     """Judge every attachment; remove location from the accepted images and store them."""
     config = current_app.config
     published = Published()
+    shown_inline = referenced_content_ids(message.html) if message.html else set()
     for attachment in message.attachments:
         spool = attachment.stream
         spool.finish()  # parts, fetched and MIME-decoded attachments alike: all on disk before it is read by path
         verdict = inspect(spool.head, spool.size, config["INBOX_MAX_ATTACHMENT_BYTES"])
         entry = {"attachment": attachment.field, "filename": attachment.filename, "content_type": verdict.content_type}
         reason = verdict.reason
+        if reason is None and attachment.content_id in shown_inline and is_tiny_inline(
+                spool.head, spool.size, verdict.content_type):
+            reason = TINY_REASON
         if reason is None and config["INBOX_STRIP_LOCATION"]:
             try:
                 remove_location(spool.name, verdict.content_type)  # in place; the name keeps the original's hash

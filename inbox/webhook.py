@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .fetch import FetchError, fetch_attachments
 from .mailgun import SignatureError, verify_signature
-from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message
+from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message, read_mime_message
 from .publish import answer_to_a_reply, reply_once, store_attachments
 from .receipts import find_receipt, save_receipt
 from .reply import ReplyUnavailable
@@ -79,6 +79,7 @@ def _verify(timestamp: str, token: str, signature: str) -> None:
 
 
 @bp.post("/webhooks/mailgun")
+@bp.post("/webhooks/mailgun/mime")
 def receive_message():
     """One delivery: read the form, verify its signature, then judge and store each attachment.
 
@@ -90,7 +91,7 @@ def receive_message():
     """
     store = current_store()
     request.check_signature = _verify
-    message = read_message(request)
+    message = read_mime_message(request) if request.path.endswith("/mime") else read_message(request)
     _verify(message.timestamp, message.token, message.signature)  # when the form had no such fields
     receipt = find_receipt(store, message.token)
     if receipt is not None:

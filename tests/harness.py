@@ -32,6 +32,13 @@ def make_image(extension: str = ".jpg", size=(64, 48), color=(200, 30, 30)) -> b
     return buffer.getvalue()
 
 
+def pasted_photo(size=(320, 240)) -> bytes:
+    """A photo as a phone or Gmail pastes it inline: noisy content, a real JPEG of some KiB."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)).save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
 def large_photo(size: int) -> bytes:
     """A real JPEG (its segments parse, so location removal passes it) padded with random bytes to `size`."""
     head = make_image(".jpg")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 import sys
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
 from inbox import cli
 from tests.processes import free_port, running, scrubbed_environ
 
 INBOX = str(Path(sys.executable).with_name("inbox"))
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +89,7 @@ def test_send_explains_missing_files_and_unreachable_servers(served):
 
 
 def test_serve_binds_only_to_loopback(served):
-    folder, url = served
+    _, url = served
     port = url.rsplit(":", 1)[1]
     listening = Path("/proc/net/tcp").read_text()
     # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex
@@ -107,3 +110,44 @@ def test_serve_says_what_is_wrong_instead_of_starting(tmp_path):
                             text=True, env=scrubbed_environ(INBOX_REJECT_STATUS="500"), timeout=30)
     assert result.returncode == 2
     assert "INBOX_REJECT_STATUS='500'" in result.stderr
+
+
+def test_the_readme_example_stores_the_sample_photo_and_rejects_the_pdf(served):
+    folder, url = served
+    result = send(folder, url, str(EXAMPLES / "photo.jpg"), str(EXAMPLES / "notes.pdf"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("HTTP 200 OK\n")
+    answer = json.loads(result.stdout)
+    assert [item["filename"] for item in answer["stored"]] == ["photo.jpg"]
+    assert answer["rejected"][0]["reason"] == "not an accepted image: the content is application/pdf"
+    assert requests.get(answer["stored"][0]["url"], timeout=10).content == (EXAMPLES / "photo.jpg").read_bytes()
+
+
+def test_the_sample_photo_is_small_and_carries_no_location():
+    photo = Image.open(EXAMPLES / "photo.jpg")
+    assert photo.format == "JPEG" and (EXAMPLES / "photo.jpg").stat().st_size < 16 * 1024
+    assert not photo.getexif().get_ifd(0x8825)  # the GPS IFD
+    assert (EXAMPLES / "notes.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_send_shows_the_status_of_a_refusal(served, tmp_path):
+    folder, url = served
+    (folder / "notes.txt").write_text("no photo here")
+    result = send(folder, url, "notes.txt")
+    assert result.returncode == 1
+    assert result.stderr.startswith("HTTP 415 UNSUPPORTED MEDIA TYPE\n")
+
+
+@pytest.mark.parametrize("command, options", [
+    ("serve", ["--port", "--workers"]),
+    ("send", ["--url", "--from", "--to", "--subject", "--message-id", "FILE"]),
+])
+def test_every_option_has_a_help_text(capsys, command, options):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    for option in options:
+        # argparse puts the help text on the option's line or, when the option is long, on the next one
+        first, following = re.search(rf"^(  {option}\b.*)\n(.*)", text, re.MULTILINE).groups()
+        assert len(first.split()) > 2 or (following.strip() and following.startswith(" " * 5)), option

@@ -1,7 +1,9 @@
 """Judging by content with real libmagic: every accepted type in, everything disguised out."""
+import struct
+
 import pytest
 
-from inbox.images import inspect
+from inbox.images import TINY_REASON, detect_type, image_dimensions, inspect, is_tiny_inline
 from inbox.spool import SNIFF_BYTES
 from tests.harness import IMAGE_FORMATS, make_image
 
@@ -72,3 +74,44 @@ def test_oversized_image_is_rejected_as_too_large(images):
 
 def test_truncated_jpeg_header_is_still_judged_by_its_magic():
     assert judge(make_image(".jpg")[:20]).extension == ".jpg"
+
+
+@pytest.mark.parametrize("extension", [extension for extension in IMAGE_FORMATS if extension != ".tif"])
+@pytest.mark.parametrize("size", [(1, 1), (64, 48), (800, 600)])
+def test_dimensions_are_read_from_the_header_of_every_format(extension, size):
+    head = make_image(extension, size)[:SNIFF_BYTES]
+    width, height = image_dimensions(head, detect_type(head))
+    if extension == ".heic":  # the coded size, before the crop to the picture
+        assert (width, height) >= size and width - size[0] < 64 and height - size[1] < 64
+    else:
+        assert (width, height) == size
+
+
+def test_dimensions_of_a_jpeg_with_a_long_exif_block_are_unknown_not_guessed():
+    photo = make_image(".jpg", (10, 10))
+    app1 = b"\xff\xe1" + struct.pack(">H", 20002) + b"Exif\x00\x00" + bytes(19994)
+    head = (photo[:2] + app1 + photo[2:])[:SNIFF_BYTES]
+    assert image_dimensions(head, "image/jpeg") is None
+    assert image_dimensions(head[:SNIFF_BYTES // 2] + b"\xff", "image/jpeg") is None
+
+
+@pytest.mark.parametrize("head", [b"\xff\xd8" + b"\xff" * 50, b"\xff\xd8\xff\xe0\x00\x00" * 5, b"\x89PNG\r\n\x1a\n",
+                                  b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"GIF89a\x01", b"BM" + bytes(10)])
+def test_truncated_or_looping_headers_give_no_dimensions(head):
+    content_type = detect_type(head)
+    for claimed in (content_type, "image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp"):
+        assert image_dimensions(head, claimed) is None
+
+
+def test_a_signature_logo_is_tiny_and_a_pasted_photo_is_not():
+    logo = make_image(".png", (16, 16))
+    photo = make_image(".jpg", (800, 600))
+    assert is_tiny_inline(logo[:SNIFF_BYTES], len(logo), detect_type(logo))
+    assert not is_tiny_inline(photo[:SNIFF_BYTES], len(photo), detect_type(photo))
+    assert "tracking pixel" in TINY_REASON
+
+
+def test_a_wide_banner_logo_over_2_kib_is_tiny_by_its_area():
+    banner = make_image(".bmp", (200, 20))
+    assert len(banner) > 2048
+    assert is_tiny_inline(banner[:SNIFF_BYTES], len(banner), detect_type(banner))

@@ -213,10 +213,10 @@ def test_list_shows_only_its_routes_from_every_page(mock, capsys):
 
     assert code == 0
     assert out.splitlines() == [
-        f'route 5f1e00000000000000000001 priority 0 "inbox:photos@example.com" : {EXPRESSION} -> '
-        f'forward("{HOOK}"), stop()',
-        r'route 5f1e00000000000000000002 priority 0 "inbox:scans@example.com" : '
-        rf'match_recipient("(?i)^scans@example\.com$") -> forward("{NEW_HOOK}"), stop()',
+        (f'route 5f1e00000000000000000001 priority 0 "inbox:photos@example.com" : {EXPRESSION} -> '
+         f'forward("{HOOK}"), stop()'),
+        (r'route 5f1e00000000000000000002 priority 0 "inbox:scans@example.com" : '
+         rf'match_recipient("(?i)^scans@example\.com$") -> forward("{NEW_HOOK}"), stop()'),
     ]
 
 
@@ -412,3 +412,60 @@ def test_an_unanswered_listing_is_asked_again_but_a_create_is_sent_once(slow_mai
     with pytest.raises(MailgunUnreachable, match="the route may have been created all the same"):
         client.create(route_spec(ADDRESS, HOOK))
     assert arrived == ["GET", "GET", "GET", "POST"]
+
+
+MIME_HOOK = "https://host/webhooks/mailgun/mime"
+
+
+def test_mime_registers_the_raw_mime_webhook(mailgun, capsys):
+    code, _, _ = run(capsys, "--recipient", ADDRESS, "--url", MIME_HOOK, "--mime")
+    assert code == 0
+    assert mailgun.ours()[0]["actions"] == [f'forward("{MIME_HOOK}")', "stop()"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--url", "http://host/webhooks/mailgun"], "is not https"),
+    (["--url", "http://host/webhooks/mailgun"], "unencrypted (--allow-http to register it all the same)"),
+    (["--url", "https://127.0.0.1:8000/webhooks/mailgun"], "local or private host that Mailgun cannot reach"),
+    (["--url", "https://localhost/webhooks/mailgun"], "(--force to register it all the same)"),
+    (["--url", "https://10.1.2.3/webhooks/mailgun"], "local or private host"),
+    (["--url", "https://[::1]/webhooks/mailgun"], "local or private host"),
+    (["--url", "https://host/hooks/mailgun"], "the service does not answer at '/hooks/mailgun'"),
+    (["--url", "https://host/webhooks/mailgun/"], "the service does not answer at '/webhooks/mailgun/'"),
+    (["--url", "https://host/webhooks/mailgun", "--mime"], "--mime needs the URL that ends in /webhooks/mailgun/mime"),
+    (["--url", MIME_HOOK], "a URL ending in 'mime' makes Mailgun post the raw message: add --mime"),
+    (["--url", MIME_HOOK, "--mime", "--store"], "--mime and --store do not go together"),
+    (["--url", HOOK, "--pattern", r".*@example\.com"], r"matches every address of example.com"),
+    (["--url", HOOK, "--pattern", "example.com"], "matches every address of example.com"),
+    (["--url", HOOK, "--pattern", ".*"], "anchor it to the inbox address (--force"),
+])
+def test_a_route_that_would_lose_mail_is_refused_with_the_reason(mailgun, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit:
+        routes_setup.main(["--recipient", ADDRESS, *argv])
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
+    assert mailgun.writes() == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["--url", "http://host/webhooks/mailgun", "--allow-http"],
+    ["--url", "https://proxy.example.net/inbox/webhooks/mailgun"],
+    ["--url", "https://127.0.0.1:8000/webhooks/mailgun", "--force"],
+    ["--url", "https://host/other", "--force"],
+    ["--url", HOOK, "--pattern", r".*@example\.com", "--force"],
+    ["--url", HOOK, "--pattern", r"^(photos|pictures)@example\.com$"],
+])
+def test_the_flags_named_in_the_refusals_override_them(mailgun, capsys, argv):
+    code, out, err = run(capsys, "--recipient", ADDRESS, *argv)
+    assert (code, err) == (0, "")
+    assert out.startswith("created route")
+    assert len(mailgun.ours()) == 1
+
+
+def test_plain_http_to_a_loopback_host_needs_both_flags(mailgun, capsys):
+    with pytest.raises(SystemExit):
+        routes_setup.main(["--recipient", ADDRESS, "--url", "http://127.0.0.1/webhooks/mailgun", "--allow-http"])
+    assert "--force" in capsys.readouterr().err
+    code, _, _ = run(capsys, "--recipient", ADDRESS, "--url", "http://127.0.0.1/webhooks/mailgun", "--allow-http",
+                     "--force")
+    assert code == 0

@@ -11,7 +11,7 @@ import pytest
 
 from inbox import create_app
 from inbox.delivery import build_delivery, signed_fields
-from tests.harness import SIGNING_KEY, mailgun_form, make_image
+from tests.harness import SIGNING_KEY, mailgun_form, make_image, pasted_photo
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
@@ -97,14 +97,28 @@ def test_judges_every_part_present_whatever_attachment_count_says(deliver, image
 def test_inline_images_are_stored_like_attachments_whatever_the_content_id_map_says(deliver, client, images):
     # Mailgun's map has been seen with empty and duplicate keys; one here also names a part that is not there.
     content_ids = {"<ii_1>": "attachment-2", "": "attachment-2", "<ii_9>": "attachment-9"}
-    response = deliver(("a.jpg", images[".jpg"]), ("image001.png", images[".png"]),
+    pasted = pasted_photo()
+    response = deliver(("a.jpg", images[".jpg"]), ("image001.jpg", pasted),
                        **{"content-id-map": json.dumps(content_ids), "body-html": '<img src="cid:ii_1">'})
 
     assert response.status_code == 200
     stored = response.get_json()["stored"]
     assert [(item["attachment"], item["filename"]) for item in stored] == [
-        ("attachment-1", "a.jpg"), ("attachment-2", "image001.png")]
-    assert client.get(stored[1]["url"]).data == images[".png"]
+        ("attachment-1", "a.jpg"), ("attachment-2", "image001.jpg")]
+    assert client.get(stored[1]["url"]).data == pasted
+
+
+def test_a_signature_logo_shown_inline_is_not_published_the_pasted_photo_beside_it_is(deliver):
+    logo, pasted = make_image(".png", size=(48, 16)), pasted_photo()
+    response = deliver(("logo.png", logo), ("IMG_0001.jpg", pasted), ("tiny-but-attached.png", logo), **{
+        "content-id-map": json.dumps({"<logo@x>": "attachment-1", "<photo@x>": "attachment-2"}),
+        "body-html": '<p>Look!</p><img src="cid:photo@x"><br>--<br><img src="cid:logo@x">'})
+
+    body = response.get_json()
+    assert response.status_code == 200
+    assert [item["filename"] for item in body["stored"]] == ["IMG_0001.jpg", "tiny-but-attached.png"]
+    assert [(item["filename"], item["reason"]) for item in body["rejected"]] == [
+        ("logo.png", "inline image too small: a signature logo or tracking pixel?")]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,237 @@
+"""Reads a raw MIME message (Mailgun's `body-mime`) from disk, decoding each file part into a spool.
+
+The email package parses every header block; the bodies are streamed line by line between
+the boundaries here, so a 25 MB message costs a few hundred KiB of memory, never its size.
+
+Decisions:
+- A message that ends before its final boundary (Mailgun delivers what it got) keeps the
+  parts that completed; the part cut off is kept too, as far as it came. `complete` says so.
+- message/rfc822 (a forwarded mail) is one attachment, not descended into.
+- Text parts without a file name and not marked as attachments are the message's text:
+  every text/plain one is joined into `text`, every text/html one into `html` (Apple Mail
+  splits the body around inline images), each bounded by `max_text_bytes`.
+- Header bytes that are not UTF-8 are read as Latin-1: a name comes out readable, not refused.
+- Headers are parsed with the compat32 policy: policy.default's header objects cost seconds
+  (and can recurse too deep) on a few KiB of crafted parameters; RFC 2047 words are decoded here.
+"""
+from __future__ import annotations
+
+import codecs
+import email.errors
+import email.header
+import email.policy
+import io
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import Parser
+from urllib.parse import unquote
+
+from .transfer import Decoder, Lines, Sink
+
+MAX_DEPTH = 10
+MAX_PARTS = 1000
+MAX_HEADER_BYTES = 256 * 1024  # the message's own header block: Received, DKIM-Signature, References…
+MAX_PART_HEADER_BYTES = 16 * 1024
+MAX_ALL_PART_HEADER_BYTES = 1024 * 1024
+MAX_HEADER_FIELD = 32 * 1024
+MAX_TEXT_BYTES = 1024 * 1024
+CID_REFERENCE = re.compile(r"""cid:([^\s"'<>()]{1,998})""", re.IGNORECASE)
+FOLD = re.compile(r"\r?\n(?=[ \t])")
+# RFC 2046 allows 70 characters; some mailers write a few more.
+BOUNDARY_CHARACTERS = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{1,100}")
+
+
+class MalformedMime(Exception):
+    """The raw message cannot be read safely; the message says why."""
+
+
+@dataclass
+class MimePart:
+    filename: str  # as the sender named it (RFC 2047/2231 decoded), "" when unnamed
+    content_type: str  # as declared, lower case: judge the content, not this
+    content_id: str  # without the <>, "" when none
+    is_inline: bool
+    spool: object  # what new_spool() returned, holding the decoded content
+
+
+@dataclass
+class MimeMessage:
+    headers: list[tuple[str, str]]
+    text: str = ""
+    html: str = ""
+    parts: list[MimePart] = field(default_factory=list)
+    complete: bool = True  # False when the message ended before its final boundary
+
+    def header(self, name: str) -> str:
+        """The first header called `name` (any case), "" when there is none."""
+        return next((value for key, value in self.headers if key.lower() == name.lower()), "")
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _decoded(value: str) -> str:
+    """A header value unfolded, its RFC 2047 encoded words decoded (kept as they came when broken)."""
+    value = FOLD.sub(" ", value).strip()
+    if "=?" in value:
+        try:
+            return str(email.header.make_header(email.header.decode_header(value)))
+        except (ValueError, LookupError, email.errors.HeaderParseError):
+            pass
+    return value
+
+
+def _parse_headers(block: bytes) -> tuple[Message, list[tuple[str, str]]]:
+    """The header block as a message to ask, and as (name, decoded value) pairs in order."""
+    text = "".join(_text(line) for line in block.splitlines(keepends=True))
+    headers = Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
+    return headers, [(name, _decoded(str(value))) for name, value in headers.items()]
+
+
+def _part_info(part: Message) -> tuple[str, str, str, str | None, str]:
+    """(content type, boundary, transfer encoding, disposition, file name) with email's errors translated."""
+    try:
+        content_type = part.get_content_type()
+        boundary = str(part.get_param("boundary") or "") if part.get_content_maintype() == "multipart" else ""
+        encoding = str(part.get("content-transfer-encoding") or "7bit").strip().lower()
+        filename = _decoded(str(part.get_filename() or ""))
+        return content_type, boundary, encoding, part.get_content_disposition(), filename
+    except (ValueError, LookupError, TypeError, AttributeError, IndexError) as error:
+        raise MalformedMime(f"a part's headers cannot be read ({type(error).__name__}: {error})") from None
+
+
+class _Reader:
+    def __init__(self, file, new_spool, max_parts: int, max_depth: int, max_text_bytes: int):
+        self.lines = iter(Lines(file))
+        self.new_spool, self.max_parts, self.max_depth = new_spool, max_parts, max_depth
+        self.entities = 0
+        self.part_header_budget = MAX_ALL_PART_HEADER_BYTES
+        self.boundaries: list[bytes] = []  # of the enclosing multiparts, innermost last
+        self.text = Sink(io.BytesIO(), max_text_bytes)
+        self.html = Sink(io.BytesIO(), max_text_bytes)
+        self.message = MimeMessage(headers=[])
+
+    def boundary_of(self, line: bytes, starts: bool) -> tuple[bytes, bool] | None:
+        """(boundary, is the closing one) when `line` is a delimiter of an enclosing multipart."""
+        if not starts or not line.startswith(b"--") or len(line) > 200:
+            return None
+        text = line.rstrip(b" \t\r\n")
+        for boundary in reversed(self.boundaries):
+            if text == b"--" + boundary:
+                return boundary, False
+            if text == b"--" + boundary + b"--":
+                return boundary, True
+        return None
+
+    def read_headers(self, limit: int) -> tuple[bytes, tuple[bytes, bool] | None]:
+        """The header block up to its blank line, or up to a delimiter when the part has no body."""
+        block, field_bytes = bytearray(), 0
+        for line, starts in self.lines:
+            if starts and line in (b"\r\n", b"\n"):
+                break
+            if (delimiter := self.boundary_of(line, starts)) is not None:
+                return bytes(block), delimiter
+            block += line
+            field_bytes = field_bytes + len(line) if not starts or line[:1] in (b" ", b"\t") else len(line)
+            if len(block) > limit:
+                raise MalformedMime(f"a header block is over {limit} bytes")
+            if field_bytes > MAX_HEADER_FIELD:
+                raise MalformedMime(f"a header field is over {MAX_HEADER_FIELD} bytes")
+        return bytes(block), None
+
+    def read_entity(self, depth: int) -> tuple[bytes, bool] | None:
+        """One entity (headers and body); returns the delimiter that ended it, None at the end of the file."""
+        self.entities += 1
+        if self.entities > self.max_parts:
+            raise MalformedMime(f"more than {self.max_parts} MIME parts")
+        if depth == 0:
+            block, delimiter = self.read_headers(MAX_HEADER_BYTES)
+        else:
+            block, delimiter = self.read_headers(MAX_PART_HEADER_BYTES)
+            self.part_header_budget -= len(block)
+            if self.part_header_budget < 0:
+                raise MalformedMime(f"the parts' headers are over {MAX_ALL_PART_HEADER_BYTES} bytes together")
+        headers, pairs = _parse_headers(block)
+        if depth == 0:
+            self.message.headers = pairs
+        content_type, boundary, encoding, disposition, filename = _part_info(headers)
+        if boundary:
+            if depth >= self.max_depth:
+                raise MalformedMime(f"multiparts nested more than {self.max_depth} deep")
+            if not BOUNDARY_CHARACTERS.fullmatch(boundary):
+                raise MalformedMime(f"multipart boundary {boundary[:80]!r} is not a valid boundary (RFC 2046)")
+            return delimiter if delimiter else self.read_multipart(boundary.encode("ascii"), depth)
+        if content_type.startswith("multipart/"):
+            raise MalformedMime(f"{content_type} part without a boundary")
+        if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+            sink = self.text if content_type == "text/plain" else self.html
+        else:
+            content_id = str(headers.get("content-id") or "").strip().strip("<>").strip()
+            is_inline = disposition == "inline" or (disposition is None and bool(content_id))
+            spool = self.new_spool()
+            self.message.parts.append(MimePart(filename, content_type, content_id, is_inline, spool))
+            sink = Sink(spool)
+        decoder = Decoder(encoding, sink)
+        if delimiter is None:
+            delimiter = self.read_body(decoder)
+        decoder.finish()
+        if sink in (self.text, self.html):
+            self.decode_text(headers, content_type, sink)
+        return delimiter
+
+    def decode_text(self, headers: Message, content_type: str, sink: Sink) -> None:
+        sink.flush()
+        charset = headers.get_content_charset() or "utf-8"
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            charset = "utf-8"
+        text = sink.target.getvalue().decode(charset, errors="replace")
+        sink.target.seek(0)
+        sink.target.truncate()
+        if content_type == "text/plain":
+            self.message.text = "\n".join(filter(None, (self.message.text, text)))
+        else:
+            self.message.html = "\n".join(filter(None, (self.message.html, text)))
+
+    def read_body(self, decoder: Decoder | None) -> tuple[bytes, bool] | None:
+        for line, starts in self.lines:
+            if (delimiter := self.boundary_of(line, starts)) is not None:
+                return delimiter
+            if decoder is not None:
+                decoder.feed(line)
+        return None
+
+    def read_multipart(self, boundary: bytes, depth: int) -> tuple[bytes, bool] | None:
+        """The parts between `boundary`'s delimiters, then the epilogue; returns what ended the epilogue."""
+        self.boundaries.append(boundary)
+        try:
+            delimiter = self.read_body(None)  # the preamble
+            while delimiter == (boundary, False):
+                delimiter = self.read_entity(depth + 1)
+        finally:
+            self.boundaries.pop()
+        if delimiter is None:
+            self.message.complete = False  # cut off before the closing delimiter
+            return None
+        if delimiter != (boundary, True):
+            return delimiter  # an outer multipart went on without closing this one
+        return self.read_body(None)  # the epilogue
+
+
+def referenced_content_ids(html: str) -> set[str]:
+    """The Content-IDs the HTML shows as `cid:` URLs (percent-decoded, as RFC 2392 writes them)."""
+    return {unquote(match) for match in CID_REFERENCE.findall(html)}
+
+
+def read_mime(file, new_spool, *, max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH,
+              max_text_bytes: int = MAX_TEXT_BYTES) -> MimeMessage:
+    """Read the raw message in binary `file`: its headers, text, and every file part decoded into new_spool()."""
+    reader = _Reader(file, new_spool, max_parts, max_depth, max_text_bytes)
+    reader.read_entity(0)
+    return reader.message

@@ -1,0 +1,134 @@
+"""Reads the form of a raw-MIME route (`body-mime` and a few small fields), streaming `body-mime` into a spool.
+
+Werkzeug's form parser keeps every non-file field in memory and refuses one over
+MAX_FORM_MEMORY_SIZE (413); `body-mime` is the whole message, 25 MB and more. Here it goes
+to disk as it arrives, urlencoded or multipart; the other fields stay small and few.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote_plus, unquote_to_bytes
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+
+MIME_FIELD = "body-mime"
+READ_SIZE = 256 * 1024
+# unquote_to_bytes splits its input at every %: smaller pieces keep its lists small.
+URLENCODED_READ_SIZE = 64 * 1024
+MAX_FIELDS = 100
+MAX_FIELD_BYTES = 64 * 1024
+MAX_NAME_BYTES = 256
+
+
+class MalformedForm(Exception):
+    """The post is not a raw-MIME form Mailgun could have sent; the message says what is wrong."""
+
+
+@dataclass
+class MimeForm:
+    fields: dict[str, str]  # recipient, sender, from, subject, timestamp, token, signature, …
+    body_mime: object  # what new_spool() returned, finished, holding the raw message
+
+
+class _Fields:
+    """Collects the fields: body-mime into the spool, the others bounded in memory."""
+
+    def __init__(self, new_spool):
+        self.new_spool, self.small, self.body_mime = new_spool, {}, None
+        self.name, self.value = "", bytearray()
+
+    def start(self, name: str) -> None:
+        if len(self.small) >= MAX_FIELDS:
+            raise MalformedForm(f"more than {MAX_FIELDS} form fields")
+        if name == MIME_FIELD and self.body_mime is not None:
+            raise MalformedForm(f"{MIME_FIELD} appears twice")
+        self.name = name
+        if name == MIME_FIELD:
+            self.body_mime = self.new_spool()
+
+    def write(self, data: bytes) -> None:
+        if self.name == MIME_FIELD:
+            self.body_mime.write(data)
+            return
+        self.value += data
+        if len(self.value) > MAX_FIELD_BYTES:
+            raise MalformedForm(f"form field {self.name[:40]!r} is over {MAX_FIELD_BYTES} bytes")
+
+    def end(self) -> None:
+        if self.name != MIME_FIELD:
+            self.small[self.name] = self.value.decode("utf-8", errors="replace")
+        self.name, self.value = "", bytearray()
+
+    def result(self) -> MimeForm:
+        if self.body_mime is None:
+            raise MalformedForm(f"no {MIME_FIELD} field: a raw-MIME route's URL ends in mime "
+                                "(routes_setup.py --mime); other routes post to /webhooks/mailgun")
+        self.body_mime.finish()
+        return MimeForm(self.small, self.body_mime)
+
+
+def _read_multipart(stream, boundary: str, fields: _Fields) -> None:
+    # Each Data event empties the decoder's buffer, so this bound only stops endless part headers.
+    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=4 * READ_SIZE, max_parts=MAX_FIELDS)
+    while True:
+        chunk = stream.read(READ_SIZE)
+        decoder.receive_data(chunk or None)
+        while not isinstance(event := decoder.next_event(), NeedData):
+            if isinstance(event, Epilogue):
+                return
+            if isinstance(event, (Field, File)):
+                fields.start(event.name or "")
+            elif isinstance(event, Data):
+                fields.write(event.data)
+                if not event.more_data:
+                    fields.end()
+
+
+def _read_urlencoded(stream, fields: _Fields) -> None:
+    name, in_value, carry = bytearray(), False, b""
+    while chunk := stream.read(URLENCODED_READ_SIZE):
+        for number, piece in enumerate(chunk.split(b"&")):
+            if number > 0:  # an & ended the pair before
+                if in_value:
+                    fields.write(unquote_to_bytes(carry.replace(b"+", b" ")))
+                    fields.end()
+                name, in_value, carry = bytearray(), False, b""
+            if not in_value:
+                head, equals, piece = piece.partition(b"=")
+                name += head
+                if len(name) > MAX_NAME_BYTES:
+                    raise MalformedForm(f"a form field name is over {MAX_NAME_BYTES} bytes")
+                if not equals:
+                    continue
+                fields.start(unquote_plus(name.decode("latin-1"), encoding="utf-8", errors="replace"))
+                in_value = True
+            data = carry + piece
+            cut = data.rfind(b"%", max(0, len(data) - 2))  # keep a %XX cut in two for the next chunk
+            data, carry = (data[:cut], data[cut:]) if cut >= 0 else (data, b"")
+            fields.write(unquote_to_bytes(data.replace(b"+", b" ")))
+    if in_value:
+        fields.write(unquote_to_bytes(carry.replace(b"+", b" ")))
+        fields.end()
+
+
+def read_mime_form(stream, content_type: str, new_spool) -> MimeForm:
+    """Read the form in binary `stream` (the request body) of the given Content-Type header."""
+    mimetype, options = parse_options_header(content_type or "")
+    fields = _Fields(new_spool)
+    try:
+        if mimetype == "multipart/form-data":
+            if not options.get("boundary"):
+                raise MalformedForm("multipart/form-data without a boundary")
+            _read_multipart(stream, options["boundary"], fields)
+        elif mimetype == "application/x-www-form-urlencoded":
+            _read_urlencoded(stream, fields)
+        else:
+            raise MalformedForm(f"expected a form post, got {mimetype or 'no Content-Type'}: point a Mailgun "
+                                "route's forward() at this URL")
+    except RequestEntityTooLarge:
+        raise MalformedForm("a form part's headers never end") from None
+    except ValueError as error:  # werkzeug's word for a broken or truncated multipart body
+        raise MalformedForm(f"the form could not be parsed ({error}); is it a complete multipart body?") from None
+    return fields.result()

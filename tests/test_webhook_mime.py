@@ -1,0 +1,88 @@
+"""The raw-MIME route (`/webhooks/mailgun/mime`): Mailgun posts the whole message as `body-mime`."""
+
+from __future__ import annotations
+
+import base64
+from email.message import EmailMessage
+from urllib.parse import urlencode
+
+import pytest
+from urllib3 import encode_multipart_formdata
+
+from inbox.delivery import build_delivery, signed_fields
+from tests.harness import SIGNING_KEY, large_photo, pasted_photo
+from tests.test_mime import apple_mail_message
+
+ENVELOPE = {"recipient": "photos@example.com", "sender": "alice@example.com", "from": "Alice <alice@example.com>",
+            "subject": "Holiday"}
+
+
+def multipart(fields: dict) -> tuple[bytes, str]:
+    return encode_multipart_formdata(fields)
+
+
+def urlencoded(fields: dict) -> tuple[bytes, str]:
+    return urlencode(fields).encode("ascii"), "application/x-www-form-urlencoded"
+
+
+def post_mime(client, raw: bytes, encode, **extra):
+    body, content_type = encode({**ENVELOPE, "body-mime": raw, **signed_fields(SIGNING_KEY), **extra})
+    return client.post("/webhooks/mailgun/mime", data=body, content_type=content_type)
+
+
+@pytest.mark.parametrize("encode", [multipart, urlencoded])
+def test_an_apple_mail_message_stores_its_inline_photos_and_heic_like_a_parsed_forward(client, images, encode):
+    photo1, photo2 = pasted_photo((800, 600)), pasted_photo((640, 480))
+    raw = apple_mail_message(photo1, photo2, images[".heic"]).as_bytes()
+
+    response = post_mime(client, raw, encode)
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["message_id"] == "<A1B2C3@mac.example.com>" and body["rejected"] == []
+    assert [(item["filename"], item["content_type"]) for item in body["stored"]] == [
+        ("IMG_0001.jpeg", "image/jpeg"), ("IMG_0002.jpeg", "image/jpeg"), ("IMG_0003.HEIC", "image/heic")]
+    for item, content in zip(body["stored"], (photo1, photo2, images[".heic"]), strict=True):
+        assert client.get(item["url"]).data == content
+
+    # The same message forwarded parsed (same Message-Id, sender, bytes) maps to the same objects.
+    forward = build_delivery([("a.jpeg", photo1, "image/jpeg")], key=SIGNING_KEY, sender="alice@example.com",
+                             message_id="<A1B2C3@mac.example.com>").form()
+    parsed = client.post("/webhooks/mailgun", data=forward).get_json()
+    assert parsed["stored"][0]["url"] == body["stored"][0]["url"]
+
+
+def test_a_24_mb_body_mime_is_spooled_and_its_photo_stored_whole(client):
+    photo = large_photo(24 * 1024 * 1024)
+    message = EmailMessage()
+    message["From"], message["Message-Id"] = "alice@example.com", "<big@example.com>"
+    message.set_content("the big one")
+    message.add_attachment(photo, "image", "jpeg", filename="big.jpg")
+    raw = message.as_bytes()
+    assert len(raw) > 32 * 1024 * 1024  # base64: larger than Flask's form memory limit would ever allow
+
+    response = post_mime(client, raw, multipart)
+
+    assert response.status_code == 200, response.get_json()
+    (stored,) = response.get_json()["stored"]
+    assert stored["size"] == len(photo)
+    assert client.get(stored["url"]).data == photo
+
+
+def test_a_mime_post_with_a_bad_signature_is_403(client, images):
+    raw = apple_mail_message(images[".jpg"], images[".jpg"], images[".heic"]).as_bytes()
+    response = post_mime(client, raw, urlencoded, signature="0" * 64)
+    assert response.status_code == 403
+
+
+def test_a_parsed_forward_sent_to_the_mime_url_says_what_to_fix(client, images):
+    form = build_delivery([("a.jpg", images[".jpg"], "image/jpeg")], key=SIGNING_KEY).form()
+    response = client.post("/webhooks/mailgun/mime", data=form)
+    assert response.status_code == 400
+    assert "no body-mime field" in response.get_json()["reason"]
+
+
+def test_a_raw_message_that_is_not_mime_is_400(client):
+    response = post_mime(client, base64.b64encode(b"\x00" * 100), urlencoded)
+    assert response.status_code in (400, 415)
+    assert response.get_json()["reason"]
