@@ -27,6 +27,24 @@ from libcloud.storage.drivers.s3 import REGION_TO_HOST_MAP, S3StorageDriver
 from .config import ConfigError
 
 PUBLIC_READ_SID = "InboxPublicReadObjects"
+# Seconds to connect, and to wait for each answer (each read, not the whole transfer), on every
+# storage request; libcloud's own default is 60. A delivery waits for storage before it answers
+# Mailgun, and /healthz for its probe: a hung endpoint should cost seconds, then a 503.
+DEFAULT_STORAGE_TIMEOUT = 10.0
+
+
+def storage_timeout(config: Mapping) -> float:
+    """STORAGE_TIMEOUT in seconds (a number or its text), validated; the default when it is absent."""
+    raw = config.get("STORAGE_TIMEOUT", DEFAULT_STORAGE_TIMEOUT)
+    text = str(raw).strip()
+    try:
+        seconds = float(text) if text.isascii() else float("nan")  # float() reads other scripts' digits too
+    except ValueError:
+        seconds = float("nan")
+    if not 0.1 <= seconds <= 300:  # also refuses nan and inf
+        raise ConfigError(f"STORAGE_TIMEOUT={raw!r}: set it to the seconds a storage request may wait, "
+                          f"0.1 to 300 (default {DEFAULT_STORAGE_TIMEOUT:g})")
+    return seconds
 
 
 def _expect(answer, *statuses) -> None:
@@ -52,6 +70,7 @@ def _open_s3(config: Mapping):
     driver = S3StorageDriver(
         config["STORAGE_KEY"], config["STORAGE_SECRET"], secure=config.get("STORAGE_SECURE", True), host=host,
         port=config.get("STORAGE_PORT"), region=region if region in REGION_TO_HOST_MAP else None,
+        timeout=storage_timeout(config),
     )
     # The constructor accepts AWS's region names only; S3-compatible services name their own,
     # and requests are signed with whatever region_name holds.
@@ -104,7 +123,7 @@ def _open_azure(config: Mapping):
     try:
         return AzureBlobsStorageDriver(
             config["STORAGE_KEY"], config["STORAGE_SECRET"], secure=config.get("STORAGE_SECURE", True),
-            host=config.get("STORAGE_HOST"), port=config.get("STORAGE_PORT"),
+            host=config.get("STORAGE_HOST"), port=config.get("STORAGE_PORT"), timeout=storage_timeout(config),
         )
     except (binascii.Error, ValueError):
         raise ConfigError(
@@ -133,11 +152,12 @@ def _open_swift(config: Mapping):
     options = {
         "ex_force_auth_url": auth_url, "ex_force_auth_version": version, "ex_tenant_name": config.get("STORAGE_TENANT"),
         "ex_domain_name": config.get("STORAGE_DOMAIN", "Default"), "ex_force_service_region": config.get("STORAGE_REGION"),
+        "timeout": storage_timeout(config),
     }
     if version == "1.0":
         # The driver looks the storage URL up by a service name a v1 answer does not carry;
         # ask the v1 auth service (tempauth, swauth) once and pass the URL it gives.
-        identity = OpenStackIdentity_1_0_Connection(auth_url, key, secret).authenticate()
+        identity = OpenStackIdentity_1_0_Connection(auth_url, key, secret, timeout=options["timeout"]).authenticate()
         options["ex_force_base_url"] = identity.urls["cloudFiles"][0]["publicURL"]
     return OpenStackSwiftStorageDriver(key, secret, **options)
 
@@ -156,7 +176,7 @@ def _swift_url_base(driver, container, config: Mapping) -> str:
 
 
 def _open_cloudfiles(config: Mapping):
-    options = {"region": config.get("STORAGE_REGION", "ord").lower()}
+    options = {"region": config.get("STORAGE_REGION", "ord").lower(), "timeout": storage_timeout(config)}
     if "STORAGE_AUTH_URL" in config:
         options["ex_force_auth_url"] = config["STORAGE_AUTH_URL"]
     return CloudFilesStorageDriver(config["STORAGE_KEY"], config["STORAGE_SECRET"], **options)
@@ -173,7 +193,9 @@ def _cloudfiles_url_base(driver, container, config: Mapping) -> str:
 
 
 def _open_google(config: Mapping):
-    return GoogleStorageDriver(config["STORAGE_KEY"], config["STORAGE_SECRET"], project=config.get("STORAGE_PROJECT"))
+    return GoogleStorageDriver(
+        config["STORAGE_KEY"], config["STORAGE_SECRET"], project=config.get("STORAGE_PROJECT"), timeout=storage_timeout(config)
+    )
 
 
 def _google_make_public(driver, container) -> None:
