@@ -43,7 +43,7 @@ class GuardedSocket(socket.socket):
     @classmethod
     def adopt(cls, sock: socket.socket) -> GuardedSocket:
         guarded = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        guarded.waited, guarded.received = 0.0, 0
+        guarded.waited, guarded.received, guarded.dropped = 0.0, 0, False
         return guarded
 
     def setblocking(self, flag: bool) -> None:
@@ -56,12 +56,14 @@ class GuardedSocket(socket.socket):
             super().setblocking(False)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._refuse_if_dropped()
         started = time.monotonic()
         data = self._guarded(super().recv, bufsize, flags)
         self._account(time.monotonic() - started, len(data))
         return data
 
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        self._refuse_if_dropped()
         started = time.monotonic()
         count = self._guarded(super().recv_into, buffer, nbytes, flags)
         self._account(time.monotonic() - started, count)
@@ -72,6 +74,12 @@ class GuardedSocket(socket.socket):
 
     def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
         return self._guarded(super().sendfile, file, offset, count)
+
+    def _refuse_if_dropped(self) -> None:
+        # gunicorn closes gracefully from its main loop, reading what the client still sends for up
+        # to 2 s per connection; a trickling client would stall the worker's loop that long.
+        if self.dropped:
+            raise SlowClientError("dropped before")
 
     def _guarding(self) -> bool:
         # gunicorn sets timeouts of its own too (closing gracefully): those are not ours to judge.
@@ -99,6 +107,7 @@ class GuardedSocket(socket.socket):
         except OSError:
             peer = "?"
         log.warning("dropped slow client %s: %s", peer, reason)
+        self.dropped = True
         return SlowClientError(reason)
 
 
