@@ -10,6 +10,7 @@ import requests
 from conftest import SIGNING_KEY, free_port, running, signed_fields
 
 from inbox.cli import build_delivery
+from inbox.mailgun import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE_COMMAND = shlex.split(ROOT.joinpath("Procfile").read_text().split("web:", 1)[1])
@@ -117,3 +118,17 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path):
     assert result.stderr.count("MAILGUN_WEBHOOK_SIGNING_KEY is not set") == 1
     assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr
     assert len(result.stderr.splitlines()) <= 3, result.stderr
+
+
+@pytest.mark.parametrize("fields", [
+    {"signature": "\u00e9" * 64},  # hmac.compare_digest raised TypeError on non-ASCII text: a 500
+    # "²".isdigit() is True, and once the signature matched, int("²") raised: a 500
+    {"timestamp": "\u00b2", "token": "a" * 50, "signature": sign(SIGNING_KEY, "\u00b2", "a" * 50)},
+    {"token": "\u0663" * 50},
+])
+def test_signature_fields_of_the_wrong_form_are_a_403_not_a_500(service, tmp_path, images, fields):
+    url, _ = service
+    (tmp_path / "a.jpg").write_bytes(images[".jpg"])
+    response = post(url, [tmp_path / "a.jpg"], message_id="<odd-signature@example.com>", **fields)
+    assert response.status_code == 403, response.text
+    assert response.json()["reason"]
