@@ -1,13 +1,14 @@
 """gunicorn settings for `web: gunicorn 'inbox:create_app()'` (gunicorn reads this file from the working directory).
 
-Binds 0.0.0.0:$PORT when PORT is set (gunicorn's own rule), else 127.0.0.1:8000. Workers come
-from WEB_CONCURRENCY (default 2 here): each sync worker handles one delivery at a time.
+Binds 0.0.0.0:$PORT when PORT is set (gunicorn's own rule), else 127.0.0.1:8000. The values
+live in inbox/serving.py, shared with `inbox serve`: WEB_CONCURRENCY worker processes
+(default 2) of WEB_THREADS threads (default 8), slow clients dropped (inbox/slow_clients.py).
 """
 import os
 
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# A 25 MiB delivery over a slow link must not be killed half-way (gunicorn's default is 30 s).
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
-accesslog = "-"
-# The runtime control socket is one path per user: two services on one host would share it.
-control_socket_disable = True
+from inbox.serving import exit_unless_configured, gunicorn_settings
+
+globals().update(gunicorn_settings(os.environ))
+# A missing or wrong setting is printed once by the master, which exits non-zero, instead of
+# inside a traceback from every worker.
+on_starting = exit_unless_configured

@@ -40,6 +40,7 @@ def serve(args) -> int:
     from gunicorn.app.base import BaseApplication
 
     from . import ConfigError, create_app
+    from .serving import gunicorn_settings
 
     settings = {**os.environ, "MAILGUN_WEBHOOK_SIGNING_KEY": development_key()}
     if not settings.get("INBOX_PUBLISHERS"):
@@ -58,8 +59,8 @@ def serve(args) -> int:
 
     class Server(BaseApplication):
         def load_config(self):
-            for name, value in {"bind": f"127.0.0.1:{args.port}", "workers": args.workers, "timeout": 120,
-                                "accesslog": "-", "control_socket_disable": True}.items():
+            overrides = {"bind": f"127.0.0.1:{args.port}"} | ({"workers": args.workers} if args.workers else {})
+            for name, value in {**gunicorn_settings(os.environ), **overrides}.items():
                 self.cfg.set(name, value)
 
         def load(self):
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
     serve_parser = commands.add_parser("serve", help="run the service on 127.0.0.1 (gunicorn)")
     serve_parser.add_argument("--port", type=int, default=8000,
                               help="port on 127.0.0.1 to listen on (default 8000; send's --url must match)")
-    serve_parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    serve_parser.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 2)")
     serve_parser.set_defaults(run=serve)
     send_parser = commands.add_parser("send", help="deliver files to the webhook as a signed Mailgun message")
     send_parser.add_argument("files", nargs="+", metavar="FILE", help="files to attach, e.g. examples/photo.jpg")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 import requests
@@ -16,6 +17,10 @@ from urllib3.util.retry import Retry
 # Mailgun retries a delivery for about 8 hours; the default window (INBOX_SIGNATURE_MAX_AGE,
 # 12 h) covers that. Clocks drift a little, a timestamp from the far future is a forgery.
 FUTURE_SKEW_SECONDS = 300
+# Explicit ASCII classes: str.isdigit() and \d also accept other scripts' digits ("²", "٣").
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}", re.ASCII)
+_TOKEN = re.compile(r"[0-9A-Fa-f]{32,128}", re.ASCII)  # Mailgun sends 50
+_HEX_DIGEST = re.compile(r"[0-9A-Fa-f]{64}", re.ASCII)
 
 
 class SignatureError(Exception):
@@ -33,10 +38,17 @@ def verify_signature(
     """Raise SignatureError unless `signature` is Mailgun's for this fresh timestamp and token."""
     if not (timestamp and token and signature):
         raise SignatureError("timestamp, token and signature fields are required (a Mailgun-signed request)")
-    if not timestamp.isdigit() or len(timestamp) > 12:
-        raise SignatureError("timestamp must be Unix time in whole seconds")
+    # Form first, so nothing below sees a non-ASCII or unbounded value: "²".isdigit() is True,
+    # and hmac.compare_digest raises TypeError on non-ASCII str.
+    if not _UNIX_SECONDS.fullmatch(timestamp):
+        raise SignatureError("timestamp must be Unix time in whole seconds (ASCII digits)")
+    if not _TOKEN.fullmatch(token):
+        raise SignatureError("token must be 32 to 128 hexadecimal digits, as Mailgun sends it")
+    if not _HEX_DIGEST.fullmatch(signature.strip()):
+        raise SignatureError("signature must be 64 hexadecimal digits (HMAC-SHA256)")
     # Compare before judging the age, so a forger learns nothing from which error comes back.
-    if not hmac.compare_digest(sign(key, timestamp, token), signature.strip().lower()):
+    expected = sign(key, timestamp, token).encode("ascii")
+    if not hmac.compare_digest(expected, signature.strip().lower().encode("ascii")):
         raise SignatureError(
             "signature does not match: is MAILGUN_WEBHOOK_SIGNING_KEY the HTTP webhook signing key "
             "(not the API key)?"

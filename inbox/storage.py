@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from libcloud.storage.base import Container
 from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError, ObjectDoesNotExistError
 
 from . import providers
+from .claims import race_caveat
 from .config import ConfigError
 
 EXTENSION = "inbox.store"
@@ -76,6 +78,10 @@ def init_app(app: Flask) -> Store:
     provider = providers.provider_for(config)
     with _explained(config, "sign in"):  # Swift v1 and Google service accounts authenticate here
         driver = provider.open(config)
+    providers.time_out_uploads(driver)
+    caveat = race_caveat(driver)
+    if caveat:
+        logging.getLogger("inbox").warning("%s: %s", config["STORAGE_PROVIDER"], caveat)
     images, receipts = _prepare_containers(driver, provider, config)
     if "PUBLIC_BASE_URL" in config:
         public_base = config["PUBLIC_BASE_URL"]

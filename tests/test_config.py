@@ -4,7 +4,6 @@ import pytest
 from inbox import ConfigError, create_app
 from inbox.config import load_config
 
-
 MINIMAL = {"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "INBOX_PUBLISHERS": "*"}
 
 

@@ -5,10 +5,10 @@ import resource
 import time
 import tracemalloc
 
-from inbox.delivery import signed_fields
-from tests.harness import SIGNING_KEY, mailgun_form
 from inbox import create_app
+from inbox.delivery import signed_fields
 from inbox.form import InboxRequest
+from tests.harness import SIGNING_KEY, mailgun_form
 
 MiB = 1024 * 1024
 

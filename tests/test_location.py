@@ -10,12 +10,12 @@ import time
 import zlib
 
 import pytest
-from tests.harness import make_image
 from PIL import Image, ImageCms
 from PIL.PngImagePlugin import PngInfo
 
 from inbox.images import detect_type
 from inbox.location import LocationError, remove_location
+from tests.harness import make_image
 
 XMP = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'

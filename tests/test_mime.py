@@ -10,11 +10,11 @@ import tracemalloc
 from email.message import EmailMessage
 
 import pytest
-from tests.harness import make_image
 
 from inbox.images import detect_type, is_tiny_inline
-from inbox.spool import SpoolFile
 from inbox.mime import MalformedMime, read_mime, referenced_content_ids
+from inbox.spool import SpoolFile
+from tests.harness import make_image
 
 LIMIT = 64 * 1024 * 1024
 

@@ -9,13 +9,13 @@ from urllib.parse import quote_plus, urlencode
 
 import pytest
 import requests
-from inbox.delivery import signed_fields
-from tests.harness import SIGNING_KEY, make_image
-from tests.test_mime import apple_mail_message, write_big_message
 
-from inbox.spool import SpoolFile
+from inbox.delivery import signed_fields
 from inbox.mime import read_mime
 from inbox.mimeform import MalformedForm, read_mime_form
+from inbox.spool import SpoolFile
+from tests.harness import SIGNING_KEY, make_image
+from tests.test_mime import apple_mail_message, write_big_message
 
 FIELDS = {"recipient": "photos@example.com", "sender": "alice@example.com", "from": "Alice <alice@example.com>",
           "subject": "Holiday"}

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from inbox.delivery import build_delivery
+from inbox.delivery import build_delivery, signed_fields
+from inbox.mailgun import sign
 from tests.harness import SIGNING_KEY, large_photo
 from tests.processes import free_port, running, scrubbed_environ
 
@@ -105,6 +106,21 @@ def test_garbage_bodies_get_json_4xx(service):
 def test_production_refuses_to_start_without_a_signing_key(tmp_path):
     env = procfile_env(free_port(), STORAGE_PATH=str(tmp_path))
     result = subprocess.run([GUNICORN, *PROCFILE_COMMAND[1:]], env=env, cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, check=False)
     assert result.returncode != 0
-    assert "MAILGUN_WEBHOOK_SIGNING_KEY is not set" in result.stderr
+    assert result.stderr.count("MAILGUN_WEBHOOK_SIGNING_KEY is not set") == 1
+    assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr
+    assert len(result.stderr.splitlines()) <= 3, result.stderr
+
+
+@pytest.mark.parametrize("fields", [
+    {"signature": "\u00e9" * 64},  # hmac.compare_digest raised TypeError on non-ASCII text: a 500
+    # "²".isdigit() is True, and once the signature matched, int("²") raised: a 500
+    {"timestamp": "\u00b2", "token": "a" * 50, "signature": sign(SIGNING_KEY, "\u00b2", "a" * 50)},
+    {"token": "\u0663" * 50},
+])
+def test_signature_fields_of_the_wrong_form_are_a_403_not_a_500(service, images, fields):
+    url, _ = service
+    response = post(url, [("a.jpg", images[".jpg"], "image/jpeg")], message_id="<odd-signature@example.com>", **fields)
+    assert response.status_code == 403, response.text
+    assert response.json()["reason"]

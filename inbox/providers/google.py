@@ -1,0 +1,47 @@
+"""Google Cloud Storage (XML API, HMAC keys or a service account): allUsers READ as default object ACL."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import quote
+from xml.etree.ElementTree import SubElement, tostring
+
+from libcloud.storage.drivers.google_storage import GoogleStorageDriver
+
+from .common import CreateOnly, Provider, expect, origin, storage_timeout
+
+
+def _open_google(config: Mapping):
+    return GoogleStorageDriver(
+        config["STORAGE_KEY"], config["STORAGE_SECRET"], project=config.get("STORAGE_PROJECT"), timeout=storage_timeout(config)
+    )
+
+
+def _google_make_public(driver, container) -> None:
+    """Add allUsers READ to the bucket's default object ACL (XML API: works with HMAC keys too)."""
+    # The subresource goes in the path, not params: an HMAC signature covers the path only.
+    path = f"/{container.name}?defaultObjectAcl"
+    answer = driver.connection.request(path)
+    expect(answer, 200)
+    acl = answer.object
+    if any(scope.get("type") == "AllUsers" for scope in acl.iter("Scope")):
+        return
+    entries = acl.find("Entries")
+    entry = SubElement(acl if entries is None else entries, "Entry")
+    SubElement(entry, "Scope", type="AllUsers")
+    SubElement(entry, "Permission").text = "READ"
+    answer = driver.connection.request(path, method="PUT", data=tostring(acl), headers={"Content-Type": "application/xml"})
+    expect(answer, 200)
+
+
+def _google_url_base(driver, container, config: Mapping) -> str:
+    return f"{origin(driver.connection)}/{quote(container.name)}"
+
+
+GOOGLE = Provider(
+    {"STORAGE_KEY": "an HMAC access id (GOOG...) or a service account e-mail",
+     "STORAGE_SECRET": "the HMAC secret, or the path of the service account's JSON key file"},
+    _open_google, _google_make_public, _google_url_base,
+    CreateOnly({"x-goog-if-generation-match": "0"}, re.compile(r"Status code: 412\b")),
+    "turn off the bucket's uniform bucket-level access (or grant allUsers roles/storage.legacyObjectReader)",
+)

@@ -1,0 +1,46 @@
+"""gunicorn settings for the service, one place for gunicorn.conf.py (Procfile) and `inbox serve`.
+
+Threaded workers (see slow_clients.py) so that a handful of slow or silent clients cannot
+occupy every worker: WEB_CONCURRENCY processes (default 2) of WEB_THREADS threads each
+(default 8). A worker accepts no more connections than it has threads; the others wait
+in the listen queue for a worker with a free thread rather than behind a busy one.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+from .config import ConfigError, load_config
+
+
+def gunicorn_settings(environ: Mapping[str, str]) -> dict:
+    """gunicorn setting names and values, sized from the environment."""
+    threads = int(environ.get("WEB_THREADS", "8"))
+    return {
+        "workers": int(environ.get("WEB_CONCURRENCY", "2")),
+        "worker_class": "inbox.slow_clients.SlowClientThreadWorker",
+        "threads": threads,
+        "worker_connections": threads,
+        # Mailgun opens a connection per delivery: keeping idle ones costs a connection slot.
+        "keepalive": 0,
+        # gthread workers report alive from their main loop; a request itself is bounded by the
+        # slow-client guard, not by this. Kept from the sync days for a stuck worker.
+        "timeout": int(environ.get("GUNICORN_TIMEOUT", "120")),
+        "accesslog": "-",
+        # The runtime control socket is one path per user: two services on one host would share it.
+        "control_socket_disable": True,
+    }
+
+
+def exit_unless_configured(arbiter) -> None:
+    """gunicorn on_starting hook: check the settings once in the master, before any worker starts.
+
+    Only the settings: opening storage here would share its connections with every forked worker.
+    """
+    try:
+        load_config(os.environ)  # gunicorn has put its `--env` values there already
+    except ConfigError as error:
+        print(f"inbox: {error}", file=sys.stderr)
+        sys.exit(2)
+
