@@ -156,6 +156,9 @@ def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) 
         deleted += record["urls"]
     if not deleted:
         return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
+    blocker = reply_blocker(message, _reply_from(message))
+    if blocker:  # an automatic answer (a vacation notice) still takes down, but gets no mail back
+        return Published(deleted=deleted, reply={"sent": False, "reason": blocker})
     fields = compose_deletion_confirmation(message, reply_from=_reply_from(message), key=f"{keys[0]}.deleted",
                                            message_id_domain=_reply_domain(message), deleted=deleted)
     return Published(deleted=deleted, reply=send(fields))
