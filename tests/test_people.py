@@ -225,12 +225,13 @@ def publish_for_alice(post, mailgun_api, message_id="<holiday@family.example>"):
     return answer.json, fields_of(mailgun_api.sent()[-1])
 
 
-def answer_to(reply: dict, text: str, *photos, subject=None, message_id="<answer-1@family.example>", **options):
+def answer_to(reply: dict, text: str, *photos, subject=None, message_id="<answer-1@family.example>", headers=(),
+              **options):
     """A mail client's answer to our reply: threaded under it, the quote below the text Mailgun strips."""
     quoted = "\n".join("> " + line for line in reply["text"].splitlines())
     return mail(*photos, subject=subject or reply["subject"], message_id=message_id,
                 text=f"{text}\n\nOn Mon, 2 Jun 2025, Family photos wrote:\n{quoted}", **{"stripped-text": text},
-                headers=[("In-Reply-To", reply["h:Message-Id"])], **options)
+                headers=[("In-Reply-To", reply["h:Message-Id"]), *headers], **options)
 
 
 @pytest.mark.parametrize("text, subject", [("Delete", None), ("", "Re: delete")])
@@ -300,3 +301,28 @@ def test_new_photos_in_an_answer_to_the_reply_are_published_as_any_message(post,
     assert client.get(answer.json["stored"][0]["url"]).data == new_photo
     assert len(published()) == 3 and len(mailgun_api.sent()) == 2
     assert answer.json["stored"][0]["url"] in fields_of(mailgun_api.sent()[-1])["text"]
+
+
+def test_a_delete_whose_confirmation_mailgun_cannot_take_is_confirmed_on_the_retry(post, client, mailgun_api):
+    original, reply = publish_for_alice(post, mailgun_api)
+    urls = [item["url"] for item in original["stored"]]
+    request = answer_to(reply, "delete")
+    mailgun_api.fail_next(503, count=3)
+
+    assert post(request).status_code == 503
+    retry = post(request)  # Mailgun redelivers with the same token
+
+    assert retry.status_code == 200 and retry.json["deleted"] == urls
+    assert [client.get(url).status_code for url in urls] == [404, 404]
+    assert len(mailgun_api.sent()) == 2 and all(url in fields_of(mailgun_api.sent()[-1])["text"] for url in urls)
+
+
+def test_an_automatic_answer_starting_with_delete_takes_down_without_a_confirmation(post, client, mailgun_api):
+    original, reply = publish_for_alice(post, mailgun_api)
+
+    answer = post(answer_to(reply, "Delete this mail: I am away until Monday.",
+                            headers=[("Auto-Submitted", "auto-replied")]))
+
+    assert answer.status_code == 200 and answer.json["deleted"] == [item["url"] for item in original["stored"]]
+    assert answer.json["reply"] == {"sent": False, "reason": "Auto-Submitted: auto-replied"}
+    assert len(mailgun_api.sent()) == 1
