@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import email
+import email.policy
 import json
 import mimetypes
 import os
@@ -36,6 +38,11 @@ def development_key(create: bool = True) -> str | None:
     return DEV_KEY_FILE.read_text().strip()
 
 
+def _command() -> str:
+    """How this command was run, for the hints it prints."""
+    return os.path.relpath(sys.argv[0]) if os.path.isabs(sys.argv[0]) else sys.argv[0]
+
+
 def serve(args) -> int:
     from gunicorn.app.base import BaseApplication
 
@@ -66,15 +73,37 @@ def serve(args) -> int:
         def load(self):
             return create_app(settings)
 
-    command = os.path.relpath(sys.argv[0]) if os.path.isabs(sys.argv[0]) else sys.argv[0]
     print(f"inbox: webhook at http://127.0.0.1:{args.port}/webhooks/mailgun, storage "
-          f"{settings.get('STORAGE_PROVIDER', 'local')}; from this folder try: {command} send PHOTO.jpg",
+          f"{settings.get('STORAGE_PROVIDER', 'local')}; from this folder try: {_command()} send PHOTO.jpg",
           file=sys.stderr)
     Server().run()
     return 0
 
 
+def show_reply(answer: dict, command: str) -> None:
+    """Print the reply the server wrote to its outbox (inbox serve), as the emailer would read it."""
+    reply = answer.get("reply") if isinstance(answer, dict) else None
+    if not isinstance(reply, dict) or not reply.get("outbox"):
+        return
+    path = Path(reply["outbox"])
+    try:
+        with open(path, "rb") as file:
+            mail = email.message_from_binary_file(file, policy=email.policy.default)
+        text = mail.get_body(("plain",)).get_content()
+    except (OSError, AttributeError, LookupError, ValueError) as error:
+        print(f"inbox: the server wrote the reply to {path}, which cannot be read from here: {error}", file=sys.stderr)
+        return
+    print(f"--- the reply {mail['To']} would get ({path}) ---\n{text.rstrip()}\n---", file=sys.stderr)
+    if answer.get("stored"):
+        print(f"inbox: to take them down by reply: {command} send --in-reply-to '{reply['id']}' --text delete",
+              file=sys.stderr)
+
+
 def send(args) -> int:
+    if not (args.files or args.in_reply_to):
+        print("inbox: nothing to send: name FILEs to attach, or answer a reply with --in-reply-to and --text",
+              file=sys.stderr)
+        return 2
     missing = [path for path in args.files if not os.path.isfile(path)]
     if missing:
         print(f"inbox: no such file: {', '.join(missing)}", file=sys.stderr)
@@ -89,7 +118,8 @@ def send(args) -> int:
                         mimetypes.guess_type(path)[0] or "application/octet-stream") for path in args.files]
         delivery = build_delivery(
             attachments, key=key, sender=args.sender, recipient=args.recipient, subject=args.subject,
-            message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>",
+            message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>", text=args.text,
+            headers=[("In-Reply-To", args.in_reply_to), ("References", args.in_reply_to)] if args.in_reply_to else [],
         )
         try:
             response = requests.post(args.url, data=delivery.fields, files=delivery.files(), timeout=120)
@@ -99,9 +129,12 @@ def send(args) -> int:
     # On stderr, so stdout stays the JSON answer alone (for jq); a terminal shows it first.
     print(f"HTTP {response.status_code} {response.reason}", file=sys.stderr, flush=True)
     try:
-        print(json.dumps(response.json(), indent=2, ensure_ascii=False))
+        answer = response.json()
     except ValueError:
         print(response.text)
+    else:
+        print(json.dumps(answer, indent=2, ensure_ascii=False), flush=True)
+        show_reply(answer, _command())
     if response.status_code == 403:
         print("inbox: the server refused the signature: is this the folder where `inbox serve` runs, or "
               "MAILGUN_WEBHOOK_SIGNING_KEY the server's key?", file=sys.stderr)
@@ -117,7 +150,8 @@ def main(argv=None) -> int:
     serve_parser.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 2)")
     serve_parser.set_defaults(run=serve)
     send_parser = commands.add_parser("send", help="deliver files to the webhook as a signed Mailgun message")
-    send_parser.add_argument("files", nargs="+", metavar="FILE", help="files to attach, e.g. examples/photo.jpg")
+    send_parser.add_argument("files", nargs="*", metavar="FILE",
+                             help="files to attach, e.g. examples/photo.jpg (none when answering a reply)")
     send_parser.add_argument("--url", default=DEFAULT_URL,
                              help=f"the webhook to post to (default {DEFAULT_URL}; other port: serve --port)")
     send_parser.add_argument("--from", dest="sender", default="someone@example.com",
@@ -127,6 +161,10 @@ def main(argv=None) -> int:
     send_parser.add_argument("--subject", default="Photos", help="the subject line (default Photos)")
     send_parser.add_argument("--message-id", help="the Message-Id, e.g. <1@example.com> (default: a new one); "
                              "reuse one to see a redelivery give the same URLs")
+    send_parser.add_argument("--text", default="", help="the message text, e.g. delete (default: none)")
+    send_parser.add_argument("--in-reply-to", metavar="MESSAGE_ID",
+                             help="answer this mail, e.g. the reply's <inbox.KEY@example.com> with --text delete "
+                             "to take its photos down")
     send_parser.set_defaults(run=send)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -79,14 +79,17 @@ def build_delivery(
     message_id: str = "<m1@example.com>",
     text: str = "",
     headers: list[tuple[str, str]] | tuple = (),
+    trace: list[tuple[str, str]] | tuple = (),
     **overrides: str | list[str] | None,
 ) -> Delivery:
     """A delivery signed with `key`; `overrides` add or replace fields by their Mailgun name, None removes one.
 
     `headers` are more message headers, after From, To, Subject and Message-Id: each is in
     `message-headers` and a top-level field, a repeated one a repeated field, as Mailgun posts them.
+    `trace` are the headers prepended in transit (Mailgun's verdicts, the Received lines), put first.
     """
     message_headers = [
+        *([name, value] for name, value in trace),
         ["From", from_header or sender],
         ["To", recipient],
         ["Subject", subject],

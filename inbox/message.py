@@ -151,7 +151,7 @@ def read_message(request: Request) -> InboundMessage:
     ]
     headers = _message_headers(form)
     return InboundMessage(
-        sender=form.get("sender") or form.get("from", ""),
+        sender=form.get("sender", ""),  # empty for a bounce (MAIL FROM:<>): never the From header
         recipient=form.get("recipient", ""),
         from_header=form.get("from", ""),
         subject=form.get("subject", ""),
@@ -180,7 +180,7 @@ def read_mime_message(request: Request) -> InboundMessage:
         raise MalformedMessage(str(error)) from None
     fields = form.fields
     return InboundMessage(
-        sender=fields.get("sender") or fields.get("from", ""),
+        sender=fields.get("sender", ""),  # empty for a bounce (MAIL FROM:<>): never the From header
         recipient=fields.get("recipient", ""),
         from_header=mime.header("From") or fields.get("from", ""),
         subject=mime.header("Subject") or fields.get("subject", ""),

@@ -146,16 +146,27 @@ def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None
 
 
 def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) -> Published:
-    publisher, deleted = _publisher(message), []
-    for key in keys:
-        record = find_record(store, key)
-        if record is None or record.get("publisher") != publisher:
-            continue  # already taken down, or somebody else's photos: nothing happens
-        take_down(store, record["objects"])
-        delete_record(store, key)
-        deleted += record["urls"]
-    if not deleted:
+    publisher = _publisher(message)
+    # None: already taken down; another publisher: somebody else's photos. Nothing happens to either.
+    records = {key: record for key in keys
+               if (record := find_record(store, key)) is not None and record.get("publisher") == publisher}
+    if not records:
         return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
-    fields = compose_deletion_confirmation(message, reply_from=_reply_from(message), key=f"{keys[0]}.deleted",
+    deleted = []
+    for record in records.values():
+        take_down(store, record["objects"])  # a retry finds them gone already, which is fine
+        deleted += record["urls"]
+    reply = _confirm_deletion(message, next(iter(records)), deleted)
+    # Only now: if the confirmation could not be sent (503), Mailgun's retry finds the records and confirms.
+    for key in records:
+        delete_record(store, key)
+    return Published(deleted=deleted, reply=reply)
+
+
+def _confirm_deletion(message: InboundMessage, key: str, deleted: list[str]) -> dict:
+    blocker = reply_blocker(message, _reply_from(message))
+    if blocker:  # an automatic answer (a vacation notice) still takes down, but gets no mail back
+        return {"sent": False, "reason": blocker}
+    fields = compose_deletion_confirmation(message, reply_from=_reply_from(message), key=f"{key}.deleted",
                                            message_id_domain=_reply_domain(message), deleted=deleted)
-    return Published(deleted=deleted, reply=send(fields))
+    return send(fields)

@@ -151,3 +151,39 @@ def test_every_option_has_a_help_text(capsys, command, options):
         # argparse puts the help text on the option's line or, when the option is long, on the next one
         first, following = re.search(rf"^(  {option}\b.*)\n(.*)", text, re.MULTILINE).groups()
         assert len(first.split()) > 2 or (following.strip() and following.startswith(" " * 5)), option
+
+
+def test_send_prints_the_reply_and_a_delete_answer_takes_the_photo_down(served):
+    folder, url = served
+    result = send(folder, url, "--from", "alice@example.org", "--subject", "Holiday", str(EXAMPLES / "photo.jpg"))
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    photo_url, outbox = answer["stored"][0]["url"], answer["reply"]["outbox"]
+    assert (folder / outbox).is_file() and outbox.startswith("var/outbox/")
+    assert f"--- the reply alice@example.org would get ({outbox}) ---\nYour photos are published (1):" in result.stderr
+    assert f"photo.jpg: {photo_url}" in result.stderr
+    reply_id = re.search(r"send --in-reply-to '(<inbox\.[\w.-]+@example\.com>)' --text delete", result.stderr).group(1)
+    assert requests.get(photo_url, timeout=10).status_code == 200
+
+    taken = send(folder, url, "--from", "alice@example.org", "--subject", "Re: Holiday", "--in-reply-to", reply_id,
+                 "--text", "delete")
+
+    assert taken.returncode == 0, taken.stderr
+    assert json.loads(taken.stdout)["deleted"] == [photo_url]
+    assert f"Taken down (1):\n\n  {photo_url}" in taken.stderr
+    assert requests.get(photo_url, timeout=10).status_code == 404
+
+
+def test_send_without_files_needs_a_mail_to_answer(served):
+    folder, url = served
+    result = send(folder, url)
+    assert result.returncode == 2 and "nothing to send" in result.stderr
+
+
+def test_the_reply_options_have_help_texts(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["send", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--text TEXT the message text, e.g. delete" in text
+    assert "--in-reply-to MESSAGE_ID answer this mail" in text

@@ -1,0 +1,328 @@
+"""Issue 9 end to end through the webhook: who may publish, the reply via a Messages API stand-in, delete by reply."""
+from __future__ import annotations
+
+import logging
+from logging.handlers import BufferingHandler
+
+import pytest
+
+from inbox.delivery import build_delivery
+from tests.harness import SIGNING_KEY, make_image
+
+PUBLISHERS = "alice@family.example @friends.example"
+REPLY_FROM = "Family photos <photos@mg.example.com>"
+ALICE = "Alice <alice@family.example>"
+MX_RECEIVED = ("from mail.family.example (mail.family.example [203.0.113.7]) by mxa.mailgun.org with ESMTP id "
+               "6650a1b2c3; Mon, 02 Jun 2025 10:00:00 +0000")
+NOT_SPAM, SPF_PASS, DKIM_PASS = ("X-Mailgun-Sflag", "No"), ("X-Mailgun-Spf", "Pass"), ("X-Mailgun-Dkim-Check-Result",
+                                                                                        "Pass")
+SPF_FAIL, DKIM_FAIL = ("X-Mailgun-Spf", "Fail"), ("X-Mailgun-Dkim-Check-Result", "Fail")
+PHOTO, OTHER_PHOTO = make_image(".jpg", color=(10, 120, 200)), make_image(".jpg", color=(250, 200, 0))
+
+
+def dkim_signature(domain: str) -> tuple[str, str]:
+    return ("DKIM-Signature", f"v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n d={domain}; s=20230601;\r\n"
+                              " h=from:to:subject:date:message-id; bh=Q2hlY2s=; b=U2lnbmF0dXJl")
+
+
+def trace(*verdicts, signer="family.example", below=()) -> list[tuple[str, str]]:
+    """The headers above the message's own, as Mailgun posts them: its block, its MX's Received, the sender's."""
+    return [
+        ("X-Mailgun-Incoming", "Yes"),
+        *verdicts,
+        ("Received", MX_RECEIVED),
+        *below,
+        dkim_signature(signer),
+        ("Received", "from [192.168.1.20] by mail.family.example with ESMTPSA id 4f2; Mon, 02 Jun 2025 09:59:58 +0000"),
+    ]
+
+
+def mail(*photos: tuple[str, bytes], sender="alice@family.example", from_header=ALICE,
+         verdicts=(NOT_SPAM, SPF_PASS, DKIM_PASS), signer="family.example", below=(), headers=(), **fields):
+    """A signed Mailgun delivery of a message to the inbox; post `.form()` (a fresh body each time)."""
+    return build_delivery(
+        [(filename, content, "image/jpeg") for filename, content in photos], key=SIGNING_KEY, sender=sender,
+        recipient="photos@mg.example.com", from_header=from_header, **{"subject": "Holiday", **fields},
+        headers=[("Date", "Mon, 02 Jun 2025 09:59:57 +0000"), ("References", "<earlier@family.example>"), *headers],
+        trace=trace(*verdicts, signer=signer, below=below),
+    )
+
+
+@pytest.fixture
+def settings(tmp_path, mailgun_api) -> dict:
+    return {"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": PUBLISHERS,
+            "STORAGE_PATH": str(tmp_path / "storage"), "INBOX_REPLY_FROM": REPLY_FROM,
+            "MAILGUN_API_URL": mailgun_api.api_url, "MAILGUN_DOMAIN": mailgun_api.domain,
+            "MAILGUN_API_KEY": mailgun_api.api_key}
+
+
+@pytest.fixture
+def post(client):
+    def post_delivery(delivery):
+        return client.post("/webhooks/mailgun", data=delivery.form())
+    return post_delivery
+
+
+@pytest.fixture
+def published(tmp_path):
+    """The names of the image objects in the storage folder."""
+    return lambda: sorted(path.name for path in (tmp_path / "storage" / "images").glob("*"))
+
+
+@pytest.fixture
+def inbox_log():
+    """The service's log records (its logger does not propagate to the root logger, where caplog listens)."""
+    logger, handler = logging.getLogger("inbox"), BufferingHandler(capacity=10_000)
+    logger.addHandler(handler)
+    yield handler.buffer
+    logger.removeHandler(handler)
+
+
+def fields_of(sent: dict) -> dict:
+    return {name: values[0] for name, values in sent["fields"].items()}
+
+
+def test_a_publisher_gets_one_threaded_automatic_reply_with_every_url(post, client, mailgun_api):
+    answer = post(mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), ("notes.pdf", b"%PDF-1.4\n%\xe2\xe3\n"),
+                       message_id="<CAF1x@mail.family.example>"))
+
+    assert answer.status_code == 200, answer.json
+    urls = [item["url"] for item in answer.json["stored"]]
+    [sent] = mailgun_api.sent()
+    assert answer.json["reply"] == {"sent": True, "id": sent["id"]}
+    reply = fields_of(sent)
+    assert (reply["from"], reply["to"], reply["subject"]) == (REPLY_FROM, "alice@family.example", "Re: Holiday")
+    assert reply["h:In-Reply-To"] == "<CAF1x@mail.family.example>"
+    assert reply["h:References"] == "<earlier@family.example> <CAF1x@mail.family.example>"
+    assert reply["h:Message-Id"].startswith("<inbox.") and reply["h:Message-Id"].endswith("@mg.example.com>")
+    assert reply["h:Auto-Submitted"] == "auto-replied"
+    assert (reply["o:tracking"], reply["o:tracking-clicks"], reply["o:tracking-opens"]) == ("no", "no", "no")
+    assert len(urls) == 2
+    for url in urls:
+        assert url in reply["text"] and f'<img src="{url}"' in reply["html"]
+        assert client.get(url).data in (PHOTO, OTHER_PHOTO)
+    assert "notes.pdf: not an accepted image" in reply["text"]
+    assert 'reply to this mail with the word "delete"' in reply["text"]
+
+
+def test_a_redelivery_same_token_or_new_token_sends_no_second_reply(post, mailgun_api, published):
+    first_delivery = mail(("beach.jpg", PHOTO), message_id="<again@family.example>")
+    first = post(first_delivery)
+    same_token = post(first_delivery)
+    new_token = post(mail(("beach.jpg", PHOTO), message_id="<again@family.example>"))
+
+    assert first.status_code == same_token.status_code == new_token.status_code == 200
+    assert same_token.json == first.json
+    assert new_token.json["stored"] == first.json["stored"] and new_token.json["reply"] == first.json["reply"]
+    assert len(mailgun_api.sent()) == 1
+    assert len(published()) == 1
+
+
+@pytest.mark.parametrize("sender, headers, reason", [
+    ("alice@family.example", [("Auto-Submitted", "auto-replied")], "Auto-Submitted: auto-replied"),
+    ("alice@family.example", [("List-Id", "<family.lists.family.example>")], "list mail (List-Id)"),
+    ("alice@family.example", [("List-Unsubscribe", "<mailto:leave@family.example>")], "list mail (List-Unsubscribe)"),
+    ("alice@family.example", [("Precedence", "bulk")], "Precedence: bulk"),
+    ("alice@family.example", [("X-Auto-Response-Suppress", "OOF, AutoReply")], "X-Auto-Response-Suppress"),
+    ("", [], "the envelope sender is null"),
+    ("MAILER-DAEMON@family.example", [], "mail system or list address"),
+    ("noreply@family.example", [], "mail system or list address"),
+    ("owner-photos@family.example", [], "mail system or list address"),
+])
+def test_mail_we_must_never_answer_is_published_without_a_reply(post, mailgun_api, published, sender, headers, reason):
+    answer = post(mail(("beach.jpg", PHOTO), sender=sender, headers=headers))
+
+    assert answer.status_code == 200, answer.json
+    assert answer.json["reply"]["sent"] is False and reason in answer.json["reply"]["reason"]
+    assert len(published()) == 1
+    assert mailgun_api.sent() == []
+
+
+def test_mail_from_our_own_reply_address_is_not_answered(client, settings, mailgun_api, published):
+    client.application.config["INBOX_REPLY_FROM"] = "alice@family.example"  # a loop: the inbox writing to itself
+    answer = client.post("/webhooks/mailgun", data=mail(("beach.jpg", PHOTO)).form())
+    assert answer.status_code == 200 and "our own reply address" in answer.json["reply"]["reason"]
+    assert mailgun_api.sent() == []
+
+
+def test_mailgun_unavailable_answers_503_and_its_retry_publishes_and_replies_once(post, client, mailgun_api, published):
+    mailgun_api.fail_next(503, count=3)  # the first post and both of the sender's own retries
+    delivery = mail(("beach.jpg", PHOTO))
+
+    first = post(delivery)
+    assert first.status_code == 503 and "Mailgun will retry" in first.json["reason"]
+    assert mailgun_api.sent() == []
+
+    retry = post(delivery)  # Mailgun redelivers with the same token
+    assert retry.status_code == 200
+    [sent] = mailgun_api.sent()
+    assert retry.json["reply"] == {"sent": True, "id": sent["id"]}
+    assert retry.json["stored"][0]["url"] in fields_of(sent)["text"]
+    assert len(published()) == 1 and client.get(retry.json["stored"][0]["url"]).data == PHOTO
+
+
+def test_a_wrong_api_key_publishes_and_says_why_no_reply_went_out(client, mailgun_api, published, inbox_log):
+    client.application.config["MAILGUN_API_KEY"] = "key-not-the-accounts"
+    answer = client.post("/webhooks/mailgun", data=mail(("beach.jpg", PHOTO)).form())
+
+    assert answer.status_code == 200
+    assert answer.json["reply"]["sent"] is False and "MAILGUN_API_KEY (401)" in answer.json["reply"]["reason"]
+    assert client.get(answer.json["stored"][0]["url"]).data == PHOTO
+    assert mailgun_api.sent() == []
+    assert any("MAILGUN_API_KEY (401)" in record.getMessage() for record in inbox_log)
+
+
+@pytest.mark.parametrize("sender, from_header, verdicts, signer", [
+    ("alice@family.example", ALICE, (NOT_SPAM, SPF_PASS), "family.example"),
+    ("bounces+alice@mail.family.example", ALICE, (NOT_SPAM, SPF_PASS, DKIM_FAIL), "family.example"),
+    ("bounce@esp.example.net", ALICE, (SPF_PASS, DKIM_PASS), "family.example"),
+    ("bob@friends.example", "Bob <Bob@Friends.Example>", (NOT_SPAM, SPF_FAIL, DKIM_PASS), "friends.example"),
+])
+def test_a_listed_authenticated_publisher_is_published(post, sender, from_header, verdicts, signer):
+    answer = post(mail(("beach.jpg", PHOTO), sender=sender, from_header=from_header, verdicts=verdicts, signer=signer))
+    assert answer.status_code == 200, answer.json
+    assert answer.json["stored"][0]["filename"] == "beach.jpg"
+
+
+REFUSALS = {
+    "not on the list": dict(sender="mallory@evil.test", from_header="Mallory <mallory@evil.test>",
+                            signer="evil.test", reason="From mallory@evil.test is not in INBOX_PUBLISHERS"),
+    "forged From": dict(sender="mallory@evil.test", verdicts=(NOT_SPAM, SPF_PASS, DKIM_FAIL), signer="evil.test",
+                        reason="SPF Pass for sender domain evil.test does not align with From domain family.example"),
+    "misaligned DKIM d=": dict(sender="mallory@evil.test", verdicts=(NOT_SPAM, SPF_FAIL, DKIM_PASS),
+                               signer="evil.test", reason="DKIM Pass but d=evil.test does not align"),
+    "sender-written X-Mailgun-Spf": dict(sender="mallory@evil.test", verdicts=(NOT_SPAM, SPF_FAIL, DKIM_FAIL),
+                                         below=(("X-Mailgun-Spf", "Pass"), ("X-Mailgun-Dkim-Check-Result", "Pass")),
+                                         reason="SPF verdict is fail; DKIM verdict is fail"),
+    "sender-written verdicts only": dict(verdicts=(), below=(SPF_PASS, DKIM_PASS),
+                                         reason="no Mailgun SPF/DKIM verdict above Mailgun's Received line"),
+    "spam-flagged": dict(verdicts=(("X-Mailgun-Sflag", "Yes"), SPF_PASS, DKIM_PASS),
+                         reason="Mailgun flagged it as spam (X-Mailgun-Sflag)"),
+    "missing verdicts": dict(verdicts=(), reason="turn on the spam filter's 'mark' mode"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS.values(), ids=REFUSALS.keys())
+def test_anyone_else_gets_406_with_the_reason_nothing_stored_no_reply_one_log_line(post, mailgun_api, published,
+                                                                                  inbox_log, case):
+    case = dict(case)
+    reason = case.pop("reason")
+    answer = post(mail(("beach.jpg", PHOTO), **case))
+
+    assert answer.status_code == 406
+    assert answer.json["stored"] == [] and reason in answer.json["reason"]
+    assert answer.json["reason"].startswith("not published: ")
+    assert published() == []
+    assert mailgun_api.sent() == []
+    lines = [record.getMessage() for record in inbox_log if reason in record.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+
+
+def publish_for_alice(post, mailgun_api, message_id="<holiday@family.example>"):
+    """Alice's photos are published; returns the answer and the reply she got."""
+    answer = post(mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), message_id=message_id))
+    assert answer.status_code == 200, answer.json
+    return answer.json, fields_of(mailgun_api.sent()[-1])
+
+
+def answer_to(reply: dict, text: str, *photos, subject=None, message_id="<answer-1@family.example>", headers=(),
+              **options):
+    """A mail client's answer to our reply: threaded under it, the quote below the text Mailgun strips."""
+    quoted = "\n".join("> " + line for line in reply["text"].splitlines())
+    return mail(*photos, subject=subject or reply["subject"], message_id=message_id,
+                text=f"{text}\n\nOn Mon, 2 Jun 2025, Family photos wrote:\n{quoted}", **{"stripped-text": text},
+                headers=[("In-Reply-To", reply["h:Message-Id"]), *headers], **options)
+
+
+@pytest.mark.parametrize("text, subject", [("Delete", None), ("", "Re: delete")])
+def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(post, client, mailgun_api, published, text,
+                                                                     subject):
+    original, reply = publish_for_alice(post, mailgun_api)
+    urls = [item["url"] for item in original["stored"]]
+    assert all(client.get(url).status_code == 200 for url in urls)
+
+    answer = post(answer_to(reply, text, subject=subject))
+
+    assert answer.status_code == 200, answer.json
+    assert answer.json["deleted"] == urls and answer.json["stored"] == []
+    assert [client.get(url).status_code for url in urls] == [404, 404]
+    assert published() == []
+    confirmation = fields_of(mailgun_api.sent()[-1])
+    assert len(mailgun_api.sent()) == 2 and answer.json["reply"]["id"] == mailgun_api.sent()[-1]["id"]
+    assert confirmation["to"] == "alice@family.example"
+    assert confirmation["h:In-Reply-To"] == "<answer-1@family.example>"
+    assert confirmation["h:Auto-Submitted"] == "auto-replied"
+    assert all(url in confirmation["text"] for url in urls)
+
+    again = post(answer_to(reply, "delete", message_id="<answer-2@family.example>"))
+    assert again.status_code == 200 and again.json["deleted"] == [] and "nothing to take down" in again.json["reason"]
+    assert len(mailgun_api.sent()) == 2
+
+
+def test_delete_from_another_publisher_does_nothing(post, client, mailgun_api, published):
+    original, reply = publish_for_alice(post, mailgun_api)
+
+    answer = post(answer_to(reply, "delete", sender="bob@friends.example", from_header="Bob <bob@friends.example>",
+                            signer="friends.example"))
+
+    assert answer.status_code == 200
+    assert answer.json["deleted"] == [] and "nothing to take down" in answer.json["reason"]
+    assert all(client.get(item["url"]).status_code == 200 for item in original["stored"])
+    assert len(published()) == 2 and len(mailgun_api.sent()) == 1
+
+
+def test_delete_from_someone_unauthenticated_is_refused_and_does_nothing(post, client, mailgun_api, published):
+    original, reply = publish_for_alice(post, mailgun_api)
+
+    answer = post(answer_to(reply, "delete", sender="mallory@evil.test", verdicts=(NOT_SPAM, SPF_PASS, DKIM_FAIL)))
+
+    assert answer.status_code == 406 and "does not align" in answer.json["reason"]
+    assert all(client.get(item["url"]).status_code == 200 for item in original["stored"])
+    assert len(published()) == 2 and len(mailgun_api.sent()) == 1
+
+
+def test_thanks_without_a_photo_stores_nothing_and_sends_no_reply(post, mailgun_api, published):
+    _, reply = publish_for_alice(post, mailgun_api)
+
+    answer = post(answer_to(reply, "thanks!"))
+
+    assert answer.status_code == 200
+    assert answer.json["stored"] == [] and "without photos" in answer.json["reason"]
+    assert len(published()) == 2 and len(mailgun_api.sent()) == 1
+
+
+def test_new_photos_in_an_answer_to_the_reply_are_published_as_any_message(post, client, mailgun_api, published):
+    _, reply = publish_for_alice(post, mailgun_api)
+    new_photo = make_image(".jpg", color=(0, 90, 0))
+
+    answer = post(answer_to(reply, "one more", ("forest.jpg", new_photo)))
+
+    assert answer.status_code == 200, answer.json
+    assert client.get(answer.json["stored"][0]["url"]).data == new_photo
+    assert len(published()) == 3 and len(mailgun_api.sent()) == 2
+    assert answer.json["stored"][0]["url"] in fields_of(mailgun_api.sent()[-1])["text"]
+
+
+def test_a_delete_whose_confirmation_mailgun_cannot_take_is_confirmed_on_the_retry(post, client, mailgun_api):
+    original, reply = publish_for_alice(post, mailgun_api)
+    urls = [item["url"] for item in original["stored"]]
+    request = answer_to(reply, "delete")
+    mailgun_api.fail_next(503, count=3)
+
+    assert post(request).status_code == 503
+    retry = post(request)  # Mailgun redelivers with the same token
+
+    assert retry.status_code == 200 and retry.json["deleted"] == urls
+    assert [client.get(url).status_code for url in urls] == [404, 404]
+    assert len(mailgun_api.sent()) == 2 and all(url in fields_of(mailgun_api.sent()[-1])["text"] for url in urls)
+
+
+def test_an_automatic_answer_starting_with_delete_takes_down_without_a_confirmation(post, client, mailgun_api):
+    original, reply = publish_for_alice(post, mailgun_api)
+
+    answer = post(answer_to(reply, "Delete this mail: I am away until Monday.",
+                            headers=[("Auto-Submitted", "auto-replied")]))
+
+    assert answer.status_code == 200 and answer.json["deleted"] == [item["url"] for item in original["stored"]]
+    assert answer.json["reply"] == {"sent": False, "reason": "Auto-Submitted: auto-replied"}
+    assert len(mailgun_api.sent()) == 1
