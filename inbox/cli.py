@@ -1,4 +1,5 @@
-"""The `inbox` command: `serve` runs the service locally, `send` delivers files as Mailgun would."""
+"""The `inbox` command: `serve` runs the service locally, `send` delivers files as Mailgun would,
+`delete` takes published images down."""
 from __future__ import annotations
 
 import argparse
@@ -141,6 +142,50 @@ def send(args) -> int:
     return 0 if response.status_code == 200 else 1
 
 
+def delete(args) -> int:
+    """Take published images down from the configured store: one line per reference; 1 if any was not found."""
+    from . import ConfigError, create_app
+    from .storage import StorageUnavailable, current_store
+    from .takedown import object_name_of, take_down
+
+    key = development_key(create=False)
+    if key is None:
+        print("inbox: no configuration here: set the service's environment (MAILGUN_WEBHOOK_SIGNING_KEY, "
+              f"STORAGE_*), or run this in the folder where `inbox serve` runs (it keeps {DEV_KEY_FILE})",
+              file=sys.stderr)
+        return 2
+    settings = {**os.environ, "MAILGUN_WEBHOOK_SIGNING_KEY": key}
+    if not settings.get("INBOX_PUBLISHERS"):
+        settings["INBOX_PUBLISHERS"] = "*"  # who may publish plays no part in a takedown; the app only opens the store
+    try:
+        app = create_app(settings)
+    except ConfigError as error:
+        print(f"inbox: {error}", file=sys.stderr)
+        return 2
+    store = current_store(app)
+    removed = not_found = 0
+    for reference in args.references:
+        try:  # one at a time, so a storage failure midway still leaves the lines of what was removed
+            outcome = take_down(store, [reference])
+        except StorageUnavailable as error:
+            print(f"inbox: {reference} was not taken down, the storage failed: {error}", file=sys.stderr)
+            return 2
+        if outcome.removed:
+            removed += 1
+            print(f"removed {reference}", flush=True)
+        elif object_name_of(reference) is None:
+            not_found += 1
+            print(f"not found: {reference} (not the name of an image this service publishes)", flush=True)
+        else:
+            not_found += 1
+            print(f"not found: {reference} (no such image in {store.provider} container {store.images.name})",
+                  flush=True)
+    if removed:
+        print(f"inbox: a CDN or browser may still serve a cached copy for up to {app.config['INBOX_CACHE_MAX_AGE']} s "
+              "(INBOX_CACHE_MAX_AGE)", file=sys.stderr)
+    return 1 if not_found else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="inbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +211,12 @@ def main(argv=None) -> int:
                              help="answer this mail, e.g. the reply's <inbox.KEY@example.com> with --text delete "
                              "to take its photos down")
     send_parser.set_defaults(run=send)
+    delete_parser = commands.add_parser(
+        "delete", help="take published images down from the configured store (caches may keep a copy for up to "
+        "INBOX_CACHE_MAX_AGE seconds)")
+    delete_parser.add_argument("references", nargs="+", metavar="URL|NAME",
+                               help="a public URL the service answered, or its object name (<uuid>.<ext>)")
+    delete_parser.set_defaults(run=delete)
     args = parser.parse_args(argv)
     return args.run(args)
 

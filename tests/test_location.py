@@ -1,68 +1,31 @@
 """remove_location: photos of every format lose their GPS (checked by exiftool and Pillow); bad metadata is refused."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
-import subprocess
 import time
 import zlib
 
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from inbox.images import detect_type
 from inbox.location import LocationError, remove_location
-from tests.harness import make_image
-
-XMP = (
-    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
-    '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
-    ' xmlns:exif="http://ns.adobe.com/exif/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"'
-    ' exif:GPSLatitude="52,31.2N" exif:GPSLongitude="13,24.5E" exif:ExposureProgram="2">'
-    "<exif:GPSAltitude>34/1</exif:GPSAltitude><dc:title><rdf:Alt><rdf:li xml:lang=\"x-default\">Harbour</rdf:li>"
-    '</rdf:Alt></dc:title></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
-).encode()
-ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "heic": "HEIF", "avif": "AVIF"}
-
-
-def exif_with_gps() -> Image.Exif:
-    exif = Image.Exif()
-    exif[0x0112] = 6  # Orientation: rotate 90° CW
-    exif[0x010F] = "TestCam"
-    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.5), 3: "E", 4: (13.0, 24.0, 30.25), 5: b"\x00", 6: 34.5}
-    return exif
-
-
-def photo_with_gps(extension: str, path, size=(64, 48)) -> None:
-    """A real photo with EXIF GPS, XMP GPS properties, an ICC profile and an Orientation tag."""
-    image = Image.new("RGB", size)
-    image.putdata([(x * 4 % 256, y * 5 % 256, x * y % 256) for y in range(size[1]) for x in range(size[0])])
-    options = {"exif": exif_with_gps().tobytes(), "icc_profile": ICC, "xmp": XMP}
-    if extension == "png":
-        options["pnginfo"] = PngInfo()
-        options["pnginfo"].add_itxt("XML:com.adobe.xmp", XMP.decode())
-    elif extension == "tif":  # Pillow's TIFF writer takes the XMP as tag 700 of the IFD
-        options["tiffinfo"] = Image.Exif()
-        options["tiffinfo"].load(options.pop("exif"))
-        options["tiffinfo"][700] = XMP
-    elif extension == "webp":
-        options["lossless"] = True
-    elif extension == "heic":
-        options["quality"] = -1  # lossless
-    image.save(path, FORMATS[extension], **options)
-
-
-def exiftool(path) -> dict:
-    """exiftool's reading of the file (the independent reader), without the file-system facts."""
-    if shutil.which("exiftool") is None:
-        pytest.fail("exiftool is missing: scripts/bootstrap --test installs it (Debian libimage-exiftool-perl)")
-    out = subprocess.run(["exiftool", "-j", "-a", "-G1", "-n", str(path)], capture_output=True, text=True, check=True)
-    tags = json.loads(out.stdout)[0]
-    return {key: value for key, value in tags.items() if not key.startswith(("System:", "SourceFile"))}
+from tests.harness import (
+    ICC,
+    LOCATION_FORMATS,
+    MAKE,
+    MALFORMED_EXIF,
+    XMP,
+    exif_with_gps,
+    exiftool,
+    jpeg_with_exif,
+    make_image,
+    photo_with_gps,
+    tiff_block,
+)
 
 
 def remove_location_from(path) -> bool:
@@ -70,7 +33,7 @@ def remove_location_from(path) -> bool:
         return remove_location(str(path), detect_type(file.read(8192)))
 
 
-@pytest.mark.parametrize("extension", FORMATS)
+@pytest.mark.parametrize("extension", LOCATION_FORMATS)
 def test_gps_is_gone_and_everything_else_is_kept(tmp_path, extension):
     original, cleaned = tmp_path / f"original.{extension}", tmp_path / f"cleaned.{extension}"
     photo_with_gps(extension, original)
@@ -114,41 +77,6 @@ def test_images_without_location_are_left_alone(tmp_path, extension):
     path.write_bytes(make_image(extension))
     assert remove_location_from(path) is False
     assert path.read_bytes() == make_image(extension)
-
-
-def tiff_block(first_ifd: int, *ifds: tuple[int, list[tuple[int, int, int, int]], int]) -> bytes:
-    """Little-endian TIFF bytes: a header pointing at `first_ifd`, then each (offset, entries, next) IFD."""
-    data = bytearray(b"II*\0" + struct.pack("<I", first_ifd))
-    for offset, entries, next_ifd in ifds:
-        raw = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *entry) for entry in entries)
-        raw += struct.pack("<I", next_ifd)
-        data[len(data):] = bytes(max(0, offset + len(raw) - len(data)))
-        data[offset:offset + len(raw)] = raw
-    return bytes(data)
-
-
-def jpeg_with_exif(tiff: bytes) -> bytes:
-    plain = make_image(".jpg")
-    payload = b"Exif\0\0" + tiff
-    return plain[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + plain[2:]
-
-
-MAKE = (0x010F, 2, 4, int.from_bytes(b"Cam\0", "little"))
-MALFORMED_EXIF = {  # case: (TIFF bytes, what the reason says)
-    "IFD0 offset past the end": (tiff_block(0x10000), "past the end"),
-    "IFD loop": (tiff_block(8, (8, [MAKE], 26), (26, [MAKE], 8)), "loop"),
-    "huge entry count": (tiff_block(8) + struct.pack("<H", 0xFFFF) + bytes(64), "65535 entries"),
-    "count running past the end": (tiff_block(8) + struct.pack("<H", 4000) + bytes(64), "past the end"),
-    "GPS IFD past the end": (tiff_block(8, (8, [MAKE, (0x8825, 4, 1, 0x7FFFFFF0)], 0)), "past the end"),
-    "GPS value past the end": (
-        tiff_block(8, (8, [(0x8825, 4, 1, 26)], 0), (26, [(2, 5, 3, 0x7FFF0000)], 0)), "past the end"
-    ),
-    "two GPS pointers": (
-        tiff_block(8, (8, [(0x8825, 4, 1, 44), (0x8825, 4, 1, 44)], 0), (44, [], 0)), "two GPS pointers"
-    ),
-    "GPS IFD pointing at IFD0": (tiff_block(8, (8, [MAKE, (0x8825, 4, 1, 8)], 0)), "points back"),
-    "not TIFF": (b"JUNKJUNKJUNK", "no TIFF header"),
-}
 
 
 @pytest.mark.parametrize("case", MALFORMED_EXIF)

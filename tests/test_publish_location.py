@@ -1,0 +1,136 @@
+"""Delivered photos carry no location: what the webhook stores (and serves) of a GPS-bearing photo of every format,
+read back by exiftool and Pillow, on the local store and on the real S3, Azure and Swift servers."""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from PIL import Image
+
+from inbox import create_app
+from inbox.storage import object_name
+from tests.harness import (
+    ICC,
+    LOCATION_FORMATS,
+    MALFORMED_EXIF,
+    exiftool,
+    jpeg_with_exif,
+    mailgun_form,
+    photo_with_gps,
+)
+from tests.test_providers import REAL, Real
+
+MESSAGE_ID, SENDER = "<m1@example.com>", "alice@example.com"  # mailgun_form's defaults
+
+
+def gps_photo(tmp_path, extension: str):
+    path = tmp_path / f"original.{extension}"
+    photo_with_gps(extension, path)
+    assert "GPS:GPSLatitude" in exiftool(path) and "XMP-exif:GPSLatitude" in exiftool(path), "the photo carries GPS"
+    return path
+
+
+def stored_path(settings, url: str):
+    return os.path.join(settings["STORAGE_PATH"], "images", url.rsplit("/", 1)[1])
+
+
+def assert_location_gone(original, published) -> None:
+    """`published` is `original` without any GPS tag or XMP GPS property; nothing else changed."""
+    before, after = exiftool(original), exiftool(published)
+    assert [key for key in after if "GPS" in key] == []
+    assert after == {key: value for key, value in before.items() if "GPS" not in key}
+    # pillow-heif writes an AVIF's orientation as its irot box (a rotation) instead of the EXIF tag.
+    assert after.get("IFD0:Orientation") == 6 or after.get("QuickTime:Rotation") == 270
+    assert os.path.getsize(published) == os.path.getsize(original)
+    with Image.open(original) as old, Image.open(published) as new:
+        assert new.tobytes() == old.tobytes()
+        assert new.info["icc_profile"] == ICC
+        assert new.getexif().get(0x0112) == old.getexif().get(0x0112)
+        assert 0x8825 not in new.getexif()
+
+
+@pytest.mark.parametrize("extension", LOCATION_FORMATS)
+def test_a_delivered_photo_is_stored_and_served_without_location(deliver, client, settings, tmp_path, extension):
+    original = gps_photo(tmp_path, extension)
+    response = deliver((f"holiday.{extension}", original.read_bytes()))
+
+    assert response.status_code == 200, response.get_json()
+    url = response.get_json()["stored"][0]["url"]
+    assert_location_gone(original, stored_path(settings, url))
+    served = tmp_path / f"served.{extension}"
+    fetched = client.get(urlsplit(url).path)
+    assert fetched.status_code == 200
+    served.write_bytes(fetched.data)
+    assert_location_gone(original, served)
+
+
+def test_the_name_comes_from_the_original_content_so_a_redelivery_keeps_the_url(deliver, app, settings, tmp_path):
+    original = gps_photo(tmp_path, "jpg")
+    first = deliver(("a.jpg", original.read_bytes())).get_json()["stored"][0]["url"]
+    again = deliver(("a.jpg", original.read_bytes())).get_json()["stored"][0]["url"]  # a new token, the same mail
+
+    assert again == first
+    digest = hashlib.sha256(original.read_bytes()).hexdigest()
+    assert first.rsplit("/", 1)[1] == object_name(app.config["INBOX_NAME_KEY"], MESSAGE_ID, SENDER, digest, ".jpg")
+    assert os.listdir(os.path.join(settings["STORAGE_PATH"], "images")) == [first.rsplit("/", 1)[1]]
+    assert "GPS:GPSLatitude" not in exiftool(stored_path(settings, first))
+
+
+def test_strip_location_false_stores_the_original_byte_for_byte(settings, tmp_path):
+    client = create_app({**settings, "INBOX_STRIP_LOCATION": "false"}).test_client()
+    original = gps_photo(tmp_path, "jpg")
+    response = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", original.read_bytes())))
+
+    assert response.status_code == 200
+    url = response.get_json()["stored"][0]["url"]
+    assert client.get(urlsplit(url).path).data == original.read_bytes()
+    assert exiftool(stored_path(settings, url))["GPS:GPSLatitude"] == pytest.approx(52.52, abs=0.01)
+
+
+def test_malformed_exif_is_rejected_with_its_reason_quickly_and_nothing_is_stored(deliver, settings, images):
+    attachments = [(f"{case}.jpg", jpeg_with_exif(tiff)) for case, (tiff, _) in MALFORMED_EXIF.items()]
+    started = time.monotonic()
+    response = deliver(*attachments)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 415
+    body = response.get_json()
+    assert body["stored"] == [] and body["reason"] == "no accepted image in the message"
+    assert [item["filename"] for item in body["rejected"]] == [name for name, _ in attachments]
+    for item, (_, reason) in zip(body["rejected"], MALFORMED_EXIF.values(), strict=True):
+        assert item["reason"].startswith("could not remove location from this image (")
+        assert reason in item["reason"]
+    assert elapsed < 2, f"{len(attachments)} malformed photos took {elapsed:.2f} s"
+    assert not os.listdir(os.path.join(settings["STORAGE_PATH"], "images"))
+
+
+def test_a_malformed_photo_does_not_keep_the_good_one_beside_it_from_being_published(deliver, tmp_path):
+    original = gps_photo(tmp_path, "png")
+    tiff, reason = MALFORMED_EXIF["IFD loop"]
+    response = deliver(("good.png", original.read_bytes()), ("bad.jpg", jpeg_with_exif(tiff)))
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [item["filename"] for item in body["stored"]] == ["good.png"]
+    assert [item["filename"] for item in body["rejected"]] == ["bad.jpg"] and reason in body["rejected"][0]["reason"]
+
+
+@pytest.mark.parametrize("provider", list(REAL))
+def test_the_public_object_on_a_real_server_has_no_location(request, provider, tmp_path):
+    real = Real(provider, request.getfixturevalue(REAL[provider][0]))
+    app = real.app()
+    original = gps_photo(tmp_path, "jpg")
+    response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", original.read_bytes())))
+
+    assert response.status_code == 200, response.get_json()
+    url = response.get_json()["stored"][0]["url"]
+    assert url.startswith(real.url_prefix(app))
+    fetched = requests.get(url, timeout=10)  # anonymous, as anyone with the link
+    assert fetched.status_code == 200
+    published = tmp_path / "published.jpg"
+    published.write_bytes(fetched.content)
+    assert_location_gone(original, published)
