@@ -39,8 +39,11 @@ from tests.processes import Server, free_port, scrubbed_environ
 CASES = {"25MiB": [25 * MiB], "3x3MiB": [3 * MiB] * 3, "200KiB": [200 * KiB]}
 SERVICE = "inbox:create_app()"
 # Replies go to the loopback stand-in; {standin_port} is filled in when it runs.
-REPLY_SETTINGS = {"MAILGUN_API_KEY": "bench-api-key", "MAILGUN_DOMAIN": "bench.example.com",
-                  "MAILGUN_API_URL": "http://127.0.0.1:{standin_port}/v3"}
+REPLY_SETTINGS = {
+    "MAILGUN_API_KEY": "bench-api-key",
+    "MAILGUN_DOMAIN": "bench.example.com",
+    "MAILGUN_API_URL": "http://127.0.0.1:{standin_port}/v3",
+}
 # name: (WSGI app, settings beyond the signing key and the store, cases it is sent)
 LATENCY_SERVERS = {
     "service": (SERVICE, {"INBOX_STRIP_LOCATION": "true"}, list(CASES)),
@@ -62,8 +65,9 @@ def environment(name: str, key: str, workdir: Path, standin_port: int) -> dict:
     settings = {name: value.format(standin_port=standin_port) for name, value in extra.items()}
     if app == SERVICE:
         settings.update(STORAGE_PROVIDER="local", STORAGE_PATH=str(folder), INBOX_PUBLISHERS="*")
-    return scrubbed_environ(MAILGUN_WEBHOOK_SIGNING_KEY=key, FLOOR_PATH=str(folder), TUTORIAL_PATH=str(folder),
-                            **settings)
+    return scrubbed_environ(
+        MAILGUN_WEBHOOK_SIGNING_KEY=key, FLOOR_PATH=str(folder), TUTORIAL_PATH=str(folder), **settings
+    )
 
 
 def start_standin(workdir: Path) -> Server:
@@ -98,8 +102,11 @@ def latencies(servers: dict, key: str, rounds: int, warmup: int, deadline: float
             for name in order:
                 measured = number >= warmup
                 if name == "service":
-                    rss_before, cpu_before, written_before = proc_kib(worker, "VmRSS"), cpu_seconds(worker), \
-                        bytes_written(worker)
+                    rss_before, cpu_before, written_before = (
+                        proc_kib(worker, "VmRSS"),
+                        cpu_seconds(worker),
+                        bytes_written(worker),
+                    )
                     peak_reset = reset_peak(worker) and peak_reset
                 status, answer, seconds = post(servers[name].port, request)
                 check(name, status, answer, sizes)
@@ -114,8 +121,10 @@ def latencies(servers: dict, key: str, rounds: int, warmup: int, deadline: float
         raise SystemExit("bench: no round was measured before the deadline; raise --deadline")
     return {
         "rounds": len(written),
-        "median_ms": {case: {name: 1000 * statistics.median(values) for name, values in by_server.items()}
-                      for case, by_server in times.items()},
+        "median_ms": {
+            case: {name: 1000 * statistics.median(values) for name, values in by_server.items()}
+            for case, by_server in times.items()
+        },
         "service_cpu_ms": {case: 1000 * statistics.median(values) for case, values in cpu.items()},
         "rss_growth_mib": {case: max(values) / KiB for case, values in growth.items()},
         "worker_rss_mib": proc_kib(worker, "VmRSS") / KiB,
@@ -228,8 +237,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="inbox-bench-") as temporary:
         figures = measure(args, Path(temporary), deadline)
     malloc = {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}
-    figures["environment"] = {"python": platform.python_version(), "gunicorn": gunicorn.__version__,
-                              "cpus": os.cpu_count(), "malloc": malloc}
+    figures["environment"] = {
+        "python": platform.python_version(),
+        "gunicorn": gunicorn.__version__,
+        "cpus": os.cpu_count(),
+        "malloc": malloc,
+    }
     report(figures, args.warmup)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

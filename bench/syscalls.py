@@ -75,7 +75,8 @@ def traced(pid: int):
         output = Path(folder) / "trace"
         tracer = subprocess.Popen(
             ["strace", "-f", "-qq", "-e", f"trace={TRACED}", "-o", str(output), "-p", str(pid)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             _wait_attached(pid, tracer)

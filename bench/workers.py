@@ -21,15 +21,29 @@ def start_gunicorn(app: str, workers: int, env: dict, workdir: Path) -> Server:
     """A gunicorn master on a free port, returned once /healthz answers and all its workers run."""
     server = Server(f"gunicorn {app}", free_port(), workdir)
     command = [
-        Path(sys.executable).with_name("gunicorn"), app, "--pythonpath", BENCH_DIR,
-        "--bind", f"127.0.0.1:{server.port}", "--workers", workers, "--worker-class", "sync",
-        "--timeout", "120", "--no-control-socket",
+        Path(sys.executable).with_name("gunicorn"),
+        app,
+        "--pythonpath",
+        BENCH_DIR,
+        "--bind",
+        f"127.0.0.1:{server.port}",
+        "--workers",
+        workers,
+        "--worker-class",
+        "sync",
+        "--timeout",
+        "120",
+        "--no-control-socket",
     ]
     # cwd is the temp folder, so gunicorn does not pick up the project's gunicorn.conf.py.
     master = server.launch(f"{app.split(':')[0]}-{workers}w-{server.port}", *command, env=env, cwd=workdir)
     try:
-        server.wait_until(lambda: requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).ok
-                          and len(children(master.pid)) == workers)
+        server.wait_until(
+            lambda: (
+                requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).ok
+                and len(children(master.pid)) == workers
+            )
+        )
     except ServerFailed as error:
         raise SystemExit(f"bench: {error}") from None
     return server

@@ -53,8 +53,12 @@ def delivery(key: str, sizes: list[int]) -> tuple[bytes, bytes]:
     """The request head and the multipart body of one signed delivery, encoded once."""
     photos = [(f"photo-{number}.jpg", photo(size), "image/jpeg") for number, size in enumerate(sizes, start=1)]
     body, content_type = build_delivery(
-        photos, key=key, sender="bench@example.com", subject="Benchmark",
-        message_id=f"<{uuid.uuid4()}@bench.local>", headers=VERDICTS,
+        photos,
+        key=key,
+        sender="bench@example.com",
+        subject="Benchmark",
+        message_id=f"<{uuid.uuid4()}@bench.local>",
+        headers=VERDICTS,
     ).encode()
     head = (
         f"POST /webhooks/mailgun HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
