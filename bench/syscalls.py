@@ -96,7 +96,10 @@ def _wait_attached(pid: int, tracer: subprocess.Popen) -> None:
     deadline = time.monotonic() + ATTACH_TIMEOUT
     while time.monotonic() < deadline:
         if tracer.poll() is not None:
-            raise TraceFailed(f"strace could not attach to {pid}: {tracer.stderr.read().decode(errors='replace')}")
+            raise TraceFailed(
+                f"strace could not attach to {pid} (it needs ptrace rights: call bench.traceable.allow_tracing() in "
+                f"that process, or run as root): {tracer.stderr.read().decode(errors='replace')}"
+            )
         threads = list(Path(f"/proc/{pid}/task").iterdir())
         if threads and all(_tracer_of(thread) == tracer.pid for thread in threads):
             return

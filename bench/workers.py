@@ -34,8 +34,10 @@ def start_gunicorn(app: str, workers: int, env: dict, workdir: Path) -> Server:
         "--timeout",
         "120",
         "--no-control-socket",
+        "--config",
+        BENCH_DIR / "traceable.py",
     ]
-    # cwd is the temp folder, so gunicorn does not pick up the project's gunicorn.conf.py.
+    # Our own config file (workers strace may attach to), never the project's gunicorn.conf.py.
     master = server.launch(f"{app.split(':')[0]}-{workers}w-{server.port}", *command, env=env, cwd=workdir)
     try:
         server.wait_until(
