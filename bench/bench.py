@@ -1,18 +1,18 @@
-"""What a delivery costs the service beyond reading its bytes (issue 5).
+"""What a delivery costs the service beyond receiving its bytes (issues 5, 10 and 13).
 
-Starts under gunicorn (one sync worker each, 127.0.0.1, free ports) the service on a temporary
-local store and bench/floor.py, an app that only reads and drops the body; sends both the same
-signed Mailgun-shaped deliveries, round-robin (which one goes first alternates); prints the
-median latency per case, the ratio service/floor, the worker's CPU time, its peak RSS growth
-and disk writes during the 25 MiB deliveries, requests/s of a second run with 2 workers and 2
-concurrent clients, and what this disk charges to create a file and to fsync one.
+Starts under gunicorn (one sync worker each, 127.0.0.1, free ports), on temporary folders:
+the service with location removal on and, beside it, off; the blog-tutorial handler
+(bench/tutorial.py); the write floor and the read floor (bench/floor.py); and for the 200 KiB
+case the service with replies on, sent to a loopback stand-in for Mailgun's Messages API
+(bench/standin.py). All get the same signed deliveries, round-robin (the order alternates).
+Prints per case the medians and ratios against both floors and the tutorial with the
+targets met or not, the worker's CPU time and peak RSS growth, its disk writes per 25 MiB,
+fsyncs and new files per delivery counted by strace, requests/s with 2 workers and 2 clients
+(service and both floors), and what this disk charges to create a file and to fsync one.
 
-    .venv/bin/python -m bench.bench [--rounds 15] [--warmup 2] [--json figures.json]
-
-Each delivery has a fresh token and Message-Id and its own image bytes (a JPEG header, a
-random nonce, then random bytes), so every one is stored as a new object, as in real use.
-Bodies are encoded before the clock starts; only the POST and its answer are timed.
+    .venv/bin/python -m bench.bench [--rounds 15] [--warmup 2] [--quick] [--json figures.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,180 +20,128 @@ import json
 import os
 import platform
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import gunicorn
 import requests
 
-from inbox.delivery import build_delivery
-from tests.processes import Server, ServerFailed, free_port, scrubbed_environ
+from bench.report import report
+from bench.syscalls import traced
+from bench.workers import bytes_written, cpu_seconds, proc_kib, reset_peak, start_gunicorn, worker_pids
+from bench.workload import RANDOM, KiB, MiB, delivery, post
+from tests.processes import Server, free_port, scrubbed_environ
 
-KiB, MiB = 1024, 1024 * 1024
 CASES = {"25MiB": [25 * MiB], "3x3MiB": [3 * MiB] * 3, "200KiB": [200 * KiB]}
-# SOI and a JFIF APP0 segment: libmagic calls what follows image/jpeg.
-JPEG_HEADER = bytes.fromhex("ffd8ffe000104a46494600010100000100010000")
-RANDOM = os.urandom(25 * MiB)
-BENCH_DIR = Path(__file__).resolve().parent
+SERVICE = "inbox:create_app()"
+# Replies go to the loopback stand-in; {standin_port} is filled in when it runs.
+REPLY_SETTINGS = {
+    "MAILGUN_API_KEY": "bench-api-key",
+    "MAILGUN_DOMAIN": "bench.example.com",
+    "MAILGUN_API_URL": "http://127.0.0.1:{standin_port}/v3",
+}
+# name: (WSGI app, settings beyond the signing key and the store, cases it is sent)
+LATENCY_SERVERS = {
+    "service": (SERVICE, {"INBOX_STRIP_LOCATION": "true"}, list(CASES)),
+    "strip off": (SERVICE, {"INBOX_STRIP_LOCATION": "false"}, list(CASES)),
+    "reply on": (SERVICE, {"INBOX_STRIP_LOCATION": "true", **REPLY_SETTINGS}, ["200KiB"]),
+    "tutorial": ("tutorial:app", {}, list(CASES)),
+    "write floor": ("floor:write_app", {}, list(CASES)),
+    "read floor": ("floor:app", {}, list(CASES)),
+}
+THROUGHPUT_SERVERS = ("service", "write floor", "read floor")
+TRACED_SERVERS = ("service", "tutorial", "write floor")
 
 
-def photo(size: int) -> bytes:
-    nonce = os.urandom(16)
-    return JPEG_HEADER + nonce + RANDOM[: size - len(JPEG_HEADER) - len(nonce)]
+def environment(name: str, key: str, workdir: Path, standin_port: int) -> dict:
+    """The environment of one server: its own store or upload folder under `workdir`."""
+    app, extra, _ = LATENCY_SERVERS[name]
+    folder = workdir / name.replace(" ", "-")
+    folder.mkdir(exist_ok=True)
+    settings = {name: value.format(standin_port=standin_port) for name, value in extra.items()}
+    if app == SERVICE:
+        settings.update(STORAGE_PROVIDER="local", STORAGE_PATH=str(folder), INBOX_PUBLISHERS="*")
+    return scrubbed_environ(
+        MAILGUN_WEBHOOK_SIGNING_KEY=key, FLOOR_PATH=str(folder), TUTORIAL_PATH=str(folder), **settings
+    )
 
 
-def delivery(key: str, sizes: list[int]) -> tuple[bytes, bytes]:
-    """The request head and the multipart body of one signed delivery, encoded once."""
-    photos = [(f"photo-{number}.jpg", photo(size), "image/jpeg") for number, size in enumerate(sizes, start=1)]
-    body, content_type = build_delivery(
-        photos, key=key, sender="bench@example.com", subject="Benchmark", message_id=f"<{uuid.uuid4()}@bench.local>",
-    ).encode()
-    head = (
-        f"POST /webhooks/mailgun HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    return head, body
-
-
-def post(port: int, request: tuple[bytes, bytes]) -> tuple[int, bytes, float]:
-    """Send one pre-encoded request; return status, answer body and seconds from connect to answer."""
-    head, body = request
-    start = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as connection:
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection.sendall(head)
-        connection.sendall(body)
-        answer = b"".join(iter(lambda: connection.recv(256 * KiB), b""))
-    seconds = time.perf_counter() - start
-    status_line, _, rest = answer.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2], seconds
-
-
-def start_gunicorn(app: str, workers: int, env: dict, workdir: Path) -> Server:
-    """A gunicorn master on a free port, returned once /healthz answers and all its workers run."""
-    server = Server(f"gunicorn {app}", free_port(), workdir)
-    command = [
-        Path(sys.executable).with_name("gunicorn"), app, "--pythonpath", BENCH_DIR,
-        "--bind", f"127.0.0.1:{server.port}", "--workers", workers, "--worker-class", "sync",
-        "--timeout", "120", "--no-control-socket",
-    ]
-    # cwd is the temp folder, so gunicorn does not pick up the project's gunicorn.conf.py.
-    master = server.launch(f"{app.split(':')[0]}-{workers}w-{server.port}", *command, env=env, cwd=workdir)
-    try:
-        server.wait_until(lambda: requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).ok
-                          and len(children(master.pid)) == workers)
-    except ServerFailed as error:
-        raise SystemExit(f"bench: {error}") from None
+def start_standin(workdir: Path) -> Server:
+    server = Server("Messages API stand-in", free_port(), workdir)
+    server.launch("standin", sys.executable, "-m", "bench.standin", server.port, cwd=Path.cwd())
+    server.wait_until(lambda: requests.get(f"http://127.0.0.1:{server.port}/count", timeout=2).ok)
     return server
 
 
-def worker_pids(server: Server) -> list[int]:
-    """The worker processes of a gunicorn master started by start_gunicorn (the master stops them)."""
-    return children(server.processes[0].pid)
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-        except OSError:
-            pass
-    return found
-
-
-def proc_kib(pid: int, field: str) -> int:
-    """VmRSS or VmHWM of a process, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process so far, all its threads (schedstat, in nanoseconds)."""
-    total = 0
-    for thread in os.listdir(f"/proc/{pid}/task"):
-        try:
-            total += int(Path(f"/proc/{pid}/task/{thread}/schedstat").read_text().split()[0])
-        except OSError:
-            pass  # the thread ended
-    return total / 1e9
-
-
-def reset_peak(pid: int) -> bool:
-    """Make VmHWM start again from the current RSS (Linux clear_refs 5); False where not allowed."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def bytes_written(pid: int) -> int:
-    """Bytes the process has dirtied in the page cache (what will go to disk)."""
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1])
-    raise KeyError("write_bytes")
-
-
 def check(name: str, status: int, answer: bytes, sizes: list[int]) -> None:
-    if name == "service":
-        stored = json.loads(answer)["stored"] if status == 200 else []
-        if len(stored) != len(sizes) or any(item["content_type"] != "image/jpeg" for item in stored):
-            raise SystemExit(f"bench: the service answered {status}: {answer[:500]!r}")
-    elif status != 200:
-        raise SystemExit(f"bench: the floor answered {status}")
+    if "floor" in name:
+        if status != 200:
+            raise SystemExit(f"bench: the {name} answered {status}")
+        return
+    stored = json.loads(answer).get("stored", []) if status == 200 else []
+    if len(stored) != len(sizes) or any(item["content_type"] != "image/jpeg" for item in stored):
+        raise SystemExit(f"bench: the {name} answered {status}: {answer[:500]!r}")
 
 
 def latencies(servers: dict, key: str, rounds: int, warmup: int, deadline: float) -> dict:
-    """Median seconds per case and server, and the worker's RSS growth and writes for the 25 MiB case."""
-    times = {case: {name: [] for name in servers} for case in CASES}
-    cpu = {case: [] for case in CASES}
+    """Median ms per case and server; the service worker's CPU, peak RSS growth, and writes per 25 MiB."""
+    times = {case: {name: [] for name in servers if case in LATENCY_SERVERS[name][2]} for case in CASES}
+    cpu, growth = {case: [] for case in CASES}, {case: [] for case in CASES}
     worker = worker_pids(servers["service"])[0]
-    rss_growth, written, peak_reset = [], [], True
+    written, peak_reset = [], True
     for number in range(warmup + rounds):
         if time.monotonic() > deadline:
             break
         for case, sizes in CASES.items():
             request = delivery(key, sizes)
-            order = list(servers) if number % 2 == 0 else list(servers)[::-1]
+            order = list(times[case]) if number % 2 == 0 else list(times[case])[::-1]
             for name in order:
-                big = name == "service" and case == "25MiB"
-                if big:
-                    rss_before = proc_kib(worker, "VmRSS")
+                measured = number >= warmup
+                if name == "service":
+                    rss_before, cpu_before, written_before = (
+                        proc_kib(worker, "VmRSS"),
+                        cpu_seconds(worker),
+                        bytes_written(worker),
+                    )
                     peak_reset = reset_peak(worker) and peak_reset
-                    written_before = bytes_written(worker)
-                cpu_before = cpu_seconds(worker)
                 status, answer, seconds = post(servers[name].port, request)
                 check(name, status, answer, sizes)
-                if number >= warmup:
+                if measured:
                     times[case][name].append(seconds)
-                    if name == "service":
-                        cpu[case].append(cpu_seconds(worker) - cpu_before)
-                    if big:
-                        rss_growth.append(proc_kib(worker, "VmHWM") - rss_before)
+                if measured and name == "service":
+                    cpu[case].append(cpu_seconds(worker) - cpu_before)
+                    growth[case].append(proc_kib(worker, "VmHWM") - rss_before)
+                    if case == "25MiB":
                         written.append(bytes_written(worker) - written_before)
-    if not rss_growth:
+    if not written:
         raise SystemExit("bench: no round was measured before the deadline; raise --deadline")
     return {
-        "rounds": len(times["25MiB"]["service"]),
-        "median_ms": {case: {name: 1000 * statistics.median(values) for name, values in by_server.items()}
-                      for case, by_server in times.items()},
+        "rounds": len(written),
+        "median_ms": {
+            case: {name: 1000 * statistics.median(values) for name, values in by_server.items()}
+            for case, by_server in times.items()
+        },
         "service_cpu_ms": {case: 1000 * statistics.median(values) for case, values in cpu.items()},
-        "rss_growth_mib": max(rss_growth) / KiB,
+        "rss_growth_mib": {case: max(values) / KiB for case, values in growth.items()},
         "worker_rss_mib": proc_kib(worker, "VmRSS") / KiB,
         "peak_reset": peak_reset,
         "disk_writes_per_25MiB": statistics.median(written) / (25 * MiB),
     }
+
+
+def file_calls(server: Server, key: str, count: int) -> dict[str, float]:
+    """fsyncs, new files, links, renames… per 200 KiB delivery, counted by strace on the one worker."""
+    requests_ = [delivery(key, CASES["200KiB"]) for _ in range(count)]
+    with traced(worker_pids(server)[0]) as calls:
+        for request in requests_:
+            status, _, _ = post(server.port, request)
+            if status != 200:
+                raise SystemExit(f"bench: a traced delivery answered {status}")
+    return calls.per(count)
 
 
 def requests_per_second(server: Server, key: str, sizes: list[int], clients: int, count: int, seconds: float) -> float:
@@ -242,73 +190,63 @@ def disk_ms(directory: Path, size: int, repeat: int = 5) -> tuple[float, float]:
     return 1000 * statistics.median(creating), 1000 * statistics.median(syncing)
 
 
+def measure(args, workdir: Path, deadline: float) -> dict:
+    key = secrets.token_hex(32)
+    standin = start_standin(workdir)
+    servers = {}
+    try:
+        for name, (app, _, _) in LATENCY_SERVERS.items():
+            servers[name] = start_gunicorn(app, 1, environment(name, key, workdir, standin.port), workdir)
+        figures = latencies(servers, key, args.rounds, args.warmup, deadline)
+        figures["file_calls_per_200KiB"] = {
+            name: file_calls(servers[name], key, args.traced) for name in TRACED_SERVERS
+        }
+        replies = requests.get(f"http://127.0.0.1:{standin.port}/count", timeout=5).json()["queued"]
+        figures["replies_queued"] = {"replies": replies, "deliveries": args.warmup + figures["rounds"]}
+    finally:
+        for server in servers.values():
+            server.stop()
+        standin.stop()
+    throughput = {}
+    for name in THROUGHPUT_SERVERS:
+        server = start_gunicorn(LATENCY_SERVERS[name][0], 2, environment(name, key, workdir, 0), workdir)
+        try:
+            throughput[name] = requests_per_second(server, key, CASES["200KiB"], 2, args.count, args.seconds)
+        finally:
+            server.stop()
+    figures["requests_per_second_2_workers"] = throughput
+    # Measured in the store, after the runs: what its file system charges now.
+    store = workdir / "service" / "images"
+    figures["create_file_ms"] = disk_ms(store, 0)[0]
+    figures["fsync_ms"] = {case: disk_ms(store, sum(sizes))[1] for case, sizes in CASES.items()}
+    return figures
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="measured rounds per case (default 15)")
     parser.add_argument("--warmup", type=int, default=2, help="rounds sent first and not counted (default 2)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 rounds, short throughput runs")
     parser.add_argument("--deadline", type=float, default=600, help="stop measuring after this many seconds")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     args = parser.parse_args(argv)
+    args.rounds, args.warmup = (3, 1) if args.quick else (args.rounds, args.warmup)
+    args.traced, args.count, args.seconds = (5, 100, 3) if args.quick else (20, 400, 10)
     deadline = time.monotonic() + args.deadline
 
-    key = secrets.token_hex(32)
     with tempfile.TemporaryDirectory(prefix="inbox-bench-") as temporary:
-        workdir = Path(temporary)
-        env = scrubbed_environ(MAILGUN_WEBHOOK_SIGNING_KEY=key, STORAGE_PROVIDER="local",
-                               STORAGE_PATH=str(workdir / "storage"))
-        servers = {}
-        try:
-            servers["service"] = start_gunicorn("inbox:create_app()", 1, env, workdir)
-            servers["floor"] = start_gunicorn("floor:app", 1, env, workdir)
-            figures = latencies(servers, key, args.rounds, args.warmup, deadline)
-        finally:
-            for server in servers.values():
-                server.stop()
-        throughput = {}
-        for name, app in (("service", "inbox:create_app()"), ("floor", "floor:app")):
-            server = start_gunicorn(app, 2, env, workdir)
-            try:
-                throughput[name] = requests_per_second(server, key, CASES["200KiB"], 2, 100, 20)
-            finally:
-                server.stop()
-        figures["requests_per_second_2_workers"] = throughput
-        # Measured in the store, after the runs: what its file system charges now.
-        store = workdir / "storage" / "images"
-        figures["create_file_ms"] = disk_ms(store, 0)[0]
-        figures["fsync_ms"] = {case: disk_ms(store, sum(sizes))[1] for case, sizes in CASES.items()}
-
+        figures = measure(args, Path(temporary), deadline)
     malloc = {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}
-    figures["environment"] = {"python": platform.python_version(), "gunicorn": gunicorn.__version__,
-                              "cpus": os.cpu_count(), "malloc": malloc}
+    figures["environment"] = {
+        "python": platform.python_version(),
+        "gunicorn": gunicorn.__version__,
+        "cpus": os.cpu_count(),
+        "malloc": malloc,
+    }
     report(figures, args.warmup)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
-
-
-def report(figures: dict, warmup: int) -> None:
-    median = figures["median_ms"]
-    environment = figures["environment"]
-    malloc = " ".join(f"{name}={value}" for name, value in environment["malloc"].items())
-    print(f"inbox bench: {figures['rounds']} rounds per case after {warmup} warm-up, 1 sync worker each, "
-          f"gunicorn {environment['gunicorn']}, Python {environment['python']}, {environment['cpus']} CPUs"
-          + (f", {malloc}" if malloc else ""))
-    print(f"{'case':<8}{'service ms':>11}{'floor ms':>10}{'ratio':>7}{'extra ms':>10}{'svc CPU ms':>12}  target")
-    targets = {"25MiB": "ratio <= 1.5", "3x3MiB": "ratio <= 2", "200KiB": "extra <= 2 ms"}
-    for case, target in targets.items():
-        service, floor = median[case]["service"], median[case]["floor"]
-        met = service <= floor + 2 if case == "200KiB" else service / floor <= float(target.split()[-1])
-        print(f"{case:<8}{service:>11.1f}{floor:>10.1f}{service / floor:>7.2f}{service - floor:>10.1f}"
-              f"{figures['service_cpu_ms'][case]:>12.1f}  {target:<14}{'met' if met else 'NOT MET'}")
-    growth = figures["rss_growth_mib"]
-    print(f"worker peak RSS growth per 25 MiB delivery: {growth:.1f} MiB (max; RSS {figures['worker_rss_mib']:.0f} MiB)"
-          f"  <= 8 MiB  {'met' if growth <= 8 else 'NOT MET'}{'' if figures['peak_reset'] else ' (VmHWM not reset)'}")
-    print(f"bytes written to disk per 25 MiB delivery: {figures['disk_writes_per_25MiB']:.2f}x the attachment")
-    rps = figures["requests_per_second_2_workers"]
-    print(f"200KiB, 2 workers, 2 clients: service {rps['service']:.0f} req/s, floor {rps['floor']:.0f} req/s")
-    fsync = figures["fsync_ms"]
-    print(f"this disk: creating a file {figures['create_file_ms']:.2f} ms; fsync of a file just written: "
-          + ", ".join(f"{case} {ms:.1f} ms" for case, ms in fsync.items()))
 
 
 if __name__ == "__main__":
