@@ -22,8 +22,6 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.request_class = InboxRequest
     app.config.update(load_config(os.environ if config is None else config))
     _configure_logging()
-    if not app.config["INBOX_REPLIES"] and "INBOX_OUTBOX" not in app.config:
-        logging.getLogger("inbox").warning("replies are off: set MAILGUN_API_KEY and MAILGUN_DOMAIN to send them")
     store = storage.init_app(app)  # raises ConfigError naming the provider, the step and what to fix
     spool.init_app(app, store.spool_folder, writeback=store.links_spool)
     hops = app.config["INBOX_TRUSTED_PROXIES"]

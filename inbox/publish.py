@@ -98,9 +98,18 @@ def store_attachments(store: Store, message: InboundMessage) -> Published:
     return published
 
 
+REPLIES_OFF = {"sent": False, "reason": "replies are off: set MAILGUN_API_KEY and MAILGUN_DOMAIN"}
+
+
+def _replies_on() -> bool:
+    return current_app.config["INBOX_REPLIES"] or "INBOX_OUTBOX" in current_app.config
+
+
 def send(fields: dict) -> dict:
     """Send a composed reply (or, under `inbox serve`, write it to the outbox); say what happened."""
     config = current_app.config
+    if not _replies_on():
+        return REPLIES_OFF
     if config["INBOX_REPLIES"]:
         try:
             sent = send_reply(config["MAILGUN_API_URL"], config["MAILGUN_DOMAIN"], config["MAILGUN_API_KEY"], fields)
@@ -108,13 +117,13 @@ def send(fields: dict) -> dict:
             log.error("reply not sent: %s", error)
             return {"sent": False, "reason": str(error)}
         return {"sent": True, "id": sent}
-    if "INBOX_OUTBOX" in config:
-        return {"sent": True, "id": fields["h:Message-Id"], "outbox": str(write_outbox(config["INBOX_OUTBOX"], fields))}
-    return {"sent": False, "reason": "replies are off: set MAILGUN_API_KEY and MAILGUN_DOMAIN"}
+    return {"sent": True, "id": fields["h:Message-Id"], "outbox": str(write_outbox(config["INBOX_OUTBOX"], fields))}
 
 
 def reply_once(store: Store, message: InboundMessage, published: Published) -> dict:
     """Reply to the sender with what was published, once per message however often it is delivered."""
+    if not _replies_on():
+        return REPLIES_OFF  # and no record: there is no reply to send only once
     blocker = reply_blocker(message, _reply_from(message))
     if blocker:
         return {"sent": False, "reason": blocker}

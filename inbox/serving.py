@@ -39,8 +39,11 @@ def exit_unless_configured(arbiter) -> None:
     Only the settings: opening storage here would share its connections with every forked worker.
     """
     try:
-        load_config(os.environ)  # gunicorn has put its `--env` values there already
+        config = load_config(os.environ)  # gunicorn has put its `--env` values there already
     except ConfigError as error:
         print(f"inbox: {error}", file=sys.stderr)
         sys.exit(2)
+    if not config["INBOX_REPLIES"]:
+        print("inbox: replies are off: set MAILGUN_API_KEY and MAILGUN_DOMAIN to send the sender the links",
+              file=sys.stderr)
 
