@@ -5,8 +5,8 @@ Cloud providers: one PUT made conditional by the headers in the provider's recor
 (providers.CreateOnly): S3 and Swift `If-None-Match: *`, Azure the same, Google
 `x-goog-if-generation-match: 0`. libcloud reports the service's refusal only as a LibcloudError
 text, so a refusal is believed only once a lookup shows the object is there.
-Local store: the file is written beside its place and hard-linked into it; a link is created
-only where no name exists, and never shows a half-written file (O_CREAT|O_EXCL would).
+Local store: the (complete) file is hard-linked into place; a link is created only where no
+name exists, and never shows a half-written file (O_CREAT|O_EXCL would).
 """
 from __future__ import annotations
 
@@ -20,17 +20,19 @@ from libcloud.storage.types import ObjectDoesNotExistError, ObjectHashMismatchEr
 from . import providers
 
 
-def upload_if_absent(container, name: str, path: str, extra: dict | None = None, headers: dict | None = None) -> bool:
+def upload_if_absent(container, name: str, path: str, extra: dict | None = None, headers: dict | None = None, *,
+                     durable: bool = True) -> bool:
     """Upload the file at `path` as `name` in `container` unless an object of that name exists.
 
     True: this call created it. False: it existed already (made by anyone, at any time).
     Anything else raises what the upload raises (one of storage.STORAGE_ERRORS).
-    The local store keeps neither `extra` nor `headers`.
+    The local store keeps neither `extra` nor `headers`, and links the file itself into place
+    (so later writes to it change the object); without `durable` it does not wait for the disk.
     """
     driver = container.driver
     create_only = providers.create_only(driver)
     if create_only is None:
-        return _link_if_absent(driver, container, name, path)
+        return _link_if_absent(driver, container, name, path, durable)
     try:
         driver.upload_object(path, container, name, extra=extra, headers={**(headers or {}), **create_only.headers})
     except ObjectHashMismatchError:
@@ -56,21 +58,32 @@ def _exists(container, name: str) -> bool:
     return True
 
 
-def _link_if_absent(driver, container, name: str, path: str) -> bool:
+def _link_if_absent(driver, container, name: str, path: str, durable: bool) -> bool:
     target = os.path.join(driver.get_container_cdn_url(container, check=True), name)
     folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "rb") as source, tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp-") as copy:
-        shutil.copyfileobj(source, copy)
-        copy.flush()
-        os.fsync(copy.fileno())
-        try:
-            os.link(copy.name, target)
-        except FileExistsError:
-            return False
-    fd = os.open(folder, os.O_RDONLY)
+    if durable:
+        _fsync(path)
     try:
-        os.fsync(fd)  # the new name must survive a crash, not only the bytes
+        os.link(path, target)  # the spool is inside the store: the file itself becomes the object
+    except FileExistsError:
+        return False
+    except OSError:  # another file system: a copy, written out before it gets the name
+        with open(path, "rb") as source, tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp-") as copy:
+            shutil.copyfileobj(source, copy)
+            copy.flush()
+            os.fsync(copy.fileno())
+            try:
+                os.link(copy.name, target)
+            except FileExistsError:
+                return False
+    if durable:
+        _fsync(folder)  # the new name must survive a crash, not only the bytes
+    return True
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
-    return True

@@ -1,8 +1,16 @@
-"""The private container's records: one receipt per Mailgun token, one record per replied-to message.
+"""The claim step and the private container's records: one receipt per Mailgun token, one record per reply.
 
 Mailgun signs the token, not the body, so a captured (timestamp, token, signature) could
-carry any content. A token is therefore good for one message: its second use gets the
-answer recorded for the first, never new content. A message that got a reply also has a
+carry any content. A token is therefore good for one message. Before anything is stored the
+token is claimed: its receipt is created only if it does not exist yet (one create-only write
+on every provider, claims.py), holding a fingerprint of the message. The claim then becomes
+the receipt: the answer given, written over the same file (one private file per message, one
+fsync). A second post with the token gets, while the first is in progress, 503 (Mailgun
+retries later); afterwards the recorded answer if it is the same message, else 403 and
+nothing is stored. A first attempt that fails releases its claim, so Mailgun's retry
+proceeds; a claim whose worker died is taken over once older than any request may last.
+
+A message that got a reply also has a
 record (its Message-Id, sender, objects and the reply's id) under a key derived from its
 Message-Id and sender: a redelivery with a new token finds it and sends no second reply,
 and a `delete` reply to our reply finds the objects to take down. Both live in the storage
@@ -13,12 +21,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
+from dataclasses import dataclass
 
 from libcloud.storage.types import ObjectDoesNotExistError
 
+from .claims import upload_if_absent
 from .message import InboundMessage
-from .spool import SpoolFolder
-from .storage import Store, unavailable_on_failure
+from .spool import SpoolFile, SpoolFolder
+from .storage import Store, StorageUnavailable, unavailable_on_failure
+
+# Longer than a request may last (gunicorn's timeout, 120 s), shorter than Mailgun's first retry
+# (10 min): an older pending claim belongs to a dead worker, or to an attempt that could not release it.
+ABANDONED_AFTER = 300
+
+
+class TokenInProgress(Exception):
+    """Another request holds this token's claim now."""
+
+
+class TokenReused(Exception):
+    """The token was used for another message: a replay with new content."""
 
 
 def _token_name(token: str) -> str:
@@ -46,8 +69,8 @@ def _read(store: Store, name: str) -> dict | None:
     try:
         content = json.loads(raw)
     except ValueError:
-        return None  # torn by a crash mid-write: as if never written
-    return content if isinstance(content, dict) else None
+        content = None
+    return content if isinstance(content, dict) else {}  # torn by a crash mid-write: {} (no answer, no age)
 
 
 def _write(store: Store, spool: SpoolFolder, name: str, content: dict) -> None:
@@ -70,20 +93,80 @@ def _delete(store: Store, name: str) -> None:
             pass
 
 
-def find_receipt(store: Store, token: str) -> tuple[int, dict] | None:
-    """The (status, body) answered to this token before, or None."""
-    receipt = _read(store, _token_name(token))
-    return None if receipt is None else (receipt["status"], receipt["body"])
+def fingerprint(message: InboundMessage) -> str:
+    """What makes a message this message: its id, sender and every attachment's content (or URL)."""
+    parts = [message.message_id, message.sender]
+    parts += [attachment.stream.sha256.hexdigest() for attachment in message.attachments]
+    parts += [str(item.get("url")) for item in message.stored_attachments or ()]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def save_receipt(store: Store, spool: SpoolFolder, token: str, status: int, body: dict) -> None:
-    """Record the answer given to this token."""
-    _write(store, spool, _token_name(token), {"status": status, "body": body})
+@dataclass(frozen=True)
+class Recorded:
+    """The answer given to this token before, for the same message."""
+
+    status: int
+    body: dict
+
+
+@dataclass
+class Claim:
+    """This request's hold on a token; `finish` turns it into the receipt, `release` gives it up."""
+
+    store: Store
+    name: str
+    fingerprint: str
+    file: SpoolFile  # the claim's own file: on the local store it is the object, so the receipt is written once
+
+    def finish(self, status: int, body: dict) -> None:
+        """Record the answer, durably, before it is given."""
+        _rewrite(self.file, {"fingerprint": self.fingerprint, "status": status, "body": body})
+        with unavailable_on_failure(self.store):
+            self.store.receipts.driver.upload_object(self.file.name, self.store.receipts, self.name)
+
+    def release(self) -> None:
+        try:
+            _delete(self.store, self.name)
+        except StorageUnavailable:
+            pass  # storage is what failed: the claim is taken over once abandoned (ABANDONED_AFTER)
+
+
+def _rewrite(file: SpoolFile, content: dict) -> None:
+    with open(file.name, "r+b") as target:
+        target.write(json.dumps(content, separators=(",", ":")).encode())
+        target.truncate()
+
+
+def claim_token(store: Store, new_spool, message: InboundMessage) -> Claim | Recorded:
+    """Claim the message's token; or the answer recorded for it; TokenInProgress or TokenReused.
+
+    `new_spool(limit)` makes the claim's file (the request's, so it is removed with the request).
+    """
+    name, mark = _token_name(message.token), fingerprint(message)
+    for _ in range(2):  # a second round only after removing an abandoned claim
+        file = new_spool(1 << 20)
+        file.write(json.dumps({"fingerprint": mark, "since": int(time.time())}).encode())
+        file.finish()
+        with unavailable_on_failure(store):
+            # Not durable yet: a claim lost in a crash was never answered, and Mailgun will retry.
+            if upload_if_absent(store.receipts, name, file.name, durable=False):
+                return Claim(store, name, mark, file)
+        held = _read(store, name)
+        if held is None:
+            continue  # released between our create and our read
+        if "status" in held:
+            if held.get("fingerprint") != mark:
+                raise TokenReused("this token was already used for another message; nothing was stored")
+            return Recorded(held["status"], held["body"])
+        if time.time() - held.get("since", 0) < ABANDONED_AFTER:
+            raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")
+        _delete(store, name)
+    raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")
 
 
 def find_record(store: Store, key: str) -> dict | None:
     """The record of the message with this key: message_id, sender, publisher, objects, urls, reply_id."""
-    return _read(store, _record_name(key))
+    return _read(store, _record_name(key)) or None
 
 
 def save_record(store: Store, spool: SpoolFolder, key: str, record: dict) -> None:

@@ -17,10 +17,10 @@ from .fetch import FetchError, fetch_attachments
 from .mailgun import SignatureError, verify_signature
 from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message, read_mime_message
 from .publish import answer_to_a_reply, reply_once, store_attachments
-from .receipts import find_receipt, save_receipt
+from .receipts import Recorded, TokenInProgress, TokenReused, claim_token
 from .reply import ReplyUnavailable
 from .senders import NotAPublisher, admit
-from .spool import SpoolUnavailable, current_spool_folder
+from .spool import SpoolUnavailable
 from .storage import StorageUnavailable, Store, current_store
 
 bp = Blueprint("webhook", __name__)
@@ -41,6 +41,16 @@ def _malformed(error: MalformedMessage):
 @bp.errorhandler(WrongWebhook)
 def _wrong_webhook(error: WrongWebhook):
     return refuse(406, str(error))  # Mailgun stops retrying what would never succeed here
+
+
+@bp.errorhandler(TokenInProgress)
+def _token_in_progress(error: TokenInProgress):
+    return refuse(503, str(error))
+
+
+@bp.errorhandler(TokenReused)
+def _token_reused(error: TokenReused):
+    return refuse(403, str(error))
 
 
 @bp.errorhandler(SignatureError)
@@ -93,13 +103,16 @@ def receive_message():
     request.check_signature = _verify
     message = read_mime_message(request) if request.path.endswith("/mime") else read_message(request)
     _verify(message.timestamp, message.token, message.signature)  # when the form had no such fields
-    receipt = find_receipt(store, message.token)
-    if receipt is not None:
-        status, body = receipt
-        log.info("repeat message_id=%s status=%d (answer recorded for this token)", message.message_id, status)
-        return jsonify(body), status
-    status, body = _deliver(store, message)
-    save_receipt(store, current_spool_folder(current_app), message.token, status, body)
+    claim = claim_token(store, request.new_spool, message)
+    if isinstance(claim, Recorded):
+        log.info("repeat message_id=%s status=%d (answer recorded for this token)", message.message_id, claim.status)
+        return jsonify(claim.body), claim.status
+    try:
+        status, body = _deliver(store, message)
+        claim.finish(status, body)
+    except BaseException:
+        claim.release()  # so Mailgun's retry (after our 503) can claim the token again
+        raise
     log.info(
         "delivery message_id=%s attachments=%d stored=%d rejected=%d status=%d",
         message.message_id, len(message.attachments), len(body["stored"]), len(body["rejected"]), status,

@@ -141,15 +141,17 @@ def test_forged_or_stale_signatures_are_403_and_nothing_is_written(client, setti
     assert stored_files(settings, "images-receipts") == []
 
 
-def test_a_replayed_token_gets_the_recorded_answer_never_new_content(client, settings, images):
+def test_a_replayed_token_with_other_content_is_403_and_stores_nothing(client, settings, images):
     signature = signed_fields(SIGNING_KEY)
     first = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **signature))
     replay = client.post("/webhooks/mailgun", data=mailgun_form(("evil.png", images[".png"]), message_id="<evil@x>",
                                                                  **signature))
+    again = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **signature))
 
-    assert first.status_code == replay.status_code == 200
-    assert replay.get_json() == first.get_json()
+    assert first.status_code == 200 and replay.status_code == 403
+    assert "already used for another message" in replay.get_json()["reason"]
     assert stored_files(settings) == [first.get_json()["stored"][0]["url"].rsplit("/", 1)[1]]
+    assert again.status_code == 200 and again.get_json() == first.get_json()  # Mailgun's own retry: the answer
 
 
 def test_a_redelivery_gives_the_same_urls_and_no_second_copy(deliver, settings, images):
