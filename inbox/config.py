@@ -6,8 +6,6 @@ the first delivery.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -105,9 +103,12 @@ def load_config(source: Mapping[str, str]) -> dict:
     config = {name: settings[name] for name in PASSED_THROUGH if name in settings}
     config["MAILGUN_WEBHOOK_SIGNING_KEY"] = key
     config["MAILGUN_API_URL"] = absolute_url(settings, "MAILGUN_API_URL")
-    # Object names are keyed by a secret derived from the signing key: unguessable, yet
-    # identical on every worker and instance without another variable to keep in sync.
-    config["INBOX_NAME_KEY"] = hmac.new(key.encode(), b"inbox object names v1", hashlib.sha256).digest()
+    if "INBOX_NAME_KEY" in settings:  # else storage makes one, once, in the private container
+        name_key = settings["INBOX_NAME_KEY"].strip()
+        if len(name_key) < 32:
+            raise ConfigError("INBOX_NAME_KEY is shorter than 32 characters: use a long random secret, "
+                              "e.g. the output of `python3 -c 'import secrets; print(secrets.token_hex(32))'`")
+        config["INBOX_NAME_KEY"] = name_key
 
     _storage_provider(settings, config)
     container = settings["STORAGE_CONTAINER"].strip()

@@ -90,7 +90,7 @@ def store_attachments(store: Store, message: InboundMessage) -> Published:
             published.rejected.append({**entry, "reason": reason})
             published.too_large = published.too_large or verdict.too_large
             continue
-        name = object_name(config["INBOX_NAME_KEY"], message.message_id, message.sender, spool.sha256.hexdigest(),
+        name = object_name(store.name_key, message.message_id, message.sender, spool.sha256.hexdigest(),
                            verdict.extension)
         store_image(store, spool.name, name, verdict.content_type, attachment.filename)
         published.names.append(name)
@@ -127,7 +127,7 @@ def reply_once(store: Store, message: InboundMessage, published: Published) -> d
     blocker = reply_blocker(message, _reply_from(message))
     if blocker:
         return {"sent": False, "reason": blocker}
-    key = message_key(current_app.config["INBOX_NAME_KEY"], message)
+    key = message_key(store.name_key, message)
     record = find_record(store, key)
     if record is not None:
         return record["reply"]  # a redelivery (new token): the reply went out the first time

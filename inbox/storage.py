@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import re
+import secrets
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +27,7 @@ from libcloud.storage.base import Container
 from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError, ObjectDoesNotExistError
 
 from . import providers
-from .claims import race_caveat
+from .claims import race_caveat, upload_if_absent
 from .config import ConfigError
 
 EXTENSION = "inbox.store"
@@ -36,6 +39,7 @@ STORAGE_ERRORS = (LibcloudError, BaseHTTPError, OSError)
 # container lookup alone can pass without them (S3's driver ignores a 403 there); /healthz
 # writes and removes it in the private container to prove that takes new objects.
 PROBE_NAME = "healthz-probe"
+NAME_KEY_OBJECT = "name-key"
 # What object_name() makes: a version-4 UUID and the image's extension.
 OBJECT_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.[a-z]{3,4}")
 
@@ -56,6 +60,7 @@ class Store:
     # An object never changes once written, but it may be taken down: INBOX_CACHE_MAX_AGE bounds
     # how long caches may serve a copy after that.
     cache_control: str
+    name_key: bytes  # keys object names and message records; unlike the signing key, it never rotates
 
 
 def current_store(app: Flask | None = None) -> Store:
@@ -90,11 +95,31 @@ def init_app(app: Flask) -> Store:
     else:
         with _explained(config, f"find the public URL of container {images.name!r}", "set PUBLIC_BASE_URL"):
             public_base = provider.url_base(driver, images, config)
+    spool_folder = provider.spool_folder(driver)
+    with _explained(config, f"keep the object name key in container {receipts.name!r}"):
+        name_key = _name_key(config, receipts, spool_folder)
     store = Store(config["STORAGE_PROVIDER"], images, receipts, public_base, provider.url_base is None,
-                  provider.spool_folder(driver), provider.links_spool,
-                  f"public, max-age={config['INBOX_CACHE_MAX_AGE']}, immutable")
+                  spool_folder, provider.links_spool, f"public, max-age={config['INBOX_CACHE_MAX_AGE']}, immutable",
+                  name_key)
     app.extensions[EXTENSION] = store
     return store
+
+
+def _name_key(config, receipts, spool_folder: str) -> bytes:
+    """INBOX_NAME_KEY, or the key made once (create-only, so every instance gets the same) in the private container."""
+    if "INBOX_NAME_KEY" in config:
+        return config["INBOX_NAME_KEY"].encode()
+    driver = receipts.driver
+    try:
+        obj = driver.get_object(receipts.name, NAME_KEY_OBJECT)
+    except ObjectDoesNotExistError:
+        os.makedirs(spool_folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=spool_folder, prefix="spool-key-") as made:
+            made.write(secrets.token_hex(32).encode())
+            made.flush()
+            upload_if_absent(receipts, NAME_KEY_OBJECT, made.name)  # another instance may have been first
+        obj = driver.get_object(receipts.name, NAME_KEY_OBJECT)
+    return b"".join(driver.download_object_as_stream(obj)).strip()
 
 
 def _ensure_container(driver, name: str):

@@ -36,5 +36,5 @@ def test_unavailable_when_the_private_container_takes_no_objects(client, setting
 
 def test_a_health_check_leaves_nothing_behind(client, settings):
     assert client.get("/healthz").status_code == 200
-    for folder in ("images", "images-receipts", ".spool"):
-        assert os.listdir(f"{settings['STORAGE_PATH']}/{folder}") == []
+    for folder, kept in (("images", []), ("images-receipts", ["name-key"]), (".spool", [])):
+        assert os.listdir(f"{settings['STORAGE_PATH']}/{folder}") == kept

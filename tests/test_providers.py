@@ -258,14 +258,14 @@ def _body(request) -> bytes:
 
 
 class FakeObjectStore:
-    """Containers and objects behind a base URL, answering HEAD, PUT and DELETE as Swift and S3 do."""
+    """Containers and objects behind a base URL, answering HEAD, GET, PUT and DELETE as Swift and S3 do."""
 
     def __init__(self, base: str, created: int):
         self.base, self.created = base, created
         self.containers: dict[str, dict[str, tuple[bytes, dict]]] = {}  # name -> object name -> (bytes, headers)
 
     def install(self, mock) -> None:
-        for method in ("HEAD", "PUT"):
+        for method in ("HEAD", "GET", "PUT"):  # GET: the name key, read at start-up
             mock.add_callback(method, re.compile(re.escape(self.base) + r"/[^?]+(\?.*)?$"), callback=self.answer)
 
     def answer(self, request):
@@ -287,7 +287,7 @@ class FakeObjectStore:
             return 204, {}, b""
         content, headers = objects[name]
         return 200, {"Content-Type": headers["Content-Type"], "Content-Length": str(len(content)),
-                     "ETag": hashlib.md5(content).hexdigest()}, b""
+                     "ETag": hashlib.md5(content).hexdigest()}, content if request.method == "GET" else b""
 
 
 RACKSPACE_STORAGE = "https://storage101.ord1.clouddrive.com/v1/MossoCloudFS_1234"

@@ -12,7 +12,7 @@ import requests
 from PIL import Image
 
 from inbox import create_app
-from inbox.storage import object_name
+from inbox.storage import current_store, object_name
 from tests.harness import (
     ICC,
     LOCATION_FORMATS,
@@ -75,7 +75,7 @@ def test_the_name_comes_from_the_original_content_so_a_redelivery_keeps_the_url(
 
     assert again == first
     digest = hashlib.sha256(original.read_bytes()).hexdigest()
-    assert first.rsplit("/", 1)[1] == object_name(app.config["INBOX_NAME_KEY"], MESSAGE_ID, SENDER, digest, ".jpg")
+    assert first.rsplit("/", 1)[1] == object_name(current_store(app).name_key, MESSAGE_ID, SENDER, digest, ".jpg")
     assert os.listdir(os.path.join(settings["STORAGE_PATH"], "images")) == [first.rsplit("/", 1)[1]]
     assert "GPS:GPSLatitude" not in exiftool(stored_path(settings, first))
 

@@ -42,7 +42,7 @@ def test_content_disposition_follows_rfc_6266():
 def local(tmp_path):
     driver = LinkingLocalStorageDriver(str(tmp_path), ex_use_locking=False)
     images, receipts = driver.create_container("images"), driver.create_container("receipts")
-    return Store("local", images, receipts, None, True, str(tmp_path), True, "public, max-age=60")
+    return Store("local", images, receipts, None, True, str(tmp_path), True, "public, max-age=60", b"k" * 32)
 
 
 def spooled(tmp_path, content=b"\xff\xd8\xff image bytes"):
