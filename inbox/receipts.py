@@ -102,11 +102,18 @@ def fingerprint(message: InboundMessage) -> str:
 
 
 @dataclass(frozen=True)
-class Recorded:
-    """The answer given to this token before, for the same message."""
+class Answered:
+    """The token's first message was answered; whether this post gets that answer depends on its content."""
 
+    fingerprint: str
     status: int
     body: dict
+
+    def for_message(self, message: InboundMessage) -> tuple[int, dict]:
+        """The recorded answer when `message` is the one it was given for; else TokenReused."""
+        if fingerprint(message) != self.fingerprint:
+            raise TokenReused("this token was already used for another message; nothing was stored")
+        return self.status, self.body
 
 
 @dataclass
@@ -115,12 +122,11 @@ class Claim:
 
     store: Store
     name: str
-    fingerprint: str
     file: SpoolFile  # the claim's own file: on the local store it is the object, so the receipt is written once
 
-    def finish(self, status: int, body: dict) -> None:
-        """Record the answer, durably, before it is given."""
-        _rewrite(self.file, {"fingerprint": self.fingerprint, "status": status, "body": body})
+    def finish(self, message: InboundMessage, status: int, body: dict) -> None:
+        """Record the answer and the message's fingerprint, durably, before the answer is given."""
+        _rewrite(self.file, {"fingerprint": fingerprint(message), "status": status, "body": body})
         with unavailable_on_failure(self.store):
             self.store.receipts.driver.upload_object(self.file.name, self.store.receipts, self.name)
 
@@ -137,27 +143,27 @@ def _rewrite(file: SpoolFile, content: dict) -> None:
         target.truncate()
 
 
-def claim_token(store: Store, new_spool, message: InboundMessage) -> Claim | Recorded:
-    """Claim the message's token; or the answer recorded for it; TokenInProgress or TokenReused.
+def claim_token(store: Store, new_spool, token: str) -> Claim | Answered:
+    """Claim the token the moment its signature holds, before the message is read on.
 
-    `new_spool(limit)` makes the claim's file (the request's, so it is removed with the request).
+    Returns the Claim, or the answer given to the token's first message (Answered); raises
+    TokenInProgress while another request holds it. `new_spool(limit)` makes the claim's file
+    (the request's, so it is removed with the request).
     """
-    name, mark = _token_name(message.token), fingerprint(message)
+    name = _token_name(token)
     for _ in range(2):  # a second round only after removing an abandoned claim
         file = new_spool(1 << 20)
-        file.write(json.dumps({"fingerprint": mark, "since": int(time.time())}).encode())
+        file.write(json.dumps({"since": int(time.time())}).encode())
         file.finish()
         with unavailable_on_failure(store):
             # Not durable yet: a claim lost in a crash was never answered, and Mailgun will retry.
             if upload_if_absent(store.receipts, name, file.name, durable=False):
-                return Claim(store, name, mark, file)
+                return Claim(store, name, file)
         held = _read(store, name)
         if held is None:
             continue  # released between our create and our read
         if "status" in held:
-            if held.get("fingerprint") != mark:
-                raise TokenReused("this token was already used for another message; nothing was stored")
-            return Recorded(held["status"], held["body"])
+            return Answered(held.get("fingerprint", ""), held["status"], held["body"])
         if time.time() - held.get("since", 0) < ABANDONED_AFTER:
             raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")
         _delete(store, name)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from .fetch import FetchError, fetch_attachments
 from .mailgun import SignatureError, verify_signature
 from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message, read_mime_message
 from .publish import answer_to_a_reply, reply_once, store_attachments
-from .receipts import Recorded, TokenInProgress, TokenReused, claim_token
+from .receipts import Answered, Claim, TokenInProgress, TokenReused, claim_token
 from .reply import ReplyUnavailable
 from .senders import NotAPublisher, admit
 from .spool import SpoolUnavailable
@@ -82,36 +82,41 @@ def _fetch_failed(error: FetchError):
     return refuse(503, f"the stored message could not be fetched from Mailgun now; Mailgun will retry: {error}")
 
 
-def _verify(timestamp: str, token: str, signature: str) -> None:
+def _verify_and_claim(timestamp: str, token: str, signature: str) -> None:
+    """Check the signature, then claim its token at once: before the rest of the body is read."""
+    if "claim" in g:
+        return
     config = current_app.config
     verify_signature(config["MAILGUN_WEBHOOK_SIGNING_KEY"], timestamp, token, signature,
                      max_age=config["INBOX_SIGNATURE_MAX_AGE"])
+    g.claim = claim_token(current_store(), request.new_spool, token)
 
 
 @bp.post("/webhooks/mailgun")
 @bp.post("/webhooks/mailgun/mime")
 def receive_message():
-    """One delivery: read the form, verify its signature, then judge and store each attachment.
+    """One delivery: read the form, verify its signature and claim its token, then admit, publish, answer.
 
     Mailgun signs only timestamp and token, which it posts as form fields wherever it likes in
     the body, often after the attachments: the signature can only be verified once they have
-    been read. So the form parser calls `_verify` the moment the three fields are in (an
-    unsigned body is then not read on), and reading before that costs no more than spooling
+    been read. So the form parser calls `_verify_and_claim` the moment the three fields are in:
+    an unsigned body is not read on, and a replay of the token cannot overtake this request
+    while its attachments are still arriving. Reading before that costs no more than spooling
     each part to disk; nothing is stored or fetched before the signature holds.
     """
-    store = current_store()
-    request.check_signature = _verify
-    message = read_mime_message(request) if request.path.endswith("/mime") else read_message(request)
-    _verify(message.timestamp, message.token, message.signature)  # when the form had no such fields
-    claim = claim_token(store, request.new_spool, message)
-    if isinstance(claim, Recorded):
-        log.info("repeat message_id=%s status=%d (answer recorded for this token)", message.message_id, claim.status)
-        return jsonify(claim.body), claim.status
+    request.check_signature = _verify_and_claim
     try:
-        status, body = _deliver(store, message)
-        claim.finish(status, body)
+        message = read_mime_message(request) if request.path.endswith("/mime") else read_message(request)
+        _verify_and_claim(message.timestamp, message.token, message.signature)  # fields came last, or not at all
+        if isinstance(g.claim, Answered):
+            status, body = g.claim.for_message(message)
+            log.info("repeat message_id=%s status=%d (answer recorded for this token)", message.message_id, status)
+            return jsonify(body), status
+        status, body = _deliver(current_store(), message)
+        g.claim.finish(message, status, body)
     except BaseException:
-        claim.release()  # so Mailgun's retry (after our 503) can claim the token again
+        if isinstance(g.get("claim"), Claim):
+            g.claim.release()  # so Mailgun's retry (after our 503) can claim the token again
         raise
     log.info(
         "delivery message_id=%s attachments=%d stored=%d rejected=%d status=%d",
