@@ -5,10 +5,16 @@ live in inbox/serving.py, shared with `inbox serve`: WEB_CONCURRENCY worker proc
 (default 2) of WEB_THREADS threads (default 8), slow clients dropped (inbox/slow_clients.py).
 """
 import os
+import sys
 
+from inbox.config import ConfigError
 from inbox.serving import exit_unless_configured, gunicorn_settings
 
-globals().update(gunicorn_settings(os.environ))
+try:
+    globals().update(gunicorn_settings(os.environ))
+except ConfigError as error:
+    print(f"inbox: {error}", file=sys.stderr)
+    sys.exit(2)
 # A missing or wrong setting is printed once by the master, which exits non-zero, instead of
 # inside a traceback from every worker.
 on_starting = exit_unless_configured

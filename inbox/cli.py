@@ -61,14 +61,16 @@ def serve(args) -> int:
               "instead of sent", file=sys.stderr)
     try:
         create_app(settings)  # fail here, with the message, rather than in every worker
+        served = gunicorn_settings(os.environ) | {"bind": f"127.0.0.1:{args.port}"}
     except ConfigError as error:
         print(f"inbox: {error}", file=sys.stderr)
         return 2
+    if args.workers:
+        served["workers"] = args.workers
 
     class Server(BaseApplication):
         def load_config(self):
-            overrides = {"bind": f"127.0.0.1:{args.port}"} | ({"workers": args.workers} if args.workers else {})
-            for name, value in {**gunicorn_settings(os.environ), **overrides}.items():
+            for name, value in served.items():
                 self.cfg.set(name, value)
 
         def load(self):

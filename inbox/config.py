@@ -40,7 +40,8 @@ class ConfigError(Exception):
     """A setting is missing or wrong; the message names it and says what to put there."""
 
 
-def _integer(settings: Mapping, name: str, minimum: int) -> int:
+def integer(settings: Mapping, name: str, minimum: int) -> int:
+    """settings[name] as a whole number >= minimum; else ConfigError."""
     raw = str(settings[name]).strip()
     try:
         value = int(raw)
@@ -120,27 +121,27 @@ def load_config(source: Mapping[str, str]) -> dict:
         raise ConfigError("STORAGE_RECEIPTS_CONTAINER must differ from STORAGE_CONTAINER: receipts are private")
     config["STORAGE_PATH"] = settings["STORAGE_PATH"]
     if "STORAGE_PORT" in settings:
-        config["STORAGE_PORT"] = _integer(settings, "STORAGE_PORT", 1)
+        config["STORAGE_PORT"] = integer(settings, "STORAGE_PORT", 1)
     if "STORAGE_SECURE" in settings:
         config["STORAGE_SECURE"] = _boolean(settings, "STORAGE_SECURE", "true (https) or false (http)")
     if "PUBLIC_BASE_URL" in settings:
         config["PUBLIC_BASE_URL"] = absolute_url(settings, "PUBLIC_BASE_URL")
 
-    max_bytes = _integer(settings, "INBOX_MAX_ATTACHMENT_BYTES", 1)
+    max_bytes = integer(settings, "INBOX_MAX_ATTACHMENT_BYTES", 1)
     config["INBOX_MAX_ATTACHMENT_BYTES"] = max_bytes
-    config["INBOX_SIGNATURE_MAX_AGE"] = _integer(settings, "INBOX_SIGNATURE_MAX_AGE", 60)
+    config["INBOX_SIGNATURE_MAX_AGE"] = integer(settings, "INBOX_SIGNATURE_MAX_AGE", 60)
     reject = settings["INBOX_REJECT_STATUS"].strip()
     if reject not in ("415", "406"):
         raise ConfigError(
             f"INBOX_REJECT_STATUS={reject!r}: use 415 (Mailgun retries for 8 h) or 406 (Mailgun stops retrying)"
         )
     config["INBOX_REJECT_STATUS"] = int(reject)
-    config["INBOX_TRUSTED_PROXIES"] = _integer(settings, "INBOX_TRUSTED_PROXIES", 0)
+    config["INBOX_TRUSTED_PROXIES"] = integer(settings, "INBOX_TRUSTED_PROXIES", 0)
     config["INBOX_STRIP_LOCATION"] = _boolean(
         settings, "INBOX_STRIP_LOCATION", "true (remove GPS and location metadata before publishing) or false "
         "(publish originals, location included)"
     )
-    config["INBOX_CACHE_MAX_AGE"] = _integer(settings, "INBOX_CACHE_MAX_AGE", 0)
+    config["INBOX_CACHE_MAX_AGE"] = integer(settings, "INBOX_CACHE_MAX_AGE", 0)
     _people(settings, config)
 
     # Text fields (a long quoted HTML thread, several MB) must never be refused, yet the

@@ -150,9 +150,10 @@ def compose_reply(
 
     `stored` and `rejected` are the webhook answer's entries (filename, url / filename, reason).
     """
-    text = [f"Your photos are published ({len(stored)}):", ""]
+    heading = f"Your photos are published ({len(stored)}):" if stored else "Nothing was published."
+    text = [heading, ""]
     text += [f"  {item.get('filename') or item['url']}: {item['url']}" for item in stored]
-    markup = [f"<p>Your photos are published ({len(stored)}):</p>", "<ul>"]
+    markup = [f"<p>{heading}</p>", "<ul>"]
     for item in stored:
         url = html.escape(item["url"], quote=True)
         name = html.escape(item.get("filename") or item["url"])
@@ -165,8 +166,9 @@ def compose_reply(
         markup += [f"<li>{html.escape(item.get('filename') or item.get('attachment') or '')}: "
                    f"{html.escape(item['reason'])}</li>" for item in rejected]
         markup.append("</ul>")
-    text += ["", 'To take them down, reply to this mail with the word "delete".', ""]
-    markup.append("<p>To take them down, reply to this mail with the word <b>delete</b>.</p>")
+    if stored:
+        text += ["", 'To take them down, reply to this mail with the word "delete".', ""]
+        markup.append("<p>To take them down, reply to this mail with the word <b>delete</b>.</p>")
     return _reply_fields(message, reply_from=reply_from, key=key, domain=message_id_domain,
                          text="\n".join(text), body_html=_page(markup))
 

@@ -11,14 +11,16 @@ import os
 import sys
 from collections.abc import Mapping
 
-from .config import ConfigError, load_config
+from .config import ConfigError, integer, load_config
+from .providers import provider_for
 
 
 def gunicorn_settings(environ: Mapping[str, str]) -> dict:
-    """gunicorn setting names and values, sized from the environment."""
-    threads = int(environ.get("WEB_THREADS", "8"))
+    """gunicorn setting names and values, sized from the environment (ConfigError naming a wrong one)."""
+    sizes = {"WEB_THREADS": "8", "WEB_CONCURRENCY": "2", "GUNICORN_TIMEOUT": "120", **environ}
+    threads = integer(sizes, "WEB_THREADS", 1)
     return {
-        "workers": int(environ.get("WEB_CONCURRENCY", "2")),
+        "workers": integer(sizes, "WEB_CONCURRENCY", 1),
         "worker_class": "inbox.slow_clients.SlowClientThreadWorker",
         "threads": threads,
         "worker_connections": threads,
@@ -26,7 +28,7 @@ def gunicorn_settings(environ: Mapping[str, str]) -> dict:
         "keepalive": 0,
         # gthread workers report alive from their main loop; a request itself is bounded by the
         # slow-client guard, not by this. Kept from the sync days for a stuck worker.
-        "timeout": int(environ.get("GUNICORN_TIMEOUT", "120")),
+        "timeout": integer(sizes, "GUNICORN_TIMEOUT", 1),
         "accesslog": "-",
         # The runtime control socket is one path per user: two services on one host would share it.
         "control_socket_disable": True,
@@ -40,6 +42,7 @@ def exit_unless_configured(arbiter) -> None:
     """
     try:
         config = load_config(os.environ)  # gunicorn has put its `--env` values there already
+        provider_for(config)  # the provider's own settings: still no connection from the master
     except ConfigError as error:
         print(f"inbox: {error}", file=sys.stderr)
         sys.exit(2)
