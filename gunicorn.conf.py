@@ -4,6 +4,7 @@ Binds 0.0.0.0:$PORT when PORT is set (gunicorn's own rule), else 127.0.0.1:8000.
 live in inbox/serving.py, shared with `inbox serve`: WEB_CONCURRENCY worker processes
 (default 2) of WEB_THREADS threads (default 8), slow clients dropped (inbox/slow_clients.py).
 """
+
 import os
 import sys
 

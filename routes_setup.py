@@ -3,6 +3,7 @@
 Idempotent: run it on every deploy. Exit status 0 when done or nothing to do, 1 when
 Mailgun refused or could not be reached, 2 for a usage or configuration error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,26 +32,46 @@ ENVIRONMENT = """environment:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="routes_setup.py", epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Make exactly one Mailgun route send mail for the inbox address to the webhook.")
-    parser.add_argument("--recipient", default=os.environ.get("INBOX_ADDRESS"),
-                        help="the inbox address, e.g. photos@example.com; it also names the route")
-    parser.add_argument("--url", default=os.environ.get("INBOX_WEBHOOK_URL"),
-                        help="the webhook, e.g. https://host/webhooks/mailgun (https://host/webhooks/mailgun/mime "
-                        "with --mime)")
-    parser.add_argument("--mime", action="store_true",
-                        help="Mailgun posts the raw message (body-mime) to the URL ending in /webhooks/mailgun/mime: "
-                        "choose it when mail must arrive exactly as sent (inline images, signed mail)")
-    parser.add_argument("--allow-http", action="store_true",
-                        help="register a plain-http webhook (Mailgun posts mail and signature unencrypted)")
-    parser.add_argument("--force", action="store_true",
-                        help="register a local or private host, a path the service does not serve, or a pattern "
-                        "that takes every address of the domain")
+        prog="routes_setup.py",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Make exactly one Mailgun route send mail for the inbox address to the webhook.",
+    )
+    parser.add_argument(
+        "--recipient",
+        default=os.environ.get("INBOX_ADDRESS"),
+        help="the inbox address, e.g. photos@example.com; it also names the route",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("INBOX_WEBHOOK_URL"),
+        help="the webhook, e.g. https://host/webhooks/mailgun (https://host/webhooks/mailgun/mime with --mime)",
+    )
+    parser.add_argument(
+        "--mime",
+        action="store_true",
+        help="Mailgun posts the raw message (body-mime) to the URL ending in /webhooks/mailgun/mime: "
+        "choose it when mail must arrive exactly as sent (inline images, signed mail)",
+    )
+    parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="register a plain-http webhook (Mailgun posts mail and signature unencrypted)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="register a local or private host, a path the service does not serve, or a pattern "
+        "that takes every address of the domain",
+    )
     parser.add_argument("--priority", type=int, default=0, help="route priority, lower runs first (default 0)")
     parser.add_argument("--description", default="", help="text after the route's inbox:ADDRESS marker")
     parser.add_argument("--region", choices=sorted(API_URLS), help="the account's region; eu means api.eu.mailgun.net")
-    parser.add_argument("--store", action="store_true",
-                        help="store(notify=URL) instead of forward(URL): Mailgun keeps very large mail for us")
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="store(notify=URL) instead of forward(URL): Mailgun keeps very large mail for us",
+    )
     parser.add_argument("--pattern", help="match this regular expression instead of the escaped --recipient")
     parser.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
     mode = parser.add_mutually_exclusive_group()
@@ -67,7 +88,7 @@ def run(args, client: RoutesClient) -> None:
     if args.list:
         routes = our_routes(client, args.recipient)
         for route in routes:
-            print(f"route {route['id']} priority {route['priority']} \"{route['description']}\" : {describe(route)}")
+            print(f'route {route["id"]} priority {route["priority"]} "{route["description"]}" : {describe(route)}')
         if not routes:
             print(f"no routes made by routes_setup.py{' for ' + args.recipient if args.recipient else ''}")
     elif args.delete:
@@ -77,8 +98,14 @@ def run(args, client: RoutesClient) -> None:
         if not routes:
             print(f"unchanged: no route for {args.recipient} to delete")
     else:
-        spec = route_spec(args.recipient, args.url, priority=args.priority, description=args.description,
-                          store=args.store, pattern=args.pattern)
+        spec = route_spec(
+            args.recipient,
+            args.url,
+            priority=args.priority,
+            description=args.description,
+            store=args.store,
+            pattern=args.pattern,
+        )
         check_webhook_url(args.url, mime=args.mime, allow_http=args.allow_http, force=args.force)
         if args.pattern is not None:
             check_pattern(args.pattern, args.recipient, force=args.force)
@@ -96,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.url and not (args.list or args.delete):
         parser.error("--url is required (or set INBOX_WEBHOOK_URL)")
     if args.mime and args.store:
-        parser.error("--mime and --store do not go together: store(notify=URL) posts a notification, not the raw "
-                     "message; a stored message can be fetched raw later")
+        parser.error(
+            "--mime and --store do not go together: store(notify=URL) posts a notification, not the raw "
+            "message; a stored message can be fetched raw later"
+        )
     if not os.environ.get("MAILGUN_API_KEY"):
         parser.error("MAILGUN_API_KEY is not set: put the account's private API key there (Mailgun → API Keys)")
     api_url = API_URLS[args.region] if args.region else os.environ.get("MAILGUN_API_URL") or API_URLS["us"]

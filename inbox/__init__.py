@@ -1,4 +1,5 @@
 """inbox: a Mailgun inbound webhook that stores emailed photos in a public libcloud container."""
+
 from __future__ import annotations
 
 import logging

@@ -8,6 +8,7 @@ text, so a refusal is believed only once a lookup shows the object is there.
 Local store: the (complete) file is hard-linked into place; a link is created only where no
 name exists, and never shows a half-written file (O_CREAT|O_EXCL would).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ from libcloud.storage.types import ObjectDoesNotExistError, ObjectHashMismatchEr
 from . import providers
 
 
-def upload_if_absent(container, name: str, path: str, extra: dict | None = None, headers: dict | None = None, *,
-                     durable: bool = True) -> bool:
+def upload_if_absent(
+    container, name: str, path: str, extra: dict | None = None, headers: dict | None = None, *, durable: bool = True
+) -> bool:
     """Upload the file at `path` as `name` in `container` unless an object of that name exists.
 
     True: this call created it. False: it existed already (made by anyone, at any time).

@@ -1,5 +1,6 @@
 """The `inbox` command: `serve` runs the service locally, `send` delivers files as Mailgun would,
 `delete` takes published images down."""
+
 from __future__ import annotations
 
 import argparse
@@ -53,12 +54,17 @@ def serve(args) -> int:
     settings = {**os.environ, "MAILGUN_WEBHOOK_SIGNING_KEY": development_key()}
     if not settings.get("INBOX_PUBLISHERS"):
         settings["INBOX_PUBLISHERS"] = "*"
-        print("inbox: INBOX_PUBLISHERS is not set: anyone may publish (inbox serve only; production refuses "
-              "to start without it)", file=sys.stderr)
+        print(
+            "inbox: INBOX_PUBLISHERS is not set: anyone may publish (inbox serve only; production refuses "
+            "to start without it)",
+            file=sys.stderr,
+        )
     if not (settings.get("MAILGUN_API_KEY") and settings.get("MAILGUN_DOMAIN")):
         settings.setdefault("INBOX_OUTBOX", str(OUTBOX))
-        print(f"inbox: MAILGUN_API_KEY/MAILGUN_DOMAIN are not set: replies are written to {OUTBOX}/ "
-              "instead of sent", file=sys.stderr)
+        print(
+            f"inbox: MAILGUN_API_KEY/MAILGUN_DOMAIN are not set: replies are written to {OUTBOX}/ instead of sent",
+            file=sys.stderr,
+        )
     try:
         create_app(settings)  # fail here, with the message, rather than in every worker
         served = gunicorn_settings(os.environ) | {"bind": f"127.0.0.1:{args.port}"}
@@ -76,9 +82,11 @@ def serve(args) -> int:
         def load(self):
             return create_app(settings)
 
-    print(f"inbox: webhook at http://127.0.0.1:{args.port}/webhooks/mailgun, storage "
-          f"{settings.get('STORAGE_PROVIDER', 'local')}; from this folder try: {_command()} send PHOTO.jpg",
-          file=sys.stderr)
+    print(
+        f"inbox: webhook at http://127.0.0.1:{args.port}/webhooks/mailgun, storage "
+        f"{settings.get('STORAGE_PROVIDER', 'local')}; from this folder try: {_command()} send PHOTO.jpg",
+        file=sys.stderr,
+    )
     Server().run()
     return 0
 
@@ -98,14 +106,18 @@ def show_reply(answer: dict, command: str) -> None:
         return
     print(f"--- the reply {mail['To']} would get ({path}) ---\n{text.rstrip()}\n---", file=sys.stderr)
     if answer.get("stored"):
-        print(f"inbox: to take them down by reply: {command} send --in-reply-to '{reply['id']}' --text delete",
-              file=sys.stderr)
+        print(
+            f"inbox: to take them down by reply: {command} send --in-reply-to '{reply['id']}' --text delete",
+            file=sys.stderr,
+        )
 
 
 def send(args) -> int:
     if not (args.files or args.in_reply_to):
-        print("inbox: nothing to send: name FILEs to attach, or answer a reply with --in-reply-to and --text",
-              file=sys.stderr)
+        print(
+            "inbox: nothing to send: name FILEs to attach, or answer a reply with --in-reply-to and --text",
+            file=sys.stderr,
+        )
         return 2
     missing = [path for path in args.files if not os.path.isfile(path)]
     if missing:
@@ -113,15 +125,29 @@ def send(args) -> int:
         return 2
     key = development_key(create=False)
     if key is None:
-        print(f"inbox: no signing key here: run this in the folder where `inbox serve` runs (it keeps "
-              f"{DEV_KEY_FILE}), or set MAILGUN_WEBHOOK_SIGNING_KEY to the server's key", file=sys.stderr)
+        print(
+            f"inbox: no signing key here: run this in the folder where `inbox serve` runs (it keeps "
+            f"{DEV_KEY_FILE}), or set MAILGUN_WEBHOOK_SIGNING_KEY to the server's key",
+            file=sys.stderr,
+        )
         return 2
     with contextlib.ExitStack() as files:
-        attachments = [(Path(path).name, files.enter_context(open(path, "rb")),
-                        mimetypes.guess_type(path)[0] or "application/octet-stream") for path in args.files]
+        attachments = [
+            (
+                Path(path).name,
+                files.enter_context(open(path, "rb")),
+                mimetypes.guess_type(path)[0] or "application/octet-stream",
+            )
+            for path in args.files
+        ]
         delivery = build_delivery(
-            attachments, key=key, sender=args.sender, recipient=args.recipient, subject=args.subject,
-            message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>", text=args.text,
+            attachments,
+            key=key,
+            sender=args.sender,
+            recipient=args.recipient,
+            subject=args.subject,
+            message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>",
+            text=args.text,
             headers=[("In-Reply-To", args.in_reply_to), ("References", args.in_reply_to)] if args.in_reply_to else [],
         )
         try:
@@ -139,8 +165,11 @@ def send(args) -> int:
         print(json.dumps(answer, indent=2, ensure_ascii=False), flush=True)
         show_reply(answer, _command())
     if response.status_code == 403:
-        print("inbox: the server refused the signature: is this the folder where `inbox serve` runs, or "
-              "MAILGUN_WEBHOOK_SIGNING_KEY the server's key?", file=sys.stderr)
+        print(
+            "inbox: the server refused the signature: is this the folder where `inbox serve` runs, or "
+            "MAILGUN_WEBHOOK_SIGNING_KEY the server's key?",
+            file=sys.stderr,
+        )
     return 0 if response.status_code == 200 else 1
 
 
@@ -152,9 +181,11 @@ def delete(args) -> int:
 
     key = development_key(create=False)
     if key is None:
-        print("inbox: no configuration here: set the service's environment (MAILGUN_WEBHOOK_SIGNING_KEY, "
-              f"STORAGE_*), or run this in the folder where `inbox serve` runs (it keeps {DEV_KEY_FILE})",
-              file=sys.stderr)
+        print(
+            "inbox: no configuration here: set the service's environment (MAILGUN_WEBHOOK_SIGNING_KEY, "
+            f"STORAGE_*), or run this in the folder where `inbox serve` runs (it keeps {DEV_KEY_FILE})",
+            file=sys.stderr,
+        )
         return 2
     settings = {**os.environ, "MAILGUN_WEBHOOK_SIGNING_KEY": key}
     if not settings.get("INBOX_PUBLISHERS"):
@@ -180,11 +211,15 @@ def delete(args) -> int:
             print(f"not found: {reference} (not the name of an image this service publishes)", flush=True)
         else:
             not_found += 1
-            print(f"not found: {reference} (no such image in {store.provider} container {store.images.name})",
-                  flush=True)
+            print(
+                f"not found: {reference} (no such image in {store.provider} container {store.images.name})", flush=True
+            )
     if removed:
-        print(f"inbox: a CDN or browser may still serve a cached copy for up to {app.config['INBOX_CACHE_MAX_AGE']} s "
-              "(INBOX_CACHE_MAX_AGE)", file=sys.stderr)
+        print(
+            f"inbox: a CDN or browser may still serve a cached copy for up to {app.config['INBOX_CACHE_MAX_AGE']} s "
+            "(INBOX_CACHE_MAX_AGE)",
+            file=sys.stderr,
+        )
     return 1 if not_found else 0
 
 
@@ -192,32 +227,57 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="inbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the service on 127.0.0.1 (gunicorn)")
-    serve_parser.add_argument("--port", type=int, default=8000,
-                              help="port on 127.0.0.1 to listen on (default 8000; send's --url must match)")
+    serve_parser.add_argument(
+        "--port", type=int, default=8000, help="port on 127.0.0.1 to listen on (default 8000; send's --url must match)"
+    )
     serve_parser.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 2)")
     serve_parser.set_defaults(run=serve)
     send_parser = commands.add_parser("send", help="deliver files to the webhook as a signed Mailgun message")
-    send_parser.add_argument("files", nargs="*", metavar="FILE",
-                             help="files to attach, e.g. examples/photo.jpg (none when answering a reply)")
-    send_parser.add_argument("--url", default=DEFAULT_URL,
-                             help=f"the webhook to post to (default {DEFAULT_URL}; other port: serve --port)")
-    send_parser.add_argument("--from", dest="sender", default="someone@example.com",
-                             help="the sender's address (default someone@example.com)")
-    send_parser.add_argument("--to", dest="recipient", default="photos@example.com",
-                             help="the inbox address it was sent to (default photos@example.com)")
+    send_parser.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="files to attach, e.g. examples/photo.jpg (none when answering a reply)",
+    )
+    send_parser.add_argument(
+        "--url", default=DEFAULT_URL, help=f"the webhook to post to (default {DEFAULT_URL}; other port: serve --port)"
+    )
+    send_parser.add_argument(
+        "--from",
+        dest="sender",
+        default="someone@example.com",
+        help="the sender's address (default someone@example.com)",
+    )
+    send_parser.add_argument(
+        "--to",
+        dest="recipient",
+        default="photos@example.com",
+        help="the inbox address it was sent to (default photos@example.com)",
+    )
     send_parser.add_argument("--subject", default="Photos", help="the subject line (default Photos)")
-    send_parser.add_argument("--message-id", help="the Message-Id, e.g. <1@example.com> (default: a new one); "
-                             "reuse one to see a redelivery give the same URLs")
+    send_parser.add_argument(
+        "--message-id",
+        help="the Message-Id, e.g. <1@example.com> (default: a new one); "
+        "reuse one to see a redelivery give the same URLs",
+    )
     send_parser.add_argument("--text", default="", help="the message text, e.g. delete (default: none)")
-    send_parser.add_argument("--in-reply-to", metavar="MESSAGE_ID",
-                             help="answer this mail, e.g. the reply's <inbox.KEY@example.com> with --text delete "
-                             "to take its photos down")
+    send_parser.add_argument(
+        "--in-reply-to",
+        metavar="MESSAGE_ID",
+        help="answer this mail, e.g. the reply's <inbox.KEY@example.com> with --text delete to take its photos down",
+    )
     send_parser.set_defaults(run=send)
     delete_parser = commands.add_parser(
-        "delete", help="take published images down from the configured store (caches may keep a copy for up to "
-        "INBOX_CACHE_MAX_AGE seconds)")
-    delete_parser.add_argument("references", nargs="+", metavar="URL|NAME",
-                               help="a public URL the service answered, or its object name (<uuid>.<ext>)")
+        "delete",
+        help="take published images down from the configured store (caches may keep a copy for up to "
+        "INBOX_CACHE_MAX_AGE seconds)",
+    )
+    delete_parser.add_argument(
+        "references",
+        nargs="+",
+        metavar="URL|NAME",
+        help="a public URL the service answered, or its object name (<uuid>.<ext>)",
+    )
     delete_parser.set_defaults(run=delete)
     args = parser.parse_args(argv)
     return args.run(args)

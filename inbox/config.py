@@ -4,6 +4,7 @@ Keys are the environment variable names documented in README.md; every error nam
 variable and says what to put there, so a misconfigured deploy fails at start-up, not at
 the first delivery.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -31,10 +32,21 @@ DEFAULTS = {
 }
 
 PASSED_THROUGH = (
-    "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "STORAGE_KEY", "STORAGE_SECRET", "STORAGE_REGION",
-    "STORAGE_HOST", "STORAGE_RECEIPTS_CONTAINER", "STORAGE_TENANT", "STORAGE_DOMAIN", "STORAGE_PROJECT",
-    "STORAGE_AUTH_URL", "STORAGE_AUTH_VERSION", "STORAGE_TIMEOUT",
+    "MAILGUN_API_KEY",
+    "MAILGUN_DOMAIN",
+    "STORAGE_KEY",
+    "STORAGE_SECRET",
+    "STORAGE_REGION",
+    "STORAGE_HOST",
+    "STORAGE_RECEIPTS_CONTAINER",
+    "STORAGE_TENANT",
+    "STORAGE_DOMAIN",
+    "STORAGE_PROJECT",
+    "STORAGE_AUTH_URL",
+    "STORAGE_AUTH_VERSION",
+    "STORAGE_TIMEOUT",
 )
+
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names it and says what to put there."""
@@ -72,8 +84,10 @@ def _storage_provider(settings: Mapping, config: dict) -> None:
     # Which settings each provider needs is checked by its record (providers.provider_for).
     config["STORAGE_PROVIDER"] = settings["STORAGE_PROVIDER"].strip().lower()
     config["STORAGE_MAKE_PUBLIC"] = _boolean(
-        settings, "STORAGE_MAKE_PUBLIC", "true (the app makes the image container publicly readable) or false "
-        "(you did, e.g. through a CDN; set PUBLIC_BASE_URL then)"
+        settings,
+        "STORAGE_MAKE_PUBLIC",
+        "true (the app makes the image container publicly readable) or false "
+        "(you did, e.g. through a CDN; set PUBLIC_BASE_URL then)",
     )
 
 
@@ -107,8 +121,10 @@ def load_config(source: Mapping[str, str]) -> dict:
     if "INBOX_NAME_KEY" in settings:  # else storage makes one, once, in the private container
         name_key = settings["INBOX_NAME_KEY"].strip()
         if len(name_key) < 32:
-            raise ConfigError("INBOX_NAME_KEY is shorter than 32 characters: use a long random secret, "
-                              "e.g. the output of `python3 -c 'import secrets; print(secrets.token_hex(32))'`")
+            raise ConfigError(
+                "INBOX_NAME_KEY is shorter than 32 characters: use a long random secret, "
+                "e.g. the output of `python3 -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
         config["INBOX_NAME_KEY"] = name_key
 
     _storage_provider(settings, config)
@@ -138,8 +154,9 @@ def load_config(source: Mapping[str, str]) -> dict:
     config["INBOX_REJECT_STATUS"] = int(reject)
     config["INBOX_TRUSTED_PROXIES"] = integer(settings, "INBOX_TRUSTED_PROXIES", 0)
     config["INBOX_STRIP_LOCATION"] = _boolean(
-        settings, "INBOX_STRIP_LOCATION", "true (remove GPS and location metadata before publishing) or false "
-        "(publish originals, location included)"
+        settings,
+        "INBOX_STRIP_LOCATION",
+        "true (remove GPS and location metadata before publishing) or false (publish originals, location included)",
     )
     config["INBOX_CACHE_MAX_AGE"] = integer(settings, "INBOX_CACHE_MAX_AGE", 0)
     _people(settings, config)

@@ -12,6 +12,7 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
 
 Everything read is bounded by the range given: offsets, counts, the number of IFDs, and loops.
 """
+
 from __future__ import annotations
 
 import re
@@ -76,7 +77,7 @@ class _TiffBlock:
         if count > MAX_IFD_ENTRIES:
             raise LocationError(f"an EXIF IFD claims {count} entries")
         raw = self.read(offset, 2 + 12 * count + 4)
-        return raw, [raw[2 + 12 * i:14 + 12 * i] for i in range(count)]
+        return raw, [raw[2 + 12 * i : 14 + 12 * i] for i in range(count)]
 
     def value_extent(self, entry: bytes) -> tuple[int, int] | None:
         """(offset, length) of an entry's out-of-line value; None when it fits in the entry itself."""
@@ -106,7 +107,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int) -> bool:
         visited.add(offset)
         raw, entries = block.read_ifd(offset)
         tags = [block.unpack("H", entry[:2]) for entry in entries]
-        for entry, tag in zip(entries, tags):
+        for entry, tag in zip(entries, tags, strict=True):
             extent = block.value_extent(entry) if tag == XMP_TAG else None
             if extent:
                 changed |= blank_xmp_gps(file, start + extent[0], start + extent[0] + extent[1])

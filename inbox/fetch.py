@@ -5,6 +5,7 @@ JSON list of {"url", "content-type", "name", "size"}, each URL on Mailgun's stor
 readable with Basic auth `api` + the private API key for three days. Only Mailgun hosts are
 contacted, and only after the notification's signature was verified.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -42,8 +43,10 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> list
         try:
             with session.get(url, stream=True, timeout=TIMEOUT) as response:
                 if response.status_code in (401, 403):
-                    raise FetchError(f"Mailgun refused MAILGUN_API_KEY (HTTP {response.status_code}) for {url}: "
-                                     "it must be the account's private API key")
+                    raise FetchError(
+                        f"Mailgun refused MAILGUN_API_KEY (HTTP {response.status_code}) for {url}: "
+                        "it must be the account's private API key"
+                    )
                 response.raise_for_status()
                 for chunk in response.iter_content(CHUNK):
                     spool.write(chunk)
@@ -54,6 +57,7 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> list
         declared = item.get("size")
         if spool.size > spool.limit and isinstance(declared, int):
             spool.size = max(spool.size, declared)  # stopped at the limit: report the real size
-        attachments.append(Attachment(field=f"attachment-{number}", filename=clean_filename(str(item.get("name", ""))),
-                                      stream=spool))
+        attachments.append(
+            Attachment(field=f"attachment-{number}", filename=clean_filename(str(item.get("name", ""))), stream=spool)
+        )
     return attachments

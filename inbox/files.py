@@ -4,6 +4,7 @@ Only names the webhook makes (`<uuid>.<ext>`) in the configured image container 
 served, with the stored type, nosniff and a sandbox policy, so a polyglot file can only
 ever be shown as the image it was accepted as.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,8 @@ def serve_file(container: str, name: str):
         abort(404)
     response = send_file(
         images.driver.get_object_cdn_url(obj),
-        mimetype=obj.extra.get("content_type") or CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream"),
+        mimetype=obj.extra.get("content_type")
+        or CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream"),
         conditional=True,
     )
     response.headers["Content-Disposition"] = obj.extra.get("headers", {}).get("Content-Disposition", "inline")

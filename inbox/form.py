@@ -10,6 +10,7 @@ What differs from Werkzeug's own form parser, and why:
 - url-encoded bodies are capped in field count, as multipart ones are;
 - large bodies are read a megabyte at a time into one reused buffer.
 """
+
 from __future__ import annotations
 
 import re
@@ -69,8 +70,9 @@ class InboxFormParser(FormDataParser):
             fields.setdefault(match.group(1), unquote(match.group(2).replace("+", " ")))
         self._check(fields)
         try:
-            items = parse_qsl(body, keep_blank_values=True, errors="werkzeug.url_quote",
-                              max_num_fields=self.max_form_parts)
+            items = parse_qsl(
+                body, keep_blank_values=True, errors="werkzeug.url_quote", max_num_fields=self.max_form_parts
+            )
         except ValueError:  # more fields than any message Mailgun sends
             raise RequestEntityTooLarge() from None
         return stream, self.cls(items), self.cls()
@@ -98,10 +100,8 @@ class InboxFormParser(FormDataParser):
             while not isinstance(event, (Epilogue, NeedData)):
                 if isinstance(event, (Field, File)):
                     part, pieces, length = event, [], 0
-                    if isinstance(event, File) or FILE_FIELD.fullmatch(event.name):
-                        spool = self.new_spool()
-                    else:
-                        spool = None
+                    is_file = isinstance(event, File) or FILE_FIELD.fullmatch(event.name)
+                    spool = self.new_spool() if is_file else None
                 elif isinstance(event, Data):
                     if spool is not None:
                         spool.write(event.data)
@@ -113,7 +113,9 @@ class InboxFormParser(FormDataParser):
                     if not event.more_data:
                         if spool is not None:
                             spool.finish()
-                            files.append((part.name, FileStorage(spool, _file_name(part), part.name, headers=part.headers)))
+                            files.append(
+                                (part.name, FileStorage(spool, _file_name(part), part.name, headers=part.headers))
+                            )
                         else:
                             value = b"".join(pieces).decode("utf-8", "replace")
                             fields.append((part.name, value))

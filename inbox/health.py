@@ -4,6 +4,7 @@ That is: the spool folder takes a file, the private container takes an object, a
 credentials can read both containers. Anything else is 503 with the reason, so a load
 balancer stops sending deliveries to this instance (Mailgun retries them elsewhere or later).
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify

@@ -7,6 +7,7 @@ mdat) or in the meta box's `idat` (method 1). A metadata item that is split into
 lives in another file, is content-encoded or is built by item reference is refused (LocationError):
 it cannot be blanked safely in place. Every count, size and offset is checked against its box.
 """
+
 from __future__ import annotations
 
 import struct
@@ -31,7 +32,7 @@ class _Cursor:
         if self.position + length > self.end:
             raise LocationError("a HEIF metadata box ends too early")
         self.position += length
-        return self.data[self.position - length:self.position]
+        return self.data[self.position - length : self.position]
 
     def uint(self, length: int) -> int:
         return int.from_bytes(self.take(length), "big")
@@ -118,7 +119,7 @@ def _item_kinds(meta: bytes, iinf: tuple[int, int], read: Callable[[int, int], b
         entry.take(2)  # protection index
         item_type = entry.take(4)
         # mime items: item name, content type, optional content encoding, each NUL-terminated.
-        name_type_encoding = meta[entry.position:end].split(b"\0")
+        name_type_encoding = meta[entry.position : end].split(b"\0")
         if item_type == b"Exif":
             kinds[item_id] = "exif"
         elif item_type == b"mime" and len(name_type_encoding) > 1 and name_type_encoding[1] == XMP_CONTENT_TYPE:

@@ -1,4 +1,5 @@
 """Judges an attachment by its content: libmagic on the first bytes, never the name or declared type."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,9 +74,11 @@ def _jpeg_dimensions(head: bytes) -> tuple[int, int] | None:
         elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             offset += 2
         elif marker in JPEG_SOF:
-            return int.from_bytes(head[offset + 7:offset + 9], "big"), int.from_bytes(head[offset + 5:offset + 7], "big")
+            return int.from_bytes(head[offset + 7 : offset + 9], "big"), int.from_bytes(
+                head[offset + 5 : offset + 7], "big"
+            )
         else:
-            offset += 2 + int.from_bytes(head[offset + 2:offset + 4], "big")
+            offset += 2 + int.from_bytes(head[offset + 2 : offset + 4], "big")
     return None
 
 
@@ -84,7 +87,7 @@ def _isobmff_dimensions(head: bytes) -> tuple[int, int] | None:
     at = head.find(b"\x00\x00\x00\x14ispe")
     if at < 0 or at + 20 > len(head):
         return None
-    return int.from_bytes(head[at + 12:at + 16], "big"), int.from_bytes(head[at + 16:at + 20], "big")
+    return int.from_bytes(head[at + 12 : at + 16], "big"), int.from_bytes(head[at + 16 : at + 20], "big")
 
 
 def _webp_dimensions(head: bytes) -> tuple[int, int] | None:
@@ -114,7 +117,8 @@ def image_dimensions(head: bytes, content_type: str) -> tuple[int, int] | None:
         if int.from_bytes(head[14:18], "little") == 12:  # the old OS/2 header has 16-bit sides
             return int.from_bytes(head[18:20], "little"), int.from_bytes(head[20:22], "little")
         return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(
-            int.from_bytes(head[22:26], "little", signed=True))
+            int.from_bytes(head[22:26], "little", signed=True)
+        )
     if content_type == "image/webp" and head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
         return _webp_dimensions(head)
     if content_type == "image/jpeg" and head[:2] == b"\xff\xd8":

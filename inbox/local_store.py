@@ -4,6 +4,7 @@ Two fixes that matter for a service: an upload links the spooled file into place
 copy, never visible half-written, durable before the answer) and the object's type and
 headers are kept beside it, since the stock driver drops `extra`.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,11 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
     def upload_object(self, file_path, container, object_name, extra=None, verify_hash=True, headers=None):
         obj_path = os.path.join(self.get_container_cdn_url(container, check=True), object_name)
         if extra or headers:
-            meta = {"content_type": (extra or {}).get("content_type"),
-                    "meta_data": (extra or {}).get("meta_data") or {}, "headers": headers or {}}
+            meta = {
+                "content_type": (extra or {}).get("content_type"),
+                "meta_data": (extra or {}).get("meta_data") or {},
+                "headers": headers or {},
+            }
             _write_atomically(self._meta_path(container.name, object_name), json.dumps(meta).encode())
         _fsync(file_path, drop_cache=True)  # the answer tells Mailgun it may forget the message
         mode = 0o600 if container.name in self.private else 0o644

@@ -21,6 +21,7 @@ Where it looks, per type (libmagic's MIME type):
 When location may be present but the structure cannot be walked safely (truncated, offsets out of
 range, loops, absurd counts), it raises LocationError(reason) and the image must not be published.
 """
+
 from __future__ import annotations
 
 import os
@@ -201,7 +202,5 @@ _WALKERS: dict[str, Callable[[BinaryIO, int], bool]] = {
     "image/png": _png,
     "image/webp": _webp,
     "image/tiff": _tiff,
-    **dict.fromkeys(
-        ("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif"), _heif
-    ),
+    **dict.fromkeys(("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif"), _heif),
 }

@@ -3,6 +3,7 @@
 Mailgun signs only `timestamp + token` (HMAC-SHA256 with the HTTP webhook signing key),
 never the body; the webhook therefore also keeps a receipt per token (see receipts.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,12 +51,13 @@ def verify_signature(
     expected = sign(key, timestamp, token).encode("ascii")
     if not hmac.compare_digest(expected, signature.strip().lower().encode("ascii")):
         raise SignatureError(
-            "signature does not match: is MAILGUN_WEBHOOK_SIGNING_KEY the HTTP webhook signing key "
-            "(not the API key)?"
+            "signature does not match: is MAILGUN_WEBHOOK_SIGNING_KEY the HTTP webhook signing key (not the API key)?"
         )
     age = (time.time() if now is None else now) - int(timestamp)
     if age > max_age:
-        raise SignatureError(f"signature is stale: signed {int(age)} s ago, more than INBOX_SIGNATURE_MAX_AGE={max_age}")
+        raise SignatureError(
+            f"signature is stale: signed {int(age)} s ago, more than INBOX_SIGNATURE_MAX_AGE={max_age}"
+        )
     if age < -FUTURE_SKEW_SECONDS:
         raise SignatureError(f"signature timestamp is {int(-age)} s in the future; check the server clock")
 

@@ -3,6 +3,7 @@
 A parsed forward is a form whose file parts form.py spooled; a raw-MIME post carries the whole
 message in `body-mime`, which mimeform.py spools and mime.py splits into spooled parts.
 """
+
 from __future__ import annotations
 
 import email.header
@@ -27,8 +28,10 @@ class WrongWebhook(Exception):
 
 # Small: Mailgun's event webhooks are a few KiB of JSON; anything larger is no webhook of theirs.
 EVENT_JSON_LIMIT = 256 * 1024
-WRONG_WEBHOOK = ("this URL receives inbound routes (forward() or store(notify=…)); a Mailgun {what} was posted "
-                 "here: point event and tracking webhooks elsewhere (Mailgun → Sending → Webhooks)")
+WRONG_WEBHOOK = (
+    "this URL receives inbound routes (forward() or store(notify=…)); a Mailgun {what} was posted "
+    "here: point event and tracking webhooks elsewhere (Mailgun → Sending → Webhooks)"
+)
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,11 @@ def _message_headers(form) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(pairs, list):
         return ()
-    return tuple((pair[0], pair[1]) for pair in pairs
-                 if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair))
+    return tuple(
+        (pair[0], pair[1])
+        for pair in pairs
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+    )
 
 
 def _header(form, headers: tuple[tuple[str, str], ...], name: str) -> str:
@@ -145,8 +151,12 @@ def read_message(request: Request) -> InboundMessage:
         raise WrongWebhook(WRONG_WEBHOOK.format(what=f"legacy event webhook (event={form['event'][:40]!r})"))
     content_ids = _content_ids(form)
     attachments = [
-        Attachment(field=name, filename=clean_filename(upload.filename or ""), stream=upload.stream,
-                   content_id=content_ids.get(name, ""))
+        Attachment(
+            field=name,
+            filename=clean_filename(upload.filename or ""),
+            stream=upload.stream,
+            content_id=content_ids.get(name, ""),
+        )
         for name, upload in files.items(multi=True)
     ]
     headers = _message_headers(form)
@@ -167,13 +177,15 @@ def read_message(request: Request) -> InboundMessage:
     )
 
 
-
 def read_mime_message(request: Request) -> InboundMessage:
     """Read a raw-MIME route's post: `body-mime` spooled, its parts decoded into spool files."""
     _refuse_event_webhooks(request)
     try:
-        form = read_mime_form(request.stream, request.headers.get("Content-Type", ""),
-                              lambda: request.new_spool(request.max_content_length))
+        form = read_mime_form(
+            request.stream,
+            request.headers.get("Content-Type", ""),
+            lambda: request.new_spool(request.max_content_length),
+        )
         with open(form.body_mime.name, "rb") as raw:
             mime = read_mime(raw, request.new_spool)
     except (MalformedForm, MalformedMime) as error:
@@ -192,8 +204,12 @@ def read_mime_message(request: Request) -> InboundMessage:
         token=fields.get("token", "").strip(),
         signature=fields.get("signature", "").strip(),
         attachments=[
-            Attachment(field=f"attachment-{number}", filename=clean_filename(part.filename), stream=part.spool,
-                       content_id=part.content_id)
+            Attachment(
+                field=f"attachment-{number}",
+                filename=clean_filename(part.filename),
+                stream=part.spool,
+                content_id=part.content_id,
+            )
             for number, part in enumerate(mime.parts, start=1)
         ],
     )

@@ -14,6 +14,7 @@ Decisions:
 - Headers are parsed with the compat32 policy: policy.default's header objects cost seconds
   (and can recurse too deep) on a few KiB of crafted parameters; RFC 2047 words are decoded here.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -229,8 +230,9 @@ def referenced_content_ids(html: str) -> set[str]:
     return {unquote(match) for match in CID_REFERENCE.findall(html)}
 
 
-def read_mime(file, new_spool, *, max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH,
-              max_text_bytes: int = MAX_TEXT_BYTES) -> MimeMessage:
+def read_mime(
+    file, new_spool, *, max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH, max_text_bytes: int = MAX_TEXT_BYTES
+) -> MimeMessage:
     """Read the raw message in binary `file`: its headers, text, and every file part decoded into new_spool()."""
     reader = _Reader(file, new_spool, max_parts, max_depth, max_text_bytes)
     reader.read_entity(0)

@@ -4,6 +4,7 @@ Werkzeug's form parser keeps every non-file field in memory and refuses one over
 MAX_FORM_MEMORY_SIZE (413); `body-mime` is the whole message, 25 MB and more. Here it goes
 to disk as it arrives, urlencoded or multipart; the other fields stay small and few.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,8 +64,10 @@ class _Fields:
 
     def result(self) -> MimeForm:
         if self.body_mime is None:
-            raise MalformedForm(f"no {MIME_FIELD} field: a raw-MIME route's URL ends in mime "
-                                "(routes_setup.py --mime); other routes post to /webhooks/mailgun")
+            raise MalformedForm(
+                f"no {MIME_FIELD} field: a raw-MIME route's URL ends in mime "
+                "(routes_setup.py --mime); other routes post to /webhooks/mailgun"
+            )
         self.body_mime.finish()
         return MimeForm(self.small, self.body_mime)
 
@@ -125,8 +128,10 @@ def read_mime_form(stream, content_type: str, new_spool) -> MimeForm:
         elif mimetype == "application/x-www-form-urlencoded":
             _read_urlencoded(stream, fields)
         else:
-            raise MalformedForm(f"expected a form post, got {mimetype or 'no Content-Type'}: point a Mailgun "
-                                "route's forward() at this URL")
+            raise MalformedForm(
+                f"expected a form post, got {mimetype or 'no Content-Type'}: point a Mailgun "
+                "route's forward() at this URL"
+            )
     except RequestEntityTooLarge:
         raise MalformedForm("a form part's headers never end") from None
     except ValueError as error:  # werkzeug's word for a broken or truncated multipart body

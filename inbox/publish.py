@@ -4,6 +4,7 @@ A message that answers one of our replies with `delete` takes down what that rep
 instead, when it comes from the same publisher. The steps raise their own exceptions
 (StorageUnavailable, ReplyUnavailable, …); the webhook turns them and the result into answers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,8 +79,11 @@ def store_attachments(store: Store, message: InboundMessage) -> Published:
         verdict = inspect(spool.head, spool.size, config["INBOX_MAX_ATTACHMENT_BYTES"])
         entry = {"attachment": attachment.field, "filename": attachment.filename, "content_type": verdict.content_type}
         reason = verdict.reason
-        if reason is None and attachment.content_id in shown_inline and is_tiny_inline(
-                spool.head, spool.size, verdict.content_type):
+        if (
+            reason is None
+            and attachment.content_id in shown_inline
+            and is_tiny_inline(spool.head, spool.size, verdict.content_type)
+        ):
             reason = TINY_REASON
         if reason is None and config["INBOX_STRIP_LOCATION"]:
             try:
@@ -90,8 +94,9 @@ def store_attachments(store: Store, message: InboundMessage) -> Published:
             published.rejected.append({**entry, "reason": reason})
             published.too_large = published.too_large or verdict.too_large
             continue
-        name = object_name(store.name_key, message.message_id, message.sender, spool.sha256.hexdigest(),
-                           verdict.extension)
+        name = object_name(
+            store.name_key, message.message_id, message.sender, spool.sha256.hexdigest(), verdict.extension
+        )
         store_image(store, spool.name, name, verdict.content_type, attachment.filename)
         published.names.append(name)
         published.stored.append({**entry, "size": spool.size, "url": _public_url(store, name)})
@@ -131,14 +136,28 @@ def reply_once(store: Store, message: InboundMessage, published: Published) -> d
     record = find_record(store, key)
     if record is not None:
         return record["reply"]  # a redelivery (new token): the reply went out the first time
-    fields = compose_reply(message, reply_from=_reply_from(message), key=key,
-                           message_id_domain=_reply_domain(message), stored=published.stored,
-                           rejected=published.rejected)
+    fields = compose_reply(
+        message,
+        reply_from=_reply_from(message),
+        key=key,
+        message_id_domain=_reply_domain(message),
+        stored=published.stored,
+        rejected=published.rejected,
+    )
     reply = send(fields)
-    save_record(store, current_spool_folder(current_app), key, {
-        "message_id": message.message_id, "sender": message.sender, "publisher": _publisher(message),
-        "objects": published.names, "urls": [item["url"] for item in published.stored], "reply": reply,
-    })
+    save_record(
+        store,
+        current_spool_folder(current_app),
+        key,
+        {
+            "message_id": message.message_id,
+            "sender": message.sender,
+            "publisher": _publisher(message),
+            "objects": published.names,
+            "urls": [item["url"] for item in published.stored],
+            "reply": reply,
+        },
+    )
     return reply
 
 
@@ -157,8 +176,11 @@ def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None
 def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) -> Published:
     publisher = _publisher(message)
     # None: already taken down; another publisher: somebody else's photos. Nothing happens to either.
-    records = {key: record for key in keys
-               if (record := find_record(store, key)) is not None and record.get("publisher") == publisher}
+    records = {
+        key: record
+        for key in keys
+        if (record := find_record(store, key)) is not None and record.get("publisher") == publisher
+    }
     if not records:
         return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
     deleted = []
@@ -176,6 +198,11 @@ def _confirm_deletion(message: InboundMessage, key: str, deleted: list[str]) -> 
     blocker = reply_blocker(message, _reply_from(message))
     if blocker:  # an automatic answer (a vacation notice) still takes down, but gets no mail back
         return {"sent": False, "reason": blocker}
-    fields = compose_deletion_confirmation(message, reply_from=_reply_from(message), key=f"{key}.deleted",
-                                           message_id_domain=_reply_domain(message), deleted=deleted)
+    fields = compose_deletion_confirmation(
+        message,
+        reply_from=_reply_from(message),
+        key=f"{key}.deleted",
+        message_id_domain=_reply_domain(message),
+        deleted=deleted,
+    )
     return send(fields)

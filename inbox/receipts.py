@@ -16,6 +16,7 @@ Message-Id and sender: a redelivery with a new token finds it and sends no secon
 and a `delete` reply to our reply finds the objects to take down. Both live in the storage
 backend, so every worker and instance shares them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,7 @@ from libcloud.storage.types import ObjectDoesNotExistError
 from .claims import upload_if_absent
 from .message import InboundMessage
 from .spool import SpoolFile, SpoolFolder
-from .storage import Store, StorageUnavailable, unavailable_on_failure
+from .storage import StorageUnavailable, Store, unavailable_on_failure
 
 # Longer than a request may last (gunicorn's timeout, 120 s), shorter than Mailgun's first retry
 # (10 min): an older pending claim belongs to a dead worker, or to an attempt that could not release it.

@@ -5,6 +5,7 @@
 local `inbox serve`). Every reply carries a Message-Id we choose, `<inbox.KEY@domain>`, so a
 reply to our reply can be traced back to the message it answered.
 """
+
 from __future__ import annotations
 
 import email.policy
@@ -25,8 +26,15 @@ from .mailgun import TIMEOUT, api_session
 # A POST Mailgun answered 429 or 503 queued nothing; after any other failure the reply may have
 # gone out, and a second attempt would send it twice. The caller answers 503 and Mailgun redelivers.
 SEND_RETRY = Retry(
-    total=2, connect=2, read=0, other=0, status=2, status_forcelist=(429, 503), allowed_methods={"POST"},
-    backoff_factor=0.5, raise_on_status=False,
+    total=2,
+    connect=2,
+    read=0,
+    other=0,
+    status=2,
+    status_forcelist=(429, 503),
+    allowed_methods={"POST"},
+    backoff_factor=0.5,
+    raise_on_status=False,
 )
 UNAVAILABLE_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 MAX_REFERENCES = 20
@@ -107,7 +115,7 @@ def reply_key(message_id: str, domain: str) -> str | None:
 def replied_keys(message: Message, domain: str) -> list[str]:
     """Keys of our replies that this message answers (its In-Reply-To and References)."""
     named = " ".join(filter(None, (header(message, "In-Reply-To"), header(message, "References"))))
-    keys = (reply_key(found, domain) for found in MESSAGE_ID.findall(named)[:MAX_REFERENCES + 1])
+    keys = (reply_key(found, domain) for found in MESSAGE_ID.findall(named)[: MAX_REFERENCES + 1])
     return list(dict.fromkeys(key for key in keys if key))
 
 
@@ -119,7 +127,7 @@ def _reply_fields(message: Message, *, reply_from: str, key: str, domain: str, t
     """The form fields every reply has: addressing, threading (RFC 5322 3.6.4), RFC 3834, tracking off."""
     subject = one_line(message.subject) or "your photos"
     original = MESSAGE_ID.search(message.message_id or "")
-    references = MESSAGE_ID.findall(header(message, "References") or "")[-(MAX_REFERENCES - 1):]
+    references = MESSAGE_ID.findall(header(message, "References") or "")[-(MAX_REFERENCES - 1) :]
     fields = {
         "from": one_line(reply_from),
         "to": parseaddr(message.sender)[1],
@@ -143,7 +151,12 @@ def _page(paragraphs: Sequence[str]) -> str:
 
 
 def compose_reply(
-    message: Message, *, reply_from: str, key: str, message_id_domain: str, stored: Sequence[dict],
+    message: Message,
+    *,
+    reply_from: str,
+    key: str,
+    message_id_domain: str,
+    stored: Sequence[dict],
     rejected: Sequence[dict],
 ) -> dict:
     """The reply listing every stored URL (with a preview) and every rejection with its reason.
@@ -163,34 +176,50 @@ def compose_reply(
         text += ["", f"Not published ({len(rejected)}):", ""]
         text += [f"  {item.get('filename') or item.get('attachment')}: {item['reason']}" for item in rejected]
         markup += [f"<p>Not published ({len(rejected)}):</p>", "<ul>"]
-        markup += [f"<li>{html.escape(item.get('filename') or item.get('attachment') or '')}: "
-                   f"{html.escape(item['reason'])}</li>" for item in rejected]
+        markup += [
+            f"<li>{html.escape(item.get('filename') or item.get('attachment') or '')}: "
+            f"{html.escape(item['reason'])}</li>"
+            for item in rejected
+        ]
         markup.append("</ul>")
     if stored:
         text += ["", 'To take them down, reply to this mail with the word "delete".', ""]
         markup.append("<p>To take them down, reply to this mail with the word <b>delete</b>.</p>")
-    return _reply_fields(message, reply_from=reply_from, key=key, domain=message_id_domain,
-                         text="\n".join(text), body_html=_page(markup))
+    return _reply_fields(
+        message, reply_from=reply_from, key=key, domain=message_id_domain, text="\n".join(text), body_html=_page(markup)
+    )
 
 
 def compose_deletion_confirmation(
-    message: Message, *, reply_from: str, key: str, message_id_domain: str, deleted: Sequence[str],
+    message: Message,
+    *,
+    reply_from: str,
+    key: str,
+    message_id_domain: str,
+    deleted: Sequence[str],
 ) -> dict:
     """The short confirmation that the objects at `deleted` (URLs) are gone."""
     text = [f"Taken down ({len(deleted)}):", "", *(f"  {url}" for url in deleted), ""]
-    markup = [f"<p>Taken down ({len(deleted)}):</p>", "<ul>",
-              *(f"<li>{html.escape(url)}</li>" for url in deleted), "</ul>"]
-    return _reply_fields(message, reply_from=reply_from, key=key, domain=message_id_domain,
-                         text="\n".join(text), body_html=_page(markup))
+    markup = [
+        f"<p>Taken down ({len(deleted)}):</p>",
+        "<ul>",
+        *(f"<li>{html.escape(url)}</li>" for url in deleted),
+        "</ul>",
+    ]
+    return _reply_fields(
+        message, reply_from=reply_from, key=key, domain=message_id_domain, text="\n".join(text), body_html=_page(markup)
+    )
 
 
 def is_delete_command(text: str, subject: str) -> bool:
     """Whether the first word of the text, or of the subject after its Re: prefixes, is `delete`."""
     subject = subject or ""
     while prefix := RE_PREFIX.match(subject):
-        subject = subject[prefix.end():]
-    return any((word := FIRST_WORD.match((part or "")[:1000])) and word.group(1).lower() == "delete"
-               for part in (text, subject))
+        subject = subject[prefix.end() :]
+    return any(
+        (word := FIRST_WORD.match((part or "")[:1000])) and word.group(1).lower() == "delete"
+        for part in (text, subject)
+    )
 
 
 def send_reply(api_url: str, domain: str, api_key: str, fields: dict, timeout=TIMEOUT) -> str:
@@ -204,14 +233,19 @@ def send_reply(api_url: str, domain: str, api_key: str, fields: dict, timeout=TI
     if response.status_code in UNAVAILABLE_STATUSES:
         raise ReplyUnavailable(f"Mailgun's Messages API answered {response.status_code}: {_said(response)}")
     if response.status_code == 401:
-        raise ReplyRefused(f"Mailgun refused MAILGUN_API_KEY (401) at {api_url}: use the account's private API key, "
-                           "and MAILGUN_API_URL=https://api.eu.mailgun.net/v3 for a domain in the EU region")
+        raise ReplyRefused(
+            f"Mailgun refused MAILGUN_API_KEY (401) at {api_url}: use the account's private API key, "
+            "and MAILGUN_API_URL=https://api.eu.mailgun.net/v3 for a domain in the EU region"
+        )
     if response.status_code == 403:
-        raise ReplyRefused(f"Mailgun forbids sending from MAILGUN_DOMAIN={domain} with this MAILGUN_API_KEY (403): "
-                           f"{_said(response)}")
+        raise ReplyRefused(
+            f"Mailgun forbids sending from MAILGUN_DOMAIN={domain} with this MAILGUN_API_KEY (403): {_said(response)}"
+        )
     if response.status_code == 404:
-        raise ReplyRefused(f"Mailgun knows no MAILGUN_DOMAIN={domain} at MAILGUN_API_URL={api_url} (404): check the "
-                           "domain name and the region (EU: https://api.eu.mailgun.net/v3)")
+        raise ReplyRefused(
+            f"Mailgun knows no MAILGUN_DOMAIN={domain} at MAILGUN_API_URL={api_url} (404): check the "
+            "domain name and the region (EU: https://api.eu.mailgun.net/v3)"
+        )
     if response.status_code != 200:
         raise ReplyRefused(f"Mailgun refused the reply ({response.status_code}): {_said(response)}")
     try:

@@ -2,6 +2,7 @@
 
 Each refusal says why and which flag of routes_setup.py overrides it.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -23,21 +24,31 @@ def check_webhook_url(url: str, *, mime: bool = False, allow_http: bool = False,
     """
     parts = urlsplit(url)
     if parts.scheme != "https" and not allow_http:
-        raise RouteSpecError(f"webhook URL {url!r} is not https: Mailgun would post the mail and its signature "
-                             "unencrypted (--allow-http to register it all the same)")
+        raise RouteSpecError(
+            f"webhook URL {url!r} is not https: Mailgun would post the mail and its signature "
+            "unencrypted (--allow-http to register it all the same)"
+        )
     if not force and _is_local(parts.hostname or ""):
-        raise RouteSpecError(f"webhook URL {url!r} names a local or private host that Mailgun cannot reach; "
-                             "give the public address (--force to register it all the same)")
+        raise RouteSpecError(
+            f"webhook URL {url!r} names a local or private host that Mailgun cannot reach; "
+            "give the public address (--force to register it all the same)"
+        )
     path = parts.path
     if mime and not path.endswith(MIME_PATH):
-        raise RouteSpecError(f"--mime needs the URL that ends in {MIME_PATH} (Mailgun posts the raw message "
-                             f"to a URL ending in 'mime'), not {path or '/'!r}")
+        raise RouteSpecError(
+            f"--mime needs the URL that ends in {MIME_PATH} (Mailgun posts the raw message "
+            f"to a URL ending in 'mime'), not {path or '/'!r}"
+        )
     if not mime and path.endswith("mime") and not force:
-        raise RouteSpecError(f"a URL ending in 'mime' makes Mailgun post the raw message: add --mime to mean "
-                             f"that (--force to register {path!r} all the same)")
+        raise RouteSpecError(
+            f"a URL ending in 'mime' makes Mailgun post the raw message: add --mime to mean "
+            f"that (--force to register {path!r} all the same)"
+        )
     if not force and not path.endswith((FORWARD_PATH, MIME_PATH)):
-        raise RouteSpecError(f"the service does not answer at {path or '/'!r}: the webhook path ends in "
-                             f"{FORWARD_PATH} (or {MIME_PATH} with --mime) (--force to register it all the same)")
+        raise RouteSpecError(
+            f"the service does not answer at {path or '/'!r}: the webhook path ends in "
+            f"{FORWARD_PATH} (or {MIME_PATH} with --mime) (--force to register it all the same)"
+        )
 
 
 def _is_local(host: str) -> bool:
@@ -61,4 +72,5 @@ def check_pattern(pattern: str, address: str, *, force: bool = False) -> None:
     if all(re.search(pattern, probe) for probe in probes):
         raise RouteSpecError(
             f"--pattern {pattern!r} matches every address of {domain} ({', '.join(probes[:2])}, …): with stop() "
-            "no other route would see that mail; anchor it to the inbox address (--force to register it all the same)")
+            "no other route would see that mail; anchor it to the inbox address (--force to register it all the same)"
+        )

@@ -3,6 +3,7 @@
 Our routes carry a marker in their description, "inbox:" + the address, so a run finds its
 own route among hundreds and never touches anyone else's.
 """
+
 from __future__ import annotations
 
 import re
@@ -71,7 +72,12 @@ def is_ours(route: dict, address: str | None = None) -> bool:
 
 
 def route_spec(
-    address: str, url: str, *, priority: int = 0, description: str = "", store: bool = False,
+    address: str,
+    url: str,
+    *,
+    priority: int = 0,
+    description: str = "",
+    store: bool = False,
     pattern: str | None = None,
 ) -> dict:
     """The route sending mail for `address` (or `pattern`) to `url`, as Mailgun stores it."""
@@ -103,18 +109,33 @@ def describe(route: dict) -> str:
 class RoutesClient:
     """Mailgun's Routes API (account-wide, one region), with timeouts and retries that cannot duplicate."""
 
-    def __init__(self, api_key: str, api_url: str = API_URLS["us"], *, timeout=TIMEOUT, retries: int = 4,
-                 backoff_factor: float = 0.5):
+    def __init__(
+        self,
+        api_key: str,
+        api_url: str = API_URLS["us"],
+        *,
+        timeout=TIMEOUT,
+        retries: int = 4,
+        backoff_factor: float = 0.5,
+    ):
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
-        limits = {"total": retries, "connect": retries, "status": retries, "backoff_factor": backoff_factor,
-                  "raise_on_status": False}
-        self._session = api_session(api_key, Retry(
-            read=retries, status_forcelist=RETRY_STATUSES, allowed_methods={"GET", "PUT", "DELETE"}, **limits))
+        limits = {
+            "total": retries,
+            "connect": retries,
+            "status": retries,
+            "backoff_factor": backoff_factor,
+            "raise_on_status": False,
+        }
+        self._session = api_session(
+            api_key,
+            Retry(read=retries, status_forcelist=RETRY_STATUSES, allowed_methods={"GET", "PUT", "DELETE"}, **limits),
+        )
         # Connect errors are retried for every method (nothing was sent); a POST is not
         # retried once it may have reached Mailgun (see CREATE_RETRY_STATUSES).
-        self._create_session = api_session(api_key, Retry(
-            read=False, status_forcelist=CREATE_RETRY_STATUSES, allowed_methods={"POST"}, **limits))
+        self._create_session = api_session(
+            api_key, Retry(read=False, status_forcelist=CREATE_RETRY_STATUSES, allowed_methods={"POST"}, **limits)
+        )
 
     def _call(self, method: str, path: str, **kwargs) -> dict:
         url = self.api_url + path
@@ -123,16 +144,20 @@ class RoutesClient:
         try:
             response = session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.exceptions.ConnectTimeout:
-            raise MailgunUnreachable(f"no connection to {url} within {self.timeout[0]} s: "
-                                     "check MAILGUN_API_URL and the network") from None
+            raise MailgunUnreachable(
+                f"no connection to {url} within {self.timeout[0]} s: check MAILGUN_API_URL and the network"
+            ) from None
         except requests.exceptions.RequestException as error:
             # A read timeout that used up the retries arrives as a ConnectionError around it.
             reason = getattr(error.args[0] if error.args else None, "reason", None)
             if isinstance(error, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
-                raise MailgunUnreachable(f"Mailgun did not answer {method} {url} within {self.timeout[1]} s"
-                                         + (unsure or "; try again later")) from None
-            raise MailgunUnreachable(f"cannot reach {url} ({type(error).__name__}): "
-                                     f"check MAILGUN_API_URL and the network{unsure}") from None
+                raise MailgunUnreachable(
+                    f"Mailgun did not answer {method} {url} within {self.timeout[1]} s"
+                    + (unsure or "; try again later")
+                ) from None
+            raise MailgunUnreachable(
+                f"cannot reach {url} ({type(error).__name__}): check MAILGUN_API_URL and the network{unsure}"
+            ) from None
         try:
             body = response.json()
         except ValueError:
@@ -145,14 +170,16 @@ class RoutesClient:
             raise MailgunAuthError(
                 f"Mailgun refused the API key (HTTP {status}) at {self.api_url}: MAILGUN_API_KEY must be the "
                 "account's private API key, not the HTTP webhook signing key nor a domain sending key, "
-                "and an EU account needs --region eu")
+                "and an EU account needs --region eu"
+            )
         if status == 404:
             raise RouteNotFound(f"{method} {url}: HTTP 404 {message}; check MAILGUN_API_URL (it ends in /v3)")
         if status in RETRY_STATUSES:
             if status in CREATE_RETRY_STATUSES:
                 unsure = ""
             raise MailgunAPIError(
-                f"Mailgun failed {method} {url} (HTTP {status} {message}){unsure or '; try again later'}")
+                f"Mailgun failed {method} {url} (HTTP {status} {message}){unsure or '; try again later'}"
+            )
         raise MailgunAPIError(f"Mailgun rejected {method} {url} (HTTP {status}): {message}")
 
     def routes(self):
@@ -180,8 +207,11 @@ class RoutesClient:
 
 
 def _form(spec: dict) -> list[tuple[str, str]]:
-    fields = [("priority", str(spec["priority"])), ("description", spec["description"]),
-              ("expression", spec["expression"])]
+    fields = [
+        ("priority", str(spec["priority"])),
+        ("description", spec["description"]),
+        ("expression", spec["expression"]),
+    ]
     return fields + [("action", action) for action in spec["actions"]]
 
 
@@ -191,8 +221,12 @@ def our_routes(client: RoutesClient, address: str | None = None) -> list[dict]:
 
 
 def is_current(route: dict, spec: dict) -> bool:
-    return (int(route.get("priority") or 0) == spec["priority"] and route.get("description") == spec["description"]
-            and route.get("expression") == spec["expression"] and list(route.get("actions") or []) == spec["actions"])
+    return (
+        int(route.get("priority") or 0) == spec["priority"]
+        and route.get("description") == spec["description"]
+        and route.get("expression") == spec["expression"]
+        and list(route.get("actions") or []) == spec["actions"]
+    )
 
 
 def ensure_route(client: RoutesClient, address: str, spec: dict, *, dry_run: bool = False) -> tuple[str, dict]:

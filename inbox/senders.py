@@ -13,6 +13,7 @@ Only the verdicts Mailgun wrote count: Mailgun puts its headers above the `Recei
 which its MX (mxa.mailgun.org, mxb.eu.mailgun.org, ...) accepted the mail; anything below
 was written by the sender.
 """
+
 from __future__ import annotations
 
 import email.errors
@@ -109,8 +110,11 @@ def from_address(from_header: str) -> str:
         addresses = header.addresses
     except (email.errors.HeaderParseError, IndexError, ValueError) as error:
         raise NotAPublisher(f"From {from_header!r} cannot be read: {error}") from None
-    if (len(addresses) != 1 or not LOCAL_PART.fullmatch(addresses[0].username)
-            or not DOMAIN.fullmatch(addresses[0].domain.lower())):
+    if (
+        len(addresses) != 1
+        or not LOCAL_PART.fullmatch(addresses[0].username)
+        or not DOMAIN.fullmatch(addresses[0].domain.lower())
+    ):
         raise NotAPublisher(f"From {from_header!r} is not exactly one address")
     return addresses[0].addr_spec.lower()
 
@@ -181,8 +185,9 @@ def admit(publishers: Publishers, from_header: str, sender: str, headers: Sequen
     if spf == "pass":
         if sender_domain and aligns(sender_domain, from_domain):
             return
-        failures.append(f"SPF Pass for sender domain {sender_domain or '(none)'} does not align with From domain "
-                        f"{from_domain}")
+        failures.append(
+            f"SPF Pass for sender domain {sender_domain or '(none)'} does not align with From domain {from_domain}"
+        )
     else:
         failures.append(f"SPF verdict is {spf or 'absent'}")
     if dkim == "pass":

@@ -5,6 +5,7 @@ occupy every worker: WEB_CONCURRENCY processes (default 2) of WEB_THREADS thread
 (default 8). A worker accepts no more connections than it has threads; the others wait
 in the listen queue for a worker with a free thread rather than behind a busy one.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,6 +48,7 @@ def exit_unless_configured(arbiter) -> None:
         print(f"inbox: {error}", file=sys.stderr)
         sys.exit(2)
     if not config["INBOX_REPLIES"]:
-        print("inbox: replies are off: set MAILGUN_API_KEY and MAILGUN_DOMAIN to send the sender the links",
-              file=sys.stderr)
-
+        print(
+            "inbox: replies are off: set MAILGUN_API_KEY and MAILGUN_DOMAIN to send the sender the links",
+            file=sys.stderr,
+        )

@@ -14,6 +14,7 @@ A dropped client is logged once and its request ends as a reset connection.
 Not covered: gunicorn's own TLS (`certfile`), which wraps the socket again; terminate TLS
 in the proxy in front instead.
 """
+
 from __future__ import annotations
 
 import errno

@@ -6,6 +6,7 @@ in memory or read twice. A spool file's descriptor is closed as soon as its part
 (a message with a thousand parts holds one open file at a time); the file itself is removed
 with the request, and files left by a killed worker are swept after ORPHAN_AGE seconds.
 """
+
 from __future__ import annotations
 
 import functools

@@ -5,6 +5,7 @@ the private receipts container exist, and keeps them in one `Store` that the oth
 reach through `current_store()`. Every failure of the storage service leaves this module as
 `StorageUnavailable` (see `unavailable_on_failure`), so callers catch one type.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -98,9 +99,17 @@ def init_app(app: Flask) -> Store:
     spool_folder = provider.spool_folder(driver)
     with _explained(config, f"keep the object name key in container {receipts.name!r}"):
         name_key = _name_key(config, receipts, spool_folder)
-    store = Store(config["STORAGE_PROVIDER"], images, receipts, public_base, provider.url_base is None,
-                  spool_folder, provider.links_spool, f"public, max-age={config['INBOX_CACHE_MAX_AGE']}, immutable",
-                  name_key)
+    store = Store(
+        config["STORAGE_PROVIDER"],
+        images,
+        receipts,
+        public_base,
+        provider.url_base is None,
+        spool_folder,
+        provider.links_spool,
+        f"public, max-age={config['INBOX_CACHE_MAX_AGE']}, immutable",
+        name_key,
+    )
     app.extensions[EXTENSION] = store
     return store
 
@@ -156,8 +165,10 @@ def _explained(config, doing: str, fix: str = ""):
     except (*STORAGE_ERRORS, ValueError) as error:  # ValueError: e.g. an ambiguous OpenStack catalog
         code = getattr(error, "http_code", None) or getattr(error, "code", None)
         if isinstance(error, InvalidCredsError) or code in (401, 403):
-            hint = ("the credentials were refused: check STORAGE_KEY and STORAGE_SECRET, and that they may create "
-                    "containers and change their access")
+            hint = (
+                "the credentials were refused: check STORAGE_KEY and STORAGE_SECRET, and that they may create "
+                "containers and change their access"
+            )
         elif isinstance(error, OSError):
             hint = "the service cannot be reached: check STORAGE_HOST, STORAGE_PORT, STORAGE_SECURE or STORAGE_AUTH_URL"
         elif isinstance(error, ValueError) or "endpoint" in str(error):
@@ -182,8 +193,10 @@ def _prepare_containers(driver, provider: providers.Provider, config):
         receipts = _ensure_container(driver, receipts_name)
         check_access(receipts)
     if provider.make_public and config["STORAGE_MAKE_PUBLIC"]:
-        fix = (f"{provider.public_fix}; or make its objects readable yourself (a policy, or a CDN named in "
-               "PUBLIC_BASE_URL) and set STORAGE_MAKE_PUBLIC=false")
+        fix = (
+            f"{provider.public_fix}; or make its objects readable yourself (a policy, or a CDN named in "
+            "PUBLIC_BASE_URL) and set STORAGE_MAKE_PUBLIC=false"
+        )
         with _explained(config, f"make container {name!r} publicly readable", fix):
             provider.make_public(driver, images)
     return images, receipts
@@ -208,6 +221,9 @@ def store_image(store: Store, path: str, name: str, content_type: str, filename:
     headers = providers.PROVIDERS[store.provider].upload_headers(content_disposition(filename), store.cache_control)
     with unavailable_on_failure(store):
         return store.images.driver.upload_object(
-            path, store.images, name,
-            extra={"content_type": content_type, "meta_data": {"filename": quote(filename)}}, headers=headers,
+            path,
+            store.images,
+            name,
+            extra={"content_type": content_type, "meta_data": {"filename": quote(filename)}},
+            headers=headers,
         )

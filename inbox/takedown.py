@@ -4,6 +4,7 @@ Used by `inbox delete` (the operator) and by a publisher's `delete` reply. Only 
 service makes (`<uuid>.<ext>`) are accepted, so a takedown can never reach another object.
 Caches (a CDN, browsers) may keep serving a copy for up to INBOX_CACHE_MAX_AGE seconds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

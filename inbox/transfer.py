@@ -1,4 +1,5 @@
 """Undoes a part's Content-Transfer-Encoding line by line, writing the decoded bytes in large chunks."""
+
 from __future__ import annotations
 
 import binascii

@@ -6,6 +6,7 @@ operator chose INBOX_REJECT_STATUS=406) when nothing was acceptable; 503 when st
 failed, so the retry completes the message; 400/403 for requests Mailgun did not send.
 The steps raise their own exceptions; the error handlers below turn each into its answer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,8 +88,9 @@ def _verify_and_claim(timestamp: str, token: str, signature: str) -> None:
     if "claim" in g:
         return
     config = current_app.config
-    verify_signature(config["MAILGUN_WEBHOOK_SIGNING_KEY"], timestamp, token, signature,
-                     max_age=config["INBOX_SIGNATURE_MAX_AGE"])
+    verify_signature(
+        config["MAILGUN_WEBHOOK_SIGNING_KEY"], timestamp, token, signature, max_age=config["INBOX_SIGNATURE_MAX_AGE"]
+    )
     g.claim = claim_token(current_store(), request.new_spool, token)
 
 
@@ -120,7 +122,11 @@ def receive_message():
         raise
     log.info(
         "delivery message_id=%s attachments=%d stored=%d rejected=%d status=%d",
-        message.message_id, len(message.attachments), len(body["stored"]), len(body["rejected"]), status,
+        message.message_id,
+        len(message.attachments),
+        len(body["stored"]),
+        len(body["rejected"]),
+        status,
     )
     return jsonify(body), status
 
@@ -132,8 +138,12 @@ def _deliver(store: Store, message: InboundMessage) -> tuple[int, dict]:
         admit(config["INBOX_PUBLISHERS"], message.from_header, message.sender, message.headers)
     except NotAPublisher as error:
         log.warning("not a publisher message_id=%s sender=%s: %s", message.message_id, message.sender, error)
-        return 406, {"message_id": message.message_id or None, "stored": [], "rejected": [],
-                     "reason": f"not published: {error}"}
+        return 406, {
+            "message_id": message.message_id or None,
+            "stored": [],
+            "rejected": [],
+            "reason": f"not published: {error}",
+        }
     published = answer_to_a_reply(store, message)
     if published is None:
         if message.stored_attachments is not None:

@@ -1,4 +1,5 @@
 """Shared fixtures: an app on a temporary local store, real image files, signed Mailgun deliveries."""
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,11 @@ def clean_environ(monkeypatch):
 
 @pytest.fixture
 def settings(tmp_path) -> dict:
-    return {"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": "*", "STORAGE_PATH": str(tmp_path / "storage")}
+    return {
+        "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY,
+        "INBOX_PUBLISHERS": "*",
+        "STORAGE_PATH": str(tmp_path / "storage"),
+    }
 
 
 @pytest.fixture

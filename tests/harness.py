@@ -68,7 +68,7 @@ XMP = (
     '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
     ' xmlns:exif="http://ns.adobe.com/exif/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"'
     ' exif:GPSLatitude="52,31.2N" exif:GPSLongitude="13,24.5E" exif:ExposureProgram="2">'
-    "<exif:GPSAltitude>34/1</exif:GPSAltitude><dc:title><rdf:Alt><rdf:li xml:lang=\"x-default\">Harbour</rdf:li>"
+    '<exif:GPSAltitude>34/1</exif:GPSAltitude><dc:title><rdf:Alt><rdf:li xml:lang="x-default">Harbour</rdf:li>'
     '</rdf:Alt></dc:title></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
 ).encode()
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -118,8 +118,8 @@ def tiff_block(first_ifd: int, *ifds: tuple[int, list[tuple[int, int, int, int]]
     for offset, entries, next_ifd in ifds:
         raw = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *entry) for entry in entries)
         raw += struct.pack("<I", next_ifd)
-        data[len(data):] = bytes(max(0, offset + len(raw) - len(data)))
-        data[offset:offset + len(raw)] = raw
+        data[len(data) :] = bytes(max(0, offset + len(raw) - len(data)))
+        data[offset : offset + len(raw)] = raw
     return bytes(data)
 
 
@@ -137,10 +137,12 @@ MALFORMED_EXIF = {  # case: (TIFF bytes, what the reason says)
     "count running past the end": (tiff_block(8) + struct.pack("<H", 4000) + bytes(64), "past the end"),
     "GPS IFD past the end": (tiff_block(8, (8, [MAKE, (0x8825, 4, 1, 0x7FFFFFF0)], 0)), "past the end"),
     "GPS value past the end": (
-        tiff_block(8, (8, [(0x8825, 4, 1, 26)], 0), (26, [(2, 5, 3, 0x7FFF0000)], 0)), "past the end"
+        tiff_block(8, (8, [(0x8825, 4, 1, 26)], 0), (26, [(2, 5, 3, 0x7FFF0000)], 0)),
+        "past the end",
     ),
     "two GPS pointers": (
-        tiff_block(8, (8, [(0x8825, 4, 1, 44), (0x8825, 4, 1, 44)], 0), (44, [], 0)), "two GPS pointers"
+        tiff_block(8, (8, [(0x8825, 4, 1, 44), (0x8825, 4, 1, 44)], 0), (44, [], 0)),
+        "two GPS pointers",
     ),
     "GPS IFD pointing at IFD0": (tiff_block(8, (8, [MAKE, (0x8825, 4, 1, 8)], 0)), "points back"),
     "not TIFF": (b"JUNKJUNKJUNK", "no TIFF header"),

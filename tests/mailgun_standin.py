@@ -8,6 +8,7 @@ Test controls: `GET /_requests` lists the message posts received (fields as list
 `POST /_fail?status=503&count=N` answers the next N posts with that status, `POST /_reset`
 forgets both.
 """
+
 from __future__ import annotations
 
 import base64

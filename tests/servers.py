@@ -10,6 +10,7 @@ fails the test with the command that installs it: these tests are never skipped.
 `tcp_link` puts a forwarder between the app and a server that a test can cut and
 restore: a real connection failure in the middle of a message, without stopping a server.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -85,9 +86,17 @@ def azurite(tmp_path_factory):
 
     def start(server):
         server.launch(
-            "azurite", node, main, "--blobHost", "127.0.0.1", "--blobPort", server.port,
-            "--location", server.folder / "data",
-            "--disableTelemetry", "--silent",
+            "azurite",
+            node,
+            main,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            server.port,
+            "--location",
+            server.folder / "data",
+            "--disableTelemetry",
+            "--silent",
         )
         server.wait_until(lambda: answers_http(f"http://127.0.0.1:{server.port}/{AZURITE_ACCOUNT}?comp=list"))
 
@@ -125,15 +134,26 @@ def swift(tmp_path_factory):
         _write_swift_config(folder, server.port, ports)
         rings = subprocess.run(
             [SWIFT_BIN / "python", SWIFT_CONFIG / "build_rings.py", folder, *map(str, ports.values())],
-            capture_output=True, text=True, timeout=START_TIMEOUT,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
         )
         if rings.returncode:
             pytest.fail(f"building Swift's rings failed ({INSTALL_HINT}):\n{rings.stderr[-2000:]}", pytrace=False)
         for kind in (*ports, "proxy"):  # --verbose: log to the console (the log file)
-            server.launch(kind, SWIFT_BIN / f"swift-{kind}-server", folder / f"{kind}-server.conf", "--verbose",
-                          env={**os.environ, "PYTHONPATH": str(SWIFT_CONFIG)})
-        server.wait_until(lambda: all(_listening(port) for port in ports.values())
-                          and requests.get(f"http://127.0.0.1:{server.port}/healthcheck", timeout=2).ok)
+            server.launch(
+                kind,
+                SWIFT_BIN / f"swift-{kind}-server",
+                folder / f"{kind}-server.conf",
+                "--verbose",
+                env={**os.environ, "PYTHONPATH": str(SWIFT_CONFIG)},
+            )
+        server.wait_until(
+            lambda: (
+                all(_listening(port) for port in ports.values())
+                and requests.get(f"http://127.0.0.1:{server.port}/healthcheck", timeout=2).ok
+            )
+        )
 
     server = _serve(tmp_path_factory, "swift", start)
     yield server

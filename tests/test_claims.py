@@ -5,6 +5,7 @@ thread opens its own driver, as separate workers and instances would. Google Clo
 Rackspace Cloud Files have no local server: `responses` plays a store that honours the
 provider's conditional header.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -114,13 +115,22 @@ class ConditionalStore:
         if name not in self.objects:
             return 404, {}, b""
         body = self.objects[name]
-        return 200, {"Content-Length": str(len(body)), "ETag": self.etag.format(hashlib.md5(body).hexdigest()),
-                     "Content-Type": "application/json", "Last-Modified": "Sat, 21 Nov 2026 19:00:00 GMT"}, b""
+        return (
+            200,
+            {
+                "Content-Length": str(len(body)),
+                "ETag": self.etag.format(hashlib.md5(body).hexdigest()),
+                "Content-Type": "application/json",
+                "Last-Modified": "Sat, 21 Nov 2026 19:00:00 GMT",
+            },
+            b"",
+        )
 
 
 def google_container():
-    driver = providers.PROVIDERS["google_storage"].open({"STORAGE_KEY": "GOOG1EXAMPLEHMACACCESSID0123",
-                                                          "STORAGE_SECRET": "hmac-secret"})
+    driver = providers.PROVIDERS["google_storage"].open(
+        {"STORAGE_KEY": "GOOG1EXAMPLEHMACACCESSID0123", "STORAGE_SECRET": "hmac-secret"}
+    )
     return Container("claims", {}, driver)
 
 

@@ -1,4 +1,5 @@
 """`inbox serve` and `inbox send`: the local try-out a newcomer runs."""
+
 from __future__ import annotations
 
 import json
@@ -24,14 +25,25 @@ def served(tmp_path_factory):
     """`inbox serve` in a fresh folder, as the README's run command leaves it."""
     folder = tmp_path_factory.mktemp("try-out")
     port = free_port()
-    with running([INBOX, "serve", "--port", str(port), "--workers", "1"], port=port, env=scrubbed_environ(), cwd=folder,
-                 logs=tmp_path_factory.mktemp("serve-logs")):
+    with running(
+        [INBOX, "serve", "--port", str(port), "--workers", "1"],
+        port=port,
+        env=scrubbed_environ(),
+        cwd=folder,
+        logs=tmp_path_factory.mktemp("serve-logs"),
+    ):
         yield folder, f"http://127.0.0.1:{port}"
 
 
 def send(folder, url, *args, **env):
-    return subprocess.run([INBOX, "send", "--url", f"{url}/webhooks/mailgun", *args], cwd=folder,
-                          env=scrubbed_environ(**env), capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [INBOX, "send", "--url", f"{url}/webhooks/mailgun", *args],
+        cwd=folder,
+        env=scrubbed_environ(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_serve_makes_a_private_development_key_that_send_uses(served, images):
@@ -106,8 +118,14 @@ def test_the_development_key_is_shown_once(tmp_path, monkeypatch, clean_environ,
 
 
 def test_serve_says_what_is_wrong_instead_of_starting(tmp_path):
-    result = subprocess.run([INBOX, "serve", "--port", str(free_port())], cwd=tmp_path, capture_output=True,
-                            text=True, env=scrubbed_environ(INBOX_REJECT_STATUS="500"), timeout=30)
+    result = subprocess.run(
+        [INBOX, "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=scrubbed_environ(INBOX_REJECT_STATUS="500"),
+        timeout=30,
+    )
     assert result.returncode == 2
     assert "INBOX_REJECT_STATUS='500'" in result.stderr
 
@@ -139,10 +157,13 @@ def test_send_shows_the_status_of_a_refusal(served, tmp_path):
     assert result.stderr.startswith("HTTP 415 UNSUPPORTED MEDIA TYPE\n")
 
 
-@pytest.mark.parametrize("command, options", [
-    ("serve", ["--port", "--workers"]),
-    ("send", ["--url", "--from", "--to", "--subject", "--message-id", "FILE"]),
-])
+@pytest.mark.parametrize(
+    "command, options",
+    [
+        ("serve", ["--port", "--workers"]),
+        ("send", ["--url", "--from", "--to", "--subject", "--message-id", "FILE"]),
+    ],
+)
 def test_every_option_has_a_help_text(capsys, command, options):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
@@ -166,8 +187,18 @@ def test_send_prints_the_reply_and_a_delete_answer_takes_the_photo_down(served):
     reply_id = re.search(r"send --in-reply-to '(<inbox\.[\w.-]+@example\.com>)' --text delete", result.stderr).group(1)
     assert requests.get(photo_url, timeout=10).status_code == 200
 
-    taken = send(folder, url, "--from", "alice@example.org", "--subject", "Re: Holiday", "--in-reply-to", reply_id,
-                 "--text", "delete")
+    taken = send(
+        folder,
+        url,
+        "--from",
+        "alice@example.org",
+        "--subject",
+        "Re: Holiday",
+        "--in-reply-to",
+        reply_id,
+        "--text",
+        "delete",
+    )
 
     assert taken.returncode == 0, taken.stderr
     assert json.loads(taken.stdout)["deleted"] == [photo_url]

@@ -1,4 +1,5 @@
 """Start-up validation: a wrong setting stops the app with a message naming it and the fix."""
+
 import pytest
 
 from inbox import ConfigError, create_app

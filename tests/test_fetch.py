@@ -1,4 +1,5 @@
 """store(notify=…) notifications: attachments fetched from Mailgun's storage (mocked: it cannot run here)."""
+
 import base64
 import json
 
@@ -20,10 +21,17 @@ def app(settings):
 
 def notification(*items, **fields):
     """The urlencoded form Mailgun POSTs to a store() route's notify URL: forward()'s fields, but no files."""
-    return build_delivery(key=SIGNING_KEY, message_id="<stored@example.com>", **{
-        "attachment-count": None, "domain": "example.com", "attachments": json.dumps(list(items)),
-        "message-url": "https://storage.eu.mailgun.net/v3/domains/example.com/messages/AgEFxyz", **fields,
-    }).fields
+    return build_delivery(
+        key=SIGNING_KEY,
+        message_id="<stored@example.com>",
+        **{
+            "attachment-count": None,
+            "domain": "example.com",
+            "attachments": json.dumps(list(items)),
+            "message-url": "https://storage.eu.mailgun.net/v3/domains/example.com/messages/AgEFxyz",
+            **fields,
+        },
+    ).fields
 
 
 def item(number, name, size, content_type="image/jpeg"):
@@ -36,8 +44,9 @@ def test_fetches_each_stored_attachment_with_the_api_key_and_judges_it(client):
     responses.get(f"{STORAGE}/0", body=photo)
     responses.get(f"{STORAGE}/1", body=pdf)
 
-    answer = client.post("/webhooks/mailgun", data=notification(item(0, "big photo.jpg", len(photo)),
-                                                                item(1, "scan.pdf", len(pdf))))
+    answer = client.post(
+        "/webhooks/mailgun", data=notification(item(0, "big photo.jpg", len(photo)), item(1, "scan.pdf", len(pdf)))
+    )
 
     assert answer.status_code == 200
     body = answer.get_json()
@@ -61,8 +70,15 @@ def test_a_storage_hiccup_is_retried_then_a_failure_is_503_for_mailgun_to_retry(
     assert "Mailgun will retry" in refused.get_json()["reason"]
 
 
-@pytest.mark.parametrize("url", ["https://evil.example/steal", "http://storage.mailgun.net/insecure",
-                                 "https://storage.mailgun.net.evil.example/x", "https://127.0.0.1/admin"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/steal",
+        "http://storage.mailgun.net/insecure",
+        "https://storage.mailgun.net.evil.example/x",
+        "https://127.0.0.1/admin",
+    ],
+)
 @responses.activate
 def test_only_mailgun_hosts_are_contacted(client, url):
     answer = client.post("/webhooks/mailgun", data=notification({"url": url, "name": "a.jpg", "size": 10}))

@@ -1,4 +1,5 @@
 """The local store's public files: served as the image they were accepted as, and nothing else."""
+
 import os
 
 import pytest
@@ -62,8 +63,11 @@ def test_public_base_url_replaces_the_apps_own_url(settings, images):
     from tests.harness import mailgun_form
 
     app = create_app({**settings, "PUBLIC_BASE_URL": "https://cdn.example.com/photos/"})
-    url = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]))).get_json()[
-        "stored"][0]["url"]
+    url = (
+        app.test_client()
+        .post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"])))
+        .get_json()["stored"][0]["url"]
+    )
     assert url.startswith("https://cdn.example.com/photos/") and url.endswith(".jpg")
 
 
@@ -74,6 +78,9 @@ def test_forwarded_host_is_ignored_unless_a_proxy_is_trusted(settings, images):
     forwarded = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
     for trusted, expected in (("0", "http://localhost/files/"), ("1", "https://evil.example/files/")):
         app = create_app({**settings, "INBOX_TRUSTED_PROXIES": trusted})
-        answer = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"])),
-                                        headers=forwarded).get_json()
+        answer = (
+            app.test_client()
+            .post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"])), headers=forwarded)
+            .get_json()
+        )
         assert answer["stored"][0]["url"].startswith(expected)

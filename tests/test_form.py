@@ -1,4 +1,5 @@
 """Reading the body: what an unsigned request may cost, open files, and the spool's lifecycle."""
+
 import io
 import os
 import resource
@@ -39,8 +40,11 @@ def test_a_bad_signature_stops_the_read_before_the_attachments(client, monkeypat
 
 
 def test_a_signed_url_encoded_message_still_reads_every_field(client):
-    response = client.post("/webhooks/mailgun", data={**signed_fields(SIGNING_KEY), "subject": "a & b", "Message-Id": "<x@y>"},
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/webhooks/mailgun",
+        data={**signed_fields(SIGNING_KEY), "subject": "a & b", "Message-Id": "<x@y>"},
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 415
     assert response.get_json()["message_id"] == "<x@y>"
 

@@ -1,4 +1,5 @@
 """/healthz: 200 while storage is usable, 503 with a reason when it is not."""
+
 import os
 import shutil
 

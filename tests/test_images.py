@@ -1,4 +1,5 @@
 """Judging by content with real libmagic: every accepted type in, everything disguised out."""
+
 import struct
 
 import pytest
@@ -9,7 +10,9 @@ from tests.harness import IMAGE_FORMATS, make_image
 
 LIMIT = 1000_000
 
-SVG_WITH_SCRIPT = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
+SVG_WITH_SCRIPT = (
+    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
+)
 HTML = b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>"
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -92,11 +95,20 @@ def test_dimensions_of_a_jpeg_with_a_long_exif_block_are_unknown_not_guessed():
     app1 = b"\xff\xe1" + struct.pack(">H", 20002) + b"Exif\x00\x00" + bytes(19994)
     head = (photo[:2] + app1 + photo[2:])[:SNIFF_BYTES]
     assert image_dimensions(head, "image/jpeg") is None
-    assert image_dimensions(head[:SNIFF_BYTES // 2] + b"\xff", "image/jpeg") is None
+    assert image_dimensions(head[: SNIFF_BYTES // 2] + b"\xff", "image/jpeg") is None
 
 
-@pytest.mark.parametrize("head", [b"\xff\xd8" + b"\xff" * 50, b"\xff\xd8\xff\xe0\x00\x00" * 5, b"\x89PNG\r\n\x1a\n",
-                                  b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"GIF89a\x01", b"BM" + bytes(10)])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"\xff\xd8" + b"\xff" * 50,
+        b"\xff\xd8\xff\xe0\x00\x00" * 5,
+        b"\x89PNG\r\n\x1a\n",
+        b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+        b"GIF89a\x01",
+        b"BM" + bytes(10),
+    ],
+)
 def test_truncated_or_looping_headers_give_no_dimensions(head):
     content_type = detect_type(head)
     for claimed in (content_type, "image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp"):

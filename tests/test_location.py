@@ -1,4 +1,5 @@
 """remove_location: photos of every format lose their GPS (checked by exiftool and Pillow); bad metadata is refused."""
+
 from __future__ import annotations
 
 import os
@@ -120,7 +121,7 @@ def test_heif_item_locations_with_an_absurd_count_are_refused(tmp_path):
     iloc = data.index(b"iloc") + 4
     assert data[iloc] < 2, "a version 0/1 iloc: version, flags, field sizes, then a 16-bit item count"
     count_at = iloc + 6
-    data[count_at:count_at + 2] = b"\xff\xff"
+    data[count_at : count_at + 2] = b"\xff\xff"
     path.write_bytes(data)
     started = time.monotonic()
     with pytest.raises(LocationError):
@@ -205,14 +206,20 @@ def test_heif_exif_item_stored_in_idat_is_blanked(tmp_path):
     infe = box(b"infe", struct.pack(">HH4s", 1, 0, b"Exif") + b"\0", version=2)
     # version 1: offset and length 4 bytes, no base offset; item 1, construction method 1 (idat), one extent
     iloc = box(b"iloc", struct.pack(">HHHHHHII", 0x4400, 1, 1, 1, 0, 1, 0, len(item)), version=1)
-    meta = box(b"meta", box(b"hdlr", bytes(4) + b"pict" + bytes(13), version=0)
-               + box(b"iinf", struct.pack(">H", 1) + infe, version=0) + iloc + box(b"idat", item), version=0)
+    meta = box(
+        b"meta",
+        box(b"hdlr", bytes(4) + b"pict" + bytes(13), version=0)
+        + box(b"iinf", struct.pack(">H", 1) + infe, version=0)
+        + iloc
+        + box(b"idat", item),
+        version=0,
+    )
     path = tmp_path / "idat.heic"
     path.write_bytes(box(b"ftyp", b"heic" + bytes(4) + b"mif1heic") + meta)
     assert remove_location(str(path), "image/heic") is True
     # exiftool 12.57 cannot read Exif from idat ("construction method 1"): Pillow's EXIF reader checks instead.
     blanked = Image.Exif()
-    blanked.load(path.read_bytes()[-len(item) + 4:])
+    blanked.load(path.read_bytes()[-len(item) + 4 :])
     assert 0x8825 not in blanked and blanked[0x0112] == 6 and blanked[0x010F] == "TestCam"
     assert len(path.read_bytes()) == 8 + 16 + len(meta)
 

@@ -1,4 +1,5 @@
 """The webhook signature: Mailgun's HMAC of timestamp+token, fresh enough to cover 8 h of retries."""
+
 import time
 
 import pytest

@@ -1,4 +1,5 @@
 """Reading the form: original file names cleaned for display, attachments spooled once."""
+
 import pytest
 
 from inbox.message import clean_filename

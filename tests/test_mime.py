@@ -1,4 +1,5 @@
 """read_mime on raw messages built with the standard library, as Mailgun posts them in `body-mime`."""
+
 from __future__ import annotations
 
 import base64
@@ -53,8 +54,9 @@ def apple_mail_message(photo1: bytes, photo2: bytes, heic: bytes) -> EmailMessag
     message["References"] = "<first@example.com> <earlier@example.com>"
     message["DKIM-Signature"] = "v=1; a=rsa-sha256; d=example.com; s=s1; b=abc"
     message.set_content("Two from the beach.")
-    message.add_alternative('<p>Two from the beach.</p><img src="cid:beach-1@mac"><img src="cid:beach-2@mac">',
-                            subtype="html")
+    message.add_alternative(
+        '<p>Two from the beach.</p><img src="cid:beach-1@mac"><img src="cid:beach-2@mac">', subtype="html"
+    )
     html = message.get_payload()[1]
     html.add_related(photo1, "image", "jpeg", cid="<beach-1@mac>", filename="IMG_0001.jpeg", disposition="inline")
     html.add_related(photo2, "image", "jpeg", cid="<beach-2@mac>", filename="IMG_0002.jpeg", disposition="inline")
@@ -87,11 +89,13 @@ def test_an_apple_mail_message_yields_its_headers_text_and_every_image(images, n
 def write_big_message(raw, original: bytes) -> None:
     """A raw message at path `raw`: a line of text and `original` as a base64 attachment."""
     with raw.open("wb") as file:
-        file.write(b"From: a@example.com\r\nMessage-Id: <big@example.com>\r\nMIME-Version: 1.0\r\n"
-                   b'Content-Type: multipart/mixed; boundary="XYZ"\r\n\r\n--XYZ\r\n'
-                   b"Content-Type: text/plain\r\n\r\nhello\r\n--XYZ\r\n"
-                   b'Content-Type: application/octet-stream; name="big.bin"\r\n'
-                   b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n")
+        file.write(
+            b"From: a@example.com\r\nMessage-Id: <big@example.com>\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="XYZ"\r\n\r\n--XYZ\r\n'
+            b"Content-Type: text/plain\r\n\r\nhello\r\n--XYZ\r\n"
+            b'Content-Type: application/octet-stream; name="big.bin"\r\n'
+            b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n"
+        )
         file.write(base64.encodebytes(original).replace(b"\n", b"\r\n"))
         file.write(b"--XYZ--\r\n")
 
@@ -117,14 +121,16 @@ def test_a_24_mb_attachment_is_decoded_to_disk_in_bounded_memory(tmp_path, new_s
 
 
 def test_rfc_2231_and_rfc_2047_names_and_unnamed_parts(new_spool):
-    raw = (b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
-           b"--b\r\nContent-Type: image/jpeg\r\nContent-Disposition: attachment; "
-           b"filename*=utf-8''%C3%A9t%C3%A9%20%C3%A0%20Nice.jpg\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-           b"/9j/4AAQ\r\n"
-           b'--b\r\nContent-Type: image/png; name="=?utf-8?q?F=C3=BC=C3=9Fe.png?="\r\n\r\nPNGDATA\r\n'
-           b"--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-           b"%PDF=3D1=\r\n.4\r\n"
-           b"--b--\r\n")
+    raw = (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: image/jpeg\r\nContent-Disposition: attachment; "
+        b"filename*=utf-8''%C3%A9t%C3%A9%20%C3%A0%20Nice.jpg\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"/9j/4AAQ\r\n"
+        b'--b\r\nContent-Type: image/png; name="=?utf-8?q?F=C3=BC=C3=9Fe.png?="\r\n\r\nPNGDATA\r\n'
+        b"--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"%PDF=3D1=\r\n.4\r\n"
+        b"--b--\r\n"
+    )
 
     parts = read(raw, new_spool).parts
 
@@ -213,8 +219,10 @@ def test_huge_headers_and_a_bad_boundary_are_refused(new_spool):
 
 def test_an_over_long_line_is_content_not_a_boundary(new_spool):
     line = b"--b" + b"x" * 200_000 + b"\r\n"
-    raw = (b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
-           b"Content-Type: application/octet-stream\r\n\r\n" + line + b"--b--\r\n")
+    raw = (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n" + line + b"--b--\r\n"
+    )
 
     (part,) = read(raw, new_spool).parts
 
@@ -225,29 +233,35 @@ def test_a_signature_logo_is_tiny_and_a_pasted_photo_beside_it_is_not(new_spool)
     logo, photo = make_image(".png", (16, 16)), make_image(".jpg", (800, 600))
     message = EmailMessage()
     message.set_content("Photo below")
-    message.add_alternative('<p>Photo:</p><img src="cid:photo%2B1@gmail"><br>--<br><img src=cid:logo@corp>',
-                            subtype="html")
+    message.add_alternative(
+        '<p>Photo:</p><img src="cid:photo%2B1@gmail"><br>--<br><img src=cid:logo@corp>', subtype="html"
+    )
     html = message.get_payload()[1]
-    html.add_related(photo, "image", "jpeg", cid="<photo+1@gmail>", filename="image.png",
-                     disposition="inline")
+    html.add_related(photo, "image", "jpeg", cid="<photo+1@gmail>", filename="image.png", disposition="inline")
     html.add_related(logo, "image", "png", cid="<logo@corp>", filename="logo.png", disposition="inline")
 
     result = read(message.as_bytes(), new_spool)
 
     referenced = referenced_content_ids(result.html)
     assert referenced == {"photo+1@gmail", "logo@corp"}
-    tiny = {part.filename: is_tiny_inline(part.spool.head, part.spool.size, detect_type(part.spool.head))
-            for part in result.parts if part.is_inline and part.content_id in referenced}
+    tiny = {
+        part.filename: is_tiny_inline(part.spool.head, part.spool.size, detect_type(part.spool.head))
+        for part in result.parts
+        if part.is_inline and part.content_id in referenced
+    }
     assert tiny == {"image.png": False, "logo.png": True}
 
 
-@pytest.mark.parametrize("header", [
-    b"Content-Type: image/jpeg; " + b"a=b; " * 3000,
-    b"Content-Type: image/jpeg; " + b"(" * 15000,
-    b"Content-Disposition: attachment; " + b"".join(b"name*%d*=utf-8''%%41; " % n for n in range(700)),
-    b"Content-Disposition: attachment; filename=\"" + b'\\"' * 7000 + b'"',
-    b"Subject: " + b"=?utf-8?q?a?= " * 1000,
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Content-Type: image/jpeg; " + b"a=b; " * 3000,
+        b"Content-Type: image/jpeg; " + b"(" * 15000,
+        b"Content-Disposition: attachment; " + b"".join(b"name*%d*=utf-8''%%41; " % n for n in range(700)),
+        b'Content-Disposition: attachment; filename="' + b'\\"' * 7000 + b'"',
+        b"Subject: " + b"=?utf-8?q?a?= " * 1000,
+    ],
+)
 def test_crafted_part_headers_cost_no_time(new_spool, header):
     raw = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + (b"--b\r\n" + header + b"\r\n\r\nx\r\n") * 60
     started = time.perf_counter()

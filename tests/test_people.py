@@ -1,4 +1,5 @@
 """Issue 9 end to end through the webhook: who may publish, the reply via a Messages API stand-in, delete by reply."""
+
 from __future__ import annotations
 
 import logging
@@ -12,17 +13,25 @@ from tests.harness import SIGNING_KEY, make_image
 PUBLISHERS = "alice@family.example @friends.example"
 REPLY_FROM = "Family photos <photos@mg.example.com>"
 ALICE = "Alice <alice@family.example>"
-MX_RECEIVED = ("from mail.family.example (mail.family.example [203.0.113.7]) by mxa.mailgun.org with ESMTP id "
-               "6650a1b2c3; Mon, 02 Jun 2025 10:00:00 +0000")
-NOT_SPAM, SPF_PASS, DKIM_PASS = ("X-Mailgun-Sflag", "No"), ("X-Mailgun-Spf", "Pass"), ("X-Mailgun-Dkim-Check-Result",
-                                                                                        "Pass")
+MX_RECEIVED = (
+    "from mail.family.example (mail.family.example [203.0.113.7]) by mxa.mailgun.org with ESMTP id "
+    "6650a1b2c3; Mon, 02 Jun 2025 10:00:00 +0000"
+)
+NOT_SPAM, SPF_PASS, DKIM_PASS = (
+    ("X-Mailgun-Sflag", "No"),
+    ("X-Mailgun-Spf", "Pass"),
+    ("X-Mailgun-Dkim-Check-Result", "Pass"),
+)
 SPF_FAIL, DKIM_FAIL = ("X-Mailgun-Spf", "Fail"), ("X-Mailgun-Dkim-Check-Result", "Fail")
 PHOTO, OTHER_PHOTO = make_image(".jpg", color=(10, 120, 200)), make_image(".jpg", color=(250, 200, 0))
 
 
 def dkim_signature(domain: str) -> tuple[str, str]:
-    return ("DKIM-Signature", f"v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n d={domain}; s=20230601;\r\n"
-                              " h=from:to:subject:date:message-id; bh=Q2hlY2s=; b=U2lnbmF0dXJl")
+    return (
+        "DKIM-Signature",
+        f"v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n d={domain}; s=20230601;\r\n"
+        " h=from:to:subject:date:message-id; bh=Q2hlY2s=; b=U2lnbmF0dXJl",
+    )
 
 
 def trace(*verdicts, signer="family.example", below=()) -> list[tuple[str, str]]:
@@ -37,12 +46,24 @@ def trace(*verdicts, signer="family.example", below=()) -> list[tuple[str, str]]
     ]
 
 
-def mail(*photos: tuple[str, bytes], sender="alice@family.example", from_header=ALICE,
-         verdicts=(NOT_SPAM, SPF_PASS, DKIM_PASS), signer="family.example", below=(), headers=(), **fields):
+def mail(
+    *photos: tuple[str, bytes],
+    sender="alice@family.example",
+    from_header=ALICE,
+    verdicts=(NOT_SPAM, SPF_PASS, DKIM_PASS),
+    signer="family.example",
+    below=(),
+    headers=(),
+    **fields,
+):
     """A signed Mailgun delivery of a message to the inbox; post `.form()` (a fresh body each time)."""
     return build_delivery(
-        [(filename, content, "image/jpeg") for filename, content in photos], key=SIGNING_KEY, sender=sender,
-        recipient="photos@mg.example.com", from_header=from_header, **{"subject": "Holiday", **fields},
+        [(filename, content, "image/jpeg") for filename, content in photos],
+        key=SIGNING_KEY,
+        sender=sender,
+        recipient="photos@mg.example.com",
+        from_header=from_header,
+        **{"subject": "Holiday", **fields},
         headers=[("Date", "Mon, 02 Jun 2025 09:59:57 +0000"), ("References", "<earlier@family.example>"), *headers],
         trace=trace(*verdicts, signer=signer, below=below),
     )
@@ -50,16 +71,22 @@ def mail(*photos: tuple[str, bytes], sender="alice@family.example", from_header=
 
 @pytest.fixture
 def settings(tmp_path, mailgun_api) -> dict:
-    return {"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": PUBLISHERS,
-            "STORAGE_PATH": str(tmp_path / "storage"), "INBOX_REPLY_FROM": REPLY_FROM,
-            "MAILGUN_API_URL": mailgun_api.api_url, "MAILGUN_DOMAIN": mailgun_api.domain,
-            "MAILGUN_API_KEY": mailgun_api.api_key}
+    return {
+        "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY,
+        "INBOX_PUBLISHERS": PUBLISHERS,
+        "STORAGE_PATH": str(tmp_path / "storage"),
+        "INBOX_REPLY_FROM": REPLY_FROM,
+        "MAILGUN_API_URL": mailgun_api.api_url,
+        "MAILGUN_DOMAIN": mailgun_api.domain,
+        "MAILGUN_API_KEY": mailgun_api.api_key,
+    }
 
 
 @pytest.fixture
 def post(client):
     def post_delivery(delivery):
         return client.post("/webhooks/mailgun", data=delivery.form())
+
     return post_delivery
 
 
@@ -83,8 +110,14 @@ def fields_of(sent: dict) -> dict:
 
 
 def test_a_publisher_gets_one_threaded_automatic_reply_with_every_url(post, client, mailgun_api):
-    answer = post(mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), ("notes.pdf", b"%PDF-1.4\n%\xe2\xe3\n"),
-                       message_id="<CAF1x@mail.family.example>"))
+    answer = post(
+        mail(
+            ("beach.jpg", PHOTO),
+            ("dunes.jpg", OTHER_PHOTO),
+            ("notes.pdf", b"%PDF-1.4\n%\xe2\xe3\n"),
+            message_id="<CAF1x@mail.family.example>",
+        )
+    )
 
     assert answer.status_code == 200, answer.json
     urls = [item["url"] for item in answer.json["stored"]]
@@ -118,17 +151,24 @@ def test_a_redelivery_same_token_or_new_token_sends_no_second_reply(post, mailgu
     assert len(published()) == 1
 
 
-@pytest.mark.parametrize("sender, headers, reason", [
-    ("alice@family.example", [("Auto-Submitted", "auto-replied")], "Auto-Submitted: auto-replied"),
-    ("alice@family.example", [("List-Id", "<family.lists.family.example>")], "list mail (List-Id)"),
-    ("alice@family.example", [("List-Unsubscribe", "<mailto:leave@family.example>")], "list mail (List-Unsubscribe)"),
-    ("alice@family.example", [("Precedence", "bulk")], "Precedence: bulk"),
-    ("alice@family.example", [("X-Auto-Response-Suppress", "OOF, AutoReply")], "X-Auto-Response-Suppress"),
-    ("", [], "the envelope sender is null"),
-    ("MAILER-DAEMON@family.example", [], "mail system or list address"),
-    ("noreply@family.example", [], "mail system or list address"),
-    ("owner-photos@family.example", [], "mail system or list address"),
-])
+@pytest.mark.parametrize(
+    "sender, headers, reason",
+    [
+        ("alice@family.example", [("Auto-Submitted", "auto-replied")], "Auto-Submitted: auto-replied"),
+        ("alice@family.example", [("List-Id", "<family.lists.family.example>")], "list mail (List-Id)"),
+        (
+            "alice@family.example",
+            [("List-Unsubscribe", "<mailto:leave@family.example>")],
+            "list mail (List-Unsubscribe)",
+        ),
+        ("alice@family.example", [("Precedence", "bulk")], "Precedence: bulk"),
+        ("alice@family.example", [("X-Auto-Response-Suppress", "OOF, AutoReply")], "X-Auto-Response-Suppress"),
+        ("", [], "the envelope sender is null"),
+        ("MAILER-DAEMON@family.example", [], "mail system or list address"),
+        ("noreply@family.example", [], "mail system or list address"),
+        ("owner-photos@family.example", [], "mail system or list address"),
+    ],
+)
 def test_mail_we_must_never_answer_is_published_without_a_reply(post, mailgun_api, published, sender, headers, reason):
     answer = post(mail(("beach.jpg", PHOTO), sender=sender, headers=headers))
 
@@ -172,12 +212,15 @@ def test_a_wrong_api_key_publishes_and_says_why_no_reply_went_out(client, mailgu
     assert any("MAILGUN_API_KEY (401)" in record.getMessage() for record in inbox_log)
 
 
-@pytest.mark.parametrize("sender, from_header, verdicts, signer", [
-    ("alice@family.example", ALICE, (NOT_SPAM, SPF_PASS), "family.example"),
-    ("bounces+alice@mail.family.example", ALICE, (NOT_SPAM, SPF_PASS, DKIM_FAIL), "family.example"),
-    ("bounce@esp.example.net", ALICE, (SPF_PASS, DKIM_PASS), "family.example"),
-    ("bob@friends.example", "Bob <Bob@Friends.Example>", (NOT_SPAM, SPF_FAIL, DKIM_PASS), "friends.example"),
-])
+@pytest.mark.parametrize(
+    "sender, from_header, verdicts, signer",
+    [
+        ("alice@family.example", ALICE, (NOT_SPAM, SPF_PASS), "family.example"),
+        ("bounces+alice@mail.family.example", ALICE, (NOT_SPAM, SPF_PASS, DKIM_FAIL), "family.example"),
+        ("bounce@esp.example.net", ALICE, (SPF_PASS, DKIM_PASS), "family.example"),
+        ("bob@friends.example", "Bob <Bob@Friends.Example>", (NOT_SPAM, SPF_FAIL, DKIM_PASS), "friends.example"),
+    ],
+)
 def test_a_listed_authenticated_publisher_is_published(post, sender, from_header, verdicts, signer):
     answer = post(mail(("beach.jpg", PHOTO), sender=sender, from_header=from_header, verdicts=verdicts, signer=signer))
     assert answer.status_code == 200, answer.json
@@ -185,26 +228,45 @@ def test_a_listed_authenticated_publisher_is_published(post, sender, from_header
 
 
 REFUSALS = {
-    "not on the list": dict(sender="mallory@evil.test", from_header="Mallory <mallory@evil.test>",
-                            signer="evil.test", reason="From mallory@evil.test is not in INBOX_PUBLISHERS"),
-    "forged From": dict(sender="mallory@evil.test", verdicts=(NOT_SPAM, SPF_PASS, DKIM_FAIL), signer="evil.test",
-                        reason="SPF Pass for sender domain evil.test does not align with From domain family.example"),
-    "misaligned DKIM d=": dict(sender="mallory@evil.test", verdicts=(NOT_SPAM, SPF_FAIL, DKIM_PASS),
-                               signer="evil.test", reason="DKIM Pass but d=evil.test does not align"),
-    "sender-written X-Mailgun-Spf": dict(sender="mallory@evil.test", verdicts=(NOT_SPAM, SPF_FAIL, DKIM_FAIL),
-                                         below=(("X-Mailgun-Spf", "Pass"), ("X-Mailgun-Dkim-Check-Result", "Pass")),
-                                         reason="SPF verdict is fail; DKIM verdict is fail"),
-    "sender-written verdicts only": dict(verdicts=(), below=(SPF_PASS, DKIM_PASS),
-                                         reason="no Mailgun SPF/DKIM verdict above Mailgun's Received line"),
-    "spam-flagged": dict(verdicts=(("X-Mailgun-Sflag", "Yes"), SPF_PASS, DKIM_PASS),
-                         reason="Mailgun flagged it as spam (X-Mailgun-Sflag)"),
+    "not on the list": dict(
+        sender="mallory@evil.test",
+        from_header="Mallory <mallory@evil.test>",
+        signer="evil.test",
+        reason="From mallory@evil.test is not in INBOX_PUBLISHERS",
+    ),
+    "forged From": dict(
+        sender="mallory@evil.test",
+        verdicts=(NOT_SPAM, SPF_PASS, DKIM_FAIL),
+        signer="evil.test",
+        reason="SPF Pass for sender domain evil.test does not align with From domain family.example",
+    ),
+    "misaligned DKIM d=": dict(
+        sender="mallory@evil.test",
+        verdicts=(NOT_SPAM, SPF_FAIL, DKIM_PASS),
+        signer="evil.test",
+        reason="DKIM Pass but d=evil.test does not align",
+    ),
+    "sender-written X-Mailgun-Spf": dict(
+        sender="mallory@evil.test",
+        verdicts=(NOT_SPAM, SPF_FAIL, DKIM_FAIL),
+        below=(("X-Mailgun-Spf", "Pass"), ("X-Mailgun-Dkim-Check-Result", "Pass")),
+        reason="SPF verdict is fail; DKIM verdict is fail",
+    ),
+    "sender-written verdicts only": dict(
+        verdicts=(), below=(SPF_PASS, DKIM_PASS), reason="no Mailgun SPF/DKIM verdict above Mailgun's Received line"
+    ),
+    "spam-flagged": dict(
+        verdicts=(("X-Mailgun-Sflag", "Yes"), SPF_PASS, DKIM_PASS),
+        reason="Mailgun flagged it as spam (X-Mailgun-Sflag)",
+    ),
     "missing verdicts": dict(verdicts=(), reason="turn on the spam filter's 'mark' mode"),
 }
 
 
 @pytest.mark.parametrize("case", REFUSALS.values(), ids=REFUSALS.keys())
-def test_anyone_else_gets_406_with_the_reason_nothing_stored_no_reply_one_log_line(post, mailgun_api, published,
-                                                                                  inbox_log, case):
+def test_anyone_else_gets_406_with_the_reason_nothing_stored_no_reply_one_log_line(
+    post, mailgun_api, published, inbox_log, case
+):
     case = dict(case)
     reason = case.pop("reason")
     answer = post(mail(("beach.jpg", PHOTO), **case))
@@ -225,18 +287,26 @@ def publish_for_alice(post, mailgun_api, message_id="<holiday@family.example>"):
     return answer.json, fields_of(mailgun_api.sent()[-1])
 
 
-def answer_to(reply: dict, text: str, *photos, subject=None, message_id="<answer-1@family.example>", headers=(),
-              **options):
+def answer_to(
+    reply: dict, text: str, *photos, subject=None, message_id="<answer-1@family.example>", headers=(), **options
+):
     """A mail client's answer to our reply: threaded under it, the quote below the text Mailgun strips."""
     quoted = "\n".join("> " + line for line in reply["text"].splitlines())
-    return mail(*photos, subject=subject or reply["subject"], message_id=message_id,
-                text=f"{text}\n\nOn Mon, 2 Jun 2025, Family photos wrote:\n{quoted}", **{"stripped-text": text},
-                headers=[("In-Reply-To", reply["h:Message-Id"]), *headers], **options)
+    return mail(
+        *photos,
+        subject=subject or reply["subject"],
+        message_id=message_id,
+        text=f"{text}\n\nOn Mon, 2 Jun 2025, Family photos wrote:\n{quoted}",
+        **{"stripped-text": text},
+        headers=[("In-Reply-To", reply["h:Message-Id"]), *headers],
+        **options,
+    )
 
 
 @pytest.mark.parametrize("text, subject", [("Delete", None), ("", "Re: delete")])
-def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(post, client, mailgun_api, published, text,
-                                                                     subject):
+def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(
+    post, client, mailgun_api, published, text, subject
+):
     original, reply = publish_for_alice(post, mailgun_api)
     urls = [item["url"] for item in original["stored"]]
     assert all(client.get(url).status_code == 200 for url in urls)
@@ -262,8 +332,15 @@ def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(post, client
 def test_delete_from_another_publisher_does_nothing(post, client, mailgun_api, published):
     original, reply = publish_for_alice(post, mailgun_api)
 
-    answer = post(answer_to(reply, "delete", sender="bob@friends.example", from_header="Bob <bob@friends.example>",
-                            signer="friends.example"))
+    answer = post(
+        answer_to(
+            reply,
+            "delete",
+            sender="bob@friends.example",
+            from_header="Bob <bob@friends.example>",
+            signer="friends.example",
+        )
+    )
 
     assert answer.status_code == 200
     assert answer.json["deleted"] == [] and "nothing to take down" in answer.json["reason"]
@@ -320,8 +397,9 @@ def test_a_delete_whose_confirmation_mailgun_cannot_take_is_confirmed_on_the_ret
 def test_an_automatic_answer_starting_with_delete_takes_down_without_a_confirmation(post, client, mailgun_api):
     original, reply = publish_for_alice(post, mailgun_api)
 
-    answer = post(answer_to(reply, "Delete this mail: I am away until Monday.",
-                            headers=[("Auto-Submitted", "auto-replied")]))
+    answer = post(
+        answer_to(reply, "Delete this mail: I am away until Monday.", headers=[("Auto-Submitted", "auto-replied")])
+    )
 
     assert answer.status_code == 200 and answer.json["deleted"] == [item["url"] for item in original["stored"]]
     assert answer.json["reply"] == {"sent": False, "reason": "Auto-Submitted: auto-replied"}

@@ -3,6 +3,7 @@
 A 25 MiB attachment never sits in memory, is read in 1 MiB pieces, is hashed while it
 streams, and is written to disk once: the spooled file itself becomes the stored object.
 """
+
 import hashlib
 import os
 import tracemalloc

@@ -1,4 +1,5 @@
 """The service run the way the Procfile runs it: real gunicorn on 127.0.0.1, real HTTP deliveries."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from inbox.delivery import build_delivery, signed_fields
+from inbox.delivery import build_delivery
 from inbox.mailgun import sign
 from tests.harness import SIGNING_KEY, large_photo
 from tests.processes import free_port, running, scrubbed_environ
@@ -31,21 +32,29 @@ def service(tmp_path_factory):
     storage = tmp_path_factory.mktemp("gunicorn-storage")
     env = procfile_env(port, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, INBOX_PUBLISHERS="*", STORAGE_PATH=str(storage))
     assert PROCFILE_COMMAND == ["gunicorn", "inbox:create_app()"]
-    with running([GUNICORN, *PROCFILE_COMMAND[1:]], port=port, env=env, cwd=ROOT,
-                 logs=tmp_path_factory.mktemp("gunicorn-logs")):
+    with running(
+        [GUNICORN, *PROCFILE_COMMAND[1:]], port=port, env=env, cwd=ROOT, logs=tmp_path_factory.mktemp("gunicorn-logs")
+    ):
         yield f"http://127.0.0.1:{port}", storage
 
 
 def post(url, attachments, message_id="<p1@example.com>", **overrides):
-    delivery = build_delivery(attachments, key=SIGNING_KEY, sender="a@example.com", subject="hi",
-                              message_id=message_id, **overrides)
+    delivery = build_delivery(
+        attachments, key=SIGNING_KEY, sender="a@example.com", subject="hi", message_id=message_id, **overrides
+    )
     return requests.post(url + "/webhooks/mailgun", data=delivery.fields, files=delivery.files(), timeout=60)
 
 
 def test_delivers_and_serves_under_gunicorn(service, images):
     url, _ = service
-    response = post(url, [("photo.jpg", images[".jpg"], "image/jpeg"), ("photo.heic", images[".heic"], "image/heic"),
-                          ("notes.pdf", b"%PDF-1.4\n%%EOF", "application/pdf")])
+    response = post(
+        url,
+        [
+            ("photo.jpg", images[".jpg"], "image/jpeg"),
+            ("photo.heic", images[".heic"], "image/heic"),
+            ("notes.pdf", b"%PDF-1.4\n%%EOF", "application/pdf"),
+        ],
+    )
 
     assert response.status_code == 200
     body = response.json()
@@ -72,8 +81,9 @@ def test_a_25_mib_photo_is_stored_whole(service):
 def test_a_body_far_beyond_mailguns_size_gets_a_413_answer_not_a_reset(service):
     url, _ = service
     body = b"x" * (150 * 1024 * 1024)
-    response = requests.post(url + "/webhooks/mailgun", data=body, timeout=60,
-                             headers={"Content-Type": "multipart/form-data; boundary=x"})
+    response = requests.post(
+        url + "/webhooks/mailgun", data=body, timeout=60, headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
     assert response.status_code == 413
     assert "error" in response.json()
 
@@ -97,28 +107,33 @@ def test_garbage_bodies_get_json_4xx(service):
         (b"\x00" * 5000, "multipart/form-data; boundary=XX"),
         (b'{"json": true}', "application/json"),
     ]:
-        response = requests.post(url + "/webhooks/mailgun", data=body, headers={"Content-Type": content_type},
-                                 timeout=10)
+        response = requests.post(
+            url + "/webhooks/mailgun", data=body, headers={"Content-Type": content_type}, timeout=10
+        )
         assert response.status_code == 400, response.text
         assert response.json()["reason"]
 
 
 def test_production_refuses_to_start_without_a_signing_key(tmp_path):
     env = procfile_env(free_port(), STORAGE_PATH=str(tmp_path))
-    result = subprocess.run([GUNICORN, *PROCFILE_COMMAND[1:]], env=env, cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [GUNICORN, *PROCFILE_COMMAND[1:]], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode != 0
     assert result.stderr.count("MAILGUN_WEBHOOK_SIGNING_KEY is not set") == 1
     assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr
     assert len(result.stderr.splitlines()) <= 3, result.stderr
 
 
-@pytest.mark.parametrize("fields", [
-    {"signature": "\u00e9" * 64},  # hmac.compare_digest raised TypeError on non-ASCII text: a 500
-    # "²".isdigit() is True, and once the signature matched, int("²") raised: a 500
-    {"timestamp": "\u00b2", "token": "a" * 50, "signature": sign(SIGNING_KEY, "\u00b2", "a" * 50)},
-    {"token": "\u0663" * 50},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"signature": "\u00e9" * 64},  # hmac.compare_digest raised TypeError on non-ASCII text: a 500
+        # "²".isdigit() is True, and once the signature matched, int("²") raised: a 500
+        {"timestamp": "\u00b2", "token": "a" * 50, "signature": sign(SIGNING_KEY, "\u00b2", "a" * 50)},
+        {"token": "\u0663" * 50},
+    ],
+)
 def test_signature_fields_of_the_wrong_form_are_a_403_not_a_500(service, images, fields):
     url, _ = service
     response = post(url, [("a.jpg", images[".jpg"], "image/jpeg")], message_id="<odd-signature@example.com>", **fields)

@@ -6,6 +6,7 @@ S3 (moto), Azure Blob (Azurite) and OpenStack Swift run as real servers on 127.0
 have no local server: their HTTP APIs are played by `responses`, and the tests check the
 exact requests the app makes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,18 +42,34 @@ SIGNING = {"MAILGUN_WEBHOOK_SIGNING_KEY": "test-webhook-signing-key", "INBOX_PUB
 
 
 def s3_settings(port: int) -> dict:
-    return {"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "test-key", "STORAGE_SECRET": "test-secret",
-            "STORAGE_HOST": "127.0.0.1", "STORAGE_PORT": str(port), "STORAGE_SECURE": "false"}
+    return {
+        "STORAGE_PROVIDER": "s3",
+        "STORAGE_KEY": "test-key",
+        "STORAGE_SECRET": "test-secret",
+        "STORAGE_HOST": "127.0.0.1",
+        "STORAGE_PORT": str(port),
+        "STORAGE_SECURE": "false",
+    }
 
 
 def azure_settings(port: int, secret: str = AZURITE_KEY) -> dict:
-    return {"STORAGE_PROVIDER": "azure_blobs", "STORAGE_KEY": AZURITE_ACCOUNT, "STORAGE_SECRET": secret,
-            "STORAGE_HOST": "127.0.0.1", "STORAGE_PORT": str(port), "STORAGE_SECURE": "false"}
+    return {
+        "STORAGE_PROVIDER": "azure_blobs",
+        "STORAGE_KEY": AZURITE_ACCOUNT,
+        "STORAGE_SECRET": secret,
+        "STORAGE_HOST": "127.0.0.1",
+        "STORAGE_PORT": str(port),
+        "STORAGE_SECURE": "false",
+    }
 
 
 def swift_settings(port: int, password: str = SWIFT_KEY) -> dict:
-    return {"STORAGE_PROVIDER": "openstack_swift", "STORAGE_KEY": SWIFT_USER, "STORAGE_SECRET": password,
-            "STORAGE_AUTH_URL": f"http://127.0.0.1:{port}/auth/v1.0"}
+    return {
+        "STORAGE_PROVIDER": "openstack_swift",
+        "STORAGE_KEY": SWIFT_USER,
+        "STORAGE_SECRET": password,
+        "STORAGE_AUTH_URL": f"http://127.0.0.1:{port}/auth/v1.0",
+    }
 
 
 # provider -> (server fixture, settings for a port, public URL prefix of a container on that port)
@@ -92,8 +109,13 @@ def stored_names(app) -> set[str]:
 def test_answered_urls_open_anonymously_with_type_name_and_caching(real, images):
     app = real.app()
     large = make_image(".bmp", size=(1400, 1400))  # 5.9 MB: past libcloud's Azure block size
-    attachments = [("Strand über Mittag.jpg", images[".jpg"]), ("b.png", images[".png"]),
-                   ("c.heic", images[".heic"]), ("scan.bmp", large), ("notes.txt", b"not an image")]
+    attachments = [
+        ("Strand über Mittag.jpg", images[".jpg"]),
+        ("b.png", images[".png"]),
+        ("c.heic", images[".heic"]),
+        ("scan.bmp", large),
+        ("notes.txt", b"not an image"),
+    ]
     response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(*attachments))
 
     assert response.status_code == 200, response.get_json()
@@ -145,10 +167,20 @@ def test_s3_bucket_policy_lets_anyone_get_objects_and_keeps_other_statements(mot
     driver = S3StorageDriver("k", "s", host="127.0.0.1", port=moto_s3.port, secure=False)
     bucket = f"img-{uuid.uuid4().hex[:12]}"
     driver.create_container(bucket)
-    no_deletes = {"Sid": "NoDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
-                  "Resource": f"arn:aws:s3:::{bucket}/*"}
-    put = driver.connection.request(f"/{bucket}", params={"policy": ""}, method="PUT", raw=True,
-                                    data=json.dumps({"Version": "2012-10-17", "Statement": [no_deletes]}))
+    no_deletes = {
+        "Sid": "NoDeletes",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:DeleteObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
+    put = driver.connection.request(
+        f"/{bucket}",
+        params={"policy": ""},
+        method="PUT",
+        raw=True,
+        data=json.dumps({"Version": "2012-10-17", "Statement": [no_deletes]}),
+    )
     assert put.status in (200, 204)
 
     def policy(name):
@@ -158,8 +190,13 @@ def test_s3_bucket_policy_lets_anyone_get_objects_and_keeps_other_statements(mot
     settings = {**SIGNING, **s3_settings(moto_s3.port), "STORAGE_CONTAINER": bucket}
     create_app(settings)
     create_app(settings)  # a second start (another worker) adds nothing
-    public_read = {"Sid": "InboxPublicReadObjects", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                   "Resource": f"arn:aws:s3:::{bucket}/*"}
+    public_read = {
+        "Sid": "InboxPublicReadObjects",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
     assert policy(bucket) == [no_deletes, public_read]
     assert policy(f"{bucket}-receipts") is None
 
@@ -214,8 +251,9 @@ def test_start_up_against_a_closed_port_names_provider_and_endpoint(real):
     assert "cannot be reached" in message and "STORAGE_PORT" in message
 
 
-@pytest.mark.parametrize("provider, wrong", [("azure_blobs", {"secret": "d3Jvbmcga2V5"}),
-                                             ("openstack_swift", {"password": "wrong"})])
+@pytest.mark.parametrize(
+    "provider, wrong", [("azure_blobs", {"secret": "d3Jvbmcga2V5"}), ("openstack_swift", {"password": "wrong"})]
+)
 def test_start_up_with_wrong_credentials_says_so(provider, wrong, request):
     server = request.getfixturevalue(REAL[provider][0])
     settings = {**SIGNING, **REAL[provider][1](server.port, **wrong), "STORAGE_CONTAINER": "photos"}
@@ -248,6 +286,7 @@ def test_uploads_stream_from_the_spooled_file(real, tmp_path):
 
 # --- Providers without a local server: their HTTP API played by `responses`. ---------------
 
+
 def _body(request) -> bytes:
     body = request.body
     if body is None:
@@ -269,7 +308,7 @@ class FakeObjectStore:
             mock.add_callback(method, re.compile(re.escape(self.base) + r"/[^?]+(\?.*)?$"), callback=self.answer)
 
     def answer(self, request):
-        container, _, name = urlsplit(request.url).path[len(urlsplit(self.base).path) + 1:].partition("/")
+        container, _, name = urlsplit(request.url).path[len(urlsplit(self.base).path) + 1 :].partition("/")
         objects = self.containers.get(container)
         if not name:
             if request.method == "PUT":
@@ -286,8 +325,15 @@ class FakeObjectStore:
             del objects[name]
             return 204, {}, b""
         content, headers = objects[name]
-        return 200, {"Content-Type": headers["Content-Type"], "Content-Length": str(len(content)),
-                     "ETag": hashlib.md5(content).hexdigest()}, content if request.method == "GET" else b""
+        return (
+            200,
+            {
+                "Content-Type": headers["Content-Type"],
+                "Content-Length": str(len(content)),
+                "ETag": hashlib.md5(content).hexdigest(),
+            },
+            content if request.method == "GET" else b"",
+        )
 
 
 RACKSPACE_STORAGE = "https://storage101.ord1.clouddrive.com/v1/MossoCloudFS_1234"
@@ -301,19 +347,40 @@ def rackspace_identity(mock) -> None:
         {"name": "cloudFiles", "type": "object-store", "endpoints": [{**endpoint, "publicURL": RACKSPACE_STORAGE}]},
         {"name": "cloudFilesCDN", "type": "rax:object-cdn", "endpoints": [{**endpoint, "publicURL": RACKSPACE_CDN}]},
     ]
-    mock.add(responses.POST, "https://identity.api.rackspacecloud.com/v2.0/tokens", json={"access": {
-        "token": {"id": "rax-token", "expires": "2099-01-01T00:00:00Z", "tenant": {"id": "1234"}},
-        "serviceCatalog": catalog, "user": {"id": "1", "name": "photos"}}})
+    mock.add(
+        responses.POST,
+        "https://identity.api.rackspacecloud.com/v2.0/tokens",
+        json={
+            "access": {
+                "token": {"id": "rax-token", "expires": "2099-01-01T00:00:00Z", "tenant": {"id": "1234"}},
+                "serviceCatalog": catalog,
+                "user": {"id": "1", "name": "photos"},
+            }
+        },
+    )
 
 
 def rackspace_cdn(mock) -> None:
     mock.add(responses.PUT, f"{RACKSPACE_CDN}/images", status=201)
-    mock.add(responses.HEAD, f"{RACKSPACE_CDN}/images", status=204, headers={
-        "X-Cdn-Enabled": "True", "X-Cdn-Uri": "http://f0a1.r9.cf1.rackcdn.com", "X-Cdn-Ssl-Uri": RACKSPACE_CDN_SSL})
+    mock.add(
+        responses.HEAD,
+        f"{RACKSPACE_CDN}/images",
+        status=204,
+        headers={
+            "X-Cdn-Enabled": "True",
+            "X-Cdn-Uri": "http://f0a1.r9.cf1.rackcdn.com",
+            "X-Cdn-Ssl-Uri": RACKSPACE_CDN_SSL,
+        },
+    )
 
 
-RACKSPACE_SETTINGS = {**SIGNING, "STORAGE_PROVIDER": "cloudfiles", "STORAGE_KEY": "photos",
-                      "STORAGE_SECRET": "rackspace-api-key", "STORAGE_REGION": "ord"}
+RACKSPACE_SETTINGS = {
+    **SIGNING,
+    "STORAGE_PROVIDER": "cloudfiles",
+    "STORAGE_KEY": "photos",
+    "STORAGE_SECRET": "rackspace-api-key",
+    "STORAGE_REGION": "ord",
+}
 
 
 def test_rackspace_cloud_files_answers_its_ssl_cdn_urls(images):
@@ -326,8 +393,11 @@ def test_rackspace_cloud_files_answers_its_ssl_cdn_urls(images):
         response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("Straße.jpg", images[".jpg"])))
         calls = [(call.request.method, call.request.url.split("?")[0]) for call in mock.calls]
         sign_in = json.loads(mock.calls[0].request.body)
-        cdn_enable = next(call.request for call in mock.calls if call.request.url.startswith(f"{RACKSPACE_CDN}/images")
-                          and call.request.method == "PUT")
+        cdn_enable = next(
+            call.request
+            for call in mock.calls
+            if call.request.url.startswith(f"{RACKSPACE_CDN}/images") and call.request.method == "PUT"
+        )
 
     assert response.status_code == 200, response.get_json()
     item = response.get_json()["stored"][0]
@@ -368,17 +438,38 @@ SWIFT_GRA = "https://storage.gra.cloud.example.com/v1/AUTH_0123abcd"
 
 
 def keystone_v3(mock) -> None:
-    catalog = [{"type": "object-store", "name": "swift", "endpoints": [
-        {"interface": "public", "region": "GRA", "url": SWIFT_GRA},
-        {"interface": "internal", "region": "GRA", "url": "http://10.0.0.5:8080/v1/AUTH_0123abcd"},
-        {"interface": "public", "region": "SBG", "url": "https://storage.sbg.cloud.example.com/v1/AUTH_0123abcd"},
-    ]}]
-    mock.add(responses.POST, f"{KEYSTONE}/v3/auth/tokens", status=201, headers={"X-Subject-Token": "keystone-token"},
-             json={"token": {"expires_at": "2099-01-01T00:00:00.000000Z", "catalog": catalog, "user": {"id": "u1"}}})
+    catalog = [
+        {
+            "type": "object-store",
+            "name": "swift",
+            "endpoints": [
+                {"interface": "public", "region": "GRA", "url": SWIFT_GRA},
+                {"interface": "internal", "region": "GRA", "url": "http://10.0.0.5:8080/v1/AUTH_0123abcd"},
+                {
+                    "interface": "public",
+                    "region": "SBG",
+                    "url": "https://storage.sbg.cloud.example.com/v1/AUTH_0123abcd",
+                },
+            ],
+        }
+    ]
+    mock.add(
+        responses.POST,
+        f"{KEYSTONE}/v3/auth/tokens",
+        status=201,
+        headers={"X-Subject-Token": "keystone-token"},
+        json={"token": {"expires_at": "2099-01-01T00:00:00.000000Z", "catalog": catalog, "user": {"id": "u1"}}},
+    )
 
 
-KEYSTONE_SETTINGS = {**SIGNING, "STORAGE_PROVIDER": "openstack_swift", "STORAGE_KEY": "photos", "STORAGE_SECRET": "pw",
-                     "STORAGE_AUTH_URL": f"{KEYSTONE}/v3", "STORAGE_TENANT": "photos-project"}
+KEYSTONE_SETTINGS = {
+    **SIGNING,
+    "STORAGE_PROVIDER": "openstack_swift",
+    "STORAGE_KEY": "photos",
+    "STORAGE_SECRET": "pw",
+    "STORAGE_AUTH_URL": f"{KEYSTONE}/v3",
+    "STORAGE_TENANT": "photos-project",
+}
 
 
 def test_swift_with_keystone_v3_uses_the_catalog_url_of_the_region(images):
@@ -390,8 +481,9 @@ def test_swift_with_keystone_v3_uses_the_catalog_url_of_the_region(images):
         app = create_app({**KEYSTONE_SETTINGS, "STORAGE_REGION": "GRA"})
         response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"])))
         auth = json.loads(mock.calls[0].request.body)["auth"]
-        acl = next(call.request for call in mock.calls
-                   if call.request.method == "POST" and SWIFT_GRA in call.request.url)
+        acl = next(
+            call.request for call in mock.calls if call.request.method == "POST" and SWIFT_GRA in call.request.url
+        )
 
     assert auth["scope"]["project"]["name"] == "photos-project"
     assert auth["identity"]["password"]["user"]["name"] == "photos"
@@ -424,8 +516,10 @@ def gcs_hmac_signature(request, secret: str) -> str:
     goog = "".join(f"{key}:{headers[key].strip()}\n" for key in sorted(headers) if key.startswith("x-goog-"))
     url = urlsplit(request.url)
     resource = url.path + (f"?{url.query}" if url.query == "defaultObjectAcl" else "")
-    signed = (f"{request.method}\n{headers.get('content-md5', '')}\n{headers.get('content-type', '')}\n"
-              f"{headers['date']}\n{goog}{resource}")
+    signed = (
+        f"{request.method}\n{headers.get('content-md5', '')}\n{headers.get('content-type', '')}\n"
+        f"{headers['date']}\n{goog}{resource}"
+    )
     return base64.b64encode(hmac.new(secret.encode(), signed.encode(), hashlib.sha1).digest()).decode()
 
 
@@ -437,8 +531,12 @@ def gcs_bucket(mock) -> FakeObjectStore:
     return store
 
 
-GCS_SETTINGS = {**SIGNING, "STORAGE_PROVIDER": "google_storage", "STORAGE_PROJECT": "photos-project",
-                "STORAGE_CONTAINER": "photos"}
+GCS_SETTINGS = {
+    **SIGNING,
+    "STORAGE_PROVIDER": "google_storage",
+    "STORAGE_PROJECT": "photos-project",
+    "STORAGE_CONTAINER": "photos",
+}
 
 
 def test_google_cloud_storage_default_object_acl_and_urls(images):
@@ -447,11 +545,17 @@ def test_google_cloud_storage_default_object_acl_and_urls(images):
         store = gcs_bucket(mock)
         app = create_app(settings)
         response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.png", images[".png"])))
-        acl_put = next(call.request for call in mock.calls if "defaultObjectAcl" in call.request.url
-                       and call.request.method == "PUT")
+        acl_put = next(
+            call.request
+            for call in mock.calls
+            if "defaultObjectAcl" in call.request.url and call.request.method == "PUT"
+        )
         every_request = [call.request for call in mock.calls]
-        bucket_puts = [request for request in every_request if request.method == "PUT"
-                       and urlsplit(request.url).path in ("/photos", "/photos-receipts")]
+        bucket_puts = [
+            request
+            for request in every_request
+            if request.method == "PUT" and urlsplit(request.url).path in ("/photos", "/photos-receipts")
+        ]
 
     assert response.status_code == 200, response.get_json()
     item = response.get_json()["stored"][0]
@@ -459,7 +563,9 @@ def test_google_cloud_storage_default_object_acl_and_urls(images):
     assert item["url"] == f"{GCS}/photos/{name}"
     entries = ElementTree.fromstring(_body(acl_put)).find("Entries")
     assert [(entry.find("Scope").get("type"), entry.findtext("Permission")) for entry in entries] == [
-        ("GroupById", "FULL_CONTROL"), ("AllUsers", "READ")]
+        ("GroupById", "FULL_CONTROL"),
+        ("AllUsers", "READ"),
+    ]
     assert all(request.headers["x-goog-project-id"] == "photos-project" for request in bucket_puts)
     for request in every_request:
         signature = gcs_hmac_signature(request, "hmac-secret")
@@ -475,13 +581,17 @@ def test_google_service_account_key_file_signs_in_with_oauth(tmp_path, monkeypat
     monkeypatch.setenv("HOME", str(tmp_path))  # libcloud caches the token in ~/.google_libcloud_auth.<account>
     account = "inbox@photos-project.iam.gserviceaccount.com"
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     key_file = tmp_path / "service-account.json"
     key_file.write_text(json.dumps({"type": "service_account", "client_email": account, "private_key": pem}))
     with responses.RequestsMock() as mock:
-        mock.add(responses.POST, "https://accounts.google.com/o/oauth2/token",
-                 json={"access_token": "sa-token", "expires_in": 3600, "token_type": "Bearer"})
+        mock.add(
+            responses.POST,
+            "https://accounts.google.com/o/oauth2/token",
+            json={"access_token": "sa-token", "expires_in": 3600, "token_type": "Bearer"},
+        )
         gcs_bucket(mock)
         app = create_app({**GCS_SETTINGS, "STORAGE_KEY": account, "STORAGE_SECRET": str(key_file)})
         response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.png", images[".png"])))
@@ -492,16 +602,22 @@ def test_google_service_account_key_file_signs_in_with_oauth(tmp_path, monkeypat
     assert response.get_json()["stored"][0]["url"].startswith(f"{GCS}/photos/")
     assert storage_requests and all(r.headers["Authorization"] == "Bearer sa-token" for r in storage_requests)
     header, claims, signature = parse_qs(token_request.body)["assertion"][0].split(".")
-    key.public_key().verify(base64.urlsafe_b64decode(signature), f"{header}.{claims}".encode(),
-                            padding.PKCS1v15(), hashes.SHA256())
+    key.public_key().verify(
+        base64.urlsafe_b64decode(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
     assert json.loads(base64.urlsafe_b64decode(claims))["iss"] == account
 
 
 def test_aws_region_creates_the_bucket_there_and_answers_virtual_hosted_urls(images):
     host = "https://s3-eu-west-1.amazonaws.com"
     store = FakeObjectStore(host, created=200)
-    settings = {**SIGNING, "STORAGE_PROVIDER": "s3", "STORAGE_KEY": "AKIAEXAMPLE", "STORAGE_SECRET": "secret",
-                "STORAGE_REGION": "eu-west-1"}
+    settings = {
+        **SIGNING,
+        "STORAGE_PROVIDER": "s3",
+        "STORAGE_KEY": "AKIAEXAMPLE",
+        "STORAGE_SECRET": "secret",
+        "STORAGE_REGION": "eu-west-1",
+    }
     with responses.RequestsMock() as mock:
         policy_url = re.compile(re.escape(f"{host}/images?policy=") + ".*")
         mock.add(responses.GET, policy_url, status=404, body="<Error><Code>NoSuchBucketPolicy</Code></Error>")
@@ -516,11 +632,20 @@ def test_aws_region_creates_the_bucket_there_and_answers_virtual_hosted_urls(ima
     assert response.get_json()["stored"][0]["url"] == f"https://images.s3-eu-west-1.amazonaws.com/{name}"
     create = next(r for r in requests_made if r.method == "PUT" and urlsplit(r.url).path == "/images")
     assert b"<LocationConstraint>eu-west-1</LocationConstraint>" in _body(create)
-    policy = next(r for r in requests_made if r.method == "PUT" and "policy" in parse_qs(urlsplit(r.url).query,
-                                                                                         keep_blank_values=True))
-    assert json.loads(_body(policy))["Statement"] == [{
-        "Sid": "InboxPublicReadObjects", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": "arn:aws:s3:::images/*"}]
+    policy = next(
+        r
+        for r in requests_made
+        if r.method == "PUT" and "policy" in parse_qs(urlsplit(r.url).query, keep_blank_values=True)
+    )
+    assert json.loads(_body(policy))["Statement"] == [
+        {
+            "Sid": "InboxPublicReadObjects",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::images/*",
+        }
+    ]
     assert all("/eu-west-1/s3/aws4_request" in r.headers["Authorization"] for r in requests_made)
     _, headers = store.containers["images"][name]
     assert "x-amz-acl" not in {key.lower() for key in headers}  # ACLs are off on new AWS buckets
@@ -528,32 +653,58 @@ def test_aws_region_creates_the_bucket_there_and_answers_virtual_hosted_urls(ima
 
 
 def test_s3_compatible_service_signs_with_its_own_region():
-    settings = load_config({**SIGNING, **s3_settings(3900), "STORAGE_HOST": "garage.internal",
-                            "STORAGE_REGION": "garage"})
+    settings = load_config(
+        {**SIGNING, **s3_settings(3900), "STORAGE_HOST": "garage.internal", "STORAGE_REGION": "garage"}
+    )
     driver = PROVIDERS["s3"].open(settings)
     with responses.RequestsMock() as mock:
         mock.add(responses.HEAD, "http://garage.internal:3900/images", status=200)
         driver.get_container("images")
         authorization = mock.calls[0].request.headers["Authorization"]
     assert "/garage/s3/aws4_request" in authorization
-    assert PROVIDERS["s3"].url_base(driver, Container("images", None, driver), settings) == "http://garage.internal:3900/images"
+    assert (
+        PROVIDERS["s3"].url_base(driver, Container("images", None, driver), settings)
+        == "http://garage.internal:3900/images"
+    )
 
 
-@pytest.mark.parametrize("settings, variable", [
-    ({"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k"}, "STORAGE_SECRET"),
-    ({"STORAGE_PROVIDER": "minio", "STORAGE_KEY": "k", "STORAGE_SECRET": "s"}, "STORAGE_HOST"),
-    ({"STORAGE_PROVIDER": "openstack_swift", "STORAGE_KEY": "u", "STORAGE_SECRET": "p"}, "STORAGE_AUTH_URL"),
-    ({"STORAGE_PROVIDER": "openstack_swift", "STORAGE_KEY": "u", "STORAGE_SECRET": "p",
-      "STORAGE_AUTH_URL": "https://keystone.example.com:5000/v3"}, "STORAGE_TENANT"),
-    ({"STORAGE_PROVIDER": "openstack_swift", "STORAGE_KEY": "u", "STORAGE_SECRET": "p",
-      "STORAGE_AUTH_URL": "https://keystone.example.com", "STORAGE_AUTH_VERSION": "4"}, "STORAGE_AUTH_VERSION"),
-    ({"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k", "STORAGE_SECRET": "s", "STORAGE_REGION": "mars-1"},
-     "STORAGE_REGION"),
-    ({"STORAGE_PROVIDER": "azure_blobs", "STORAGE_KEY": "acct", "STORAGE_SECRET": "not base64!"}, "STORAGE_SECRET"),
-    ({"STORAGE_PROVIDER": "dropbox"}, "STORAGE_PROVIDER"),
-    ({"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k", "STORAGE_SECRET": "s", "STORAGE_MAKE_PUBLIC": "maybe"},
-     "STORAGE_MAKE_PUBLIC"),
-])
+@pytest.mark.parametrize(
+    "settings, variable",
+    [
+        ({"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k"}, "STORAGE_SECRET"),
+        ({"STORAGE_PROVIDER": "minio", "STORAGE_KEY": "k", "STORAGE_SECRET": "s"}, "STORAGE_HOST"),
+        ({"STORAGE_PROVIDER": "openstack_swift", "STORAGE_KEY": "u", "STORAGE_SECRET": "p"}, "STORAGE_AUTH_URL"),
+        (
+            {
+                "STORAGE_PROVIDER": "openstack_swift",
+                "STORAGE_KEY": "u",
+                "STORAGE_SECRET": "p",
+                "STORAGE_AUTH_URL": "https://keystone.example.com:5000/v3",
+            },
+            "STORAGE_TENANT",
+        ),
+        (
+            {
+                "STORAGE_PROVIDER": "openstack_swift",
+                "STORAGE_KEY": "u",
+                "STORAGE_SECRET": "p",
+                "STORAGE_AUTH_URL": "https://keystone.example.com",
+                "STORAGE_AUTH_VERSION": "4",
+            },
+            "STORAGE_AUTH_VERSION",
+        ),
+        (
+            {"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k", "STORAGE_SECRET": "s", "STORAGE_REGION": "mars-1"},
+            "STORAGE_REGION",
+        ),
+        ({"STORAGE_PROVIDER": "azure_blobs", "STORAGE_KEY": "acct", "STORAGE_SECRET": "not base64!"}, "STORAGE_SECRET"),
+        ({"STORAGE_PROVIDER": "dropbox"}, "STORAGE_PROVIDER"),
+        (
+            {"STORAGE_PROVIDER": "s3", "STORAGE_KEY": "k", "STORAGE_SECRET": "s", "STORAGE_MAKE_PUBLIC": "maybe"},
+            "STORAGE_MAKE_PUBLIC",
+        ),
+    ],
+)
 def test_provider_settings_are_checked_at_start_up(settings, variable):
     with pytest.raises(ConfigError, match=variable):
         create_app({**SIGNING, **settings})

@@ -1,5 +1,6 @@
 """Delivered photos carry no location: what the webhook stores (and serves) of a GPS-bearing photo of every format,
 read back by exiftool and Pillow, on the local store and on the real S3, Azure and Swift servers."""
+
 from __future__ import annotations
 
 import hashlib

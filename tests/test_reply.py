@@ -1,4 +1,5 @@
 """The reply mail: when not to answer, what it says and threads to, sending it to Mailgun, the dev outbox."""
+
 from __future__ import annotations
 
 import email
@@ -43,8 +44,13 @@ REJECTED = [{"attachment": "attachment-3", "filename": "<script>.exe", "reason":
 
 
 def reply(mail=Mail(), **overrides) -> dict:
-    options = {"reply_from": REPLY_FROM, "key": "k123", "message_id_domain": "mg.example.com", "stored": STORED,
-               "rejected": REJECTED}
+    options = {
+        "reply_from": REPLY_FROM,
+        "key": "k123",
+        "message_id_domain": "mg.example.com",
+        "stored": STORED,
+        "rejected": REJECTED,
+    }
     return compose_reply(mail, **{**options, **overrides})
 
 
@@ -52,26 +58,45 @@ def test_an_ordinary_mail_may_be_answered():
     assert reply_blocker(Mail(), REPLY_FROM) is None
 
 
-@pytest.mark.parametrize("sender", ["", "<>", "MAILER-DAEMON@mx.example.org", "postmaster@example.org",
-                                    "noreply@example.org", "no-reply@example.org", "owner-photos@lists.example.org",
-                                    "photos-request@lists.example.org"])
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "",
+        "<>",
+        "MAILER-DAEMON@mx.example.org",
+        "postmaster@example.org",
+        "noreply@example.org",
+        "no-reply@example.org",
+        "owner-photos@lists.example.org",
+        "photos-request@lists.example.org",
+    ],
+)
 def test_null_and_mail_system_senders_get_no_reply(sender):
     assert reply_blocker(Mail(sender=sender), REPLY_FROM)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("Auto-Submitted", "auto-replied"), ("auto-submitted", "auto-generated; type=vacation"),
-    ("List-Id", "<photos.lists.example.org>"), ("List-Unsubscribe", "<mailto:leave@example.org>"),
-    ("Precedence", "bulk"), ("Precedence", "List"), ("Precedence", "junk"),
-    ("X-Auto-Response-Suppress", "All"), ("X-Auto-Response-Suppress", "DR, AutoReply"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("Auto-Submitted", "auto-replied"),
+        ("auto-submitted", "auto-generated; type=vacation"),
+        ("List-Id", "<photos.lists.example.org>"),
+        ("List-Unsubscribe", "<mailto:leave@example.org>"),
+        ("Precedence", "bulk"),
+        ("Precedence", "List"),
+        ("Precedence", "junk"),
+        ("X-Auto-Response-Suppress", "All"),
+        ("X-Auto-Response-Suppress", "DR, AutoReply"),
+    ],
+)
 def test_automatic_and_list_mail_gets_no_reply(name, value):
     mail = Mail(headers=(*Mail.headers, (name, value)))
     assert reply_blocker(mail, REPLY_FROM)
 
 
-@pytest.mark.parametrize("name, value", [("Auto-Submitted", "no"), ("Precedence", "first-class"),
-                                         ("X-Auto-Response-Suppress", "DR, OOF")])
+@pytest.mark.parametrize(
+    "name, value", [("Auto-Submitted", "no"), ("Precedence", "first-class"), ("X-Auto-Response-Suppress", "DR, OOF")]
+)
 def test_harmless_values_of_those_headers_still_get_a_reply(name, value):
     assert reply_blocker(Mail(headers=(*Mail.headers, (name, value))), REPLY_FROM) is None
 
@@ -114,8 +139,13 @@ def test_the_reply_lists_every_url_and_rejection_with_html_escaped():
 
 def test_a_reply_to_our_reply_is_traced_back_by_its_message_id():
     ours = reply()
-    answer = Mail(subject=ours["subject"], headers=(("In-Reply-To", ours["h:Message-Id"]),
-                                                    ("References", ours["h:References"] + " " + ours["h:Message-Id"])))
+    answer = Mail(
+        subject=ours["subject"],
+        headers=(
+            ("In-Reply-To", ours["h:Message-Id"]),
+            ("References", ours["h:References"] + " " + ours["h:Message-Id"]),
+        ),
+    )
     assert replied_keys(answer, "mg.example.com") == ["k123"]
     assert replied_keys(answer, "other.example.com") == []
     with pytest.raises(ValueError):
@@ -124,19 +154,32 @@ def test_a_reply_to_our_reply_is_traced_back_by_its_message_id():
 
 def test_the_deletion_confirmation_threads_under_the_takedown_request():
     request = Mail(subject="Re: Holiday", message_id="<d1@example.org>", headers=(("Message-Id", "<d1@example.org>"),))
-    fields = compose_deletion_confirmation(request, reply_from=REPLY_FROM, key="k123.deleted",
-                                           message_id_domain="mg.example.com", deleted=[STORED[1]["url"]])
+    fields = compose_deletion_confirmation(
+        request,
+        reply_from=REPLY_FROM,
+        key="k123.deleted",
+        message_id_domain="mg.example.com",
+        deleted=[STORED[1]["url"]],
+    )
     assert fields["subject"] == "Re: Holiday" and fields["h:In-Reply-To"] == "<d1@example.org>"
     assert STORED[1]["url"] in fields["text"] and "?v=1&amp;x=2" in fields["html"]
     assert fields["h:Auto-Submitted"] == "auto-replied"
 
 
-@pytest.mark.parametrize("text, subject, wanted", [
-    ("delete", "", True), ("  \n\"Delete\" please", "", True), ("DELETE!", "", True),
-    ("", "Re: RE:  delete", True), ("thanks", "Re: delete", True),
-    ("deleted already?", "Re: Holiday", False), ("please delete", "Re: Holiday", False),
-    ("> delete", "Re: Holiday", False), ("", "", False),
-])
+@pytest.mark.parametrize(
+    "text, subject, wanted",
+    [
+        ("delete", "", True),
+        ('  \n"Delete" please', "", True),
+        ("DELETE!", "", True),
+        ("", "Re: RE:  delete", True),
+        ("thanks", "Re: delete", True),
+        ("deleted already?", "Re: Holiday", False),
+        ("please delete", "Re: Holiday", False),
+        ("> delete", "Re: Holiday", False),
+        ("", "", False),
+    ],
+)
 def test_delete_must_be_the_first_word(text, subject, wanted):
     assert is_delete_command(text, subject) is wanted
 
@@ -178,8 +221,13 @@ def test_an_unknown_domain_is_refused_naming_domain_and_region(mailgun_api):
 
 def test_the_standin_reads_multipart_posts_as_mailgun_does(mailgun_api):
     url = f"{mailgun_api.api_url}/{mailgun_api.domain}/messages"
-    answer = requests.post(url, auth=("api", mailgun_api.api_key), timeout=5,
-                           data={"to": "alice@example.org", "subject": "Grüße"}, files={"attachment": ("a.txt", b"hi")})
+    answer = requests.post(
+        url,
+        auth=("api", mailgun_api.api_key),
+        timeout=5,
+        data={"to": "alice@example.org", "subject": "Grüße"},
+        files={"attachment": ("a.txt", b"hi")},
+    )
     assert answer.status_code == 200 and answer.json()["message"] == "Queued. Thank you."
     assert mailgun_api.sent()[0]["fields"] == {"to": ["alice@example.org"], "subject": ["Grüße"], "attachment": ["hi"]}
 

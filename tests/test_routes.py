@@ -1,4 +1,5 @@
 """routes_setup.py and the Routes API client in inbox/routes.py, against a Mailgun faked with `responses`."""
+
 from __future__ import annotations
 
 import copy
@@ -27,15 +28,28 @@ SETUP = ["--recipient", ADDRESS, "--url", HOOK]
 
 def foreign(count: int, start: int = 0) -> list[dict]:
     """Routes someone else made on the same account."""
-    return [{"id": f"f{number:023x}", "priority": 1, "description": f"support desk {number}",
-             "expression": f'match_recipient("user{number}@example.com")', "actions": ['forward("https://other/")'],
-             "created_at": "Mon, 01 Jan 2024 00:00:00 GMT"} for number in range(start, start + count)]
+    return [
+        {
+            "id": f"f{number:023x}",
+            "priority": 1,
+            "description": f"support desk {number}",
+            "expression": f'match_recipient("user{number}@example.com")',
+            "actions": ['forward("https://other/")'],
+            "created_at": "Mon, 01 Jan 2024 00:00:00 GMT",
+        }
+        for number in range(start, start + count)
+    ]
 
 
 def ours(route_id: str, url: str = HOOK, address: str = ADDRESS) -> dict:
-    return {"id": route_id, "priority": 0, "description": f"inbox:{address}",
-            "expression": f'match_recipient("{recipient_pattern(address)}")',
-            "actions": [f'forward("{url}")', "stop()"], "created_at": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    return {
+        "id": route_id,
+        "priority": 0,
+        "description": f"inbox:{address}",
+        "expression": f'match_recipient("{recipient_pattern(address)}")',
+        "actions": [f'forward("{url}")', "stop()"],
+        "created_at": "Mon, 01 Jan 2024 00:00:00 GMT",
+    }
 
 
 class FakeMailgun:
@@ -52,7 +66,7 @@ class FakeMailgun:
     def list(self, request):
         query = dict(parse_qsl(urlsplit(request.url).query))
         skip, limit = int(query.get("skip", 0)), int(query.get("limit", 100))
-        return 200, {}, json.dumps({"total_count": len(self.routes), "items": self.routes[skip:skip + limit]})
+        return 200, {}, json.dumps({"total_count": len(self.routes), "items": self.routes[skip : skip + limit]})
 
     def create(self, request):
         self.created += 1
@@ -128,8 +142,11 @@ def test_create_sends_the_form_fields_in_mailguns_order(mailgun, capsys):
 
     [post] = [call for call in mailgun.mock.calls if call.request.method == "POST"]
     assert parse_qsl(post.request.body) == [
-        ("priority", "5"), ("description", "inbox:photos@example.com photo inbox"), ("expression", EXPRESSION),
-        ("action", f'forward("{HOOK}")'), ("action", "stop()"),
+        ("priority", "5"),
+        ("description", "inbox:photos@example.com photo inbox"),
+        ("expression", EXPRESSION),
+        ("action", f'forward("{HOOK}")'),
+        ("action", "stop()"),
     ]
 
 
@@ -155,8 +172,11 @@ def test_a_new_url_updates_the_same_route_in_place(mailgun, capsys):
     put = mailgun.mock.calls[-1].request
     assert (put.method, put.url) == ("PUT", f"{API}/routes/{before['id']}")
     assert parse_qsl(put.body) == [
-        ("priority", "0"), ("description", "inbox:photos@example.com"), ("expression", EXPRESSION),
-        ("action", f'forward("{NEW_HOOK}")'), ("action", "stop()"),
+        ("priority", "0"),
+        ("description", "inbox:photos@example.com"),
+        ("expression", EXPRESSION),
+        ("action", f'forward("{NEW_HOOK}")'),
+        ("action", "stop()"),
     ]
 
 
@@ -167,8 +187,9 @@ def test_finds_its_route_among_hundreds_on_the_third_page(mock, capsys, url, out
     code, out, _ = run(capsys, "--recipient", ADDRESS, "--url", url)
 
     assert (code, out.split(" : ")[0]) == (0, f"{outcome} route 5f1e0000000000000000beef")
-    skips = [dict(parse_qsl(urlsplit(call.request.url).query))["skip"] for call in mock.calls
-             if call.request.method == "GET"]
+    skips = [
+        dict(parse_qsl(urlsplit(call.request.url).query))["skip"] for call in mock.calls if call.request.method == "GET"
+    ]
     assert skips == ["0", "100", "200"]
     assert mailgun.writes() == writes
     assert [route for route in mailgun.routes if route["id"] != "5f1e0000000000000000beef"] == others
@@ -206,27 +227,45 @@ def test_delete_removes_only_its_route(mock, capsys):
 
 
 def test_list_shows_only_its_routes_from_every_page(mock, capsys):
-    FakeMailgun(mock, routes=foreign(150) + [ours("5f1e00000000000000000001")] + foreign(60, start=150)
-                + [ours("5f1e00000000000000000002", NEW_HOOK, "scans@example.com")])
+    FakeMailgun(
+        mock,
+        routes=foreign(150)
+        + [ours("5f1e00000000000000000001")]
+        + foreign(60, start=150)
+        + [ours("5f1e00000000000000000002", NEW_HOOK, "scans@example.com")],
+    )
 
     code, out, _ = run(capsys, "--list")
 
     assert code == 0
     assert out.splitlines() == [
-        (f'route 5f1e00000000000000000001 priority 0 "inbox:photos@example.com" : {EXPRESSION} -> '
-         f'forward("{HOOK}"), stop()'),
-        (r'route 5f1e00000000000000000002 priority 0 "inbox:scans@example.com" : '
-         rf'match_recipient("(?i)^scans@example\.com$") -> forward("{NEW_HOOK}"), stop()'),
+        (
+            f'route 5f1e00000000000000000001 priority 0 "inbox:photos@example.com" : {EXPRESSION} -> '
+            f'forward("{HOOK}"), stop()'
+        ),
+        (
+            r'route 5f1e00000000000000000002 priority 0 "inbox:scans@example.com" : '
+            rf'match_recipient("(?i)^scans@example\.com$") -> forward("{NEW_HOOK}"), stop()'
+        ),
     ]
 
 
-@pytest.mark.parametrize("routes, argv, expected", [
-    ([], SETUP, f'would create route (new) : {EXPRESSION} -> forward("{HOOK}"), stop()'),
-    ([ours("5f1e0000000000000000beef")], ["--recipient", ADDRESS, "--url", NEW_HOOK],
-     f'would update route 5f1e0000000000000000beef : {EXPRESSION} -> forward("{NEW_HOOK}"), stop()'),
-    ([ours("5f1e0000000000000000beef")], ["--recipient", ADDRESS, "--delete"],
-     f'would delete route 5f1e0000000000000000beef : {EXPRESSION} -> forward("{HOOK}"), stop()'),
-])
+@pytest.mark.parametrize(
+    "routes, argv, expected",
+    [
+        ([], SETUP, f'would create route (new) : {EXPRESSION} -> forward("{HOOK}"), stop()'),
+        (
+            [ours("5f1e0000000000000000beef")],
+            ["--recipient", ADDRESS, "--url", NEW_HOOK],
+            f'would update route 5f1e0000000000000000beef : {EXPRESSION} -> forward("{NEW_HOOK}"), stop()',
+        ),
+        (
+            [ours("5f1e0000000000000000beef")],
+            ["--recipient", ADDRESS, "--delete"],
+            f'would delete route 5f1e0000000000000000beef : {EXPRESSION} -> forward("{HOOK}"), stop()',
+        ),
+    ],
+)
 def test_dry_run_shows_the_plan_and_writes_nothing(mock, capsys, routes, argv, expected):
     mailgun = FakeMailgun(mock, routes=routes)
     code, out, _ = run(capsys, *argv, "--dry-run")
@@ -264,8 +303,10 @@ def test_mailguns_reason_for_refusing_a_route_is_shown(mock, capsys):
     code, _, err = run(capsys, *SETUP)
 
     assert code == 1
-    assert err == (f"routes_setup.py: Mailgun rejected POST {API}/routes (HTTP 400): "
-                   "'expression' parameter is not a valid expression")
+    assert err == (
+        f"routes_setup.py: Mailgun rejected POST {API}/routes (HTTP 400): "
+        "'expression' parameter is not a valid expression"
+    )
 
 
 def test_an_api_url_without_v3_is_pointed_out(mock, capsys, monkeypatch):
@@ -276,11 +317,14 @@ def test_an_api_url_without_v3_is_pointed_out(mock, capsys, monkeypatch):
     assert code == 1 and "check MAILGUN_API_URL (it ends in /v3)" in err
 
 
-@pytest.mark.parametrize("error, message", [
-    (requests.exceptions.ConnectTimeout(), f"no connection to {API}/routes within 5 s"),
-    (requests.exceptions.ReadTimeout(), f"Mailgun did not answer GET {API}/routes within 30 s; try again later"),
-    (requests.exceptions.ConnectionError("Name or service not known"), f"cannot reach {API}/routes"),
-])
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (requests.exceptions.ConnectTimeout(), f"no connection to {API}/routes within 5 s"),
+        (requests.exceptions.ReadTimeout(), f"Mailgun did not answer GET {API}/routes within 30 s; try again later"),
+        (requests.exceptions.ConnectionError("Name or service not known"), f"cannot reach {API}/routes"),
+    ],
+)
 def test_network_failures_are_one_line_errors(mock, capsys, error, message):
     mock.get(f"{API}/routes", body=error)
     code, out, err = run(capsys, *SETUP)
@@ -339,12 +383,15 @@ def test_pattern_registers_the_regex_as_given(mailgun, capsys):
     assert (route["expression"], route["description"]) == (f'match_recipient("{pattern}")', "inbox:photos@example.com")
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([*SETUP, "--pattern", "photos(@example"], "is not a regular expression"),
-    (["--recipient", "photos", "--url", HOOK], "is not an e-mail address"),
-    (["--recipient", ADDRESS, "--url", "host/webhooks/mailgun"], "is not an absolute http(s) URL"),
-    (["--url", HOOK], "--recipient is required (or set INBOX_ADDRESS)"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([*SETUP, "--pattern", "photos(@example"], "is not a regular expression"),
+        (["--recipient", "photos", "--url", HOOK], "is not an e-mail address"),
+        (["--recipient", ADDRESS, "--url", "host/webhooks/mailgun"], "is not an absolute http(s) URL"),
+        (["--url", HOOK], "--recipient is required (or set INBOX_ADDRESS)"),
+    ],
+)
 def test_usage_errors_exit_2_before_anything_is_written(mailgun, capsys, argv, message):
     with pytest.raises(SystemExit) as exit:
         routes_setup.main(argv)
@@ -423,22 +470,28 @@ def test_mime_registers_the_raw_mime_webhook(mailgun, capsys):
     assert mailgun.ours()[0]["actions"] == [f'forward("{MIME_HOOK}")', "stop()"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--url", "http://host/webhooks/mailgun"], "is not https"),
-    (["--url", "http://host/webhooks/mailgun"], "unencrypted (--allow-http to register it all the same)"),
-    (["--url", "https://127.0.0.1:8000/webhooks/mailgun"], "local or private host that Mailgun cannot reach"),
-    (["--url", "https://localhost/webhooks/mailgun"], "(--force to register it all the same)"),
-    (["--url", "https://10.1.2.3/webhooks/mailgun"], "local or private host"),
-    (["--url", "https://[::1]/webhooks/mailgun"], "local or private host"),
-    (["--url", "https://host/hooks/mailgun"], "the service does not answer at '/hooks/mailgun'"),
-    (["--url", "https://host/webhooks/mailgun/"], "the service does not answer at '/webhooks/mailgun/'"),
-    (["--url", "https://host/webhooks/mailgun", "--mime"], "--mime needs the URL that ends in /webhooks/mailgun/mime"),
-    (["--url", MIME_HOOK], "a URL ending in 'mime' makes Mailgun post the raw message: add --mime"),
-    (["--url", MIME_HOOK, "--mime", "--store"], "--mime and --store do not go together"),
-    (["--url", HOOK, "--pattern", r".*@example\.com"], r"matches every address of example.com"),
-    (["--url", HOOK, "--pattern", "example.com"], "matches every address of example.com"),
-    (["--url", HOOK, "--pattern", ".*"], "anchor it to the inbox address (--force"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--url", "http://host/webhooks/mailgun"], "is not https"),
+        (["--url", "http://host/webhooks/mailgun"], "unencrypted (--allow-http to register it all the same)"),
+        (["--url", "https://127.0.0.1:8000/webhooks/mailgun"], "local or private host that Mailgun cannot reach"),
+        (["--url", "https://localhost/webhooks/mailgun"], "(--force to register it all the same)"),
+        (["--url", "https://10.1.2.3/webhooks/mailgun"], "local or private host"),
+        (["--url", "https://[::1]/webhooks/mailgun"], "local or private host"),
+        (["--url", "https://host/hooks/mailgun"], "the service does not answer at '/hooks/mailgun'"),
+        (["--url", "https://host/webhooks/mailgun/"], "the service does not answer at '/webhooks/mailgun/'"),
+        (
+            ["--url", "https://host/webhooks/mailgun", "--mime"],
+            "--mime needs the URL that ends in /webhooks/mailgun/mime",
+        ),
+        (["--url", MIME_HOOK], "a URL ending in 'mime' makes Mailgun post the raw message: add --mime"),
+        (["--url", MIME_HOOK, "--mime", "--store"], "--mime and --store do not go together"),
+        (["--url", HOOK, "--pattern", r".*@example\.com"], r"matches every address of example.com"),
+        (["--url", HOOK, "--pattern", "example.com"], "matches every address of example.com"),
+        (["--url", HOOK, "--pattern", ".*"], "anchor it to the inbox address (--force"),
+    ],
+)
 def test_a_route_that_would_lose_mail_is_refused_with_the_reason(mailgun, capsys, argv, message):
     with pytest.raises(SystemExit) as exit:
         routes_setup.main(["--recipient", ADDRESS, *argv])
@@ -447,14 +500,17 @@ def test_a_route_that_would_lose_mail_is_refused_with_the_reason(mailgun, capsys
     assert mailgun.writes() == []
 
 
-@pytest.mark.parametrize("argv", [
-    ["--url", "http://host/webhooks/mailgun", "--allow-http"],
-    ["--url", "https://proxy.example.net/inbox/webhooks/mailgun"],
-    ["--url", "https://127.0.0.1:8000/webhooks/mailgun", "--force"],
-    ["--url", "https://host/other", "--force"],
-    ["--url", HOOK, "--pattern", r".*@example\.com", "--force"],
-    ["--url", HOOK, "--pattern", r"^(photos|pictures)@example\.com$"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--url", "http://host/webhooks/mailgun", "--allow-http"],
+        ["--url", "https://proxy.example.net/inbox/webhooks/mailgun"],
+        ["--url", "https://127.0.0.1:8000/webhooks/mailgun", "--force"],
+        ["--url", "https://host/other", "--force"],
+        ["--url", HOOK, "--pattern", r".*@example\.com", "--force"],
+        ["--url", HOOK, "--pattern", r"^(photos|pictures)@example\.com$"],
+    ],
+)
 def test_the_flags_named_in_the_refusals_override_them(mailgun, capsys, argv):
     code, out, err = run(capsys, "--recipient", ADDRESS, *argv)
     assert (code, err) == (0, "")
@@ -466,6 +522,7 @@ def test_plain_http_to_a_loopback_host_needs_both_flags(mailgun, capsys):
     with pytest.raises(SystemExit):
         routes_setup.main(["--recipient", ADDRESS, "--url", "http://127.0.0.1/webhooks/mailgun", "--allow-http"])
     assert "--force" in capsys.readouterr().err
-    code, _, _ = run(capsys, "--recipient", ADDRESS, "--url", "http://127.0.0.1/webhooks/mailgun", "--allow-http",
-                     "--force")
+    code, _, _ = run(
+        capsys, "--recipient", ADDRESS, "--url", "http://127.0.0.1/webhooks/mailgun", "--allow-http", "--force"
+    )
     assert code == 0

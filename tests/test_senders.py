@@ -1,4 +1,5 @@
 """Who may publish: INBOX_PUBLISHERS and Mailgun's SPF/DKIM/spam verdicts, as Mailgun posts them."""
+
 from __future__ import annotations
 
 import pytest
@@ -72,8 +73,12 @@ def test_a_forged_from_with_spf_pass_for_the_forgers_domain_is_refused():
 
 
 def test_a_dkim_pass_for_another_domain_is_refused():
-    reason = refusal(ALICE, "alice@example.com", "mallory@evil.test",
-                     headers(DKIM_PASS, signature="v=1; a=rsa-sha256; d=evil.test; s=s1; b=BBBB"))
+    reason = refusal(
+        ALICE,
+        "alice@example.com",
+        "mallory@evil.test",
+        headers(DKIM_PASS, signature="v=1; a=rsa-sha256; d=evil.test; s=s1; b=BBBB"),
+    )
     assert "DKIM Pass but d=evil.test does not align with From domain example.com" in reason
 
 
@@ -89,16 +94,19 @@ def test_a_lookalike_domain_does_not_align():
 
 
 def test_verdicts_written_by_the_sender_below_mailguns_received_line_count_for_nothing():
-    reason = refusal(ALICE, "alice@example.com", "alice@example.com",
-                     headers(below=[SPF_PASS, DKIM_PASS, NOT_SPAM]))
+    reason = refusal(ALICE, "alice@example.com", "alice@example.com", headers(below=[SPF_PASS, DKIM_PASS, NOT_SPAM]))
     assert reason.startswith("no Mailgun SPF/DKIM verdict above Mailgun's Received line")
     assert "'mark' mode" in reason
 
 
 def test_a_forged_received_line_below_mailguns_does_not_move_the_block():
     forged = [("Received", "from x by mxa.mailgun.org with ESMTP"), SPF_PASS]
-    reason = refusal(ALICE, "alice@example.com", "alice@example.com",
-                     headers(("X-Mailgun-Spf", "SoftFail"), below=forged, signature=None))
+    reason = refusal(
+        ALICE,
+        "alice@example.com",
+        "alice@example.com",
+        headers(("X-Mailgun-Spf", "SoftFail"), below=forged, signature=None),
+    )
     assert "SPF verdict is softfail" in reason
 
 
@@ -125,13 +133,23 @@ def test_domain_entries_admit_that_domain_only():
     publishers = parse_publishers("@Example.com, bob@other.test")
     admit(publishers, "carol@example.com", "carol@example.com", headers(SPF_PASS))
     admit(publishers, "Bob@Other.test", "bob@other.test", headers(SPF_PASS))
-    assert "not in INBOX_PUBLISHERS" in refusal(publishers, "carol@sub.example.com", "carol@sub.example.com",
-                                                headers(SPF_PASS))
+    assert "not in INBOX_PUBLISHERS" in refusal(
+        publishers, "carol@sub.example.com", "carol@sub.example.com", headers(SPF_PASS)
+    )
     assert "not in INBOX_PUBLISHERS" in refusal(publishers, "eve@other.test", "eve@other.test", headers(SPF_PASS))
 
 
-@pytest.mark.parametrize("from_header", ["", "alice@example.com, bob@example.com", "not an address", "<@>",
-                                         '"alice smith"@example.com', "A <alice@example.com>" + " " * 2000])
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        "",
+        "alice@example.com, bob@example.com",
+        "not an address",
+        "<@>",
+        '"alice smith"@example.com',
+        "A <alice@example.com>" + " " * 2000,
+    ],
+)
 def test_a_from_that_is_not_one_address_is_refused(from_header):
     assert "From" in refusal(ALICE, from_header, "alice@example.com", headers(SPF_PASS))
 
@@ -154,15 +172,18 @@ def test_publisher_list_separators_and_case():
     assert not publishers.anyone
 
 
-@pytest.mark.parametrize("value, named", [
-    ("", "INBOX_PUBLISHERS is not set"),
-    (" , ", "or set it to * to let anyone publish"),
-    ("alice@example.com, *", "* alone"),
-    ("alice", "'alice' is neither an address"),
-    ("@", "'@' is neither"),
-    ("alice@localhost", "'alice@localhost'"),
-    ("a@b@example.com", "'a@b@example.com'"),
-])
+@pytest.mark.parametrize(
+    "value, named",
+    [
+        ("", "INBOX_PUBLISHERS is not set"),
+        (" , ", "or set it to * to let anyone publish"),
+        ("alice@example.com, *", "* alone"),
+        ("alice", "'alice' is neither an address"),
+        ("@", "'@' is neither"),
+        ("alice@localhost", "'alice@localhost'"),
+        ("a@b@example.com", "'a@b@example.com'"),
+    ],
+)
 def test_malformed_publisher_lists_say_what_to_write(value, named):
     with pytest.raises(PublishersError) as error:
         parse_publishers(value)

@@ -4,6 +4,7 @@ With the old 2 sync workers, two silent connections made every delivery wait abo
 minutes. Here four of each kind of slow client (silent, trickling a body, not reading a
 25 MiB download) are connected while a real delivery is made.
 """
+
 from __future__ import annotations
 
 import socket
@@ -23,8 +24,9 @@ N = 4  # of each kind: twice the old worker count
 @pytest.fixture
 def service(tmp_path):
     port = free_port()
-    env = procfile_env(port, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, INBOX_PUBLISHERS="*",
-                       STORAGE_PATH=str(tmp_path / "storage"))
+    env = procfile_env(
+        port, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, INBOX_PUBLISHERS="*", STORAGE_PATH=str(tmp_path / "storage")
+    )
     logs = tmp_path / "logs"
     logs.mkdir()
     with running([GUNICORN, *PROCFILE_COMMAND[1:]], port=port, env=env, cwd=ROOT, logs=logs):
@@ -55,8 +57,10 @@ def closed_by_server(client: socket.socket, deadline: float) -> bool:
 def trickle(client: socket.socket, stop: threading.Event) -> None:
     """A POST whose 1 MB body arrives one byte a second."""
     try:
-        client.sendall(b"POST /webhooks/mailgun HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
-                       b"Content-Type: multipart/form-data; boundary=x\r\n\r\n")
+        client.sendall(
+            b"POST /webhooks/mailgun HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n\r\n"
+        )
         while not stop.wait(1):
             client.sendall(b"-")
     except OSError:
@@ -87,7 +91,9 @@ def test_slow_clients_are_dropped_and_do_not_delay_a_delivery(service, tmp_path,
         assert delivery.status_code == 200, delivery.text
         assert took < 5, f"a delivery waited {took:.1f} s behind slow clients"
         assert all(closed_by_server(client, started + 5 + 3) for client in silent)  # gunicorn: 5 s for a first byte
-        assert all(closed_by_server(client, started + GRACE_SECONDS + 5) for client in trickling), log.read_text()[-3000:]
+        assert all(closed_by_server(client, started + GRACE_SECONDS + 5) for client in trickling), log.read_text()[
+            -3000:
+        ]
         time.sleep(max(0.0, started + IDLE_SECONDS + 3 - time.monotonic()))
         text = log.read_text()
         assert text.count("dropped slow client") == 2 * N, text[-3000:]

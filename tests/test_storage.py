@@ -1,4 +1,5 @@
 """Object names and the local store: deterministic, unguessable names; atomic, copy-free writes."""
+
 import os
 import uuid
 

@@ -1,5 +1,6 @@
 """Takedown: `inbox delete` on `inbox serve`'s local store and on a configured S3, take_down on the real S3, Azure
 and Swift servers, and the cache lifetime (INBOX_CACHE_MAX_AGE) every served or stored copy carries."""
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,20 @@ def served(tmp_path_factory):
     """`inbox serve` in a fresh folder, as a newcomer runs it: no environment of the service's."""
     folder = tmp_path_factory.mktemp("try-out")
     port = free_port()
-    with running([INBOX, "serve", "--port", str(port), "--workers", "1"], port=port, env=scrubbed_environ(),
-                 cwd=folder, logs=tmp_path_factory.mktemp("serve-logs")):
+    with running(
+        [INBOX, "serve", "--port", str(port), "--workers", "1"],
+        port=port,
+        env=scrubbed_environ(),
+        cwd=folder,
+        logs=tmp_path_factory.mktemp("serve-logs"),
+    ):
         yield folder, f"http://127.0.0.1:{port}"
 
 
 def inbox(folder, *args, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([INBOX, *args], cwd=folder, env=scrubbed_environ(**env), capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [INBOX, *args], cwd=folder, env=scrubbed_environ(**env), capture_output=True, text=True, timeout=60
+    )
 
 
 def sent_urls(folder, url, *paths) -> list[str]:
@@ -64,8 +71,10 @@ def test_inbox_delete_takes_a_photo_down_in_the_serve_folder(served, images):
 
     again = inbox(folder, "delete", gone, kept.rsplit("/", 1)[1])
     assert again.returncode == 1
-    assert again.stdout.splitlines() == [f"not found: {gone} (no such image in local container images)",
-                                         f"removed {kept.rsplit('/', 1)[1]}"]
+    assert again.stdout.splitlines() == [
+        f"not found: {gone} (no such image in local container images)",
+        f"removed {kept.rsplit('/', 1)[1]}",
+    ]
     assert requests.get(kept, timeout=10).status_code == 404
 
 
@@ -77,8 +86,14 @@ def test_inbox_delete_refuses_names_the_service_does_not_make_and_touches_nothin
     keep.write_bytes(b"not ours")
     storage = folder / "var" / "storage"
     before = sorted(path.relative_to(storage) for path in storage.rglob("*"))
-    references = ["../../../keep.jpg", "../../etc/passwd", "photo.jpg", f"{url}/files/images/..%2F..%2F..%2Fkeep.jpg",
-                  photo.rsplit("/", 1)[1].upper(), photo.replace("/images/", "/images-receipts/") + ".json"]
+    references = [
+        "../../../keep.jpg",
+        "../../etc/passwd",
+        "photo.jpg",
+        f"{url}/files/images/..%2F..%2F..%2Fkeep.jpg",
+        photo.rsplit("/", 1)[1].upper(),
+        photo.replace("/images/", "/images-receipts/") + ".json",
+    ]
 
     result = inbox(folder, "delete", *references)
 
@@ -127,8 +142,9 @@ def test_inbox_delete_reads_the_production_environment(moto_s3, tmp_path, images
 def test_take_down_on_a_real_server_removes_the_public_object(request, provider, images):
     real = Real(provider, request.getfixturevalue(REAL[provider][0]))
     app = real.app()
-    response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]),
-                                                                            ("b.png", images[".png"])))
+    response = app.test_client().post(
+        "/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), ("b.png", images[".png"]))
+    )
     by_url, by_name = [item["url"] for item in response.get_json()["stored"]]
     assert [requests.get(url, timeout=10).status_code for url in (by_url, by_name)] == [200, 200]
     store = current_store(app)
@@ -151,6 +167,9 @@ def test_local_files_carry_the_configured_cache_lifetime(settings, images):
 
 def test_objects_stored_on_s3_carry_the_configured_cache_lifetime(moto_s3, images):
     app = Real("s3", moto_s3).app(INBOX_CACHE_MAX_AGE="600")
-    url = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]))).get_json()[
-        "stored"][0]["url"]
+    url = (
+        app.test_client()
+        .post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"])))
+        .get_json()["stored"][0]["url"]
+    )
     assert requests.get(url, timeout=10).headers["Cache-Control"] == "public, max-age=600, immutable"

@@ -1,4 +1,5 @@
 """Storage requests give up after STORAGE_TIMEOUT seconds against an endpoint that accepts and never answers."""
+
 from __future__ import annotations
 
 import socket
@@ -40,10 +41,17 @@ def settings(provider: str, port: int) -> dict:
     return {
         "s3": {**endpoint, "STORAGE_KEY": "key", "STORAGE_SECRET": "secret"},
         "azure_blobs": {**endpoint, "STORAGE_KEY": "devstoreaccount1", "STORAGE_SECRET": "c2VjcmV0"},
-        "openstack_swift": {"STORAGE_KEY": "test:tester", "STORAGE_SECRET": "testing",
-                            "STORAGE_AUTH_URL": f"http://127.0.0.1:{port}/auth", "STORAGE_AUTH_VERSION": "1.0"},
-        "cloudfiles": {"STORAGE_KEY": "user", "STORAGE_SECRET": "api-key",
-                       "STORAGE_AUTH_URL": f"http://127.0.0.1:{port}"},
+        "openstack_swift": {
+            "STORAGE_KEY": "test:tester",
+            "STORAGE_SECRET": "testing",
+            "STORAGE_AUTH_URL": f"http://127.0.0.1:{port}/auth",
+            "STORAGE_AUTH_VERSION": "1.0",
+        },
+        "cloudfiles": {
+            "STORAGE_KEY": "user",
+            "STORAGE_SECRET": "api-key",
+            "STORAGE_AUTH_URL": f"http://127.0.0.1:{port}",
+        },
     }[provider] | {"STORAGE_PROVIDER": provider, "STORAGE_TIMEOUT": str(TIMEOUT)}
 
 

@@ -32,8 +32,15 @@ def instances(count, tmp_path, **settings):
             port = free_port()
             logs = tmp_path / f"logs-{number}"
             logs.mkdir()
-            stack.enter_context(running([GUNICORN, *PROCFILE_COMMAND[1:]], port=port, env=procfile_env(port, **settings),
-                                        cwd=ROOT, logs=logs))
+            stack.enter_context(
+                running(
+                    [GUNICORN, *PROCFILE_COMMAND[1:]],
+                    port=port,
+                    env=procfile_env(port, **settings),
+                    cwd=ROOT,
+                    logs=logs,
+                )
+            )
             urls.append(f"http://127.0.0.1:{port}/webhooks/mailgun")
         yield urls
 
@@ -45,18 +52,17 @@ def post(url, photo: bytes, message_id: str, signature: dict) -> requests.Respon
 
 def race(urls: list[str]) -> list[tuple[int, int]]:
     """TRIES times: the same signed token posted at once with two different photos, to urls[0] and urls[-1]."""
+
+    def one(side, number, photo, signature, gate):
+        gate.wait()
+        return post(urls[-side], photo, f"<race-{number}-{side}@x>", signature).status_code
+
     outcomes = []
     with ThreadPoolExecutor(max_workers=2) as pool:
         for number in range(TRIES):
-            signature = signed_fields(SIGNING_KEY)
-            photos = [pasted_photo((32, 32)), pasted_photo((32, 32))]
-            gate = threading.Barrier(2)
-
-            def one(side):
-                gate.wait()
-                return post(urls[-side], photos[side], f"<race-{number}-{side}@x>", signature).status_code
-
-            outcomes.append(tuple(pool.map(one, (0, 1))))
+            signature, gate = signed_fields(SIGNING_KEY), threading.Barrier(2)
+            racers = [pool.submit(one, side, number, pasted_photo((32, 32)), signature, gate) for side in (0, 1)]
+            outcomes.append(tuple(racer.result() for racer in racers))
     return outcomes
 
 
@@ -86,12 +92,15 @@ def test_a_replay_cannot_overtake_a_slow_delivery_still_arriving(tmp_path, image
         port = int(url.split(":")[2].split("/")[0])
         signature = signed_fields(SIGNING_KEY)
         mine = pasted_photo((640, 480))  # ~200 KB: read 64 KiB at a time, the signature fields first
-        body, content_type = build_delivery([("mine.jpg", mine, "image/jpeg")], key=SIGNING_KEY,
-                                            message_id="<legit@x>", **signature).encode()
+        body, content_type = build_delivery(
+            [("mine.jpg", mine, "image/jpeg")], key=SIGNING_KEY, message_id="<legit@x>", **signature
+        ).encode()
         # The builder puts the signature fields before the file parts, as a cautious client would.
         assert body.index(b'name="signature"') < body.index(b'name="attachment-1"')
-        head = (f"POST /webhooks/mailgun HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        head = (
+            f"POST /webhooks/mailgun HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
         split = body.index(b'name="attachment-1"') + 100_000
         with socket.create_connection(("127.0.0.1", port), timeout=30) as legit:
             legit.sendall(head + body[:split])
@@ -123,8 +132,10 @@ def test_a_configured_name_key_is_used_and_must_be_long(tmp_path, images):
     one = create_app({**settings, "STORAGE_PATH": str(tmp_path / "a"), "INBOX_NAME_KEY": "k" * 40}).test_client()
     two = create_app({**settings, "STORAGE_PATH": str(tmp_path / "b"), "INBOX_NAME_KEY": "k" * 40}).test_client()
     form = {"data": mailgun_form(("a.jpg", images[".jpg"]))}
-    assert one.post("/webhooks/mailgun", **form).get_json()["stored"][0]["url"] == \
-        two.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]))).get_json()["stored"][0]["url"]
+    assert (
+        one.post("/webhooks/mailgun", **form).get_json()["stored"][0]["url"]
+        == two.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]))).get_json()["stored"][0]["url"]
+    )
     assert not os.path.exists(tmp_path / "a" / "images-receipts" / "name-key")
     with pytest.raises(Exception, match="INBOX_NAME_KEY is shorter than 32"):
         create_app({**settings, "STORAGE_PATH": str(tmp_path / "c"), "INBOX_NAME_KEY": "short"})

@@ -1,4 +1,5 @@
 """Deliveries through the webhook: what Mailgun (and a forger) gets back, and what ends up stored."""
+
 from __future__ import annotations
 
 import io
@@ -69,8 +70,14 @@ def test_no_attachment_is_415_saying_so(deliver):
 
 
 def test_only_an_oversized_image_is_413(tmp_path, images):
-    app = create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": "*", "STORAGE_PATH": str(tmp_path),
-                      "INBOX_MAX_ATTACHMENT_BYTES": "1000"})
+    app = create_app(
+        {
+            "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY,
+            "INBOX_PUBLISHERS": "*",
+            "STORAGE_PATH": str(tmp_path),
+            "INBOX_MAX_ATTACHMENT_BYTES": "1000",
+        }
+    )
     big = make_image(".bmp", size=(200, 200))
     response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("big.bmp", big)))
 
@@ -81,16 +88,23 @@ def test_only_an_oversized_image_is_413(tmp_path, images):
 
 
 def test_reject_status_406_makes_mailgun_stop_retrying(tmp_path):
-    app = create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": "*", "STORAGE_PATH": str(tmp_path),
-                      "INBOX_REJECT_STATUS": "406"})
+    app = create_app(
+        {
+            "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY,
+            "INBOX_PUBLISHERS": "*",
+            "STORAGE_PATH": str(tmp_path),
+            "INBOX_REJECT_STATUS": "406",
+        }
+    )
     response = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.pdf", PDF)))
     assert response.status_code == 406
     assert response.get_json()["rejected"][0]["content_type"] == "application/pdf"
 
 
 def test_judges_every_part_present_whatever_attachment_count_says(deliver, images):
-    response = deliver(("a.jpg", images[".jpg"]), ("b.png", images[".png"]), ("c.gif", images[".gif"]),
-                       **{"attachment-count": "1"})
+    response = deliver(
+        ("a.jpg", images[".jpg"]), ("b.png", images[".png"]), ("c.gif", images[".gif"]), **{"attachment-count": "1"}
+    )
     assert len(response.get_json()["stored"]) == 3
 
 
@@ -98,27 +112,39 @@ def test_inline_images_are_stored_like_attachments_whatever_the_content_id_map_s
     # Mailgun's map has been seen with empty and duplicate keys; one here also names a part that is not there.
     content_ids = {"<ii_1>": "attachment-2", "": "attachment-2", "<ii_9>": "attachment-9"}
     pasted = pasted_photo()
-    response = deliver(("a.jpg", images[".jpg"]), ("image001.jpg", pasted),
-                       **{"content-id-map": json.dumps(content_ids), "body-html": '<img src="cid:ii_1">'})
+    response = deliver(
+        ("a.jpg", images[".jpg"]),
+        ("image001.jpg", pasted),
+        **{"content-id-map": json.dumps(content_ids), "body-html": '<img src="cid:ii_1">'},
+    )
 
     assert response.status_code == 200
     stored = response.get_json()["stored"]
     assert [(item["attachment"], item["filename"]) for item in stored] == [
-        ("attachment-1", "a.jpg"), ("attachment-2", "image001.jpg")]
+        ("attachment-1", "a.jpg"),
+        ("attachment-2", "image001.jpg"),
+    ]
     assert client.get(stored[1]["url"]).data == pasted
 
 
 def test_a_signature_logo_shown_inline_is_not_published_the_pasted_photo_beside_it_is(deliver):
     logo, pasted = make_image(".png", size=(48, 16)), pasted_photo()
-    response = deliver(("logo.png", logo), ("IMG_0001.jpg", pasted), ("tiny-but-attached.png", logo), **{
-        "content-id-map": json.dumps({"<logo@x>": "attachment-1", "<photo@x>": "attachment-2"}),
-        "body-html": '<p>Look!</p><img src="cid:photo@x"><br>--<br><img src="cid:logo@x">'})
+    response = deliver(
+        ("logo.png", logo),
+        ("IMG_0001.jpg", pasted),
+        ("tiny-but-attached.png", logo),
+        **{
+            "content-id-map": json.dumps({"<logo@x>": "attachment-1", "<photo@x>": "attachment-2"}),
+            "body-html": '<p>Look!</p><img src="cid:photo@x"><br>--<br><img src="cid:logo@x">',
+        },
+    )
 
     body = response.get_json()
     assert response.status_code == 200
     assert [item["filename"] for item in body["stored"]] == ["IMG_0001.jpg", "tiny-but-attached.png"]
     assert [(item["filename"], item["reason"]) for item in body["rejected"]] == [
-        ("logo.png", "inline image too small: a signature logo or tracking pixel?")]
+        ("logo.png", "inline image too small: a signature logo or tracking pixel?")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -144,8 +170,9 @@ def test_forged_or_stale_signatures_are_403_and_nothing_is_written(client, setti
 def test_a_replayed_token_with_other_content_is_403_and_stores_nothing(client, settings, images):
     signature = signed_fields(SIGNING_KEY)
     first = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **signature))
-    replay = client.post("/webhooks/mailgun", data=mailgun_form(("evil.png", images[".png"]), message_id="<evil@x>",
-                                                                 **signature))
+    replay = client.post(
+        "/webhooks/mailgun", data=mailgun_form(("evil.png", images[".png"]), message_id="<evil@x>", **signature)
+    )
     again = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **signature))
 
     assert first.status_code == 200 and replay.status_code == 403
@@ -234,8 +261,9 @@ def test_message_id_comes_from_message_headers_when_no_field_carries_it(client, 
 
 def test_a_body_over_the_limit_is_a_clean_413(client, app):
     too_big = app.config["MAX_CONTENT_LENGTH"] + 1
-    response = client.post("/webhooks/mailgun", data=b"x" * too_big,
-                           headers={"Content-Type": "multipart/form-data; boundary=x"})
+    response = client.post(
+        "/webhooks/mailgun", data=b"x" * too_big, headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
     assert response.status_code == 413
     assert response.is_json
 
@@ -246,8 +274,11 @@ def test_a_body_over_the_limit_is_a_clean_413(client, app):
         (b'{"attachments": []}', "application/json", "expected a form post"),
         (b"\x00\xff" * 64, "multipart/form-data", "boundary"),
         (b"garbage without any boundary", "multipart/form-data; boundary=XX", "could not be parsed"),
-        (b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="a.jpg"\r\n\r\n\xff\xd8\xff',
-         "multipart/form-data; boundary=XX", "could not be parsed"),
+        (
+            b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="a.jpg"\r\n\r\n\xff\xd8\xff',
+            "multipart/form-data; boundary=XX",
+            "could not be parsed",
+        ),
         (b"", None, "expected a form post"),
     ],
 )
@@ -268,8 +299,11 @@ def raw_delivery(client, *parts: bytes):
 
 
 def test_a_latin_1_file_name_costs_nothing_but_its_spelling(client, images):
-    response = raw_delivery(client, b'Content-Disposition: form-data; name="attachment-1"; filename="caf\xe9.jpg"\r\n'
-                            b"Content-Type: image/jpeg\r\n\r\n" + images[".jpg"])
+    response = raw_delivery(
+        client,
+        b'Content-Disposition: form-data; name="attachment-1"; filename="caf\xe9.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + images[".jpg"],
+    )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["stored"][0]["filename"] == "café.jpg"
 
@@ -284,9 +318,12 @@ def test_file_parts_without_a_name_or_with_backslashes_are_judged(client, images
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert [(item["attachment"], item["filename"]) for item in body["stored"]] == [
-        ("attachment-1", ""), ("attachment-2", "path\\")]
+        ("attachment-1", ""),
+        ("attachment-2", "path\\"),
+    ]
     assert [(item["attachment"], item["filename"]) for item in body["rejected"]] == [
-        ("attachment-3", "\\share\\mail\\x.msg")]
+        ("attachment-3", "\\share\\mail\\x.msg")
+    ]
 
 
 def test_unknown_paths_and_methods_answer_json(client):
@@ -310,8 +347,12 @@ def test_spool_files_are_gone_after_each_request(deliver, settings, images):
 
 def test_an_unfinished_multipart_upload_leaves_no_spool_file(client, settings):
     body = b'--XX\r\nContent-Disposition: form-data; name="attachment-1"; filename="a.jpg"\r\n\r\n' + b"\xff" * 100_000
-    client.post("/webhooks/mailgun", input_stream=io.BytesIO(body), content_length=len(body),
-                headers={"Content-Type": "multipart/form-data; boundary=XX"})
+    client.post(
+        "/webhooks/mailgun",
+        input_stream=io.BytesIO(body),
+        content_length=len(body),
+        headers={"Content-Type": "multipart/form-data; boundary=XX"},
+    )
     assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == []
 
 
@@ -328,12 +369,22 @@ def test_a_message_id_with_a_newline_cannot_forge_a_log_line(deliver, images):
     assert not any(line.startswith("2026-01-01") for line in logged.splitlines())
 
 
-@pytest.mark.parametrize("body, content_type, names", [
-    (json.dumps({"signature": {"timestamp": "1", "token": "t", "signature": "s"},
-                 "event-data": {"event": "delivered", "recipient": "a@example.com"}}), "application/json",
-     "event webhook"),
-    ({"event": "opened", "recipient": "a@example.com", **signed_fields(SIGNING_KEY)}, None, "legacy event webhook"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, names",
+    [
+        (
+            json.dumps(
+                {
+                    "signature": {"timestamp": "1", "token": "t", "signature": "s"},
+                    "event-data": {"event": "delivered", "recipient": "a@example.com"},
+                }
+            ),
+            "application/json",
+            "event webhook",
+        ),
+        ({"event": "opened", "recipient": "a@example.com", **signed_fields(SIGNING_KEY)}, None, "legacy event webhook"),
+    ],
+)
 def test_event_webhooks_aimed_here_get_406_naming_the_mistake(client, body, content_type, names):
     response = client.post("/webhooks/mailgun", data=body, content_type=content_type)
     assert response.status_code == 406  # Mailgun stops retrying
@@ -342,8 +393,18 @@ def test_event_webhooks_aimed_here_get_406_naming_the_mistake(client, body, cont
 
 
 def test_a_store_notification_without_an_api_key_names_the_variable(client):
-    form = mailgun_form(attachments=json.dumps([{"url": "https://storage.mailgun.net/v3/domains/x/messages/k/attachments/0",
-                                                 "content-type": "image/jpeg", "name": "a.jpg", "size": 10}]))
+    form = mailgun_form(
+        attachments=json.dumps(
+            [
+                {
+                    "url": "https://storage.mailgun.net/v3/domains/x/messages/k/attachments/0",
+                    "content-type": "image/jpeg",
+                    "name": "a.jpg",
+                    "size": 10,
+                }
+            ]
+        )
+    )
     response = client.post("/webhooks/mailgun", data=form)
     assert response.status_code == 503  # Mailgun keeps the message 3 days: set the key and its retry succeeds
     assert "MAILGUN_API_KEY is not set" in response.get_json()["reason"]

@@ -13,8 +13,12 @@ from inbox.delivery import build_delivery, signed_fields
 from tests.harness import SIGNING_KEY, large_photo, pasted_photo
 from tests.test_mime import apple_mail_message
 
-ENVELOPE = {"recipient": "photos@example.com", "sender": "alice@example.com", "from": "Alice <alice@example.com>",
-            "subject": "Holiday"}
+ENVELOPE = {
+    "recipient": "photos@example.com",
+    "sender": "alice@example.com",
+    "from": "Alice <alice@example.com>",
+    "subject": "Holiday",
+}
 
 
 def multipart(fields: dict) -> tuple[bytes, str]:
@@ -41,13 +45,20 @@ def test_an_apple_mail_message_stores_its_inline_photos_and_heic_like_a_parsed_f
     body = response.get_json()
     assert body["message_id"] == "<A1B2C3@mac.example.com>" and body["rejected"] == []
     assert [(item["filename"], item["content_type"]) for item in body["stored"]] == [
-        ("IMG_0001.jpeg", "image/jpeg"), ("IMG_0002.jpeg", "image/jpeg"), ("IMG_0003.HEIC", "image/heic")]
+        ("IMG_0001.jpeg", "image/jpeg"),
+        ("IMG_0002.jpeg", "image/jpeg"),
+        ("IMG_0003.HEIC", "image/heic"),
+    ]
     for item, content in zip(body["stored"], (photo1, photo2, images[".heic"]), strict=True):
         assert client.get(item["url"]).data == content
 
     # The same message forwarded parsed (same Message-Id, sender, bytes) maps to the same objects.
-    forward = build_delivery([("a.jpeg", photo1, "image/jpeg")], key=SIGNING_KEY, sender="alice@example.com",
-                             message_id="<A1B2C3@mac.example.com>").form()
+    forward = build_delivery(
+        [("a.jpeg", photo1, "image/jpeg")],
+        key=SIGNING_KEY,
+        sender="alice@example.com",
+        message_id="<A1B2C3@mac.example.com>",
+    ).form()
     parsed = client.post("/webhooks/mailgun", data=forward).get_json()
     assert parsed["stored"][0]["url"] == body["stored"][0]["url"]
 

@@ -9,6 +9,7 @@ code is in its own module here. Everything else (containers, uploads, reads) goe
 the drivers' common interface; nothing outside this package branches on a provider's name.
 The receipts container is never touched here, so it keeps the provider's private default.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -28,11 +29,25 @@ from .local import LOCAL
 from .s3 import MINIO, S3
 from .swift import CLOUDFILES, SWIFT, swift_auth
 
-__all__ = ["DEFAULT_STORAGE_TIMEOUT", "PROVIDERS", "CreateOnly", "Provider", "create_only", "provider_for", "storage_timeout", "swift_auth",
-           "time_out_uploads"]
+__all__ = [
+    "DEFAULT_STORAGE_TIMEOUT",
+    "PROVIDERS",
+    "CreateOnly",
+    "Provider",
+    "create_only",
+    "provider_for",
+    "storage_timeout",
+    "swift_auth",
+    "time_out_uploads",
+]
 
 PROVIDERS = {
-    "local": LOCAL, "s3": S3, "minio": MINIO, "azure_blobs": AZURE, "openstack_swift": SWIFT, "cloudfiles": CLOUDFILES,
+    "local": LOCAL,
+    "s3": S3,
+    "minio": MINIO,
+    "azure_blobs": AZURE,
+    "openstack_swift": SWIFT,
+    "cloudfiles": CLOUDFILES,
     "google_storage": GOOGLE,
 }
 
@@ -52,8 +67,13 @@ def provider_for(config: Mapping) -> Provider:
 
 
 # By driver class, most specific first (Google's and MinIO's drivers are S3's, Swift's is Cloud Files').
-_BY_DRIVER = ((LinkingLocalStorageDriver, LOCAL), (GoogleStorageDriver, GOOGLE), (S3StorageDriver, S3),
-              (AzureBlobsStorageDriver, AZURE), (CloudFilesStorageDriver, SWIFT))
+_BY_DRIVER = (
+    (LinkingLocalStorageDriver, LOCAL),
+    (GoogleStorageDriver, GOOGLE),
+    (S3StorageDriver, S3),
+    (AzureBlobsStorageDriver, AZURE),
+    (CloudFilesStorageDriver, SWIFT),
+)
 
 
 def create_only(driver) -> CreateOnly | None:

@@ -1,4 +1,5 @@
 """Azure Blob Storage (and Azurite): container ACL "blob", headers under Azure's names, 4 MiB blocks raised."""
+
 from __future__ import annotations
 
 import binascii
@@ -23,8 +24,12 @@ def _open_azure(config: Mapping):
     azure_blobs.AZURE_UPLOAD_CHUNK_SIZE = max(azure_blobs.AZURE_UPLOAD_CHUNK_SIZE, limit)
     try:
         return AzureBlobsStorageDriver(
-            config["STORAGE_KEY"], config["STORAGE_SECRET"], secure=config.get("STORAGE_SECURE", True),
-            host=config.get("STORAGE_HOST"), port=config.get("STORAGE_PORT"), timeout=storage_timeout(config),
+            config["STORAGE_KEY"],
+            config["STORAGE_SECRET"],
+            secure=config.get("STORAGE_SECURE", True),
+            host=config.get("STORAGE_HOST"),
+            port=config.get("STORAGE_PORT"),
+            timeout=storage_timeout(config),
         )
     except (binascii.Error, ValueError):
         raise ConfigError(
@@ -36,7 +41,9 @@ def _open_azure(config: Mapping):
 def _azure_make_public(driver, container) -> None:
     # "blob": anyone may read a blob by name; listing the container still needs the key.
     answer = driver.connection.request(
-        "/" + container.name, method="PUT", params={"restype": "container", "comp": "acl"},
+        "/" + container.name,
+        method="PUT",
+        params={"restype": "container", "comp": "acl"},
         headers={"x-ms-blob-public-access": "blob"},
     )
     expect(answer, 200)
@@ -54,7 +61,10 @@ def _azure_headers(disposition: str, cache_control: str) -> dict:
 
 AZURE = Provider(
     {"STORAGE_KEY": "the storage account name", "STORAGE_SECRET": "the account's access key"},
-    _open_azure, _azure_make_public, _azure_url_base,
+    _open_azure,
+    _azure_make_public,
+    _azure_url_base,
     CreateOnly(IF_NONE_MATCH, re.compile(r"status_code=(409|412)\b")),  # 409 BlobAlreadyExists
-    "turn on 'Allow Blob anonymous access' for the storage account", upload_headers=_azure_headers,
+    "turn on 'Allow Blob anonymous access' for the storage account",
+    upload_headers=_azure_headers,
 )

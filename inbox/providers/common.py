@@ -1,4 +1,5 @@
 """What every provider record holds, and what several providers share: checked answers, origins, timeouts."""
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,10 @@ def storage_timeout(config: Mapping) -> float:
     except ValueError:
         seconds = float("nan")
     if not 0.1 <= seconds <= 300:  # also refuses nan and inf
-        raise ConfigError(f"STORAGE_TIMEOUT={raw!r}: set it to the seconds a storage request may wait, "
-                          f"0.1 to 300 (default {DEFAULT_STORAGE_TIMEOUT:g})")
+        raise ConfigError(
+            f"STORAGE_TIMEOUT={raw!r}: set it to the seconds a storage request may wait, "
+            f"0.1 to 300 (default {DEFAULT_STORAGE_TIMEOUT:g})"
+        )
     return seconds
 
 
@@ -40,10 +43,12 @@ class TimedLibcloudConnection(LibcloudConnection):
     """
 
     def prepared_request(self, method, url, body=None, headers=None, raw=False, stream=False):
-        request = requests.Request(method, "".join([self.host, url]), data=body,
-                                   headers=self._normalize_headers(headers=headers))
-        self.response = self.session.send(self.session.prepare_request(request), stream=stream,
-                                          verify=self.verification, timeout=self.session.timeout)
+        request = requests.Request(
+            method, "".join([self.host, url]), data=body, headers=self._normalize_headers(headers=headers)
+        )
+        self.response = self.session.send(
+            self.session.prepare_request(request), stream=stream, verify=self.verification, timeout=self.session.timeout
+        )
 
 
 def time_out_uploads(driver) -> None:

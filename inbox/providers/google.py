@@ -1,4 +1,5 @@
 """Google Cloud Storage (XML API, HMAC keys or a service account): allUsers READ as default object ACL."""
+
 from __future__ import annotations
 
 import re
@@ -13,7 +14,10 @@ from .common import CreateOnly, Provider, expect, origin, storage_timeout
 
 def _open_google(config: Mapping):
     return GoogleStorageDriver(
-        config["STORAGE_KEY"], config["STORAGE_SECRET"], project=config.get("STORAGE_PROJECT"), timeout=storage_timeout(config)
+        config["STORAGE_KEY"],
+        config["STORAGE_SECRET"],
+        project=config.get("STORAGE_PROJECT"),
+        timeout=storage_timeout(config),
     )
 
 
@@ -30,7 +34,9 @@ def _google_make_public(driver, container) -> None:
     entry = SubElement(acl if entries is None else entries, "Entry")
     SubElement(entry, "Scope", type="AllUsers")
     SubElement(entry, "Permission").text = "READ"
-    answer = driver.connection.request(path, method="PUT", data=tostring(acl), headers={"Content-Type": "application/xml"})
+    answer = driver.connection.request(
+        path, method="PUT", data=tostring(acl), headers={"Content-Type": "application/xml"}
+    )
     expect(answer, 200)
 
 
@@ -39,9 +45,13 @@ def _google_url_base(driver, container, config: Mapping) -> str:
 
 
 GOOGLE = Provider(
-    {"STORAGE_KEY": "an HMAC access id (GOOG...) or a service account e-mail",
-     "STORAGE_SECRET": "the HMAC secret, or the path of the service account's JSON key file"},
-    _open_google, _google_make_public, _google_url_base,
+    {
+        "STORAGE_KEY": "an HMAC access id (GOOG...) or a service account e-mail",
+        "STORAGE_SECRET": "the HMAC secret, or the path of the service account's JSON key file",
+    },
+    _open_google,
+    _google_make_public,
+    _google_url_base,
     CreateOnly({"x-goog-if-generation-match": "0"}, re.compile(r"Status code: 412\b")),
     "turn off the bucket's uniform bucket-level access (or grant allUsers roles/storage.legacyObjectReader)",
 )

@@ -1,4 +1,5 @@
 """The embedded local store: a folder on this machine, the app serving its images, spool files linked into place."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,12 @@ def _open_local(config: Mapping):
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
-        raise ConfigError(f"STORAGE_PATH={path!r} cannot be created ({error.strerror}); pick a writable folder") from None
-    return LinkingLocalStorageDriver(path, ex_use_locking=False, private=frozenset({config["STORAGE_RECEIPTS_CONTAINER"]}))
+        raise ConfigError(
+            f"STORAGE_PATH={path!r} cannot be created ({error.strerror}); pick a writable folder"
+        ) from None
+    return LinkingLocalStorageDriver(
+        path, ex_use_locking=False, private=frozenset({config["STORAGE_RECEIPTS_CONTAINER"]})
+    )
 
 
 def _local_spool_folder(driver) -> str:

@@ -1,4 +1,5 @@
-"""Amazon S3 and S3-compatible services (MinIO, Ceph RGW, Wasabi, Garage, …): bucket policy, path- or host-style URLs."""
+"""Amazon S3 and S3-compatible services (MinIO, Ceph RGW, Wasabi, Garage, …): bucket policy, public URLs."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ def _open_s3(config: Mapping):
             "for another S3-compatible service set STORAGE_HOST (and STORAGE_PORT, STORAGE_SECURE) too"
         )
     driver = S3StorageDriver(
-        config["STORAGE_KEY"], config["STORAGE_SECRET"], secure=config.get("STORAGE_SECURE", True), host=host,
-        port=config.get("STORAGE_PORT"), region=region if region in REGION_TO_HOST_MAP else None,
+        config["STORAGE_KEY"],
+        config["STORAGE_SECRET"],
+        secure=config.get("STORAGE_SECURE", True),
+        host=host,
+        port=config.get("STORAGE_PORT"),
+        region=region if region in REGION_TO_HOST_MAP else None,
         timeout=storage_timeout(config),
     )
     # The constructor accepts AWS's region names only; S3-compatible services name their own,
@@ -39,7 +44,10 @@ def _s3_make_public(driver, container) -> None:
     region = driver.region_name
     partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
     statement = {
-        "Sid": PUBLIC_READ_SID, "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Sid": PUBLIC_READ_SID,
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
         "Resource": f"arn:{partition}:s3:::{container.name}/*",
     }
     path = "/" + container.name
@@ -53,8 +61,12 @@ def _s3_make_public(driver, container) -> None:
         return
     policy["Statement"] = [other for other in statements if other.get("Sid") != PUBLIC_READ_SID] + [statement]
     answer = driver.connection.request(
-        path, params={"policy": ""}, method="PUT", data=json.dumps(policy),
-        headers={"Content-Type": "application/json"}, raw=True,
+        path,
+        params={"policy": ""},
+        method="PUT",
+        data=json.dumps(policy),
+        headers={"Content-Type": "application/json"},
+        raw=True,
     )
     expect(answer, 200, 204)
 
@@ -71,5 +83,9 @@ S3_CREATE_ONLY = CreateOnly(IF_NONE_MATCH, re.compile(r"Status code: 412\b"))
 S3 = Provider(S3_NEEDS, _open_s3, _s3_make_public, _s3_url_base, S3_CREATE_ONLY, S3_FIX)
 MINIO = Provider(
     {**S3_NEEDS, "STORAGE_HOST": "the server's host name, e.g. minio.internal (with STORAGE_PORT, STORAGE_SECURE)"},
-    _open_s3, _s3_make_public, _s3_url_base, S3_CREATE_ONLY, S3_FIX,
+    _open_s3,
+    _s3_make_public,
+    _s3_url_base,
+    S3_CREATE_ONLY,
+    S3_FIX,
 )

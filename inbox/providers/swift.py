@@ -1,4 +1,5 @@
 """OpenStack Swift and Rackspace Cloud Files: sign-in (tempauth, Keystone), container read ACL or CDN, URLs."""
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,9 @@ def swift_auth(config: Mapping) -> tuple[str, str]:
             f"STORAGE_AUTH_VERSION={version!r}: use 1.0 (tempauth, swauth), 2.0_password or 3.x_password (Keystone)"
         )
     if version == "3.x_password" and "STORAGE_TENANT" not in config:
-        raise ConfigError("STORAGE_TENANT is not set: Keystone v3 needs the project (tenant) name to scope the token to")
+        raise ConfigError(
+            "STORAGE_TENANT is not set: Keystone v3 needs the project (tenant) name to scope the token to"
+        )
     return url, version
 
 
@@ -36,8 +39,11 @@ def _open_swift(config: Mapping):
     key, secret = config["STORAGE_KEY"], config["STORAGE_SECRET"]
     auth_url, version = swift_auth(config)
     options = {
-        "ex_force_auth_url": auth_url, "ex_force_auth_version": version, "ex_tenant_name": config.get("STORAGE_TENANT"),
-        "ex_domain_name": config.get("STORAGE_DOMAIN", "Default"), "ex_force_service_region": config.get("STORAGE_REGION"),
+        "ex_force_auth_url": auth_url,
+        "ex_force_auth_version": version,
+        "ex_tenant_name": config.get("STORAGE_TENANT"),
+        "ex_domain_name": config.get("STORAGE_DOMAIN", "Default"),
+        "ex_force_service_region": config.get("STORAGE_REGION"),
         "timeout": storage_timeout(config),
     }
     if version == "1.0":
@@ -79,18 +85,29 @@ def _cloudfiles_url_base(driver, container, config: Mapping) -> str:
 
 
 SWIFT_CREATE_ONLY = CreateOnly(
-    IF_NONE_MATCH, re.compile(r"Server didn't return etag"),
+    IF_NONE_MATCH,
+    re.compile(r"Server didn't return etag"),
     # Measured on a single-node Swift 2.x: of 20 PUTs racing for one name, up to 14 succeeded.
     "Swift refuses to overwrite an existing object (If-None-Match: *) but not PUTs that race: two "
     "deliveries of one message arriving at the same moment on two workers can both be processed",
 )
 SWIFT = Provider(
-    {"STORAGE_KEY": "the user name", "STORAGE_SECRET": "the password",
-     "STORAGE_AUTH_URL": "the identity URL, e.g. https://keystone.example.com:5000/v3"},
-    _open_swift, _swift_make_public, _swift_url_base, SWIFT_CREATE_ONLY, "the user needs a role that may set container ACLs",
+    {
+        "STORAGE_KEY": "the user name",
+        "STORAGE_SECRET": "the password",
+        "STORAGE_AUTH_URL": "the identity URL, e.g. https://keystone.example.com:5000/v3",
+    },
+    _open_swift,
+    _swift_make_public,
+    _swift_url_base,
+    SWIFT_CREATE_ONLY,
+    "the user needs a role that may set container ACLs",
 )
 CLOUDFILES = Provider(
     {"STORAGE_KEY": "the Rackspace user name", "STORAGE_SECRET": "the API key"},
-    _open_cloudfiles, _cloudfiles_make_public, _cloudfiles_url_base, SWIFT_CREATE_ONLY,
+    _open_cloudfiles,
+    _cloudfiles_make_public,
+    _cloudfiles_url_base,
+    SWIFT_CREATE_ONLY,
     "check that the account has the CDN enabled",
 )
