@@ -7,8 +7,8 @@ import os
 import pytest
 
 from inbox import create_app
-from tests.harness import IMAGE_FORMATS, SIGNING_KEY, mailgun_form, make_image
-from tests.processes import scrubbed_environ
+from tests.harness import IMAGE_FORMATS, INBOX, SIGNING_KEY, mailgun_form, make_image
+from tests.processes import free_port, running, scrubbed_environ
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +51,18 @@ def deliver(client):
         return client.post("/webhooks/mailgun", data=mailgun_form(*attachments, **fields))
 
     return post
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`inbox serve` in a fresh folder, as a newcomer runs the README's command: no service environment."""
+    folder = tmp_path_factory.mktemp("try-out")
+    port = free_port()
+    with running(
+        [INBOX, "serve", "--port", str(port), "--workers", "1"],
+        port=port,
+        env=scrubbed_environ(),
+        cwd=folder,
+        logs=tmp_path_factory.mktemp("serve-logs"),
+    ):
+        yield folder, f"http://127.0.0.1:{port}"

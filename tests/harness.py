@@ -9,6 +9,8 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
+from pathlib import Path
 
 import pillow_heif
 import pytest
@@ -17,7 +19,6 @@ from PIL.PngImagePlugin import PngInfo
 
 from inbox.delivery import build_delivery
 
-SIGNING_KEY = "test-webhook-signing-key"
 pillow_heif.register_heif_opener()
 
 # Pillow format name per stored extension: one real file of every accepted type.

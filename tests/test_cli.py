@@ -6,7 +6,6 @@ import json
 import re
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,10 @@ import requests
 from PIL import Image
 
 from inbox import cli
-from tests.processes import free_port, running, scrubbed_environ
+from tests.harness import INBOX
+from tests.processes import free_port, scrubbed_environ
 
-INBOX = str(Path(sys.executable).with_name("inbox"))
 EXAMPLES = Path(__file__).parents[1] / "examples"
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """`inbox serve` in a fresh folder, as the README's run command leaves it."""
-    folder = tmp_path_factory.mktemp("try-out")
-    port = free_port()
-    with running(
-        [INBOX, "serve", "--port", str(port), "--workers", "1"],
-        port=port,
-        env=scrubbed_environ(),
-        cwd=folder,
-        logs=tmp_path_factory.mktemp("serve-logs"),
-    ):
-        yield folder, f"http://127.0.0.1:{port}"
 
 
 def send(folder, url, *args, **env):

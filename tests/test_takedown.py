@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,26 +14,9 @@ import requests
 from inbox import create_app
 from inbox.storage import current_store
 from inbox.takedown import take_down
-from tests.harness import SIGNING_KEY, mailgun_form
-from tests.processes import free_port, running, scrubbed_environ
+from tests.harness import INBOX, SIGNING_KEY, mailgun_form
+from tests.processes import scrubbed_environ
 from tests.test_providers import REAL, Real, s3_settings
-
-INBOX = str(Path(sys.executable).with_name("inbox"))
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """`inbox serve` in a fresh folder, as a newcomer runs it: no environment of the service's."""
-    folder = tmp_path_factory.mktemp("try-out")
-    port = free_port()
-    with running(
-        [INBOX, "serve", "--port", str(port), "--workers", "1"],
-        port=port,
-        env=scrubbed_environ(),
-        cwd=folder,
-        logs=tmp_path_factory.mktemp("serve-logs"),
-    ):
-        yield folder, f"http://127.0.0.1:{port}"
 
 
 def inbox(folder, *args, **env) -> subprocess.CompletedProcess:
