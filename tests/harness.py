@@ -19,6 +19,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from inbox.delivery import build_delivery
 
+INBOX = str(Path(sys.executable).with_name("inbox"))  # the installed console script
+SIGNING_KEY = "test-webhook-signing-key"
 pillow_heif.register_heif_opener()
 
 # Pillow format name per stored extension: one real file of every accepted type.
