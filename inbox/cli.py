@@ -4,45 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import email
-import email.policy
-import json
-import mimetypes
 import os
-import secrets
 import sys
-import uuid
-from pathlib import Path
 
-import requests
-
-from .delivery import build_delivery
-
-DATA_DIR = Path("var")
-DEV_KEY_FILE = DATA_DIR / "dev-signing-key"
-OUTBOX = DATA_DIR / "outbox"
-DEFAULT_URL = "http://127.0.0.1:8000/webhooks/mailgun"
-
-
-def development_key(create: bool = True) -> str | None:
-    """MAILGUN_WEBHOOK_SIGNING_KEY, or the local development key (made by serve, shown once)."""
-    if os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY"):
-        return os.environ["MAILGUN_WEBHOOK_SIGNING_KEY"]
-    if not DEV_KEY_FILE.exists():
-        if not create:
-            return None
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        with os.fdopen(os.open(DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
-            file.write(key)
-        print(f"inbox: made a development signing key in {DEV_KEY_FILE} (shown this once): {key}", file=sys.stderr)
-    return DEV_KEY_FILE.read_text().strip()
-
-
-def _command() -> str:
-    """How this command was run, for the hints it prints."""
-    return os.path.relpath(sys.argv[0]) if os.path.isabs(sys.argv[0]) else sys.argv[0]
+from .send_command import DEFAULT_URL, send
+from .workspace import DEV_KEY_FILE, OUTBOX, command_name, development_key
 
 
 def serve(args) -> int:
@@ -84,93 +50,11 @@ def serve(args) -> int:
 
     print(
         f"inbox: webhook at http://127.0.0.1:{args.port}/webhooks/mailgun, storage "
-        f"{settings.get('STORAGE_PROVIDER', 'local')}; from this folder try: {_command()} send PHOTO.jpg",
+        f"{settings.get('STORAGE_PROVIDER', 'local')}; from this folder try: {command_name()} send PHOTO.jpg",
         file=sys.stderr,
     )
     Server().run()
     return 0
-
-
-def show_reply(answer: dict, command: str) -> None:
-    """Print the reply the server wrote to its outbox (inbox serve), as the emailer would read it."""
-    reply = answer.get("reply") if isinstance(answer, dict) else None
-    if not isinstance(reply, dict) or not reply.get("outbox"):
-        return
-    path = Path(reply["outbox"])
-    try:
-        with open(path, "rb") as file:
-            mail = email.message_from_binary_file(file, policy=email.policy.default)
-        text = mail.get_body(("plain",)).get_content()
-    except (OSError, AttributeError, LookupError, ValueError) as error:
-        print(f"inbox: the server wrote the reply to {path}, which cannot be read from here: {error}", file=sys.stderr)
-        return
-    print(f"--- the reply {mail['To']} would get ({path}) ---\n{text.rstrip()}\n---", file=sys.stderr)
-    if answer.get("stored"):
-        print(
-            f"inbox: to take them down by reply: {command} send --in-reply-to '{reply['id']}' --text delete",
-            file=sys.stderr,
-        )
-
-
-def send(args) -> int:
-    if not (args.files or args.in_reply_to):
-        print(
-            "inbox: nothing to send: name FILEs to attach, or answer a reply with --in-reply-to and --text",
-            file=sys.stderr,
-        )
-        return 2
-    missing = [path for path in args.files if not os.path.isfile(path)]
-    if missing:
-        print(f"inbox: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    key = development_key(create=False)
-    if key is None:
-        print(
-            f"inbox: no signing key here: run this in the folder where `inbox serve` runs (it keeps "
-            f"{DEV_KEY_FILE}), or set MAILGUN_WEBHOOK_SIGNING_KEY to the server's key",
-            file=sys.stderr,
-        )
-        return 2
-    with contextlib.ExitStack() as files:
-        attachments = [
-            (
-                Path(path).name,
-                files.enter_context(open(path, "rb")),
-                mimetypes.guess_type(path)[0] or "application/octet-stream",
-            )
-            for path in args.files
-        ]
-        delivery = build_delivery(
-            attachments,
-            key=key,
-            sender=args.sender,
-            recipient=args.recipient,
-            subject=args.subject,
-            message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>",
-            text=args.text,
-            headers=[("In-Reply-To", args.in_reply_to), ("References", args.in_reply_to)] if args.in_reply_to else [],
-        )
-        try:
-            response = requests.post(args.url, data=delivery.fields, files=delivery.files(), timeout=120)
-        except requests.RequestException as error:
-            print(f"inbox: cannot deliver to {args.url}: {error}. Is `inbox serve` running?", file=sys.stderr)
-            return 2
-    # On stderr, so stdout stays the JSON answer alone (for jq); a terminal shows it first.
-    print(f"HTTP {response.status_code} {response.reason}", file=sys.stderr, flush=True)
-    try:
-        answer = response.json()
-    except ValueError:
-        print(response.text)
-    else:
-        print(json.dumps(answer, indent=2, ensure_ascii=False), flush=True)
-        show_reply(answer, _command())
-    if response.status_code == 403:
-        print(
-            "inbox: the server refused the signature: is this the folder where `inbox serve` runs, or "
-            "MAILGUN_WEBHOOK_SIGNING_KEY the server's key?",
-            file=sys.stderr,
-        )
-    return 0 if response.status_code == 200 else 1
 
 
 def delete(args) -> int:

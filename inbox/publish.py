@@ -16,18 +16,10 @@ from flask import current_app, url_for
 from .images import TINY_REASON, inspect, is_tiny_inline
 from .location import LocationError, remove_location
 from .message import InboundMessage
+from .messages_api import ReplyRefused, send_reply, write_outbox
 from .mime import referenced_content_ids
 from .receipts import delete_record, find_record, message_key, save_record
-from .reply import (
-    ReplyRefused,
-    compose_deletion_confirmation,
-    compose_reply,
-    is_delete_command,
-    replied_keys,
-    reply_blocker,
-    send_reply,
-    write_outbox,
-)
+from .reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
 from .senders import NotAPublisher, from_address
 from .spool import current_spool_folder
 from .storage import Store, object_name, store_image

@@ -1,42 +1,19 @@
-"""The reply mail: whether we may answer at all (RFC 3834), what it says, and sending it once.
+"""The reply mail: whether we may answer at all (RFC 3834), and what it says.
 
-`compose_reply` and `compose_deletion_confirmation` build the Messages API form fields;
-`send_reply` posts them to Mailgun, `write_outbox` writes them as an .eml file instead (the
-local `inbox serve`). Every reply carries a Message-Id we choose, `<inbox.KEY@domain>`, so a
-reply to our reply can be traced back to the message it answered.
+`compose_reply` and `compose_deletion_confirmation` build the Messages API form fields that
+messages_api.py sends (or writes to the development outbox). Every reply carries a Message-Id
+we choose, `<inbox.KEY@domain>`, so a reply to our reply can be traced back to the message it
+answered.
 """
 
 from __future__ import annotations
 
-import email.policy
 import html
-import os
 import re
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
-from pathlib import Path
+from email.utils import parseaddr
 from typing import Protocol
 
-import requests
-from urllib3.util.retry import Retry
-
-from .mailgun import TIMEOUT, api_session
-
-# A POST Mailgun answered 429 or 503 queued nothing; after any other failure the reply may have
-# gone out, and a second attempt would send it twice. The caller answers 503 and Mailgun redelivers.
-SEND_RETRY = Retry(
-    total=2,
-    connect=2,
-    read=0,
-    other=0,
-    status=2,
-    status_forcelist=(429, 503),
-    allowed_methods={"POST"},
-    backoff_factor=0.5,
-    raise_on_status=False,
-)
-UNAVAILABLE_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 MAX_REFERENCES = 20
 MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -54,18 +31,6 @@ class Message(Protocol):
     subject: str
     message_id: str
     headers: Sequence[tuple[str, str]]
-
-
-class ReplyError(Exception):
-    """The reply was not sent."""
-
-
-class ReplyUnavailable(ReplyError):
-    """Mailgun could not take the reply now (no connection, timeout, 429, 5xx): answer 503 so it redelivers."""
-
-
-class ReplyRefused(ReplyError):
-    """Mailgun refused the reply for good; the message names the setting to fix."""
 
 
 def header(message: Message, name: str) -> str | None:
@@ -220,58 +185,3 @@ def is_delete_command(text: str, subject: str) -> bool:
         (word := FIRST_WORD.match((part or "")[:1000])) and word.group(1).lower() == "delete"
         for part in (text, subject)
     )
-
-
-def send_reply(api_url: str, domain: str, api_key: str, fields: dict, timeout=TIMEOUT) -> str:
-    """Post the reply to Mailgun's Messages API; return Mailgun's id for it."""
-    url = f"{api_url.rstrip('/')}/{domain}/messages"
-    try:
-        with api_session(api_key, SEND_RETRY) as session:
-            response = session.post(url, data=fields, timeout=timeout)
-    except requests.RequestException as error:
-        raise ReplyUnavailable(f"Mailgun's Messages API at {url} did not answer: {error}") from None
-    if response.status_code in UNAVAILABLE_STATUSES:
-        raise ReplyUnavailable(f"Mailgun's Messages API answered {response.status_code}: {_said(response)}")
-    if response.status_code == 401:
-        raise ReplyRefused(
-            f"Mailgun refused MAILGUN_API_KEY (401) at {api_url}: use the account's private API key, "
-            "and MAILGUN_API_URL=https://api.eu.mailgun.net/v3 for a domain in the EU region"
-        )
-    if response.status_code == 403:
-        raise ReplyRefused(
-            f"Mailgun forbids sending from MAILGUN_DOMAIN={domain} with this MAILGUN_API_KEY (403): {_said(response)}"
-        )
-    if response.status_code == 404:
-        raise ReplyRefused(
-            f"Mailgun knows no MAILGUN_DOMAIN={domain} at MAILGUN_API_URL={api_url} (404): check the "
-            "domain name and the region (EU: https://api.eu.mailgun.net/v3)"
-        )
-    if response.status_code != 200:
-        raise ReplyRefused(f"Mailgun refused the reply ({response.status_code}): {_said(response)}")
-    try:
-        return str(response.json()["id"])
-    except (ValueError, KeyError, TypeError):
-        raise ReplyRefused(f"Mailgun answered 200 without a message id: {_said(response)}") from None
-
-
-def _said(response: requests.Response) -> str:
-    try:
-        return one_line(str(response.json().get("message")))[:300]
-    except (ValueError, AttributeError):
-        return one_line(response.text)[:300] or response.reason
-
-
-def write_outbox(folder: str | os.PathLike, fields: dict) -> Path:
-    """Write the reply as an RFC 5322 .eml file (text and HTML alternatives) in `folder`; return its path."""
-    mail = EmailMessage(policy=email.policy.SMTP)
-    mail["From"], mail["To"], mail["Subject"] = fields["from"], fields["to"], fields["subject"]
-    mail["Date"] = formatdate(localtime=False)
-    for name, value in fields.items():
-        if name.startswith("h:"):
-            mail[name[2:]] = value
-    mail.set_content(fields["text"])
-    mail.add_alternative(fields["html"], subtype="html")
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    path = Path(folder, re.sub(r"[^A-Za-z0-9._-]", "_", fields["h:Message-Id"].strip("<>"))[:200] + ".eml")
-    path.write_bytes(mail.as_bytes())
-    return path

@@ -17,9 +17,9 @@ from flask import Blueprint, current_app, g, jsonify, request
 from .fetch import FetchError, fetch_attachments
 from .mailgun import SignatureError, verify_signature
 from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message, read_mime_message
+from .messages_api import ReplyUnavailable
 from .publish import answer_to_a_reply, reply_once, store_attachments
 from .receipts import Answered, Claim, TokenInProgress, TokenReused, claim_token
-from .reply import ReplyUnavailable
 from .senders import NotAPublisher, admit
 from .spool import SpoolUnavailable
 from .storage import StorageUnavailable, Store, current_store

@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from inbox import cli
+from inbox import cli, workspace
 from tests.harness import INBOX
 from tests.processes import free_port, scrubbed_environ
 
@@ -95,9 +95,9 @@ def test_serve_binds_only_to_loopback(served):
 
 def test_the_development_key_is_shown_once(tmp_path, monkeypatch, clean_environ, capsys):
     monkeypatch.chdir(tmp_path)
-    key = cli.development_key()
+    key = workspace.development_key()
     assert key in capsys.readouterr().err
-    assert cli.development_key() == key
+    assert workspace.development_key() == key
     assert key not in capsys.readouterr().err
 
 

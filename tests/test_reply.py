@@ -10,17 +10,8 @@ from dataclasses import dataclass, replace
 import pytest
 import requests
 
-from inbox.reply import (
-    ReplyRefused,
-    ReplyUnavailable,
-    compose_deletion_confirmation,
-    compose_reply,
-    is_delete_command,
-    replied_keys,
-    reply_blocker,
-    send_reply,
-    write_outbox,
-)
+from inbox.messages_api import ReplyRefused, ReplyUnavailable, send_reply, write_outbox
+from inbox.reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
 
 REPLY_FROM = "Photos <photos@example.com>"
 

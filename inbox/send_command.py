@@ -1,0 +1,102 @@
+"""`inbox send`: deliver files to a running webhook signed and shaped as Mailgun would, and show the reply."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import json
+import mimetypes
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import requests
+
+from .delivery import build_delivery
+from .workspace import DEV_KEY_FILE, command_name, development_key
+
+DEFAULT_URL = "http://127.0.0.1:8000/webhooks/mailgun"
+
+
+def show_reply(answer: dict, command: str) -> None:
+    """Print the reply the server wrote to its outbox (inbox serve), as the emailer would read it."""
+    reply = answer.get("reply") if isinstance(answer, dict) else None
+    if not isinstance(reply, dict) or not reply.get("outbox"):
+        return
+    path = Path(reply["outbox"])
+    try:
+        with open(path, "rb") as file:
+            mail = email.message_from_binary_file(file, policy=email.policy.default)
+        text = mail.get_body(("plain",)).get_content()
+    except (OSError, AttributeError, LookupError, ValueError) as error:
+        print(f"inbox: the server wrote the reply to {path}, which cannot be read from here: {error}", file=sys.stderr)
+        return
+    print(f"--- the reply {mail['To']} would get ({path}) ---\n{text.rstrip()}\n---", file=sys.stderr)
+    if answer.get("stored"):
+        print(
+            f"inbox: to take them down by reply: {command} send --in-reply-to '{reply['id']}' --text delete",
+            file=sys.stderr,
+        )
+
+
+def send(args) -> int:
+    if not (args.files or args.in_reply_to):
+        print(
+            "inbox: nothing to send: name FILEs to attach, or answer a reply with --in-reply-to and --text",
+            file=sys.stderr,
+        )
+        return 2
+    missing = [path for path in args.files if not os.path.isfile(path)]
+    if missing:
+        print(f"inbox: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    key = development_key(create=False)
+    if key is None:
+        print(
+            f"inbox: no signing key here: run this in the folder where `inbox serve` runs (it keeps "
+            f"{DEV_KEY_FILE}), or set MAILGUN_WEBHOOK_SIGNING_KEY to the server's key",
+            file=sys.stderr,
+        )
+        return 2
+    with contextlib.ExitStack() as files:
+        attachments = [
+            (
+                Path(path).name,
+                files.enter_context(open(path, "rb")),
+                mimetypes.guess_type(path)[0] or "application/octet-stream",
+            )
+            for path in args.files
+        ]
+        delivery = build_delivery(
+            attachments,
+            key=key,
+            sender=args.sender,
+            recipient=args.recipient,
+            subject=args.subject,
+            message_id=args.message_id or f"<{uuid.uuid4()}@inbox.local>",
+            text=args.text,
+            headers=[("In-Reply-To", args.in_reply_to), ("References", args.in_reply_to)] if args.in_reply_to else [],
+        )
+        try:
+            response = requests.post(args.url, data=delivery.fields, files=delivery.files(), timeout=120)
+        except requests.RequestException as error:
+            print(f"inbox: cannot deliver to {args.url}: {error}. Is `inbox serve` running?", file=sys.stderr)
+            return 2
+    # On stderr, so stdout stays the JSON answer alone (for jq); a terminal shows it first.
+    print(f"HTTP {response.status_code} {response.reason}", file=sys.stderr, flush=True)
+    try:
+        answer = response.json()
+    except ValueError:
+        print(response.text)
+    else:
+        print(json.dumps(answer, indent=2, ensure_ascii=False), flush=True)
+        show_reply(answer, command_name())
+    if response.status_code == 403:
+        print(
+            "inbox: the server refused the signature: is this the folder where `inbox serve` runs, or "
+            "MAILGUN_WEBHOOK_SIGNING_KEY the server's key?",
+            file=sys.stderr,
+        )
+    return 0 if response.status_code == 200 else 1
