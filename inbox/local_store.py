@@ -2,7 +2,9 @@
 
 Two fixes that matter for a service: an upload links the spooled file into place (no second
 copy, never visible half-written, durable before the answer) and the object's type and
-headers are kept beside it, since the stock driver drops `extra`.
+headers are kept with it, since the stock driver drops `extra`: in an extended attribute of
+the file itself (no second file to create and fsync per image), or in a file under .meta/
+where the file system keeps no user attributes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import tempfile
 
 from libcloud.storage.drivers.local import LocalStorageDriver
+
+META_ATTRIBUTE = "user.inbox.meta"
 
 
 class LinkingLocalStorageDriver(LocalStorageDriver):
@@ -36,13 +40,16 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
 
     def upload_object(self, file_path, container, object_name, extra=None, verify_hash=True, headers=None):
         obj_path = os.path.join(self.get_container_cdn_url(container, check=True), object_name)
+        meta = None
         if extra or headers:
-            meta = {
-                "content_type": (extra or {}).get("content_type"),
-                "meta_data": (extra or {}).get("meta_data") or {},
-                "headers": headers or {},
-            }
-            _write_atomically(self._meta_path(container.name, object_name), json.dumps(meta).encode())
+            meta = json.dumps(
+                {
+                    "content_type": (extra or {}).get("content_type"),
+                    "meta_data": (extra or {}).get("meta_data") or {},
+                    "headers": headers or {},
+                }
+            ).encode()
+            self._keep_meta(file_path, container.name, object_name, meta)
         _fsync(file_path, drop_cache=True)  # the answer tells Mailgun it may forget the message
         mode = 0o600 if container.name in self.private else 0o644
         os.chmod(file_path, mode)
@@ -56,6 +63,8 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
         except OSError:  # another file system, or links not allowed: copy, then rename into place
             with open(file_path, "rb") as source:
                 _write_atomically(obj_path, source, mode)
+            if meta is not None:  # the copy has none of the original's attributes
+                self._keep_meta(obj_path, container.name, object_name, meta)
         _fsync(os.path.dirname(obj_path))  # the new name must survive a crash too, not only the bytes
         return self._make_object(container, object_name)
 
@@ -67,13 +76,23 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
             pass
         return removed
 
+    def _keep_meta(self, path: str, container_name: str, object_name: str, meta: bytes) -> None:
+        try:
+            os.setxattr(path, META_ATTRIBUTE, meta)
+        except OSError:  # no user attributes here (or too long for one): a file beside it
+            _write_atomically(self._meta_path(container_name, object_name), meta)
+
     def _make_object(self, container, object_name):
         obj = super()._make_object(container, object_name)
         try:
-            with open(self._meta_path(container.name, object_name), "rb") as file:
-                meta = json.load(file)
-        except FileNotFoundError:
-            return obj
+            meta = os.getxattr(obj.get_cdn_url(), META_ATTRIBUTE)
+        except OSError:
+            try:
+                with open(self._meta_path(container.name, object_name), "rb") as file:
+                    meta = file.read()
+            except FileNotFoundError:
+                return obj
+        meta = json.loads(meta)
         obj.extra.update(content_type=meta["content_type"], headers=meta["headers"])
         obj.meta_data = meta["meta_data"]
         return obj

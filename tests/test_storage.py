@@ -98,3 +98,15 @@ def test_private_containers_are_for_this_user_only_and_their_objects_can_change(
     assert os.stat(tmp_path / "receipts" / "r.json").st_mode & 0o777 == 0o600
     driver.upload_object(spooled(tmp_path), images, "n.jpg")
     assert os.stat(tmp_path / "images" / "n.jpg").st_mode & 0o777 == 0o644
+
+
+def test_where_files_keep_no_attributes_the_metadata_goes_beside_them(tmp_path, local, monkeypatch):
+    def no_attributes(*args):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", no_attributes)
+    monkeypatch.setattr(os, "getxattr", no_attributes)
+    store_image(local, spooled(tmp_path), "n.jpg", "image/jpeg", "a.jpg")
+    assert (tmp_path / ".meta" / "images" / "n.jpg.json").exists()
+    fresh = LinkingLocalStorageDriver(str(tmp_path), ex_use_locking=False)
+    assert fresh.get_object("images", "n.jpg").extra["content_type"] == "image/jpeg"
