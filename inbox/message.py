@@ -58,6 +58,7 @@ class InboundMessage:
     attachments: list[Attachment] = field(default_factory=list)
     # A store(notify=…) notification lists the attachments to fetch instead of carrying them.
     stored_attachments: list[dict] | None = None
+    declared_attachments: int | None = None  # Mailgun's attachment-count, which can disagree with what arrived
 
 
 def _message_headers(form) -> tuple[tuple[str, str], ...]:
@@ -80,6 +81,11 @@ def _header(form, headers: tuple[tuple[str, str], ...], name: str) -> str:
     if form.get(name):
         return form[name]
     return next((value for key, value in headers if key.lower() == name.lower()), "")
+
+
+def _declared_count(form) -> int | None:
+    count = (form.get("attachment-count") or "").strip()
+    return int(count) if count.isascii() and count.isdigit() and len(count) <= 6 else None
 
 
 def _content_ids(form) -> dict[str, str]:
@@ -174,6 +180,7 @@ def read_message(request: Request) -> InboundMessage:
         signature=form.get("signature", "").strip(),
         attachments=attachments,
         stored_attachments=stored_attachment_list(form),
+        declared_attachments=_declared_count(form),
     )
 
 

@@ -408,3 +408,15 @@ def test_a_store_notification_without_an_api_key_names_the_variable(client):
     response = client.post("/webhooks/mailgun", data=form)
     assert response.status_code == 503  # Mailgun keeps the message 3 days: set the key and its retry succeeds
     assert "MAILGUN_API_KEY is not set" in response.get_json()["reason"]
+
+
+def test_fewer_attachments_than_mailgun_counted_are_reported_missing(deliver, images, caplog):
+    response = deliver(("a.jpg", images[".jpg"]), **{"attachment-count": "3"})
+    body = response.get_json()
+    assert response.status_code == 200 and len(body["stored"]) == 1
+    assert body["missing"] == 2
+    assert "attachments missing" in caplog.text and "declared=3 arrived=1" in caplog.text
+
+
+def test_a_count_that_matches_reports_nothing_missing(deliver, images):
+    assert "missing" not in deliver(("a.jpg", images[".jpg"])).get_json()
