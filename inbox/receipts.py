@@ -74,6 +74,16 @@ def _read(store: Store, name: str) -> dict | None:
     return content if isinstance(content, dict) else {}  # torn by a crash mid-write: {} (no answer, no age)
 
 
+def _modified(store: Store, name: str) -> float:
+    """When the object was last written, where the provider says (the local store does); else 0."""
+    container = store.receipts
+    with unavailable_on_failure(store):
+        try:
+            return container.driver.get_object(container.name, name).extra.get("modify_time") or 0
+        except ObjectDoesNotExistError:
+            return 0
+
+
 def _write(store: Store, spool: SpoolFolder, name: str, content: dict) -> None:
     file = spool.new_file(limit=1 << 30)
     try:
@@ -165,7 +175,10 @@ def claim_token(store: Store, new_spool, token: str) -> Claim | Answered:
             continue  # released between our create and our read
         if "status" in held:
             return Answered(held.get("fingerprint", ""), held["status"], held["body"])
-        if time.time() - held.get("since", 0) < ABANDONED_AFTER:
+        # No "since": torn. The local store rewrites a claim in place, so this may be that very
+        # moment (the file is new) or what a crash left (the file grows old).
+        since = held.get("since") or _modified(store, name)
+        if time.time() - since < ABANDONED_AFTER:
             raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")
         _delete(store, name)
     raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")

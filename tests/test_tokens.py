@@ -8,11 +8,12 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
 
-from inbox import create_app
+from inbox import create_app, receipts
 from inbox.delivery import build_delivery, signed_fields
 from tests.harness import SIGNING_KEY, mailgun_form, pasted_photo
 from tests.processes import free_port, running
@@ -139,3 +140,21 @@ def test_a_configured_name_key_is_used_and_must_be_long(tmp_path, images):
     assert not os.path.exists(tmp_path / "a" / "images-receipts" / "name-key")
     with pytest.raises(Exception, match="INBOX_NAME_KEY is shorter than 32"):
         create_app({**settings, "STORAGE_PATH": str(tmp_path / "c"), "INBOX_NAME_KEY": "short"})
+
+
+def test_a_receipt_caught_half_written_holds_its_token_until_it_grows_old(client, settings, images):
+    # The local store turns a claim into its receipt by rewriting the file in place, so a racing
+    # post can read it half-written. That must read as "in progress", not as a dead claim to take
+    # over (which let both racers store), until the file is old enough to be a crash's leftover.
+    signature = signed_fields(SIGNING_KEY)
+    client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **signature))
+    (receipt,) = (Path(settings["STORAGE_PATH"]) / "images-receipts").glob("token-*.json")
+    receipt.write_bytes(receipt.read_bytes()[:20])  # a torn read sees this much
+
+    replay = client.post("/webhooks/mailgun", data=mailgun_form(("b.png", images[".png"]), **signature))
+    assert replay.status_code == 503 and "in progress" in replay.get_json()["reason"]
+
+    stale = time.time() - receipts.ABANDONED_AFTER - 1
+    os.utime(receipt, (stale, stale))  # what a crash mid-write leaves, ten minutes on
+    retry = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]), **signature))
+    assert retry.status_code == 200 and len(retry.get_json()["stored"]) == 1
