@@ -6,8 +6,8 @@ import logging
 import os
 from collections.abc import Mapping
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import files, health, spool, storage, webhook
@@ -59,7 +59,17 @@ def _configure_logging() -> None:
 def _answer_http_error(error: HTTPException):
     # An oversized body is answered at once; gunicorn (>= 27) closes the connection gracefully,
     # so the client still reads this 413 (tests/test_procfile.py sends 150 MB to prove it).
+    if isinstance(error, RequestEntityTooLarge):
+        return webhook.refuse(413, _too_large())
     return webhook.refuse(error.code, error.description)
+
+
+def _too_large() -> str:
+    config, mib = current_app.config, 1024 * 1024
+    return (
+        f"the post is larger than this service takes: at most {config['MAX_CONTENT_LENGTH'] // mib} MiB in all, "
+        f"{config['MAX_FORM_MEMORY_SIZE'] // mib} MiB per text field and {config['MAX_FORM_PARTS']} parts"
+    )
 
 
 def _answer_unexpected_error(error: Exception):
