@@ -71,7 +71,7 @@ def _read(store: Store, name: str) -> dict | None:
         content = json.loads(raw)
     except ValueError:
         content = None
-    return content if isinstance(content, dict) else {}  # torn by a crash mid-write: {} (no answer, no age)
+    return content if isinstance(content, dict) else {}  # torn (read mid-rewrite, or cut by a crash): no answer, no age
 
 
 def _modified(store: Store, name: str) -> float:
