@@ -25,12 +25,10 @@ import json
 import time
 from dataclasses import dataclass
 
-from libcloud.storage.types import ObjectDoesNotExistError
-
 from .claims import upload_if_absent
 from .message import InboundMessage
 from .spool import SpoolFile, SpoolFolder
-from .storage import StorageUnavailable, Store, unavailable_on_failure
+from .storage import StorageUnavailable, Store, delete_if_present, find_object, unavailable_on_failure
 
 # Longer than a request may last (gunicorn's timeout, 120 s), shorter than Mailgun's first retry
 # (10 min): an older pending claim belongs to a dead worker, or to an attempt that could not release it.
@@ -59,29 +57,21 @@ def message_key(name_key: bytes, message: InboundMessage) -> str:
     return digest.hexdigest()[:32]
 
 
-def _read(store: Store, name: str) -> dict | None:
-    container = store.receipts
+def _read(store: Store, name: str) -> tuple[dict, float] | None:
+    """The object's JSON and when it was last written (0 where the provider does not say); None when absent.
+
+    A torn object (read mid-rewrite, or cut by a crash) reads as {}: no answer, no age of its own.
+    """
+    obj = find_object(store, store.receipts, name)
+    if obj is None:
+        return None
     with unavailable_on_failure(store):
-        try:
-            obj = container.driver.get_object(container.name, name)
-        except ObjectDoesNotExistError:
-            return None
-        raw = b"".join(container.driver.download_object_as_stream(obj))
+        raw = b"".join(obj.driver.download_object_as_stream(obj))
     try:
         content = json.loads(raw)
     except ValueError:
         content = None
-    return content if isinstance(content, dict) else {}  # torn (read mid-rewrite, or cut by a crash): no answer, no age
-
-
-def _modified(store: Store, name: str) -> float:
-    """When the object was last written, where the provider says (the local store does); else 0."""
-    container = store.receipts
-    with unavailable_on_failure(store):
-        try:
-            return container.driver.get_object(container.name, name).extra.get("modify_time") or 0
-        except ObjectDoesNotExistError:
-            return 0
+    return (content if isinstance(content, dict) else {}), obj.extra.get("modify_time") or 0
 
 
 def _write(store: Store, spool: SpoolFolder, name: str, content: dict) -> None:
@@ -93,15 +83,6 @@ def _write(store: Store, spool: SpoolFolder, name: str, content: dict) -> None:
             store.receipts.driver.upload_object(file.name, store.receipts, name)  # .json: application/json
     finally:
         file.discard()
-
-
-def _delete(store: Store, name: str) -> None:
-    container = store.receipts
-    with unavailable_on_failure(store):
-        try:
-            container.driver.delete_object(container.driver.get_object(container.name, name))
-        except ObjectDoesNotExistError:
-            pass
 
 
 def fingerprint(message: InboundMessage) -> str:
@@ -143,7 +124,7 @@ class Claim:
 
     def release(self) -> None:
         try:
-            _delete(self.store, self.name)
+            delete_if_present(self.store, self.store.receipts, self.name)
         except StorageUnavailable:
             pass  # storage is what failed: the claim is taken over once abandoned (ABANDONED_AFTER)
 
@@ -170,23 +151,25 @@ def claim_token(store: Store, new_spool, token: str) -> Claim | Answered:
             # Not durable yet: a claim lost in a crash was never answered, and Mailgun will retry.
             if upload_if_absent(store.receipts, name, file.name, durable=False):
                 return Claim(store, name, file)
-        held = _read(store, name)
-        if held is None:
+        found = _read(store, name)
+        if found is None:
             continue  # released between our create and our read
+        held, modified = found
         if "status" in held:
             return Answered(held.get("fingerprint", ""), held["status"], held["body"])
         # No "since": torn. The local store rewrites a claim in place, so this may be that very
         # moment (the file is new) or what a crash left (the file grows old).
-        since = held.get("since") or _modified(store, name)
+        since = held.get("since") or modified
         if time.time() - since < ABANDONED_AFTER:
             raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")
-        _delete(store, name)
+        delete_if_present(store, store.receipts, name)
     raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")
 
 
 def find_record(store: Store, key: str) -> dict | None:
     """The record of the message with this key: message_id, sender, publisher, objects, urls, reply_id."""
-    return _read(store, _record_name(key)) or None
+    found = _read(store, _record_name(key))
+    return (found[0] or None) if found else None
 
 
 def save_record(store: Store, spool: SpoolFolder, key: str, record: dict) -> None:
@@ -194,4 +177,4 @@ def save_record(store: Store, spool: SpoolFolder, key: str, record: dict) -> Non
 
 
 def delete_record(store: Store, key: str) -> None:
-    _delete(store, _record_name(key))
+    delete_if_present(store, store.receipts, _record_name(key))

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from flask import Flask, current_app
 from libcloud.common.exceptions import BaseHTTPError
 from libcloud.common.types import InvalidCredsError, LibcloudError
-from libcloud.storage.base import Container
+from libcloud.storage.base import Container, Object
 from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError, ObjectDoesNotExistError
 
 from . import providers
@@ -76,6 +76,25 @@ def unavailable_on_failure(store: Store) -> Iterator[None]:
         yield
     except STORAGE_ERRORS as error:
         raise StorageUnavailable(f"{store.provider}: {type(error).__name__}: {error}") from error
+
+
+def find_object(store: Store, container: Container, name: str) -> Object | None:
+    """The object `name` in `container`, None when there is none (StorageUnavailable when the service fails)."""
+    with unavailable_on_failure(store):
+        try:
+            return container.driver.get_object(container.name, name)
+        except ObjectDoesNotExistError:
+            return None
+
+
+def delete_if_present(store: Store, container: Container, name: str) -> bool:
+    """Delete the object `name` from `container`; False when there was none."""
+    with unavailable_on_failure(store):
+        try:
+            container.driver.delete_object(container.driver.get_object(container.name, name))
+        except ObjectDoesNotExistError:
+            return False
+    return True
 
 
 def init_app(app: Flask) -> Store:

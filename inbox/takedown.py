@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from libcloud.storage.types import ObjectDoesNotExistError
-
-from .storage import OBJECT_NAME, Store, unavailable_on_failure
+from .storage import OBJECT_NAME, Store, delete_if_present
 
 
 @dataclass
@@ -30,17 +28,13 @@ def object_name_of(reference: str) -> str | None:
 def take_down(store: Store, references: list[str]) -> Takedown:
     """Remove each referenced image (a URL or a name); say which were removed and which were not found."""
     outcome = Takedown()
-    container = store.images
     for reference in references:
         name = object_name_of(reference)
         if name is None:
             outcome.not_found.append(reference)
             continue
-        with unavailable_on_failure(store):
-            try:
-                container.driver.delete_object(container.driver.get_object(container.name, name))
-            except ObjectDoesNotExistError:
-                outcome.not_found.append(reference)
-                continue
-        outcome.removed.append(reference)
+        if delete_if_present(store, store.images, name):
+            outcome.removed.append(reference)
+        else:
+            outcome.not_found.append(reference)
     return outcome
