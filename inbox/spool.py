@@ -155,13 +155,6 @@ class SpoolFolder:
                 pass  # another worker swept it first
         return removed
 
-    def is_writable(self) -> bool:
-        try:
-            SpoolFile(self.path, 0).discard()
-        except OSError:
-            return False
-        return True
-
 
 def init_app(app: Flask, path: str, *, writeback: bool) -> SpoolFolder:
     """Spool this app's attachments into `path`; `writeback` when the spool file becomes the object."""
