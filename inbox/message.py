@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from flask import Request
 
-from .mime import MalformedMime, read_mime
+from .mime import MalformedMime, first_header, read_mime
 from .mimeform import MalformedForm, read_mime_form
 from .spool import SpoolFile
 
@@ -78,9 +78,7 @@ def _message_headers(form) -> tuple[tuple[str, str], ...]:
 
 def _header(form, headers: tuple[tuple[str, str], ...], name: str) -> str:
     """A MIME header: Mailgun posts each as a top-level field and again in message-headers."""
-    if form.get(name):
-        return form[name]
-    return next((value for key, value in headers if key.lower() == name.lower()), "")
+    return form.get(name) or first_header(headers, name) or ""
 
 
 def _declared_count(form) -> int | None:

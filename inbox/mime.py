@@ -23,6 +23,7 @@ import email.header
 import email.policy
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import Parser
@@ -56,6 +57,12 @@ class MimePart:
     spool: object  # what new_spool() returned, holding the decoded content
 
 
+def first_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The value of the first header called `name` (any case) among (name, value) pairs, None when there is none."""
+    name = name.lower()
+    return next((value for key, value in headers if key.lower() == name), None)
+
+
 @dataclass
 class MimeMessage:
     headers: list[tuple[str, str]]
@@ -66,7 +73,7 @@ class MimeMessage:
 
     def header(self, name: str) -> str:
         """The first header called `name` (any case), "" when there is none."""
-        return next((value for key, value in self.headers if key.lower() == name.lower()), "")
+        return first_header(self.headers, name) or ""
 
 
 def _text(data: bytes) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Protocol
 
+from .mime import first_header
+
 MAX_REFERENCES = 20
 MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -35,7 +37,7 @@ class Message(Protocol):
 
 def header(message: Message, name: str) -> str | None:
     """The first header `name` (any case) of the message, or None."""
-    return next((value for key, value in message.headers if key.lower() == name.lower()), None)
+    return first_header(message.headers, name)
 
 
 def reply_blocker(message: Message, reply_from: str) -> str | None:
