@@ -10,18 +10,8 @@ import argparse
 import os
 import sys
 
-from inbox.route_guards import check_pattern, check_webhook_url
-from inbox.routes import (
-    API_URLS,
-    MailgunAPIError,
-    RoutesClient,
-    RouteSpecError,
-    delete_routes,
-    describe,
-    ensure_route,
-    our_routes,
-    route_spec,
-)
+from inbox.route_spec import RouteSpecError, check_pattern, check_webhook_url, describe, route_spec
+from inbox.routes import API_URLS, MailgunAPIError, RoutesClient, delete_routes, ensure_route, our_routes
 
 ENVIRONMENT = """environment:
   MAILGUN_API_KEY    the account's private API key (required)

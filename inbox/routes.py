@@ -1,29 +1,23 @@
-"""Mailgun's Routes API: the one route that sends the inbox address to the webhook (used by routes_setup.py).
+"""Mailgun's Routes API: keeps the one route that sends the inbox address to the webhook (used by routes_setup.py).
 
-Our routes carry a marker in their description, "inbox:" + the address, so a run finds its
-own route among hundreds and never touches anyone else's.
+What the route says, and which routes are ours, is route_spec.py's.
 """
 
 from __future__ import annotations
-
-import re
-from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from .mailgun import RETRY_STATUSES, TIMEOUT, api_session
+from .route_spec import is_current, is_ours
 
 API_URLS = {"us": "https://api.mailgun.net/v3", "eu": "https://api.eu.mailgun.net/v3"}
-MARKER = "inbox:"
 PAGE_SIZE = 100
 # A POST answered otherwise (500, 502, 504, or no answer at all) may still have created
 # the route; sending it again could make a second one. Mailgun did no work on these two.
 CREATE_RETRY_STATUSES = (429, 503)
 CREATE_UNSURE = "; the route may have been created all the same: run this again, it finds it and changes nothing"
-REGEX_METACHARACTERS = re.compile(r"([\\.^$*+?{}\[\]|()])")
-ADDRESS = re.compile(r'[^@\s"\\]+@[^@\s"\\]+')
 
 
 class MailgunAPIError(Exception):
@@ -40,70 +34,6 @@ class MailgunUnreachable(MailgunAPIError):
 
 class RouteNotFound(MailgunAPIError):
     """Mailgun answered 404."""
-
-
-class RouteSpecError(ValueError):
-    """The route asked for cannot be expressed: a bad address, pattern or URL."""
-
-
-def recipient_pattern(address: str) -> str:
-    """A regular expression matching exactly `address`, in any letter case.
-
-    Mailgun's patterns are Python-style regexes. Only Python's metacharacters are escaped
-    ('.', '+', ...): '-', '@' and '_' stay bare, as every flavour reads them literally.
-    ^...$ keep xphotos@example.com.evil out. Whether Mailgun folds the recipient's case is
-    not documented; addresses are case-insensitive in practice, so `(?i)` (leading, where
-    Python requires global flags) lets mail to Photos@Example.com arrive as well.
-    """
-    return "(?i)^" + REGEX_METACHARACTERS.sub(r"\\\1", address.lower()) + "$"
-
-
-def route_marker(address: str) -> str:
-    return MARKER + address.lower()
-
-
-def is_ours(route: dict, address: str | None = None) -> bool:
-    """Whether `route` was made by this tool (for `address`, when given)."""
-    description = route.get("description") or ""
-    if address is None:
-        return description.startswith(MARKER)
-    marker = route_marker(address)
-    return description == marker or description.startswith(marker + " ")
-
-
-def route_spec(
-    address: str,
-    url: str,
-    *,
-    priority: int = 0,
-    description: str = "",
-    store: bool = False,
-    pattern: str | None = None,
-) -> dict:
-    """The route sending mail for `address` (or `pattern`) to `url`, as Mailgun stores it."""
-    if not ADDRESS.fullmatch(address or ""):
-        raise RouteSpecError(f"recipient {address!r} is not an e-mail address like photos@example.com")
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r'[\s"\\]', url):
-        raise RouteSpecError(f"webhook URL {url!r} is not an absolute http(s) URL like https://host/webhooks/mailgun")
-    if pattern is not None:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise RouteSpecError(f"--pattern {pattern!r} is not a regular expression: {error}") from None
-        if '"' in pattern:
-            raise RouteSpecError("--pattern cannot contain '\"'; Mailgun reads the pattern inside double quotes")
-    target = f'store(notify="{url}")' if store else f'forward("{url}")'
-    return {
-        "priority": priority,
-        "description": f"{route_marker(address)} {description}".strip(),
-        "expression": f'match_recipient("{recipient_pattern(address) if pattern is None else pattern}")',
-        "actions": [target, "stop()"],
-    }
-
-
-def describe(route: dict) -> str:
-    return f"{route['expression']} -> {', '.join(route['actions'])}"
 
 
 class RoutesClient:
@@ -218,15 +148,6 @@ def _form(spec: dict) -> list[tuple[str, str]]:
 def our_routes(client: RoutesClient, address: str | None = None) -> list[dict]:
     """Routes this tool made (for `address`, when given), from every page."""
     return [route for route in client.routes() if is_ours(route, address)]
-
-
-def is_current(route: dict, spec: dict) -> bool:
-    return (
-        int(route.get("priority") or 0) == spec["priority"]
-        and route.get("description") == spec["description"]
-        and route.get("expression") == spec["expression"]
-        and list(route.get("actions") or []) == spec["actions"]
-    )
 
 
 def ensure_route(client: RoutesClient, address: str, spec: dict, *, dry_run: bool = False) -> tuple[str, dict]:

@@ -1,4 +1,7 @@
-"""routes_setup.py and the Routes API client in inbox/routes.py, against a Mailgun faked with `responses`."""
+"""routes_setup.py, the route it asks for (inbox/route_spec.py) and the Routes API client (inbox/routes.py).
+
+Mailgun is faked with `responses`.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ import requests
 import responses
 
 import routes_setup  # a script at the repository root, which pytest puts on sys.path
-from inbox.routes import MailgunAPIError, MailgunUnreachable, RoutesClient, recipient_pattern, route_spec
+from inbox.route_spec import recipient_pattern, route_spec
+from inbox.routes import MailgunAPIError, MailgunUnreachable, RoutesClient
 
 API = "https://api.mailgun.net/v3"
 EU_API = "https://api.eu.mailgun.net/v3"
