@@ -3,6 +3,8 @@
 import os
 import shutil
 
+import pytest
+
 
 def test_healthy_on_local_storage(client):
     response = client.get("/healthz")
@@ -17,22 +19,17 @@ def test_unavailable_when_the_store_is_gone(client, settings):
     assert "images" in response.get_json()["reason"]
 
 
-def test_unavailable_when_the_spool_takes_no_files(client, settings):
-    spool = f"{settings['STORAGE_PATH']}/.spool"
-    shutil.rmtree(spool)
-    open(spool, "w").close()  # a file where the folder was
-    response = client.get("/healthz")
-    assert response.status_code == 503
-    assert "spool" in response.get_json()["reason"]
-
-
-def test_unavailable_when_the_private_container_takes_no_objects(client, settings):
-    receipts = f"{settings['STORAGE_PATH']}/images-receipts"
-    shutil.rmtree(receipts)
-    open(receipts, "w").close()
+@pytest.mark.parametrize(
+    "folder, named", [(".spool", "the spool folder takes no files"), ("images-receipts", "local storage")]
+)
+def test_unavailable_when_a_folder_it_writes_to_takes_no_files(client, settings, folder, named):
+    path = f"{settings['STORAGE_PATH']}/{folder}"
+    shutil.rmtree(path)
+    open(path, "w").close()  # a file where the folder was
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["status"] == "unavailable"
+    assert named in response.get_json()["reason"]
 
 
 def test_a_health_check_leaves_nothing_behind(client, settings):
