@@ -3,6 +3,9 @@
 `python -m bench.standin PORT` serves 127.0.0.1:PORT: `POST /v3/<domain>/messages` reads the
 form and answers as Mailgun does (`{"id": "<…>", "message": "Queued. Thank you."}`);
 `GET /count` says how many messages it has queued, so the bench can tell whether replies went out.
+
+Not the tests' tests/mailgun_standin.py: that one checks the key, parses and records every post
+and logs it, and the bench would time that as the reply's cost (tried: +4.7 ms against +2.8 ms).
 """
 
 from __future__ import annotations
