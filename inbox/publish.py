@@ -64,7 +64,9 @@ def store_attachments(store: Store, message: InboundMessage) -> Published:
     """Judge every attachment; remove location from the accepted images and store them."""
     config = current_app.config
     published = Published()
-    shown_inline = referenced_content_ids(message.html) if message.html else set()
+    # Only a part with a Content-ID can be shown inline: most messages need no scan of their HTML.
+    inline_parts = message.html and any(attachment.content_id for attachment in message.attachments)
+    shown_inline = referenced_content_ids(message.html) if inline_parts else set()
     for attachment in message.attachments:
         spool = attachment.stream
         spool.finish()  # parts, fetched and MIME-decoded attachments alike: all on disk before it is read by path
