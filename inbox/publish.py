@@ -1,14 +1,17 @@
 """One admitted message, carried through: judge, clean and store each image, reply once, keep the record.
 
 A message that answers one of our replies with `delete` takes down what that reply listed
-instead, when it comes from the same publisher. The steps raise their own exceptions
+instead, when it comes from the same publisher; the record then says so, and a later
+delivery of that mail publishes nothing. The steps raise their own exceptions
 (StorageUnavailable, ReplyUnavailable, …); the webhook turns them and the result into answers.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 from flask import current_app, url_for
@@ -18,7 +21,7 @@ from .location import LocationError, remove_location
 from .message import InboundMessage
 from .messages_api import ReplyRefused, send_reply, write_outbox
 from .mime import referenced_content_ids
-from .receipts import delete_record, find_record, message_key, save_record
+from .receipts import find_record, message_key, save_record
 from .reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
 from .senders import NotAPublisher, from_address
 from .spool import current_spool_folder
@@ -58,6 +61,27 @@ def _publisher(message: InboundMessage) -> str:
         return from_address(message.from_header)
     except NotAPublisher:  # anyone may publish (`*`) and the From line is odd: the envelope speaks for them
         return message.sender.lower()
+
+
+def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], list]) -> Published:
+    """Store the message's images and reply once, unless its sender took them down after an earlier delivery.
+
+    `fetch_stored` brings the attachments of a store() notification from Mailgun.
+    """
+    key = message_key(store.name_key, message) if _replies_on() else None
+    record = find_record(store, key) if key else None
+    if record is not None and record.get("taken_down"):
+        # A mail server sending the mail again (a new token) must not bring the photos back.
+        return Published(
+            reason=f"not published again: its sender took this mail's photos down ({record['taken_down']})"
+        )
+    if message.stored_attachments is not None:
+        message = replace(message, attachments=message.attachments + fetch_stored())
+    published = store_attachments(store, message)
+    if published.stored or published.rejected:
+        # Replies off: no record either, as there is no reply to send only once.
+        published.reply = _reply_once(store, message, published, key, record) if key else REPLIES_OFF
+    return published
 
 
 def store_attachments(store: Store, message: InboundMessage) -> Published:
@@ -119,15 +143,11 @@ def send(fields: dict) -> dict:
     return {"sent": True, "id": fields["h:Message-Id"], "outbox": str(write_outbox(config["INBOX_OUTBOX"], fields))}
 
 
-def reply_once(store: Store, message: InboundMessage, published: Published) -> dict:
+def _reply_once(store: Store, message: InboundMessage, published: Published, key: str, record: dict | None) -> dict:
     """Reply to the sender with what was published, once per message however often it is delivered."""
-    if not _replies_on():
-        return REPLIES_OFF  # and no record: there is no reply to send only once
     blocker = reply_blocker(message, _reply_from(message))
     if blocker:
         return {"sent": False, "reason": blocker}
-    key = message_key(store.name_key, message)
-    record = find_record(store, key)
     if record is not None:
         return record["reply"]  # a redelivery (new token): the reply went out the first time
     fields = compose_reply(
@@ -169,11 +189,13 @@ def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None
 
 def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) -> Published:
     publisher = _publisher(message)
-    # None: already taken down; another publisher: somebody else's photos. Nothing happens to either.
+    # Already taken down, or somebody else's photos: nothing happens to either.
     records = {
         key: record
         for key in keys
-        if (record := find_record(store, key)) is not None and record.get("publisher") == publisher
+        if (record := find_record(store, key)) is not None
+        and record.get("publisher") == publisher
+        and not record.get("taken_down")
     }
     if not records:
         return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
@@ -183,8 +205,10 @@ def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) 
         deleted += record["urls"]
     reply = _confirm_deletion(message, next(iter(records)), deleted)
     # Only now: if the confirmation could not be sent (503), Mailgun's retry finds the records and confirms.
-    for key in records:
-        delete_record(store, key)
+    taken_down = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    spool = current_spool_folder(current_app)
+    for key, record in records.items():
+        save_record(store, spool, key, {**record, "objects": [], "urls": [], "taken_down": taken_down})
     return Published(deleted=deleted, reply=reply)
 
 

@@ -174,7 +174,3 @@ def find_record(store: Store, key: str) -> dict | None:
 
 def save_record(store: Store, spool: SpoolFolder, key: str, record: dict) -> None:
     _write(store, spool, _record_name(key), record)
-
-
-def delete_record(store: Store, key: str) -> None:
-    delete_if_present(store, store.receipts, _record_name(key))

@@ -10,7 +10,6 @@ The steps raise their own exceptions; the error handlers below turn each into it
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -18,7 +17,7 @@ from .fetch import FetchError, fetch_attachments
 from .mailgun import SignatureError, verify_signature
 from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message, read_mime_message
 from .messages_api import ReplyUnavailable
-from .publish import answer_to_a_reply, reply_once, store_attachments
+from .publish import answer_to_a_reply, publish
 from .receipts import Answered, Claim, TokenInProgress, TokenReused, claim_token
 from .senders import NotAPublisher, admit
 from .spool import SpoolUnavailable
@@ -146,12 +145,11 @@ def _deliver(store: Store, message: InboundMessage) -> tuple[int, dict]:
         }
     published = answer_to_a_reply(store, message)
     if published is None:
-        if message.stored_attachments is not None:
-            fetched = fetch_attachments(message.stored_attachments, config.get("MAILGUN_API_KEY"), request.new_spool)
-            message = replace(message, attachments=message.attachments + fetched)
-        published = store_attachments(store, message)
-        if published.stored or published.rejected:
-            published.reply = reply_once(store, message, published)
+        published = publish(
+            store,
+            message,
+            lambda: fetch_attachments(message.stored_attachments, config.get("MAILGUN_API_KEY"), request.new_spool),
+        )
     body = {"message_id": message.message_id or None, "stored": published.stored, "rejected": published.rejected}
     if published.reply is not None:
         body["reply"] = published.reply

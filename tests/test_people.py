@@ -329,6 +329,19 @@ def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(
     assert len(mailgun_api.sent()) == 2
 
 
+def test_photos_taken_down_stay_down_when_the_same_mail_is_delivered_again(post, client, mailgun_api, published):
+    original, reply = publish_for_alice(post, mailgun_api)
+    assert post(answer_to(reply, "delete")).status_code == 200
+
+    # Her mail server sends the mail again: same Message-Id, so Mailgun posts it with a new token.
+    again = post(mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), message_id="<holiday@family.example>"))
+
+    assert again.status_code == 200 and again.json["stored"] == [], again.json
+    assert "not published again: its sender took this mail's photos down" in again.json["reason"]
+    assert published() == [] and [client.get(item["url"]).status_code for item in original["stored"]] == [404, 404]
+    assert len(mailgun_api.sent()) == 2  # the reply and the confirmation, nothing for the second delivery
+
+
 def test_delete_from_another_publisher_does_nothing(post, client, mailgun_api, published):
     original, reply = publish_for_alice(post, mailgun_api)
 
