@@ -9,9 +9,11 @@ where the file system keeps no user attributes.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from libcloud.storage.drivers.local import LocalStorageDriver
 
@@ -50,7 +52,6 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
                 }
             ).encode()
             self._keep_meta(file_path, container.name, object_name, meta)
-        _fsync(file_path, drop_cache=True)  # the answer tells Mailgun it may forget the message
         mode = 0o600 if container.name in self.private else 0o644
         os.chmod(file_path, mode)
         try:
@@ -65,7 +66,13 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
                 _write_atomically(obj_path, source, mode)
             if meta is not None:  # the copy has none of the original's attributes
                 self._keep_meta(obj_path, container.name, object_name, meta)
-        _fsync(os.path.dirname(obj_path))  # the new name must survive a crash too, not only the bytes
+        # The answer tells Mailgun it may forget the message: the bytes and the new name must survive
+        # a crash. Both fsyncs at once, as the file system can commit them together (~0.3 ms less).
+        pending = _fsync_thread(os.getpid()).submit(_fsync, os.path.dirname(obj_path))
+        try:
+            _fsync(file_path, drop_cache=True)
+        finally:
+            pending.result()
         return self._make_object(container, object_name)
 
     def delete_object(self, obj):
@@ -96,6 +103,12 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
         obj.extra.update(content_type=meta["content_type"], headers=meta["headers"])
         obj.meta_data = meta["meta_data"]
         return obj
+
+
+@functools.cache
+def _fsync_thread(pid: int) -> ThreadPoolExecutor:
+    # One per process: a gunicorn worker forked from a master that used it gets its own.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
 
 
 def _fsync(path: str, drop_cache: bool = False) -> None:
