@@ -8,7 +8,7 @@ case the service with replies on, sent to a loopback stand-in for Mailgun's Mess
 Prints per case the medians and ratios against both floors and the tutorial with the
 targets met or not, the worker's CPU time and peak RSS growth, its disk writes per 25 MiB,
 fsyncs and new files per delivery counted by strace, requests/s with 2 workers and 2 clients
-(service and both floors), and what this disk charges to create a file and to fsync one.
+(service, tutorial and both floors), and what this disk charges to create a file and to fsync one.
 
     .venv/bin/python -m bench.bench [--rounds 15] [--warmup 2] [--quick] [--json figures.json]
 """
@@ -53,7 +53,7 @@ LATENCY_SERVERS = {
     "write floor": ("floor:write_app", {}, list(CASES)),
     "read floor": ("floor:app", {}, list(CASES)),
 }
-THROUGHPUT_SERVERS = ("service", "write floor", "read floor")
+THROUGHPUT_SERVERS = ("service", "tutorial", "write floor", "read floor")
 TRACED_SERVERS = ("service", "tutorial", "write floor")
 
 
