@@ -8,6 +8,8 @@ from logging.handlers import BufferingHandler
 import pytest
 
 from inbox.delivery import build_delivery
+from inbox.storage import current_store
+from inbox.takedown import take_down
 from tests.harness import SIGNING_KEY, make_image
 
 PUBLISHERS = "alice@family.example @friends.example"
@@ -340,6 +342,24 @@ def test_photos_taken_down_stay_down_when_the_same_mail_is_delivered_again(post,
     assert "not published again: its sender took this mail's photos down" in again.json["reason"]
     assert published() == [] and [client.get(item["url"]).status_code for item in original["stored"]] == [404, 404]
     assert len(mailgun_api.sent()) == 2  # the reply and the confirmation, nothing for the second delivery
+
+
+def test_after_an_operators_takedown_a_redelivery_republishes_until_the_sender_says_delete(
+    post, app, client, mailgun_api, published
+):
+    original, reply = publish_for_alice(post, mailgun_api)
+    urls = [item["url"] for item in original["stored"]]
+    with app.app_context():
+        assert take_down(current_store(), urls).removed == urls  # inbox delete
+    holiday = mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), message_id="<holiday@family.example>")
+
+    assert [item["url"] for item in post(holiday).json["stored"]] == urls  # the operator's takedown did not stick
+    answer = post(answer_to(reply, "delete"))
+    again = post(mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), message_id="<holiday@family.example>"))
+
+    assert answer.status_code == 200 and answer.json["deleted"] == urls
+    assert again.status_code == 200 and again.json["stored"] == [] and "not published again" in again.json["reason"]
+    assert published() == []
 
 
 def test_delete_from_another_publisher_does_nothing(post, client, mailgun_api, published):
