@@ -68,7 +68,7 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
                 self._keep_meta(obj_path, container.name, object_name, meta)
         # The answer tells Mailgun it may forget the message: the bytes and the new name must survive
         # a crash. Both fsyncs at once, as the file system can commit them together (~0.3 ms less).
-        pending = _fsync_thread(os.getpid()).submit(_fsync, os.path.dirname(obj_path))
+        pending = _fsync_threads(os.getpid()).submit(_fsync, os.path.dirname(obj_path))
         try:
             _fsync(file_path, drop_cache=True)
         finally:
@@ -106,9 +106,11 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
 
 
 @functools.cache
-def _fsync_thread(pid: int) -> ThreadPoolExecutor:
-    # One per process: a gunicorn worker forked from a master that used it gets its own.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
+def _fsync_threads(pid: int) -> ThreadPoolExecutor:
+    # One pool per process: a gunicorn worker forked from a master that used it gets its own.
+    # Threads are made only as requests fsync at once (gthread runs WEB_THREADS of them): queued
+    # behind one thread, their fsyncs could no longer share the file system's commits.
+    return ThreadPoolExecutor(max_workers=32, thread_name_prefix="fsync")
 
 
 def _fsync(path: str, drop_cache: bool = False) -> None:
