@@ -6,14 +6,13 @@ message in `body-mime`, which mimeform.py spools and mime.py splits into spooled
 
 from __future__ import annotations
 
-import email.header
 import json
 import unicodedata
 from dataclasses import dataclass, field
 
 from flask import Request
 
-from .mime import MalformedMime, first_header, read_mime
+from .mime import MalformedMime, decoded_words, first_header, read_mime
 from .mimeform import MalformedForm, read_mime_form
 from .spool import SpoolFile
 
@@ -99,11 +98,7 @@ def _content_ids(form) -> dict[str, str]:
 
 def clean_filename(raw: str) -> str:
     """The original name for display only: RFC 2047 decoded, no folders, no control characters."""
-    if "=?" in raw:
-        try:
-            raw = str(email.header.make_header(email.header.decode_header(raw)))
-        except (ValueError, LookupError):
-            pass  # not a valid encoded word: keep it as it came
+    raw = decoded_words(raw)
     # A backslash is a character here (Mailgun and browsers do not escape it); only '/' separates folders.
     name = raw.rsplit("/", 1)[-1]
     # Category C is control, format (bidi overrides that disguise extensions), surrogates, private use.

@@ -83,7 +83,7 @@ def _text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _decoded(value: str) -> str:
+def decoded_words(value: str) -> str:
     """A header value unfolded, its RFC 2047 encoded words decoded (kept as they came when broken)."""
     value = FOLD.sub(" ", value).strip()
     if "=?" in value:
@@ -98,7 +98,7 @@ def _parse_headers(block: bytes) -> tuple[Message, list[tuple[str, str]]]:
     """The header block as a message to ask, and as (name, decoded value) pairs in order."""
     text = "".join(_text(line) for line in block.splitlines(keepends=True))
     headers = Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
-    return headers, [(name, _decoded(str(value))) for name, value in headers.items()]
+    return headers, [(name, decoded_words(str(value))) for name, value in headers.items()]
 
 
 def _part_info(part: Message) -> tuple[str, str, str, str | None, str]:
@@ -107,7 +107,7 @@ def _part_info(part: Message) -> tuple[str, str, str, str | None, str]:
         content_type = part.get_content_type()
         boundary = str(part.get_param("boundary") or "") if part.get_content_maintype() == "multipart" else ""
         encoding = str(part.get("content-transfer-encoding") or "7bit").strip().lower()
-        filename = _decoded(str(part.get_filename() or ""))
+        filename = decoded_words(str(part.get_filename() or ""))
         return content_type, boundary, encoding, part.get_content_disposition(), filename
     except (ValueError, LookupError, TypeError, AttributeError, IndexError) as error:
         raise MalformedMime(f"a part's headers cannot be read ({type(error).__name__}: {error})") from None

@@ -19,6 +19,7 @@ from inbox.message import clean_filename
         ("=?UTF-8?B?Y2Fmw6kuanBn?=", "café.jpg"),  # RFC 2047, passed through literally by werkzeug
         ("=?ISO-8859-1?Q?caf=E9.jpg?=", "café.jpg"),
         ("=?bogus?Q?x?=", "=?bogus?Q?x?="),
+        ("=?utf-8?b?x?=", "=?utf-8?b?x?="),  # broken base64 in the word: kept as it came
         ("Cafe\u0301.jpg", "Café.jpg"),  # NFC
         ("写真 📷.heic", "写真 📷.heic"),
         ("a" * 400 + ".jpg", "a" * 255),

@@ -308,6 +308,16 @@ def test_a_latin_1_file_name_costs_nothing_but_its_spelling(client, images):
     assert response.get_json()["stored"][0]["filename"] == "café.jpg"
 
 
+def test_a_broken_encoded_word_as_file_name_is_kept_as_it_came(client, images):
+    response = raw_delivery(
+        client,
+        b'Content-Disposition: form-data; name="attachment-1"; filename="=?utf-8?b?x?="\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + images[".jpg"],
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["stored"][0]["filename"] == "=?utf-8?b?x?="
+
+
 def test_file_parts_without_a_name_or_with_backslashes_are_judged(client, images):
     response = raw_delivery(
         client,
