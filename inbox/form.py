@@ -82,7 +82,7 @@ class _Found(NamedTuple):
         return self.tail
 
 
-class _MailgunDecoder(MultipartDecoder):
+class MailgunDecoder(MultipartDecoder):
     """Werkzeug's decoder, with no regex compiled per request and Latin-1 part headers let through."""
 
     def __init__(self, boundary: bytes, max_form_memory_size: int | None = None, *, max_parts: int | None = None):
@@ -153,7 +153,7 @@ class InboxFormParser(FormDataParser):
         return stream, self.cls(fields), self.cls(files)
 
     def _read_parts(self, reader, boundary: bytes, size: int):
-        decoder = _MailgunDecoder(boundary, self.max_form_memory_size, max_parts=self.max_form_parts)
+        decoder = MailgunDecoder(boundary, self.max_form_memory_size, max_parts=self.max_form_parts)
         fields, files, signature = [], [], {}
         part, spool, pieces, length = None, None, [], 0
         for chunk in _chunks(reader.read, size):

@@ -185,6 +185,7 @@ def read_mime_message(request: Request) -> InboundMessage:
             request.stream,
             request.headers.get("Content-Type", ""),
             lambda: request.new_spool(request.max_content_length),
+            request.check_signature,
         )
         with open(form.body_mime.name, "rb") as raw:
             mime = read_mime(raw, request.new_spool)

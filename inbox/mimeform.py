@@ -2,7 +2,9 @@
 
 Werkzeug's form parser keeps every non-file field in memory and refuses one over
 MAX_FORM_MEMORY_SIZE (413); `body-mime` is the whole message, 25 MB and more. Here it goes
-to disk as it arrives, urlencoded or multipart; the other fields stay small and few.
+to disk as it arrives, urlencoded or multipart; the other fields stay small and few. As on
+the forward() route (form.py, whose decoder it shares), the signature is checked the moment
+its three fields are in.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from urllib.parse import unquote_plus, unquote_to_bytes
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, NeedData
+
+from .form import SIGNATURE_FIELDS, MailgunDecoder
 
 MIME_FIELD = "body-mime"
 READ_SIZE = 256 * 1024
@@ -36,8 +40,8 @@ class MimeForm:
 class _Fields:
     """Collects the fields: body-mime into the spool, the others bounded in memory."""
 
-    def __init__(self, new_spool):
-        self.new_spool, self.small, self.body_mime = new_spool, {}, None
+    def __init__(self, new_spool, check_signature):
+        self.new_spool, self.check_signature, self.small, self.body_mime = new_spool, check_signature, {}, None
         self.name, self.value = "", bytearray()
 
     def start(self, name: str) -> None:
@@ -60,6 +64,9 @@ class _Fields:
     def end(self) -> None:
         if self.name != MIME_FIELD:
             self.small[self.name] = self.value.decode("utf-8", errors="replace")
+            signed = self.name in SIGNATURE_FIELDS and all(name in self.small for name in SIGNATURE_FIELDS)
+            if signed and self.check_signature is not None:
+                self.check_signature(*(self.small[name] for name in SIGNATURE_FIELDS))
         self.name, self.value = "", bytearray()
 
     def result(self) -> MimeForm:
@@ -74,7 +81,7 @@ class _Fields:
 
 def _read_multipart(stream, boundary: str, fields: _Fields) -> None:
     # Each Data event empties the decoder's buffer, so this bound only stops endless part headers.
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=4 * READ_SIZE, max_parts=MAX_FIELDS)
+    decoder = MailgunDecoder(boundary.encode("latin-1"), max_form_memory_size=4 * READ_SIZE, max_parts=MAX_FIELDS)
     while True:
         chunk = stream.read(READ_SIZE)
         decoder.receive_data(chunk or None)
@@ -116,10 +123,13 @@ def _read_urlencoded(stream, fields: _Fields) -> None:
         fields.end()
 
 
-def read_mime_form(stream, content_type: str, new_spool) -> MimeForm:
-    """Read the form in binary `stream` (the request body) of the given Content-Type header."""
+def read_mime_form(stream, content_type: str, new_spool, check_signature=None) -> MimeForm:
+    """Read the form in binary `stream` (the request body) of the given Content-Type header.
+
+    `check_signature(timestamp, token, signature)` is called once those three fields are in.
+    """
     mimetype, options = parse_options_header(content_type or "")
-    fields = _Fields(new_spool)
+    fields = _Fields(new_spool, check_signature)
     try:
         if mimetype == "multipart/form-data":
             if not options.get("boundary"):

@@ -10,6 +10,7 @@ import pytest
 from urllib3 import encode_multipart_formdata
 
 from inbox.delivery import build_delivery, signed_fields
+from inbox.form import InboxRequest
 from tests.harness import SIGNING_KEY, large_photo, pasted_photo
 from tests.test_mime import apple_mail_message
 
@@ -84,6 +85,20 @@ def test_a_mime_post_with_a_bad_signature_is_403(client, images):
     raw = apple_mail_message(images[".jpg"], images[".jpg"], images[".heic"]).as_bytes()
     response = post_mime(client, raw, urlencoded, signature="0" * 64)
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("encode", [multipart, urlencoded])
+def test_a_bad_signature_ahead_of_body_mime_stops_the_read_before_it_is_spooled(client, images, encode, monkeypatch):
+    spooled = []
+    new_spool = InboxRequest.new_spool
+    monkeypatch.setattr(InboxRequest, "new_spool", lambda self, *a: spooled.append(1) or new_spool(self, *a))
+    raw = apple_mail_message(pasted_photo((800, 600)), pasted_photo((640, 480)), images[".heic"]).as_bytes()
+    body, content_type = encode({**signed_fields("not our key"), **ENVELOPE, "body-mime": raw})
+
+    response = client.post("/webhooks/mailgun/mime", data=body, content_type=content_type)
+
+    assert response.status_code == 403 and "signature" in response.get_json()["reason"]
+    assert spooled == []  # neither body-mime nor its parts were written anywhere
 
 
 def test_a_parsed_forward_sent_to_the_mime_url_says_what_to_fix(client, images):
