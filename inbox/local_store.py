@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from libcloud.storage.drivers.local import LocalStorageDriver
@@ -58,7 +59,7 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
             os.link(file_path, obj_path)
         except FileExistsError:
             if not os.path.samefile(file_path, obj_path):  # an image's redelivery is the same content; a receipt is not
-                replacement = f"{obj_path}.{os.getpid()}.tmp"
+                replacement = f"{obj_path}.{uuid.uuid4().hex}.tmp"  # unique per thread too: gthread runs several
                 os.link(file_path, replacement)
                 os.replace(replacement, obj_path)
         except OSError:  # another file system, or links not allowed: copy, then rename into place

@@ -1,6 +1,7 @@
 """Object names and the local store: deterministic, unguessable names; atomic, copy-free writes."""
 
 import os
+import threading
 import uuid
 
 import pytest
@@ -98,6 +99,33 @@ def test_private_containers_are_for_this_user_only_and_their_objects_can_change(
     assert os.stat(tmp_path / "receipts" / "r.json").st_mode & 0o777 == 0o600
     driver.upload_object(spooled(tmp_path), images, "n.jpg")
     assert os.stat(tmp_path / "images" / "n.jpg").st_mode & 0o777 == 0o644
+
+
+def test_threads_replacing_one_object_at_once_all_succeed_and_one_content_wins(tmp_path, local):
+    # What two /healthz probes, or two records of one mail, do at once under gthread.
+    files = []
+    for number in range(8):
+        files.append(tmp_path / f"spool-{number}")
+        files[-1].write_bytes(b"content %d" % number)
+    barrier, failures = threading.Barrier(len(files)), []
+
+    def upload(path):
+        barrier.wait()
+        for _ in range(30):
+            try:
+                local.receipts.driver.upload_object(str(path), local.receipts, "r.json")
+            except OSError as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=upload, args=(path,)) for path in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert (tmp_path / "receipts" / "r.json").read_bytes() in {path.read_bytes() for path in files}
+    assert os.listdir(tmp_path / "receipts") == ["r.json"]  # no temporary name left behind
 
 
 def test_where_files_keep_no_attributes_the_metadata_goes_beside_them(tmp_path, local, monkeypatch):
