@@ -19,24 +19,23 @@ from libcloud.common.types import LibcloudError
 from libcloud.storage.types import ObjectDoesNotExistError, ObjectHashMismatchError
 
 from . import providers
+from .local_store import fsync_path
 
 
-def upload_if_absent(
-    container, name: str, path: str, extra: dict | None = None, headers: dict | None = None, *, durable: bool = True
-) -> bool:
+def upload_if_absent(container, name: str, path: str, *, durable: bool = True) -> bool:
     """Upload the file at `path` as `name` in `container` unless an object of that name exists.
 
     True: this call created it. False: it existed already (made by anyone, at any time).
     Anything else raises what the upload raises (one of storage.STORAGE_ERRORS).
-    The local store keeps neither `extra` nor `headers`, and links the file itself into place
-    (so later writes to it change the object); without `durable` it does not wait for the disk.
+    The local store links the file itself into place (so later writes to it change the
+    object); without `durable` it does not wait for the disk.
     """
     driver = container.driver
     create_only = providers.create_only(driver)
     if create_only is None:
         return _link_if_absent(driver, container, name, path, durable)
     try:
-        driver.upload_object(path, container, name, extra=extra, headers={**(headers or {}), **create_only.headers})
+        driver.upload_object(path, container, name, headers=dict(create_only.headers))
     except ObjectHashMismatchError:
         raise  # the PUT was accepted, with other bytes than ours: not a refusal
     except LibcloudError as error:
@@ -64,7 +63,7 @@ def _link_if_absent(driver, container, name: str, path: str, durable: bool) -> b
     target = os.path.join(driver.get_container_cdn_url(container, check=True), name)
     folder = os.path.dirname(target)
     if durable:
-        _fsync(path)
+        fsync_path(path)
     try:
         os.link(path, target)  # the spool is inside the store: the file itself becomes the object
     except FileExistsError:
@@ -79,13 +78,5 @@ def _link_if_absent(driver, container, name: str, path: str, durable: bool) -> b
             except FileExistsError:
                 return False
     if durable:
-        _fsync(folder)  # the new name must survive a crash, not only the bytes
+        fsync_path(folder)  # the new name must survive a crash, not only the bytes
     return True
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

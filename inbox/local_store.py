@@ -69,9 +69,9 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
                 self._keep_meta(obj_path, container.name, object_name, meta)
         # The answer tells Mailgun it may forget the message: the bytes and the new name must survive
         # a crash. Both fsyncs at once, as the file system can commit them together (~0.3 ms less).
-        pending = _fsync_threads(os.getpid()).submit(_fsync, os.path.dirname(obj_path))
+        pending = _fsync_threads(os.getpid()).submit(fsync_path, os.path.dirname(obj_path))
         try:
-            _fsync(file_path, drop_cache=True)
+            fsync_path(file_path, drop_cache=True)
         finally:
             pending.result()
         return self._make_object(container, object_name)
@@ -114,7 +114,8 @@ def _fsync_threads(pid: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=32, thread_name_prefix="fsync")
 
 
-def _fsync(path: str, drop_cache: bool = False) -> None:
+def fsync_path(path: str, drop_cache: bool = False) -> None:
+    """fsync the file or folder at `path`; `drop_cache`: then free the file's pages."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
