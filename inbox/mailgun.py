@@ -64,6 +64,9 @@ def verify_signature(
 
 TIMEOUT = (5, 30)  # seconds to connect, seconds to wait for each answer
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# A POST Mailgun answered with one of these did nothing there; after any other failure (500,
+# 502, 504, no answer) it may have acted, and sending it again could do it twice.
+NOTHING_DONE_STATUSES = (429, 503)
 
 
 def api_session(api_key: str, retry: Retry) -> requests.Session:

@@ -17,18 +17,18 @@ from pathlib import Path
 import requests
 from urllib3.util.retry import Retry
 
-from .mailgun import TIMEOUT, api_session
+from .mailgun import NOTHING_DONE_STATUSES, TIMEOUT, api_session
 from .reply import one_line
 
-# A POST Mailgun answered 429 or 503 queued nothing; after any other failure the reply may have
-# gone out, and a second attempt would send it twice. The caller answers 503 and Mailgun redelivers.
+# Retried only where the reply cannot go out twice (NOTHING_DONE_STATUSES); otherwise the
+# caller answers 503 and Mailgun redelivers.
 SEND_RETRY = Retry(
     total=2,
     connect=2,
     read=0,
     other=0,
     status=2,
-    status_forcelist=(429, 503),
+    status_forcelist=NOTHING_DONE_STATUSES,
     allowed_methods={"POST"},
     backoff_factor=0.5,
     raise_on_status=False,

@@ -9,14 +9,11 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .mailgun import RETRY_STATUSES, TIMEOUT, api_session
+from .mailgun import NOTHING_DONE_STATUSES, RETRY_STATUSES, TIMEOUT, api_session
 from .route_spec import is_current, is_ours
 
 API_URLS = {"us": "https://api.mailgun.net/v3", "eu": "https://api.eu.mailgun.net/v3"}
 PAGE_SIZE = 100
-# A POST answered otherwise (500, 502, 504, or no answer at all) may still have created
-# the route; sending it again could make a second one. Mailgun did no work on these two.
-CREATE_RETRY_STATUSES = (429, 503)
 CREATE_UNSURE = "; the route may have been created all the same: run this again, it finds it and changes nothing"
 
 
@@ -62,9 +59,9 @@ class RoutesClient:
             Retry(read=retries, status_forcelist=RETRY_STATUSES, allowed_methods={"GET", "PUT", "DELETE"}, **limits),
         )
         # Connect errors are retried for every method (nothing was sent); a POST is not
-        # retried once it may have reached Mailgun (see CREATE_RETRY_STATUSES).
+        # retried once it may have reached Mailgun (see NOTHING_DONE_STATUSES): a second route.
         self._create_session = api_session(
-            api_key, Retry(read=False, status_forcelist=CREATE_RETRY_STATUSES, allowed_methods={"POST"}, **limits)
+            api_key, Retry(read=False, status_forcelist=NOTHING_DONE_STATUSES, allowed_methods={"POST"}, **limits)
         )
 
     def _call(self, method: str, path: str, **kwargs) -> dict:
@@ -105,7 +102,7 @@ class RoutesClient:
         if status == 404:
             raise RouteNotFound(f"{method} {url}: HTTP 404 {message}; check MAILGUN_API_URL (it ends in /v3)")
         if status in RETRY_STATUSES:
-            if status in CREATE_RETRY_STATUSES:
+            if status in NOTHING_DONE_STATUSES:
                 unsure = ""
             raise MailgunAPIError(
                 f"Mailgun failed {method} {url} (HTTP {status} {message}){unsure or '; try again later'}"
