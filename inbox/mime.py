@@ -94,11 +94,10 @@ def decoded_words(value: str) -> str:
     return value
 
 
-def _parse_headers(block: bytes) -> tuple[Message, list[tuple[str, str]]]:
-    """The header block as a message to ask, and as (name, decoded value) pairs in order."""
+def _parse_headers(block: bytes) -> Message:
+    """The header block as a message to ask."""
     text = "".join(_text(line) for line in block.splitlines(keepends=True))
-    headers = Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
-    return headers, [(name, decoded_words(str(value))) for name, value in headers.items()]
+    return Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
 
 
 def _part_info(part: Message) -> tuple[str, str, str, str | None, str]:
@@ -164,9 +163,9 @@ class _Reader:
             self.part_header_budget -= len(block)
             if self.part_header_budget < 0:
                 raise MalformedMime(f"the parts' headers are over {MAX_ALL_PART_HEADER_BYTES} bytes together")
-        headers, pairs = _parse_headers(block)
-        if depth == 0:
-            self.message.headers = pairs
+        headers = _parse_headers(block)
+        if depth == 0:  # the message's own headers, in order and decoded; a part's are only asked
+            self.message.headers = [(name, decoded_words(str(value))) for name, value in headers.items()]
         content_type, boundary, encoding, disposition, filename = _part_info(headers)
         if boundary:
             if depth >= self.max_depth:
