@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import magic
 
+from .location import HEIF_TYPES, PNG_SIGNATURE
+
 # libmagic's MIME type → the conventional extension of the stored object.
 ACCEPTED = {
     "image/jpeg": ".jpg",
@@ -109,7 +111,7 @@ def image_dimensions(head: bytes, content_type: str) -> tuple[int, int] | None:
     For HEIC/AVIF it is the first item's coded size: a tile of a large photo, or a small
     picture before its crop (64×64 for 64×48) — never smaller than the picture.
     """
-    if content_type == "image/png" and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+    if content_type == "image/png" and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     if content_type == "image/gif" and head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
         return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
@@ -123,7 +125,7 @@ def image_dimensions(head: bytes, content_type: str) -> tuple[int, int] | None:
         return _webp_dimensions(head)
     if content_type == "image/jpeg" and head[:2] == b"\xff\xd8":
         return _jpeg_dimensions(head)
-    if content_type.startswith(("image/heic", "image/heif", "image/avif")):
+    if content_type in HEIF_TYPES:
         return _isobmff_dimensions(head)
     return None
 

@@ -43,6 +43,8 @@ EXIF_PREFIX = b"Exif\0\0"
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
 JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The ISOBMFF images (HEIF and AVIF) among images.ACCEPTED: their metadata are items.
+HEIF_TYPES = ("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif")
 PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
 # ImageMagick's hex-encoded copies of a source image's EXIF/XMP (APP1) in PNG text chunks.
 PNG_RAW_PROFILES = (b"raw profile type exif\0", b"raw profile type app1\0", b"raw profile type xmp\0")
@@ -202,5 +204,5 @@ _WALKERS: dict[str, Callable[[BinaryIO, int], bool]] = {
     "image/png": _png,
     "image/webp": _webp,
     "image/tiff": _tiff,
-    **dict.fromkeys(("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif"), _heif),
+    **dict.fromkeys(HEIF_TYPES, _heif),
 }
