@@ -7,6 +7,7 @@ import os
 import pytest
 
 from inbox import create_app
+from inbox.spool import SpoolFile
 from tests.harness import IMAGE_FORMATS, INBOX, SIGNING_KEY, mailgun_form, make_image
 from tests.processes import free_port, running, scrubbed_environ
 
@@ -66,3 +67,17 @@ def served(tmp_path_factory):
         logs=tmp_path_factory.mktemp("serve-logs"),
     ):
         yield folder, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def new_spool(tmp_path):
+    """Makes spool files (at most 64 MiB each) in the test's folder; they are removed after it."""
+    spools = []
+
+    def make():
+        spools.append(SpoolFile(str(tmp_path), 64 * 1024 * 1024))
+        return spools[-1]
+
+    yield make
+    for spool in spools:
+        spool.discard()

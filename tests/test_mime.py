@@ -14,23 +14,7 @@ import pytest
 
 from inbox.images import detect_type, is_tiny_inline
 from inbox.mime import MalformedMime, read_mime, referenced_content_ids
-from inbox.spool import SpoolFile
 from tests.harness import make_image
-
-LIMIT = 64 * 1024 * 1024
-
-
-@pytest.fixture
-def new_spool(tmp_path):
-    spools = []
-
-    def make():
-        spools.append(SpoolFile(str(tmp_path), LIMIT))
-        return spools[-1]
-
-    yield make
-    for spool in spools:
-        spool.discard()
 
 
 def content(spool) -> bytes:

@@ -14,7 +14,6 @@ import requests
 from inbox.delivery import signed_fields
 from inbox.mime import read_mime
 from inbox.mimeform import MalformedForm, read_mime_form
-from inbox.spool import SpoolFile
 from tests.harness import SIGNING_KEY, make_image
 from tests.test_mime import apple_mail_message, write_big_message
 
@@ -24,19 +23,6 @@ FIELDS = {
     "from": "Alice <alice@example.com>",
     "subject": "Holiday",
 }
-
-
-@pytest.fixture
-def new_spool(tmp_path):
-    spools = []
-
-    def make():
-        spools.append(SpoolFile(str(tmp_path), 1024 * 1024 * 1024))
-        return spools[-1]
-
-    yield make
-    for spool in spools:
-        spool.discard()
 
 
 def multipart(fields: dict) -> tuple[bytes, str]:

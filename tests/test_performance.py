@@ -14,14 +14,9 @@ from werkzeug.wsgi import LimitedStream
 
 from inbox.form import InboxRequest
 from inbox.spool import SpoolFile
-from tests import harness
-from tests.harness import mailgun_form
+from tests.harness import large_photo, mailgun_form
 
 MiB = 1024 * 1024
-
-
-def large_photo(size=25 * MiB) -> bytes:
-    return harness.large_photo(size)
 
 
 def encoded_delivery(app, content: bytes) -> dict:
@@ -39,7 +34,7 @@ def deliver_environ(app, environ) -> tuple[str, bytes]:
 
 
 def test_a_25_mib_delivery_never_holds_the_attachment_in_memory(app):
-    content = large_photo()
+    content = large_photo(25 * MiB)
     environ = encoded_delivery(app, content)
 
     tracemalloc.start()

@@ -38,7 +38,7 @@ from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, SWIFT_KEY, SWIFT_USER
 
 # The default INBOX_CACHE_MAX_AGE: a takedown reaches caches within a day.
 CACHE_CONTROL = "public, max-age=86400, immutable"
-SIGNING = {"MAILGUN_WEBHOOK_SIGNING_KEY": "test-webhook-signing-key", "INBOX_PUBLISHERS": "*"}
+SIGNING = {"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY, "INBOX_PUBLISHERS": "*"}
 
 
 def s3_settings(port: int) -> dict:
