@@ -115,6 +115,22 @@ def exiftool(path) -> dict:
     return {key: value for key, value in tags.items() if not key.startswith(("System:", "SourceFile"))}
 
 
+def assert_location_gone(original, published) -> dict:
+    """`published` is `original` without any GPS tag or XMP GPS property; nothing else changed. Returns its tags."""
+    before, after = exiftool(original), exiftool(published)
+    assert [key for key in after if "GPS" in key] == []
+    assert after == {key: value for key, value in before.items() if "GPS" not in key}  # no new warnings either
+    # pillow-heif writes an AVIF's orientation as its irot box (a rotation) instead of the EXIF tag.
+    assert after.get("IFD0:Orientation") == 6 or after.get("QuickTime:Rotation") == 270
+    assert os.path.getsize(published) == os.path.getsize(original)
+    with Image.open(original) as old, Image.open(published) as new:
+        assert new.tobytes() == old.tobytes()
+        assert new.info["icc_profile"] == ICC
+        assert new.getexif().get(0x0112) == old.getexif().get(0x0112)
+        assert 0x8825 not in new.getexif()
+    return after
+
+
 def tiff_block(first_ifd: int, *ifds: tuple[int, list[tuple[int, int, int, int]], int]) -> bytes:
     """Little-endian TIFF bytes: a header pointing at `first_ifd`, then each (offset, entries, next) IFD."""
     data = bytearray(b"II*\0" + struct.pack("<I", first_ifd))

@@ -20,6 +20,7 @@ from tests.harness import (
     MAKE,
     MALFORMED_EXIF,
     XMP,
+    assert_location_gone,
     exif_with_gps,
     exiftool,
     jpeg_with_exif,
@@ -44,16 +45,10 @@ def test_gps_is_gone_and_everything_else_is_kept(tmp_path, extension):
 
     assert remove_location_from(cleaned) is True
 
-    after = exiftool(cleaned)
-    assert [key for key in after if "GPS" in key] == []
-    assert after == {key: value for key, value in before.items() if "GPS" not in key}  # no new warnings either
+    after = assert_location_gone(original, cleaned)
     assert after["XMP-dc:Title"] == "Harbour" and after["XMP-exif:ExposureProgram"] == 2
-    assert os.path.getsize(cleaned) == os.path.getsize(original)
-    with Image.open(original) as old, Image.open(cleaned) as new:
-        assert new.tobytes() == old.tobytes()
-        assert new.info["icc_profile"] == old.info["icc_profile"] == ICC
-        assert new.getexif().get(0x0112) == old.getexif().get(0x0112)
-        assert 0x8825 not in new.getexif()
+    with Image.open(original) as old:
+        assert old.info["icc_profile"] == ICC
 
 
 def test_orientation_survives_in_jpeg(tmp_path):

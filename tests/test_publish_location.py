@@ -10,14 +10,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from PIL import Image
 
 from inbox import create_app
 from inbox.storage import current_store, object_name
 from tests.harness import (
-    ICC,
     LOCATION_FORMATS,
     MALFORMED_EXIF,
+    assert_location_gone,
     exiftool,
     jpeg_with_exif,
     mailgun_form,
@@ -37,21 +36,6 @@ def gps_photo(tmp_path, extension: str):
 
 def stored_path(settings, url: str):
     return os.path.join(settings["STORAGE_PATH"], "images", url.rsplit("/", 1)[1])
-
-
-def assert_location_gone(original, published) -> None:
-    """`published` is `original` without any GPS tag or XMP GPS property; nothing else changed."""
-    before, after = exiftool(original), exiftool(published)
-    assert [key for key in after if "GPS" in key] == []
-    assert after == {key: value for key, value in before.items() if "GPS" not in key}
-    # pillow-heif writes an AVIF's orientation as its irot box (a rotation) instead of the EXIF tag.
-    assert after.get("IFD0:Orientation") == 6 or after.get("QuickTime:Rotation") == 270
-    assert os.path.getsize(published) == os.path.getsize(original)
-    with Image.open(original) as old, Image.open(published) as new:
-        assert new.tobytes() == old.tobytes()
-        assert new.info["icc_profile"] == ICC
-        assert new.getexif().get(0x0112) == old.getexif().get(0x0112)
-        assert 0x8825 not in new.getexif()
 
 
 @pytest.mark.parametrize("extension", LOCATION_FORMATS)
