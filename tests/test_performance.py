@@ -45,8 +45,9 @@ def test_a_25_mib_delivery_never_holds_the_attachment_in_memory(app):
         tracemalloc.stop()
 
     assert status.startswith("200")
-    # A few 1 MiB buffers at a time (about 5 MiB), whatever the attachment size.
-    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB while receiving {len(content) / MiB:.0f} MiB"
+    # Four 1 MiB buffers at a time, whatever the attachment size: the read buffer, the decoder's,
+    # the piece being written and the one being hashed (each piece is copied out of the decoder once).
+    assert peak < 4.5 * MiB, f"peak {peak / MiB:.1f} MiB while receiving {len(content) / MiB:.0f} MiB"
 
 
 def test_the_stored_object_is_the_spooled_file_written_once(client, settings, monkeypatch):
