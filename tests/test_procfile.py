@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.workers import children, proc_kib, reset_peak
 from inbox.delivery import build_delivery
 from inbox.mailgun import sign
 from tests.harness import SIGNING_KEY, large_photo
@@ -27,15 +28,21 @@ def procfile_env(port, **settings):
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def procfile_server(tmp_path_factory):
+    """The running gunicorn (tests.processes.Server), its URL and its storage folder."""
     port = free_port()
     storage = tmp_path_factory.mktemp("gunicorn-storage")
     env = procfile_env(port, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, INBOX_PUBLISHERS="*", STORAGE_PATH=str(storage))
     assert PROCFILE_COMMAND == ["gunicorn", "inbox:create_app()"]
     with running(
         [GUNICORN, *PROCFILE_COMMAND[1:]], port=port, env=env, cwd=ROOT, logs=tmp_path_factory.mktemp("gunicorn-logs")
-    ):
-        yield f"http://127.0.0.1:{port}", storage
+    ) as server:
+        yield server, f"http://127.0.0.1:{port}", storage
+
+
+@pytest.fixture(scope="module")
+def service(procfile_server):
+    return procfile_server[1:]
 
 
 def post(url, attachments, message_id="<p1@example.com>", **overrides):
@@ -76,6 +83,24 @@ def test_a_25_mib_photo_is_stored_whole(service):
     assert response.status_code == 200
     stored = storage / "images" / response.json()["stored"][0]["url"].rsplit("/", 1)[1]
     assert stored.read_bytes() == photo
+
+
+def test_large_deliveries_leave_a_workers_memory_steady(procfile_server):
+    """Workers keep their freed body buffers (serving.keep_freed_buffers) instead of faulting them in anew."""
+    server, url, _ = procfile_server
+    workers = children(server.processes[0].pid)
+    photo = large_photo(25 * 1024 * 1024)
+    growth = []
+    for number in range(4):  # the first ones make the buffers
+        for worker in workers:
+            assert reset_peak(worker)
+        before = {worker: proc_kib(worker, "VmRSS") for worker in workers}
+        response = post(url, [("big.jpg", photo, "image/jpeg")], message_id=f"<steady-{number}@example.com>")
+        assert response.status_code == 200
+        growth.append(max(proc_kib(worker, "VmHWM") - before[worker] for worker in workers) / 1024)
+
+    # Without it, each 25 MiB delivery faults its ~7 MiB of buffers in again.
+    assert min(growth[1:]) < 2, f"peak memory above the worker's resting size per delivery, MiB: {growth}"
 
 
 def test_a_body_far_beyond_mailguns_size_gets_a_413_answer_not_a_reset(service):
