@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MESSAGES_PATH = re.compile(r"/v3/[A-Za-z0-9.-]{1,253}/messages")
 MAX_BODY = 64 * 1024 * 1024
 
 
 class MessagesAPI(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps connections open, as Mailgun's API does
     queued = 0
+    counting = threading.Lock()
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -29,7 +32,8 @@ class MessagesAPI(BaseHTTPRequestHandler):
             self.answer(404 if length else 400, {"message": "not a Messages API request"})
             return
         self.rfile.read(length)
-        MessagesAPI.queued += 1
+        with MessagesAPI.counting:
+            MessagesAPI.queued += 1
         self.answer(200, {"id": f"<{uuid.uuid4()}@bench.standin>", "message": "Queued. Thank you."})
 
     def do_GET(self):
@@ -51,4 +55,4 @@ class MessagesAPI(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    HTTPServer(("127.0.0.1", int(sys.argv[1])), MessagesAPI).serve_forever()
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), MessagesAPI).serve_forever()  # a thread per open connection

@@ -4,7 +4,8 @@
 
 `POST /v3/<domain>/messages` (urlencoded or multipart form, Basic auth `api`:API_KEY) answers
 like Mailgun: 200 {"id", "message"}, 401 for a wrong key, 404 for a domain not served.
-Test controls: `GET /_requests` lists the message posts received (fields as lists of values),
+Test controls: `GET /_requests` lists the message posts received (fields as lists of values, and the
+client port of the connection each came on),
 `POST /_fail?status=503&count=N` answers the next N posts with that status, `POST /_reset`
 forgets both.
 """
@@ -51,6 +52,7 @@ def form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
 
 class Handler(BaseHTTPRequestHandler):
     state: State
+    protocol_version = "HTTP/1.1"  # keeps connections open, as Mailgun's API does
 
     def answer(self, status: int, body) -> None:
         data = json.dumps(body).encode()
@@ -96,7 +98,9 @@ class Handler(BaseHTTPRequestHandler):
         fields = form_fields(self.headers.get("Content-Type", ""), body)
         message_id = f"<{uuid.uuid4().hex}@{match.group(1)}>"
         with self.state.lock:
-            self.state.requests.append({"domain": match.group(1), "id": message_id, "fields": fields})
+            self.state.requests.append(
+                {"domain": match.group(1), "id": message_id, "fields": fields, "connection": self.client_address[1]}
+            )
         self.answer(200, {"id": message_id, "message": "Queued. Thank you."})
 
     def log_message(self, format, *args) -> None:

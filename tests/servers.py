@@ -253,7 +253,7 @@ class MailgunAPI:
     domain: str = MAILGUN_DOMAIN
 
     def sent(self) -> list[dict]:
-        """The message posts received since the test began: {"domain", "id", "fields": {name: [values]}}."""
+        """The message posts received since the test began: {"domain", "id", "fields", "connection"}."""
         return requests.get(f"{self.base}/_requests", timeout=5).json()
 
     def fail_next(self, status: int, count: int = 1) -> None:

@@ -183,6 +183,13 @@ def test_send_reply_posts_the_fields_and_returns_mailguns_id(mailgun_api):
     assert {name: values[0] for name, values in received["fields"].items()} == fields
 
 
+def test_replies_from_one_thread_reuse_one_connection_to_mailgun(mailgun_api):
+    for _ in range(3):
+        send_reply(mailgun_api.api_url, mailgun_api.domain, mailgun_api.api_key, reply())
+    connections = {received["connection"] for received in mailgun_api.sent()}
+    assert len(mailgun_api.sent()) == 3 and len(connections) == 1  # one TCP (and, with Mailgun, TLS) handshake
+
+
 def test_a_single_503_is_retried(mailgun_api):
     mailgun_api.fail_next(503)
     assert send_reply(mailgun_api.api_url, mailgun_api.domain, mailgun_api.api_key, reply())
