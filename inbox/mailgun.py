@@ -69,6 +69,15 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 NOTHING_DONE_STATUSES = (429, 503)
 
 
+def said(response: requests.Response) -> str:
+    """What Mailgun's answer says, on one line and at most 300 characters: its JSON message, else its text."""
+    try:
+        text = str(response.json().get("message"))
+    except (ValueError, AttributeError):  # not JSON, or JSON but not an object
+        text = response.text
+    return " ".join(text.split())[:300] or response.reason
+
+
 def api_session(api_key: str, retry: Retry) -> requests.Session:
     """A session authenticated as Mailgun's `api` user, retrying as `retry` says."""
     session = requests.Session()

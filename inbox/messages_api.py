@@ -18,8 +18,7 @@ from pathlib import Path
 import requests
 from urllib3.util.retry import Retry
 
-from .mailgun import NOTHING_DONE_STATUSES, TIMEOUT, api_session
-from .reply import one_line
+from .mailgun import NOTHING_DONE_STATUSES, TIMEOUT, api_session, said
 
 # Retried only where the reply cannot go out twice (NOTHING_DONE_STATUSES); otherwise the
 # caller answers 503 and Mailgun redelivers.
@@ -58,7 +57,7 @@ def send_reply(api_url: str, domain: str, api_key: str, fields: dict, timeout=TI
     except requests.RequestException as error:
         raise ReplyUnavailable(f"Mailgun's Messages API at {url} did not answer: {error}") from None
     if response.status_code in UNAVAILABLE_STATUSES:
-        raise ReplyUnavailable(f"Mailgun's Messages API answered {response.status_code}: {_said(response)}")
+        raise ReplyUnavailable(f"Mailgun's Messages API answered {response.status_code}: {said(response)}")
     if response.status_code == 401:
         raise ReplyRefused(
             f"Mailgun refused MAILGUN_API_KEY (401) at {api_url}: use the account's private API key, "
@@ -66,7 +65,7 @@ def send_reply(api_url: str, domain: str, api_key: str, fields: dict, timeout=TI
         )
     if response.status_code == 403:
         raise ReplyRefused(
-            f"Mailgun forbids sending from MAILGUN_DOMAIN={domain} with this MAILGUN_API_KEY (403): {_said(response)}"
+            f"Mailgun forbids sending from MAILGUN_DOMAIN={domain} with this MAILGUN_API_KEY (403): {said(response)}"
         )
     if response.status_code == 404:
         raise ReplyRefused(
@@ -74,11 +73,11 @@ def send_reply(api_url: str, domain: str, api_key: str, fields: dict, timeout=TI
             "domain name and the region (EU: https://api.eu.mailgun.net/v3)"
         )
     if response.status_code != 200:
-        raise ReplyRefused(f"Mailgun refused the reply ({response.status_code}): {_said(response)}")
+        raise ReplyRefused(f"Mailgun refused the reply ({response.status_code}): {said(response)}")
     try:
         return str(response.json()["id"])
     except (ValueError, KeyError, TypeError):
-        raise ReplyRefused(f"Mailgun answered 200 without a message id: {_said(response)}") from None
+        raise ReplyRefused(f"Mailgun answered 200 without a message id: {said(response)}") from None
 
 
 def _session(api_key: str) -> requests.Session:
@@ -90,13 +89,6 @@ def _session(api_key: str) -> requests.Session:
             session.close()
         session = _sessions.session = api_session(api_key, SEND_RETRY)
     return session
-
-
-def _said(response: requests.Response) -> str:
-    try:
-        return one_line(str(response.json().get("message")))[:300]
-    except (ValueError, AttributeError):
-        return one_line(response.text)[:300] or response.reason
 
 
 def write_outbox(folder: str | os.PathLike, fields: dict) -> Path:

@@ -9,7 +9,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .mailgun import NOTHING_DONE_STATUSES, RETRY_STATUSES, TIMEOUT, api_session
+from .mailgun import NOTHING_DONE_STATUSES, RETRY_STATUSES, TIMEOUT, api_session, said
 from .route_spec import is_current, is_ours
 
 API_URLS = {"us": "https://api.mailgun.net/v3", "eu": "https://api.eu.mailgun.net/v3"}
@@ -92,7 +92,7 @@ class RoutesClient:
         if response.ok:
             return body
         status = response.status_code
-        message = (body.get("message") if isinstance(body, dict) else None) or response.text.strip()[:200]
+        message = said(response)
         if status in (401, 403):
             raise MailgunAuthError(
                 f"Mailgun refused the API key (HTTP {status}) at {self.api_url}: MAILGUN_API_KEY must be the "
