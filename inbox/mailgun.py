@@ -72,10 +72,10 @@ NOTHING_DONE_STATUSES = (429, 503)
 def said(response: requests.Response) -> str:
     """What Mailgun's answer says, on one line and at most 300 characters: its JSON message, else its text."""
     try:
-        text = str(response.json().get("message"))
+        message = response.json().get("message")
     except (ValueError, AttributeError):  # not JSON, or JSON but not an object
-        text = response.text
-    return " ".join(text.split())[:300] or response.reason
+        message = None
+    return " ".join(str(message or response.text).split())[:300] or response.reason
 
 
 def api_session(api_key: str, retry: Retry) -> requests.Session:

@@ -43,7 +43,7 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
 
-def keep_freed_buffers(server=None, worker=None) -> None:
+def keep_freed_buffers(server, worker) -> None:
     """gunicorn post_fork hook: each worker keeps the memory of its freed body buffers for the next delivery.
 
     A large delivery passes through a handful of 1 MiB buffers at a time (gunicorn's, Werkzeug's,
