@@ -250,9 +250,9 @@ class InboxRequest(Request):
         parser.check_signature = self.check_signature
         return parser
 
-    def new_spool(self, limit: int | None = None) -> SpoolFile:
-        """A spool file for one attachment (or a raw message), removed with the request."""
-        spool = current_app.extensions[EXTENSION].new_file(limit)
+    def new_spool(self, limit: int | None = None, *, scratch: bool = False) -> SpoolFile:
+        """A spool file for one attachment (or, `scratch`, a raw message), removed with the request."""
+        spool = current_app.extensions[EXTENSION].new_file(limit, scratch=scratch)
         # Parts of a form that fails half-way never reach request.files; remove them too.
         self.__dict__.setdefault("_spools", []).append(spool)
         return spool

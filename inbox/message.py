@@ -184,7 +184,7 @@ def read_mime_message(request: Request) -> InboundMessage:
         form = read_mime_form(
             request.stream,
             request.headers.get("Content-Type", ""),
-            lambda: request.new_spool(request.max_content_length),
+            lambda: request.new_spool(request.max_content_length, scratch=True),  # read once, into the parts
             request.check_signature,
         )
         with open(form.body_mime.name, "rb") as raw:

@@ -48,19 +48,19 @@ class SpoolFile:
     for, and pages already on disk are dropped: a spool never fills the page cache.
     """
 
-    def __init__(self, directory: str, limit: int, writeback: bool = False):
+    def __init__(self, directory: str, limit: int, writeback: bool = False, hashed: bool = True):
         descriptor, self.name = tempfile.mkstemp(dir=directory, prefix=PREFIX)
         self.file = os.fdopen(descriptor, "wb")
         self.limit = limit
         self.size = 0
         self.head = b""
         self.writeback = writeback and hasattr(os, "posix_fadvise")  # Linux
-        self._sha256 = hashlib.sha256()
+        self._sha256 = hashlib.sha256() if hashed else None
         self._pending = None  # the background work on the last large chunk
 
     @property
     def sha256(self):
-        """The hash of everything written so far."""
+        """The hash of everything written so far (None for a file made without `hashed`)."""
         self._wait()
         return self._sha256
 
@@ -76,6 +76,8 @@ class SpoolFile:
             except OSError as error:
                 raise SpoolUnavailable(f"cannot write to {self.name}: {error.strerror}") from None
             self._wait()  # one chunk at a time, so the hash sees them in order
+            if self._sha256 is None:  # scratch: only written (and writeback rides on the hashing)
+                return len(data)
             if len(chunk) >= BACKGROUND_CHUNK and isinstance(chunk, bytes):  # immutable: safe to share
                 self._pending = _background_thread().submit(self._hash_and_send, chunk)
             else:
@@ -124,17 +126,21 @@ class SpoolFolder:
     writeback: bool
     _last_sweep: float = field(default=0.0, repr=False)
 
-    def new_file(self, limit: int | None = None) -> SpoolFile:
-        """A new spool file keeping at most `limit` bytes (default: the attachment limit)."""
+    def new_file(self, limit: int | None = None, *, scratch: bool = False) -> SpoolFile:
+        """A new spool file keeping at most `limit` bytes (default: the attachment limit).
+
+        `scratch`: only read back within the request (a raw message): not hashed, not sent on to the disk.
+        """
         limit = self.limit if limit is None else limit
         if time.monotonic() - self._last_sweep > SWEEP_EVERY:
             self.sweep()
+        writeback, hashed = self.writeback and not scratch, not scratch
         try:
             try:
-                return SpoolFile(self.path, limit, self.writeback)
+                return SpoolFile(self.path, limit, writeback, hashed)
             except FileNotFoundError:  # someone removed the folder: make it again rather than fail until a restart
                 os.makedirs(self.path, exist_ok=True)
-                return SpoolFile(self.path, limit, self.writeback)
+                return SpoolFile(self.path, limit, writeback, hashed)
         except OSError as error:
             raise SpoolUnavailable(f"cannot create a spool file in {self.path}: {error.strerror}") from None
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 from email.message import EmailMessage
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -81,6 +83,26 @@ def test_a_24_mb_body_mime_is_spooled_and_its_photo_stored_whole(client):
     assert client.get(stored["url"]).data == photo
 
 
+def test_only_the_photo_is_sent_on_to_the_disk_not_the_raw_message_it_came_in(client, settings, monkeypatch):
+    # The raw message is read back once, into its parts, and removed with the request: writing it
+    # out (and hashing it) would double a MIME delivery's disk writes for nothing.
+    sent_out = set()
+    fadvise = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, *a: sent_out.add(os.fstat(fd).st_ino) or fadvise(fd, *a))
+    message = EmailMessage()
+    message["From"], message["Message-Id"] = "alice@example.com", "<scratch@example.com>"
+    message.set_content("one photo")
+    message.add_attachment(large_photo(3 * 1024 * 1024), "image", "jpeg", filename="photo.jpg")
+
+    response = post_mime(client, message.as_bytes(), multipart)
+
+    assert response.status_code == 200, response.get_json()
+    name = response.get_json()["stored"][0]["url"].rsplit("/", 1)[1]
+    kept = {entry.stat().st_ino for entry in Path(settings["STORAGE_PATH"]).rglob("*") if entry.is_file()}
+    photo = Path(settings["STORAGE_PATH"], "images", name).stat().st_ino
+    assert photo in sent_out and sent_out <= kept  # the photo and its receipt, nothing removed after
+
+
 def test_a_mime_post_with_a_bad_signature_is_403(client, images):
     raw = apple_mail_message(images[".jpg"], images[".jpg"], images[".heic"]).as_bytes()
     response = post_mime(client, raw, urlencoded, signature="0" * 64)
@@ -91,7 +113,7 @@ def test_a_mime_post_with_a_bad_signature_is_403(client, images):
 def test_a_bad_signature_ahead_of_body_mime_stops_the_read_before_it_is_spooled(client, images, encode, monkeypatch):
     spooled = []
     new_spool = InboxRequest.new_spool
-    monkeypatch.setattr(InboxRequest, "new_spool", lambda self, *a: spooled.append(1) or new_spool(self, *a))
+    monkeypatch.setattr(InboxRequest, "new_spool", lambda self, *a, **k: spooled.append(1) or new_spool(self, *a, **k))
     raw = apple_mail_message(pasted_photo((800, 600)), pasted_photo((640, 480)), images[".heic"]).as_bytes()
     body, content_type = encode({**signed_fields("not our key"), **ENVELOPE, "body-mime": raw})
 
