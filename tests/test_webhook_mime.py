@@ -6,34 +6,18 @@ import base64
 import os
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
-from urllib3 import encode_multipart_formdata
 
 from inbox.delivery import build_delivery, signed_fields
 from inbox.form import InboxRequest
 from tests.harness import SIGNING_KEY, large_photo, pasted_photo
 from tests.test_mime import apple_mail_message
-
-ENVELOPE = {
-    "recipient": "photos@example.com",
-    "sender": "alice@example.com",
-    "from": "Alice <alice@example.com>",
-    "subject": "Holiday",
-}
-
-
-def multipart(fields: dict) -> tuple[bytes, str]:
-    return encode_multipart_formdata(fields)
-
-
-def urlencoded(fields: dict) -> tuple[bytes, str]:
-    return urlencode(fields).encode("ascii"), "application/x-www-form-urlencoded"
+from tests.test_mimeform import FIELDS, multipart, urlencoded
 
 
 def post_mime(client, raw: bytes, encode, **extra):
-    body, content_type = encode({**ENVELOPE, "body-mime": raw, **signed_fields(SIGNING_KEY), **extra})
+    body, content_type = encode({**FIELDS, "body-mime": raw, **signed_fields(SIGNING_KEY), **extra})
     return client.post("/webhooks/mailgun/mime", data=body, content_type=content_type)
 
 
@@ -115,7 +99,7 @@ def test_a_bad_signature_ahead_of_body_mime_stops_the_read_before_it_is_spooled(
     new_spool = InboxRequest.new_spool
     monkeypatch.setattr(InboxRequest, "new_spool", lambda self, *a, **k: spooled.append(1) or new_spool(self, *a, **k))
     raw = apple_mail_message(pasted_photo((800, 600)), pasted_photo((640, 480)), images[".heic"]).as_bytes()
-    body, content_type = encode({**signed_fields("not our key"), **ENVELOPE, "body-mime": raw})
+    body, content_type = encode({**signed_fields("not our key"), **FIELDS, "body-mime": raw})
 
     response = client.post("/webhooks/mailgun/mime", data=body, content_type=content_type)
 
