@@ -16,7 +16,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, NeedData
 
-from .form import SIGNATURE_FIELDS, MailgunDecoder
+from .form import SIGNATURE_FIELDS
+from .multipart import MailgunDecoder
 
 MIME_FIELD = "body-mime"
 READ_SIZE = 256 * 1024

@@ -11,7 +11,8 @@ from werkzeug.sansio.multipart import Epilogue, MultipartDecoder, NeedData
 
 from inbox import create_app
 from inbox.delivery import signed_fields
-from inbox.form import InboxRequest, MailgunDecoder, _BoundaryFinder
+from inbox.form import InboxRequest
+from inbox.multipart import MailgunDecoder, _BoundaryFinder
 from tests.harness import SIGNING_KEY, mailgun_form
 
 MiB = 1024 * 1024
