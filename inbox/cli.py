@@ -61,7 +61,7 @@ def delete(args) -> int:
     """Take published images down from the configured store: one line per reference; 1 if any was not found."""
     from . import ConfigError, create_app
     from .storage import StorageUnavailable, current_store
-    from .takedown import object_name_of, take_down
+    from .takedown import take_down
 
     key = development_key(create=False)
     if key is None:
@@ -90,7 +90,7 @@ def delete(args) -> int:
         if outcome.removed:
             removed += 1
             print(f"removed {reference}", flush=True)
-        elif object_name_of(reference) is None:
+        elif outcome.not_ours:
             not_found += 1
             print(f"not found: {reference} (not the name of an image this service publishes)", flush=True)
         else:

@@ -16,25 +16,25 @@ from .storage import OBJECT_NAME, Store, delete_if_present
 @dataclass
 class Takedown:
     removed: list[str] = field(default_factory=list)
-    not_found: list[str] = field(default_factory=list)  # neither ours nor there
+    not_ours: list[str] = field(default_factory=list)  # not a name the service makes: never looked up
+    absent: list[str] = field(default_factory=list)  # one of our names, but no such image (any more)
 
 
-def object_name_of(reference: str) -> str | None:
+def _object_name_of(reference: str) -> str | None:
     """The object name in a public URL or a bare name, if it is one the service makes."""
     name = unquote(urlsplit(reference.strip()).path.rsplit("/", 1)[-1])
     return name if OBJECT_NAME.fullmatch(name) else None
 
 
 def take_down(store: Store, references: list[str]) -> Takedown:
-    """Remove each referenced image (a URL or a name); say which were removed and which were not found."""
+    """Remove each referenced image (a URL or a name); say which were removed, not ours, or absent."""
     outcome = Takedown()
     for reference in references:
-        name = object_name_of(reference)
+        name = _object_name_of(reference)
         if name is None:
-            outcome.not_found.append(reference)
-            continue
-        if delete_if_present(store, store.images, name):
+            outcome.not_ours.append(reference)
+        elif delete_if_present(store, store.images, name):
             outcome.removed.append(reference)
         else:
-            outcome.not_found.append(reference)
+            outcome.absent.append(reference)
     return outcome
