@@ -79,12 +79,29 @@ def test_across_file_systems_it_copies_then_renames_into_place(tmp_path, local, 
     def no_links(source, target):
         raise OSError(18, "Invalid cross-device link")
 
+    events, fsync, setxattr = [], os.fsync, os.setxattr
+
+    def recorded_fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def recorded_setxattr(path, *args):
+        events.append(("setxattr", os.path.realpath(path)))
+        setxattr(path, *args)
+
     monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "setxattr", recorded_setxattr)
     path = spooled(tmp_path, b"\xff\xd8\xff" + os.urandom(3_000_000))
     store_image(local, path, "n.jpg", "image/jpeg", "a.jpg")
 
+    stored = str((tmp_path / "images" / "n.jpg").resolve())
     assert (tmp_path / "images" / "n.jpg").read_bytes() == open(path, "rb").read()
     assert [name for name in os.listdir(tmp_path / "images") if name.startswith(".tmp")] == []
+    # The copy's metadata is made durable with it, and the spool (thrown away after) is not fsynced.
+    assert events.index(("fsync", stored)) > events.index(("setxattr", stored))
+    assert ("fsync", os.path.realpath(path)) not in events
+    assert ("fsync", str((tmp_path / "images").resolve())) in events
 
 
 def test_private_containers_are_for_this_user_only_and_their_objects_can_change(tmp_path):
