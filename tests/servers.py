@@ -7,8 +7,8 @@ tmp_path_factory folder, is waited for with a bounded timeout, and is stopped by
 PIDs recorded at launch (fixture teardown, and atexit as a backstop). A missing binary
 fails the test with the command that installs it: these tests are never skipped.
 
-`tcp_link` puts a forwarder between the app and a server that a test can cut and
-restore: a real connection failure in the middle of a message, without stopping a server.
+`tcp_link` puts a forwarder between the app and a server that a test can cut, hang and
+restore: a real connection failure (or silence) in the middle of a message, without stopping a server.
 """
 
 from __future__ import annotations
@@ -170,13 +170,14 @@ def _hang_up(*ends: socket.socket) -> None:
 
 
 class TcpLink:
-    """Forwards 127.0.0.1:port to a server until cut: then every connection is dropped on arrival."""
+    """Forwards 127.0.0.1:port to a server until cut (every connection dropped on arrival) or hung
+    (connections stay open, nothing sent through them arrives)."""
 
     def __init__(self, target_port: int):
         self.target_port = target_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.up = True
+        self.up, self.hanging = True, False
         self.sockets: set[socket.socket] = set()
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -203,7 +204,8 @@ class TcpLink:
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                target.sendall(data)
+                if not self.hanging:
+                    target.sendall(data)
         except OSError:
             pass
         with self.lock:
@@ -216,8 +218,11 @@ class TcpLink:
             ends, self.sockets = list(self.sockets), set()
         _hang_up(*ends)
 
+    def hang(self) -> None:
+        self.hanging = True
+
     def restore(self) -> None:
-        self.up = True
+        self.up, self.hanging = True, False
 
     def close(self) -> None:
         self.listener.close()

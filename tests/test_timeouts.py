@@ -85,51 +85,14 @@ def test_storage_timeout_refuses_what_is_not_a_sane_number_of_seconds(value):
         providers.storage_timeout({"STORAGE_TIMEOUT": value})
 
 
-class HangingLink:
-    """Forwards 127.0.0.1:port to a server until hang(): from then on nothing sent through it arrives."""
-
-    def __init__(self, target_port: int):
-        self.target_port, self.hanging, self.sockets = target_port, False, []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client = self.listener.accept()[0]
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                if not self.hanging:
-                    target.sendall(data)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.listener.close()
-        for end in self.sockets:
-            end.close()
-
-
-def test_healthz_answers_503_within_the_default_timeout_when_storage_hangs(request):
-    link = HangingLink(request.getfixturevalue("moto_s3").port)
-    try:
-        client = create_app({**SIGNING, **s3_settings(link.port)}).test_client()
-        assert client.get("/healthz").status_code == 200
-        link.hanging = True
-        started = time.monotonic()
-        response = client.get("/healthz")
-        took = time.monotonic() - started
-    finally:
-        link.close()
+def test_healthz_answers_503_within_the_default_timeout_when_storage_hangs(moto_s3, tcp_link):
+    link = tcp_link(moto_s3.port)
+    client = create_app({**SIGNING, **s3_settings(link.port)}).test_client()
+    assert client.get("/healthz").status_code == 200
+    link.hang()
+    started = time.monotonic()
+    response = client.get("/healthz")
+    took = time.monotonic() - started
     assert response.status_code == 503 and "timed out" in response.get_json()["reason"]
     default = providers.DEFAULT_STORAGE_TIMEOUT
     assert default <= took < default + 3, f"/healthz took {took:.1f} s (libcloud's own default: 60 s)"
