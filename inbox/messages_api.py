@@ -11,6 +11,7 @@ import email.policy
 import os
 import re
 import threading
+import time
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
@@ -34,6 +35,8 @@ SEND_RETRY = Retry(
     raise_on_status=False,
 )
 UNAVAILABLE_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+# Well under the idle time after which HTTP servers and load balancers close a connection (60 s and more).
+REUSE_IDLE_SECONDS = 10
 _sessions = threading.local()
 
 
@@ -82,12 +85,16 @@ def send_reply(api_url: str, domain: str, api_key: str, fields: dict, timeout=TI
 
 def _session(api_key: str) -> requests.Session:
     # One per thread (a Session is not shared across threads): a worker's next reply reuses the
-    # connection to Mailgun instead of paying a new TCP and TLS handshake.
-    session = getattr(_sessions, "session", None)
-    if session is None or session.auth != ("api", api_key):
-        if session is not None:
-            session.close()
+    # connection to Mailgun instead of paying a new TCP and TLS handshake. Only while it is warm:
+    # Mailgun may close an idle one just as a reply goes out on it, a failed POST that costs a
+    # 503 and a redelivery; a burst of replies, where the handshakes add up, still shares one.
+    session, now = getattr(_sessions, "session", None), time.monotonic()
+    if session is not None and (session.auth != ("api", api_key) or now - _sessions.used > REUSE_IDLE_SECONDS):
+        session.close()
+        session = None
+    if session is None:
         session = _sessions.session = api_session(api_key, SEND_RETRY)
+    _sessions.used = now
     return session
 
 

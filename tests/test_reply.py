@@ -5,11 +5,13 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import time
 from dataclasses import dataclass, replace
 
 import pytest
 import requests
 
+from inbox import messages_api
 from inbox.messages_api import ReplyRefused, ReplyUnavailable, send_reply, write_outbox
 from inbox.reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
 
@@ -188,6 +190,16 @@ def test_replies_from_one_thread_reuse_one_connection_to_mailgun(mailgun_api):
         send_reply(mailgun_api.api_url, mailgun_api.domain, mailgun_api.api_key, reply())
     connections = {received["connection"] for received in mailgun_api.sent()}
     assert len(mailgun_api.sent()) == 3 and len(connections) == 1  # one TCP (and, with Mailgun, TLS) handshake
+
+
+def test_a_connection_idle_too_long_is_not_reused(mailgun_api, monkeypatch):
+    monkeypatch.setattr(messages_api, "REUSE_IDLE_SECONDS", 0.3)
+    send_reply(mailgun_api.api_url, mailgun_api.domain, mailgun_api.api_key, reply())
+    send_reply(mailgun_api.api_url, mailgun_api.domain, mailgun_api.api_key, reply())  # warm: the same one
+    time.sleep(0.5)  # Mailgun may be closing it now
+    send_reply(mailgun_api.api_url, mailgun_api.domain, mailgun_api.api_key, reply())
+    first, second, third = (received["connection"] for received in mailgun_api.sent())
+    assert first == second != third
 
 
 def test_a_single_503_is_retried(mailgun_api):
