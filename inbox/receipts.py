@@ -10,11 +10,11 @@ retries later); afterwards the recorded answer if it is the same message, else 4
 nothing is stored. A first attempt that fails releases its claim, so Mailgun's retry
 proceeds; a claim whose worker died is taken over once older than any request may last.
 
-A message that got a reply also has a
-record (its Message-Id, sender, objects and the reply's id) under a key derived from its
-Message-Id and sender: a redelivery with a new token finds it and sends no second reply,
-and a `delete` reply to our reply finds the objects to take down. Both live in the storage
-backend, so every worker and instance shares them.
+A message that got a reply also has a record (its Message-Id, sender, publisher, objects,
+URLs and the reply) under a key derived from its Message-Id and sender: a redelivery with a
+new token finds it and sends no second reply, and a `delete` reply to our reply finds the
+objects to take down. Both live in the storage backend, so every worker and instance shares
+them.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def claim_token(store: Store, new_spool, token: str) -> Claim | Answered:
 
 
 def find_record(store: Store, key: str) -> dict | None:
-    """The record of the message with this key: message_id, sender, publisher, objects, urls, reply_id."""
+    """The record of the message with this key: message_id, sender, publisher, objects, urls, reply (, taken_down)."""
     found = _read(store, _record_name(key))
     return (found[0] or None) if found else None
 

@@ -119,15 +119,15 @@ def init_app(app: Flask) -> Store:
     with _explained(config, f"keep the object name key in container {receipts.name!r}"):
         name_key = _name_key(config, receipts, spool_folder)
     store = Store(
-        config["STORAGE_PROVIDER"],
-        images,
-        receipts,
-        public_base,
-        provider.url_base is None,
-        spool_folder,
-        provider.links_spool,
-        f"public, max-age={config['INBOX_CACHE_MAX_AGE']}, immutable",
-        name_key,
+        provider=config["STORAGE_PROVIDER"],
+        images=images,
+        receipts=receipts,
+        public_base=public_base,
+        serves_files=provider.url_base is None,
+        spool_folder=spool_folder,
+        links_spool=provider.links_spool,
+        cache_control=f"public, max-age={config['INBOX_CACHE_MAX_AGE']}, immutable",
+        name_key=name_key,
     )
     app.extensions[EXTENSION] = store
     return store
