@@ -9,6 +9,8 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
 - XMP: every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`), in
   attribute or element form, is overwritten with spaces of the same length; the packet stays
   well-formed. If `GPS` is still there afterwards (UTF-16 packets, odd syntax), it fails closed.
+- MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
+  location.py can walk the further images (previews, gain maps, stereo views) appended to it.
 
 Everything read is bounded by the range given: offsets, counts, the number of IFDs, and loops.
 """
@@ -21,6 +23,9 @@ from typing import BinaryIO
 
 GPS_INFO_TAG = 0x8825
 XMP_TAG = 700  # XMP packet inside a TIFF IFD (TIFF files, rarely EXIF)
+MP_ENTRY_TAG = 0xB002  # MPF index: 16 bytes per image (attributes, size, offset, two dependent entries)
+MP_ENTRY_TYPE = 7  # UNDEFINED
+MAX_MP_IMAGES = 256
 MAX_IFDS = 1024  # pages of a TIFF file, IFD0 + IFD1 in EXIF
 MAX_IFD_ENTRIES = 4096
 MAX_XMP_BYTES = 4 * 1024 * 1024
@@ -131,6 +136,25 @@ def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:
     for extent in filter(None, map(block.value_extent, entries)):
         block.write(extent[0], bytes(extent[1]))
     block.write(offset, bytes(len(raw)))
+
+
+def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
+    """Where the images after the first begin, per the MPF index in file[start:end], relative to `start`.
+
+    `start` is the MP header's byte order mark, which the spec counts the offsets from; the first
+    image's offset is 0. An MPF segment without an image list (a later image's) lists nothing.
+    """
+    block = _TiffBlock(file, start, end)
+    _, entries = block.read_ifd(block.first_ifd)
+    lists = [entry for entry in entries if block.unpack("H", entry[:2]) == MP_ENTRY_TAG]
+    if not lists:
+        return []
+    kind, length = block.unpack("H", lists[0][2:4]), block.unpack("I", lists[0][4:8])
+    if len(lists) > 1 or kind != MP_ENTRY_TYPE or length % 16 or not 16 <= length <= 16 * MAX_MP_IMAGES:
+        raise LocationError("the JPEG's MPF image list is malformed")
+    raw = block.read(block.unpack("I", lists[0][8:12]), length)
+    offsets = (block.unpack("I", raw[at + 8 : at + 12]) for at in range(0, length, 16))
+    return sorted({offset for offset in offsets if offset})
 
 
 def blank_xmp_gps(file: BinaryIO, start: int, end: int) -> bool:

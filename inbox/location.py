@@ -7,7 +7,9 @@ other tag. It never reads the image data, so a 25 MiB photo costs a few small re
 
 Where it looks, per type (libmagic's MIME type):
 
-- JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP.
+- JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP; and the
+  same in every further image an APP2 `MPF` index lists (camera previews, phones' HDR gain maps,
+  stereo views), which are appended after the first image and carry their own EXIF.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
   is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so
@@ -27,10 +29,10 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_gps, read_exact
+from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_gps, mpf_images, read_exact
 from inbox.heif_items import metadata_items
 
 __all__ = ["LocationError", "remove_location"]
@@ -40,6 +42,7 @@ MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
 MAX_COMPRESSED_XMP = 16 * 1024 * 1024
 EXIF_PREFIX = b"Exif\0\0"
+MPF_PREFIX = b"MPF\0"
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
 JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -60,10 +63,25 @@ def remove_location(path: str, content_type: str) -> bool:
 
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
-    if read_exact(file, 0, 2) != b"\xff\xd8":
-        raise LocationError("the JPEG does not start with SOI")
-    changed, position = False, 2
-    for _ in range(MAX_SEGMENTS):
+    segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
+    changed, later_images = _jpeg_image(file, 0, size, segments)
+    for start in later_images:
+        if start + 2 > size:
+            raise LocationError("the JPEG's MPF index lists an image past the end of the file")
+        changed |= _jpeg_image(file, start, size, segments, first=False)[0]
+    return changed
+
+
+def _jpeg_image(
+    file: BinaryIO, start: int, size: int, segments: Iterator[int], *, first: bool = True
+) -> tuple[bool, list[int]]:
+    """Blank one image's metadata segments; for the first, also say where its MPF index puts the others."""
+    if read_exact(file, start, 2) != b"\xff\xd8":
+        raise LocationError(
+            "the JPEG does not start with SOI" if first else "an image the JPEG's MPF index lists is not a JPEG"
+        )
+    changed, position, later_images = False, start + 2, []
+    for _ in segments:
         if position + 4 > size:
             raise LocationError("the JPEG ends before its image data")
         header = read_exact(file, position, 4)
@@ -74,7 +92,7 @@ def _jpeg(file: BinaryIO, size: int) -> bool:
             position += 1
             continue
         if marker in (0xD9, 0xDA):  # EOI, SOS: no metadata after this point
-            return changed
+            return changed, later_images
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             position += 2
             continue
@@ -83,6 +101,11 @@ def _jpeg(file: BinaryIO, size: int) -> bool:
             raise LocationError("a JPEG segment runs past the end of the file")
         if marker == 0xE1:
             changed |= _jpeg_app1(file, position + 4, end)
+        elif marker == 0xE2 and first and read_exact(file, position + 4, min(end - position - 4, 4)) == MPF_PREFIX:
+            if later_images:
+                raise LocationError("the JPEG has two MPF indexes")
+            header_start = position + 4 + len(MPF_PREFIX)  # MPF offsets count from here
+            later_images = [header_start + offset for offset in mpf_images(file, header_start, end)]
         position = end
     raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments before its image data")
 

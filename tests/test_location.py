@@ -51,6 +51,72 @@ def test_gps_is_gone_and_everything_else_is_kept(tmp_path, extension):
         assert old.info["icc_profile"] == ICC
 
 
+def test_every_image_an_mpf_index_lists_loses_its_location(tmp_path):
+    # Cameras append previews, phones HDR gain maps: each a JPEG with its own EXIF and XMP.
+    original, cleaned = tmp_path / "original.mpo", tmp_path / "cleaned.mpo"
+    photo_with_gps("mpo", original)
+    shutil.copy(original, cleaned)
+    assert "Doc2:GPS:GPSLatitude" in exiftool(original) and "Doc2:XMP-exif:GPSLatitude" in exiftool(original)
+
+    assert remove_location_from(cleaned) is True
+
+    after = assert_location_gone(original, cleaned)
+    assert after["Doc2:IFD0:Orientation"] == 6 and after["Doc2:XMP-dc:Title"] == "Harbour"
+    assert after["MPF0:NumberOfImages"] == 2
+
+
+def mpf_photo(tmp_path, case: str) -> str:
+    """An MPO whose MPF index is broken as `case` says: its second image moved, or its list made huge."""
+    path = tmp_path / "photo.mpo"
+    photo_with_gps("mpo", path)
+    data = bytearray(path.read_bytes())
+    header = data.index(b"MPF\0") + 4  # the MP header, which the index's offsets count from
+    order = "<" if data[header : header + 2] == b"II" else ">"
+    ifd = header + struct.unpack(order + "I", data[header + 4 : header + 8])[0]
+    entries = [ifd + 2 + 12 * i for i in range(struct.unpack(order + "H", data[ifd : ifd + 2])[0])]
+    image_list = next(at for at in entries if struct.unpack(order + "H", data[at : at + 2])[0] == 0xB002)
+    second_image_offset = header + struct.unpack(order + "I", data[image_list + 8 : image_list + 12])[0] + 24
+    changes = {
+        "past the end": (second_image_offset, len(data)),
+        "not a JPEG": (second_image_offset, 8),  # the index itself
+        "absurd count": (image_list + 4, 16 * 10**6),
+    }
+    at, value = changes[case]
+    data[at : at + 4] = struct.pack(order + "I", value)
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("past the end", "past the end of the file"),
+        ("not a JPEG", "MPF index lists is not a JPEG"),
+        ("absurd count", "MPF image list is malformed"),
+    ],
+)
+def test_a_malformed_mpf_index_is_refused(tmp_path, case, reason):
+    with pytest.raises(LocationError, match=reason):
+        remove_location(mpf_photo(tmp_path, case), "image/jpeg")
+
+
+def test_many_listed_images_share_one_segment_budget(tmp_path):
+    # 256 listed images of 20 empty comments each: within the limit one by one, not together.
+    image, count = b"\xff\xd8" + b"\xff\xfe\x00\x02" * 20 + b"\xff\xd9", 256
+    plain = make_image(".jpg")
+    app2_length = 4 + 8 + 2 + 12 + 4 + 16 * count  # "MPF\0", MP header, one IFD entry, next IFD, the list
+    header_at = 2 + 4 + 4  # past SOI, the APP2 marker and length, "MPF\0": offsets count from here
+    appended = 2 + 4 + app2_length + len(plain) - 2 - header_at
+    image_list = b"".join(struct.pack(">IIIHH", 0, len(image), appended + k * len(image), 0, 0) for k in range(count))
+    app2 = b"MPF\0MM\0*" + struct.pack(">IHHHIII", 8, 1, 0xB002, 7, 16 * count, 26, 0) + image_list
+    path = tmp_path / "many.jpg"
+    path.write_bytes(plain[:2] + b"\xff\xe2" + struct.pack(">H", len(app2) + 2) + app2 + plain[2:] + image * count)
+    started = time.monotonic()
+    with pytest.raises(LocationError, match="more than"):
+        remove_location(str(path), "image/jpeg")
+    assert time.monotonic() - started < 1
+
+
 def test_orientation_survives_in_jpeg(tmp_path):
     path = tmp_path / "photo.jpg"
     photo_with_gps("jpg", path)
