@@ -2,7 +2,9 @@
 
 A message that answers one of our replies with `delete` takes down what that reply listed
 instead, when it comes from the same publisher; the record then says so, and a later
-delivery of that mail publishes nothing. The steps raise their own exceptions
+delivery of that mail publishes nothing. A later delivery does not bring back an image the
+operator took down either: what its record lists and storage no longer holds is not stored
+again. The steps raise their own exceptions
 (StorageUnavailable, ReplyUnavailable, …); the webhook turns them and the result into answers.
 """
 
@@ -25,7 +27,7 @@ from .receipts import find_record, message_key, save_record
 from .reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
 from .senders import NotAPublisher, from_address
 from .spool import current_spool_folder
-from .storage import Store, object_name, store_image
+from .storage import Store, find_object, object_name, store_image
 from .takedown import take_down
 
 log = logging.getLogger("inbox")
@@ -77,15 +79,28 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], li
         )
     if message.stored_attachments is not None:
         message = replace(message, attachments=message.attachments + fetch_stored())
-    published = store_attachments(store, message)
+    published = store_attachments(store, message, withheld=_taken_down_since(store, record))
+    if not published.stored and any(item["reason"] == TAKEN_DOWN_REASON for item in published.rejected):
+        published.reason = f"not published again: {TAKEN_DOWN_REASON}"
     if published.stored or published.rejected:
         # Replies off: no record either, as there is no reply to send only once.
         published.reply = _reply_once(store, message, published, key, record) if key else REPLIES_OFF
     return published
 
 
-def store_attachments(store: Store, message: InboundMessage) -> Published:
-    """Judge every attachment; remove location from the accepted images and store them."""
+TAKEN_DOWN_REASON = "taken down since this mail was first published"
+
+
+def _taken_down_since(store: Store, record: dict | None) -> set[str]:
+    """The images a delivered mail's record lists that storage no longer holds: someone took them down."""
+    if record is None:
+        return set()
+    # A record is written only once all its images are stored, so a missing one was removed since.
+    return {name for name in record.get("objects", []) if find_object(store, store.images, name) is None}
+
+
+def store_attachments(store: Store, message: InboundMessage, withheld: set[str]) -> Published:
+    """Judge every attachment; remove location from the accepted images and store them, except those `withheld`."""
     config = current_app.config
     published = Published()
     # Only a part with a Content-ID can be shown inline: most messages need no scan of their HTML.
@@ -115,6 +130,9 @@ def store_attachments(store: Store, message: InboundMessage) -> Published:
         name = object_name(
             store.name_key, message.message_id, message.sender, spool.sha256.hexdigest(), verdict.extension
         )
+        if name in withheld:
+            published.rejected.append({**entry, "reason": TAKEN_DOWN_REASON})
+            continue
         store_image(store, spool.name, name, verdict.content_type, attachment.filename)
         published.names.append(name)
         published.stored.append({**entry, "size": spool.size, "url": _public_url(store, name)})
