@@ -9,6 +9,7 @@ import json
 import mimetypes
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -20,8 +21,11 @@ from .workspace import DEV_KEY_FILE, command_name, development_key
 DEFAULT_URL = "http://127.0.0.1:8000/webhooks/mailgun"
 
 
-def show_reply(answer: dict, command: str) -> None:
-    """Print the reply the server wrote to its outbox (inbox serve), as the emailer would read it."""
+def show_reply(answer: dict, command: str, posted_at: float) -> None:
+    """Print the reply the server wrote to its outbox (inbox serve), as the emailer would read it.
+
+    A redelivery answers the reply recorded the first time (written before `posted_at`): no second one went out.
+    """
     reply = answer.get("reply") if isinstance(answer, dict) else None
     if not isinstance(reply, dict) or not reply.get("outbox"):
         return
@@ -30,10 +34,15 @@ def show_reply(answer: dict, command: str) -> None:
         with open(path, "rb") as file:
             mail = email.message_from_binary_file(file, policy=email.policy.default)
         text = mail.get_body(("plain",)).get_content()
+        earlier = path.stat().st_mtime < posted_at
     except (OSError, AttributeError, LookupError, ValueError) as error:
         print(f"inbox: the server wrote the reply to {path}, which cannot be read from here: {error}", file=sys.stderr)
         return
-    print(f"--- the reply {mail['To']} would get ({path}) ---\n{text.rstrip()}\n---", file=sys.stderr)
+    if earlier:
+        heading = f"no second reply: the one {mail['To']} got when this mail was first delivered"
+    else:
+        heading = f"the reply {mail['To']} would get"
+    print(f"--- {heading} ({path}) ---\n{text.rstrip()}\n---", file=sys.stderr)
     if answer.get("stored"):
         print(
             f"inbox: to take them down by reply: {command} send --in-reply-to '{reply['id']}' --text delete",
@@ -79,6 +88,7 @@ def send(args) -> int:
             text=args.text,
             headers=[("In-Reply-To", args.in_reply_to), ("References", args.in_reply_to)] if args.in_reply_to else [],
         )
+        posted_at = time.time()
         try:
             response = requests.post(args.url, data=delivery.fields, files=delivery.files(), timeout=120)
         except requests.RequestException as error:
@@ -92,7 +102,7 @@ def send(args) -> int:
         print(response.text)
     else:
         print(json.dumps(answer, indent=2, ensure_ascii=False), flush=True)
-        show_reply(answer, command_name())
+        show_reply(answer, command_name(), posted_at)
     if response.status_code == 403:
         print(
             "inbox: the server refused the signature: is this the folder where `inbox serve` runs, or "

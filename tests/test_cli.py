@@ -52,6 +52,8 @@ def test_send_reuses_a_message_id_to_show_a_redelivery(served, images):
     first = send(folder, url, "--message-id", "<same@x>", "a.png")
     again = send(folder, url, "--message-id", "<same@x>", "a.png")
     assert json.loads(first.stdout)["stored"] == json.loads(again.stdout)["stored"]
+    assert "--- the reply someone@example.com would get (var/outbox/" in first.stderr
+    assert "--- no second reply: the one someone@example.com got when this mail was first delivered" in again.stderr
 
 
 def test_send_reports_a_rejection_with_a_failing_exit_code(served):
