@@ -39,6 +39,7 @@ class Attachment:
     filename: str  # cleaned, for display only
     stream: SpoolFile
     content_id: str = ""  # without <>, for inline parts the HTML shows as cid:
+    cut_off: bool = False  # the raw message ended inside it: only a beginning arrived
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def read_mime_message(request: Request) -> InboundMessage:
                 filename=clean_filename(part.filename),
                 stream=part.spool,
                 content_id=part.content_id,
+                cut_off=part.cut_off,
             )
             for number, part in enumerate(mime.parts, start=1)
         ],

@@ -5,7 +5,8 @@ the boundaries here, so a 25 MB message costs a few hundred KiB of memory, never
 
 Decisions:
 - A message that ends before its final boundary (Mailgun delivers what it got) keeps the
-  parts that completed; the part cut off is kept too, as far as it came. `complete` says so.
+  parts that completed; the part cut off is kept too, as far as it came, marked `cut_off`
+  (never published: half a photo). `complete` says the message was cut.
 - message/rfc822 (a forwarded mail) is one attachment, not descended into.
 - Text parts without a file name and not marked as attachments are the message's text:
   every text/plain one is joined into `text`, every text/html one into `html` (Apple Mail
@@ -55,6 +56,7 @@ class MimePart:
     content_id: str  # without the <>, "" when none
     is_inline: bool
     spool: object  # what new_spool() returned, holding the decoded content
+    cut_off: bool = False  # the message ended inside this part: the spool holds only what came
 
 
 def first_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
@@ -176,17 +178,19 @@ class _Reader:
         if content_type.startswith("multipart/"):
             raise MalformedMime(f"{content_type} part without a boundary")
         if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-            sink = self.text if content_type == "text/plain" else self.html
+            sink, part = (self.text if content_type == "text/plain" else self.html), None
         else:
             content_id = str(headers.get("content-id") or "").strip().strip("<>").strip()
             is_inline = disposition == "inline" or (disposition is None and bool(content_id))
             spool = self.new_spool()
-            self.message.parts.append(MimePart(filename, content_type, content_id, is_inline, spool))
+            self.message.parts.append(part := MimePart(filename, content_type, content_id, is_inline, spool))
             sink = Sink(spool)
         decoder = Decoder(encoding, sink)
         if delimiter is None:
             delimiter = self.read_body(decoder)
         decoder.finish()
+        if delimiter is None and depth > 0 and part is not None:
+            part.cut_off = True  # a part inside a multipart ends at a delimiter, not at the end of the file
         if sink in (self.text, self.html):
             self.decode_text(headers, content_type, sink)
         return delimiter

@@ -89,6 +89,7 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], li
 
 
 TAKEN_DOWN_REASON = "taken down since this mail was first published"
+CUT_OFF_REASON = "the message ended inside this attachment: only its beginning arrived"
 
 
 def _taken_down_since(store: Store, record: dict | None) -> set[str]:
@@ -111,7 +112,7 @@ def store_attachments(store: Store, message: InboundMessage, withheld: set[str])
         spool.finish()  # parts, fetched and MIME-decoded attachments alike: all on disk before it is read by path
         verdict = inspect(spool.head, spool.size, config["INBOX_MAX_ATTACHMENT_BYTES"])
         entry = {"attachment": attachment.field, "filename": attachment.filename, "content_type": verdict.content_type}
-        reason = verdict.reason
+        reason = CUT_OFF_REASON if attachment.cut_off else verdict.reason
         if (
             reason is None
             and attachment.content_id in shown_inline

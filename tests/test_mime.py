@@ -161,7 +161,16 @@ def test_a_message_cut_off_keeps_the_parts_that_completed(new_spool):
 
     assert not result.complete
     assert content(result.parts[0].spool) == b"first" * 100
-    assert [p.filename for p in result.parts] == ["one.bin", "two.bin"]
+    assert [(p.filename, p.cut_off) for p in result.parts] == [("one.bin", False), ("two.bin", True)]
+
+
+def test_a_single_part_message_ends_at_the_end_of_the_file_and_is_not_cut_off(new_spool):
+    message = EmailMessage()
+    message.set_content(b"\xff\xd8\xff" + bytes(50), "image", "jpeg", filename="only.jpg")
+
+    result = read(message.as_bytes(), new_spool)
+
+    assert result.complete and not result.parts[0].cut_off
 
 
 def test_a_single_part_image_message_is_its_one_part(new_spool):

@@ -114,6 +114,27 @@ def test_a_parsed_forward_sent_to_the_mime_url_says_what_to_fix(client, images):
     assert "no body-mime field" in response.get_json()["reason"]
 
 
+def test_a_message_cut_off_inside_a_photo_publishes_the_photos_before_it_and_not_half_a_photo(client):
+    first, second = pasted_photo((800, 600)), pasted_photo((640, 480))
+    message = EmailMessage()
+    message["From"], message["Message-Id"] = "alice@example.com", "<cut@example.com>"
+    message.set_content("two photos")
+    message.add_attachment(first, "image", "jpeg", filename="first.jpg")
+    message.add_attachment(second, "image", "jpeg", filename="second.jpg")
+    raw = message.as_bytes()
+    cut = raw[: raw.index(b"second.jpg") + len(second) // 2]  # halfway through the second photo's base64
+
+    response = post_mime(client, cut, multipart)
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    (stored,) = body["stored"]
+    assert stored["filename"] == "first.jpg" and client.get(stored["url"]).data == first
+    (rejected,) = body["rejected"]
+    assert rejected["filename"] == "second.jpg"
+    assert rejected["reason"] == "the message ended inside this attachment: only its beginning arrived"
+
+
 def test_a_raw_message_that_is_not_mime_is_400(client):
     response = post_mime(client, base64.b64encode(b"\x00" * 100), urlencoded)
     assert response.status_code in (400, 415)
