@@ -2,19 +2,26 @@
 
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
 hands each EXIF block and XMP packet to inbox/exif_xmp.py, which blanks the location bytes without
-moving anything: the file keeps its size, its pixels, its orientation, its colour profile and every
-other tag. It never reads the image data, so a 25 MiB photo costs a few small reads.
+moving anything: the file keeps its pixels, its orientation, its colour profile and every other tag.
+It never reads the image data, so a 25 MiB photo costs a few small reads.
+
+What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
+there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
+of the picture, and nothing here can vouch for what it holds. A JPEG that ends in an EOI marker is
+taken to end there (a further JPEG appended without an MPF index would pass); only one that does
+not is read through its image data to find where the picture ends.
 
 Where it looks, per type (libmagic's MIME type):
 
 - JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP; and the
   same in every further image an APP2 `MPF` index lists (camera previews, phones' HDR gain maps,
-  stereo views), which are appended after the first image and carry their own EXIF.
+  stereo views), which are appended after the first image and carry their own EXIF. The file ends
+  at the last image's EOI.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
   is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so
-  are ImageMagick's hex "Raw profile type exif/app1/xmp" text chunks.
-- WebP: every RIFF chunk: `EXIF`, `XMP `.
+  are ImageMagick's hex "Raw profile type exif/app1/xmp" text chunks. The file ends after IEND.
+- WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
 - TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer and XMP tag.
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
   application/rdf+xml (XMP), wherever iloc puts them (mdat or idat); see inbox/heif_items.py.
@@ -27,6 +34,7 @@ range, loops, absurd counts), it raises LocationError(reason) and the image must
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -51,10 +59,16 @@ HEIF_TYPES = ("image/heic", "image/heic-sequence", "image/heif", "image/heif-seq
 PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
 # ImageMagick's hex-encoded copies of a source image's EXIF/XMP (APP1) in PNG text chunks.
 PNG_RAW_PROFILES = (b"raw profile type exif\0", b"raw profile type app1\0", b"raw profile type xmp\0")
+# A marker with a length in a JPEG's entropy-coded data (FF 00 is a stuffed FF, FF D0-D7 a restart, FF FF fill).
+JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
+SCAN_BYTES = 1024 * 1024
 
 
 def remove_location(path: str, content_type: str) -> bool:
-    """Blank the location metadata of the image at `path` in place; True when there was some to blank."""
+    """Blank the location metadata of the image at `path` in place and cut off what follows the image.
+
+    True when the file changed.
+    """
     walk = _WALKERS.get(content_type)
     if walk is None:
         return False
@@ -64,18 +78,33 @@ def remove_location(path: str, content_type: str) -> bool:
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
     segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
-    changed, later_images = _jpeg_image(file, 0, size, segments)
-    for start in later_images:
+    changed, later_images, marker = _jpeg_image(file, 0, size, segments)
+    for start in later_images:  # in file order: the last one walked is the last image
         if start + 2 > size:
             raise LocationError("the JPEG's MPF index lists an image past the end of the file")
-        changed |= _jpeg_image(file, start, size, segments, first=False)[0]
+        blanked, _, marker = _jpeg_image(file, start, size, segments, first=False)
+        changed |= blanked
+    if read_exact(file, size - 2, 2) != b"\xff\xd9":  # something follows the last image
+        return _cut_off_after(file, _jpeg_end(file, marker, size, segments), size) or changed
     return changed
+
+
+def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
+    """Truncate the file at `end`, where its image ends; True when something followed."""
+    if end < size:
+        file.truncate(end)
+        return True
+    return False
 
 
 def _jpeg_image(
     file: BinaryIO, start: int, size: int, segments: Iterator[int], *, first: bool = True
-) -> tuple[bool, list[int]]:
-    """Blank one image's metadata segments; for the first, also say where its MPF index puts the others."""
+) -> tuple[bool, list[int], int]:
+    """Blank one image's metadata segments up to its image data.
+
+    Returns whether any were blanked, where the MPF index puts the later images (the first image
+    only), and where the marker that ended the walk (SOS, or EOI in an image without data) is.
+    """
     if read_exact(file, start, 2) != b"\xff\xd8":
         raise LocationError(
             "the JPEG does not start with SOI" if first else "an image the JPEG's MPF index lists is not a JPEG"
@@ -92,7 +121,7 @@ def _jpeg_image(
             position += 1
             continue
         if marker in (0xD9, 0xDA):  # EOI, SOS: no metadata after this point
-            return changed, later_images
+            return changed, later_images, position
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             position += 2
             continue
@@ -108,6 +137,35 @@ def _jpeg_image(
             later_images = [header_start + offset for offset in mpf_images(file, header_start, end)]
         position = end
     raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments before its image data")
+
+
+def _jpeg_end(file: BinaryIO, position: int, size: int, segments: Iterator[int]) -> int:
+    """Where the image whose SOS (or EOI) marker is at `position` ends: just past its EOI.
+
+    Scans and the tables between them (progressive JPEGs) are skipped marker by marker. An image
+    cut short before its EOI runs to the end of the file.
+    """
+    for _ in segments:
+        header = read_exact(file, position, min(4, size - position))
+        if header[1] == 0xD9:
+            return position + 2
+        if len(header) < 4:
+            return size
+        position = _next_jpeg_marker(file, position + 2 + struct.unpack(">H", header[2:])[0], size)
+        if position is None:
+            return size
+    raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments")
+
+
+def _next_jpeg_marker(file: BinaryIO, position: int, size: int) -> int | None:
+    """Where the first marker at or after `position` is, read through entropy-coded data; None if there is none."""
+    while position + 1 < size:
+        file.seek(position)
+        chunk = file.read(SCAN_BYTES)
+        if (found := JPEG_MARKER.search(chunk)) is not None:
+            return position + found.start()
+        position += len(chunk) - 1  # the last byte again: it may be an FF whose marker byte comes next
+    return None
 
 
 def _jpeg_app1(file: BinaryIO, start: int, end: int) -> bool:
@@ -133,7 +191,7 @@ def _png(file: BinaryIO, size: int) -> bool:
         if end + 4 > size:
             raise LocationError("a PNG chunk runs past the end of the file")
         if kind == b"IEND":
-            return changed
+            return _cut_off_after(file, end + 4, size) or changed
         blanked = False
         if kind == b"eXIf":
             blanked = blank_exif_gps(file, start, end)
@@ -190,7 +248,7 @@ def _webp(file: BinaryIO, size: int) -> bool:
     changed, position, riff_end = False, 12, 8 + riff_size
     for _ in range(MAX_CHUNKS):
         if position + 8 > riff_end:
-            return changed
+            return _cut_off_after(file, riff_end, size) or changed
         kind, length = struct.unpack("<4sI", read_exact(file, position, 8))
         start, end = position + 8, position + 8 + length
         if end > riff_end:

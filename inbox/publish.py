@@ -11,6 +11,7 @@ again. The steps raise their own exceptions
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -136,7 +137,7 @@ def store_attachments(store: Store, message: InboundMessage, withheld: set[str])
             continue
         store_image(store, spool.name, name, verdict.content_type, attachment.filename)
         published.names.append(name)
-        published.stored.append({**entry, "size": spool.size, "url": _public_url(store, name)})
+        published.stored.append({**entry, "size": os.path.getsize(spool.name), "url": _public_url(store, name)})
     return published
 
 

@@ -50,9 +50,9 @@ def pasted_photo(size=(320, 240)) -> bytes:
 
 
 def large_photo(size: int) -> bytes:
-    """A real JPEG (its segments parse, so location removal passes it) padded with random bytes to `size`."""
+    """A real JPEG (its segments parse, so location removal passes it) padded to `size` with random image data."""
     head = make_image(".jpg")
-    return head + os.urandom(size - len(head))
+    return head[:-2] + os.urandom(size - len(head)) + head[-2:]  # still ending in its EOI: nothing follows the image
 
 
 def mailgun_form(*attachments, **fields) -> dict:
@@ -115,6 +115,23 @@ def photo_with_gps(extension: str, path, size=(64, 48)) -> None:
     elif extension == "mpo":  # Pillow writes the EXIF (GPS included) and XMP into both images
         options.update(save_all=True, append_images=[image.transpose(Image.Transpose.ROTATE_180)])
     image.save(path, LOCATION_FORMATS[extension], **options)
+
+
+VIDEO_PLACE = b"+48.8584+002.2945/"  # ISO 6709, as phones write it into a video's udta
+
+
+def motion_video() -> bytes:
+    """The MP4 a phone appends to a motion photo, cut to what matters here: where it was shot (udta ©xyz).
+
+    exiftool reads this MP4's GPSCoordinates on its own, but not inside a JPEG's trailer, so the
+    tests look for the bytes.
+    """
+
+    def mp4_box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+    place = mp4_box(b"\xa9xyz", struct.pack(">HH", len(VIDEO_PLACE), 0x15C7) + VIDEO_PLACE)
+    return mp4_box(b"ftyp", b"isom\0\0\2\0isomiso2mp41") + mp4_box(b"moov", mp4_box(b"udta", place))
 
 
 def exiftool(path) -> dict:

@@ -19,12 +19,14 @@ from tests.harness import (
     LOCATION_FORMATS,
     MAKE,
     MALFORMED_EXIF,
+    VIDEO_PLACE,
     XMP,
     assert_location_gone,
     exif_with_gps,
     exiftool,
     jpeg_with_exif,
     make_image,
+    motion_video,
     photo_with_gps,
     tiff_block,
 )
@@ -115,6 +117,59 @@ def test_many_listed_images_share_one_segment_budget(tmp_path):
     with pytest.raises(LocationError, match="more than"):
         remove_location(str(path), "image/jpeg")
     assert time.monotonic() - started < 1
+
+
+def still_with_gps(tmp_path, kind: str):
+    """A photo with GPS of `kind` (a LOCATION_FORMATS extension, or "progressive" for a progressive JPEG)."""
+    if kind != "progressive":
+        path = tmp_path / f"still.{kind}"
+        photo_with_gps(kind, path)
+        return path
+    path = tmp_path / "still.jpg"
+    image = Image.frombytes("RGB", (96, 64), os.urandom(96 * 64 * 3))
+    image.save(path, "JPEG", progressive=True, exif=exif_with_gps().tobytes(), xmp=XMP)
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, trailer",
+    [
+        pytest.param("jpg", motion_video(), id="a phone's motion photo: its video appended to the still"),
+        pytest.param("progressive", motion_video(), id="progressive: scans and tables up to the EOI"),
+        pytest.param("mpo", motion_video(), id="an HDR gain map, then a video: cut after the last image"),
+        pytest.param("jpg", bytes(1000), id="a maker's padding"),
+        pytest.param("png", motion_video(), id="png"),
+        pytest.param("webp", b"PK\x03\x04" + bytes(26), id="webp and a zip archive: a polyglot"),
+    ],
+)
+def test_what_follows_the_image_is_cut_off_and_the_still_is_kept_exactly(tmp_path, kind, trailer):
+    still = still_with_gps(tmp_path, kind)
+    appended = tmp_path / f"appended{still.suffix}"
+    appended.write_bytes(still.read_bytes() + trailer)
+
+    assert remove_location_from(appended) is True
+
+    assert remove_location_from(still) is True  # the still alone, its location removed: what must be published
+    assert appended.read_bytes() == still.read_bytes()
+    assert VIDEO_PLACE not in appended.read_bytes()
+
+
+def test_a_jpeg_cut_short_before_its_end_marker_loses_nothing_more(tmp_path):
+    still = still_with_gps(tmp_path, "progressive")
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(still.read_bytes()[:-100])
+
+    assert remove_location_from(cut) is True  # its EXIF GPS
+
+    assert os.path.getsize(cut) == os.path.getsize(still) - 100
+    assert "GPS:GPSLatitude" not in exiftool(cut)
+
+
+def test_endless_segments_after_the_image_data_are_refused(tmp_path):
+    path = tmp_path / "endless.jpg"
+    path.write_bytes(make_image(".jpg")[:-2] + b"\xff\xfe\x00\x02" * 5000 + motion_video())
+    with pytest.raises(LocationError, match="more than 4096 segments"):
+        remove_location(str(path), "image/jpeg")
 
 
 def test_orientation_survives_in_jpeg(tmp_path):

@@ -16,10 +16,12 @@ from inbox.storage import current_store, object_name
 from tests.harness import (
     LOCATION_FORMATS,
     MALFORMED_EXIF,
+    VIDEO_PLACE,
     assert_location_gone,
     exiftool,
     jpeg_with_exif,
     mailgun_form,
+    motion_video,
     photo_with_gps,
 )
 from tests.test_providers import REAL, Real
@@ -51,6 +53,20 @@ def test_a_delivered_photo_is_stored_and_served_without_location(deliver, client
     assert fetched.status_code == 200
     served.write_bytes(fetched.data)
     assert_location_gone(original, served)
+
+
+def test_a_motion_photo_is_published_as_its_still_without_the_video_and_the_place_it_holds(deliver, client, tmp_path):
+    still = gps_photo(tmp_path, "jpg")
+    response = deliver(("motion.jpg", still.read_bytes() + motion_video()))
+
+    assert response.status_code == 200, response.get_json()
+    (stored,) = response.get_json()["stored"]
+    served = client.get(urlsplit(stored["url"]).path).data
+    assert VIDEO_PLACE not in served
+    assert stored["size"] == len(served) == os.path.getsize(still)  # the still, and the size says so
+    published = tmp_path / "served.jpg"
+    published.write_bytes(served)
+    assert_location_gone(still, published)
 
 
 def test_the_name_comes_from_the_original_content_so_a_redelivery_keeps_the_url(deliver, app, settings, tmp_path):
