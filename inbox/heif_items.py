@@ -1,5 +1,8 @@
 """Finds where the Exif and XMP items of a HEIC/HEIF/AVIF file (ISOBMFF) lie: meta → iinf + iloc → file ranges.
 
+It also finds a Samsung motion photo's video: a top-level `mpvd` box holding an MP4 (which
+carries the place it was shot), appended after the image's boxes.
+
 Only the top-level `meta` box is read (the still image's; image sequences keep theirs in `moov`,
 not covered). `iinf` names the items (`Exif`, or `mime` with content type application/rdf+xml for
 XMP), `iloc` says where each item's bytes are: in the file (construction method 0, usually in
@@ -62,13 +65,19 @@ def _boxes(read: Callable[[int, int], bytes], position: int, end: int) -> Iterat
 
 
 def metadata_items(file: BinaryIO, size: int) -> list[tuple[str, int, int]]:
-    """("exif" | "xmp", start, end) in the file for each metadata item of the top-level meta box."""
-    items = []
+    """("exif" | "xmp", start, end) in the file for each metadata item of the top-level meta box.
+
+    And ("video", start, end) for each top-level `mpvd` box, header included.
+    """
+    items, box_start = [], 0
     for kind, start, end in _boxes(lambda offset, length: read_exact(file, offset, length), 0, size):
         if kind == b"meta":
             if end - start > MAX_META_BYTES:
                 raise LocationError("the HEIF meta box is too large")
             items += _meta_items(read_exact(file, start, end - start), start, size)
+        elif kind == b"mpvd":
+            items.append(("video", box_start, end))
+        box_start = end  # top-level boxes follow each other
     return items
 
 

@@ -25,6 +25,8 @@ Where it looks, per type (libmagic's MIME type):
 - TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer and XMP tag.
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
   application/rdf+xml (XMP), wherever iloc puts them (mdat or idat); see inbox/heif_items.py.
+  A Samsung motion photo's video (a top-level `mpvd` box) is cut off when it ends the file, as
+  it does; elsewhere the offsets of what follows would move, so the photo is refused.
 - GIF, BMP and anything else: nothing to do.
 
 When location may be present but the structure cannot be walked safely (truncated, offsets out of
@@ -269,6 +271,11 @@ def _tiff(file: BinaryIO, size: int) -> bool:
 def _heif(file: BinaryIO, size: int) -> bool:
     changed = False
     for kind, start, end in metadata_items(file, size):
+        if kind == "video":
+            if end != size:
+                raise LocationError("the HEIF motion-photo video (mpvd box) is not at the end of the file")
+            changed |= _cut_off_after(file, start, size)
+            continue
         if kind == "xmp":
             changed |= blank_xmp_gps(file, start, end)
             continue

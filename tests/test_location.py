@@ -315,6 +315,26 @@ def box(kind: bytes, payload: bytes, version: int | None = None) -> bytes:
     return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
 
+def test_a_samsung_heic_motion_photo_loses_its_video_box_at_the_end(tmp_path):
+    still = still_with_gps(tmp_path, "heic")
+    motion = tmp_path / "motion.heic"
+    motion.write_bytes(still.read_bytes() + box(b"mpvd", motion_video()))
+
+    assert remove_location_from(motion) is True
+
+    assert remove_location_from(still) is True
+    assert motion.read_bytes() == still.read_bytes()
+
+
+def test_a_heic_video_box_with_boxes_after_it_is_refused(tmp_path):
+    # Cutting it would move what follows, and the offsets pointing there.
+    motion = still_with_gps(tmp_path, "heic")
+    motion.write_bytes(motion.read_bytes() + box(b"mpvd", motion_video()) + box(b"free", bytes(8)))
+
+    with pytest.raises(LocationError, match="mpvd box"):
+        remove_location_from(motion)
+
+
 def test_heif_exif_item_stored_in_idat_is_blanked(tmp_path):
     exif = exif_with_gps().tobytes()
     assert exif.startswith(b"Exif\0\0")
