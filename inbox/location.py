@@ -87,7 +87,7 @@ def _jpeg(file: BinaryIO, size: int) -> bool:
         blanked, _, marker = _jpeg_image(file, start, size, segments, first=False)
         changed |= blanked
     if read_exact(file, size - 2, 2) != b"\xff\xd9":  # something follows the last image
-        return _cut_off_after(file, _jpeg_end(file, marker, size, segments), size) or changed
+        return _cut_off_after(file, _jpeg_end(_EntropyScanner(file, size), marker, segments), size) or changed
     return changed
 
 
@@ -141,33 +141,46 @@ def _jpeg_image(
     raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments before its image data")
 
 
-def _jpeg_end(file: BinaryIO, position: int, size: int, segments: Iterator[int]) -> int:
+def _jpeg_end(scanner: _EntropyScanner, position: int, segments: Iterator[int]) -> int:
     """Where the image whose SOS (or EOI) marker is at `position` ends: just past its EOI.
 
     Scans and the tables between them (progressive JPEGs) are skipped marker by marker. An image
     cut short before its EOI runs to the end of the file.
     """
+    file, size = scanner.file, scanner.size
     for _ in segments:
         header = read_exact(file, position, min(4, size - position))
         if header[1] == 0xD9:
             return position + 2
         if len(header) < 4:
             return size
-        position = _next_jpeg_marker(file, position + 2 + struct.unpack(">H", header[2:])[0], size)
+        position = scanner.next_marker(position + 2 + struct.unpack(">H", header[2:])[0])
         if position is None:
             return size
     raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments")
 
 
-def _next_jpeg_marker(file: BinaryIO, position: int, size: int) -> int | None:
-    """Where the first marker at or after `position` is, read through entropy-coded data; None if there is none."""
-    while position + 1 < size:
-        file.seek(position)
-        chunk = file.read(SCAN_BYTES)
-        if (found := JPEG_MARKER.search(chunk)) is not None:
-            return position + found.start()
-        position += len(chunk) - 1  # the last byte again: it may be an FF whose marker byte comes next
-    return None
+class _EntropyScanner:
+    """Finds markers through a JPEG's entropy-coded data, reading each byte of the file about once.
+
+    A window of the file is kept between calls: markers close together are found in it, not
+    by reading another megabyte from each one.
+    """
+
+    def __init__(self, file: BinaryIO, size: int):
+        self.file, self.size = file, size
+        self.start, self.window = 0, b""
+
+    def next_marker(self, position: int) -> int | None:
+        """Where the first marker at or after `position` is; None when the file has none."""
+        while position + 1 < self.size:
+            if not self.start <= position < self.start + len(self.window) - 1:
+                self.file.seek(position)
+                self.start, self.window = position, self.file.read(SCAN_BYTES)
+            if (found := JPEG_MARKER.search(self.window, position - self.start)) is not None:
+                return self.start + found.start()
+            position = self.start + len(self.window) - 1  # the last byte again: an FF whose marker byte is next
+        return None
 
 
 def _jpeg_app1(file: BinaryIO, start: int, end: int) -> bool:

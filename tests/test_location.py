@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import struct
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from inbox import location
 from inbox.images import detect_type
 from inbox.location import LocationError, remove_location
 from tests.harness import (
@@ -170,6 +172,29 @@ def test_endless_segments_after_the_image_data_are_refused(tmp_path):
     path.write_bytes(make_image(".jpg")[:-2] + b"\xff\xfe\x00\x02" * 5000 + motion_video())
     with pytest.raises(LocationError, match="more than 4096 segments"):
         remove_location(str(path), "image/jpeg")
+
+
+def test_markers_close_together_after_the_image_data_are_not_each_read_a_megabyte_at_a_time(tmp_path, monkeypatch):
+    # 4000 comments of 200 bytes after the scan, then a video: within the segment budget.
+    comment = b"\xff\xfe" + struct.pack(">H", 200) + bytes(198)
+    path = tmp_path / "comments.jpg"
+    path.write_bytes(make_image(".jpg")[:-2] + comment * 4000 + bytes(8 * 1024 * 1024) + b"\xff\xd9" + motion_video())
+    size = os.path.getsize(path)
+    read = []
+
+    class CountingFile(io.FileIO):
+        def readinto(self, buffer):
+            read.append(super().readinto(buffer))
+            return read[-1]
+
+    monkeypatch.setattr(
+        location, "open", lambda name, mode: io.BufferedRandom(CountingFile(name, mode.replace("b", ""))), raising=False
+    )
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert os.path.getsize(path) == size - len(motion_video())
+    assert sum(read) < 2 * size  # about once through, not a megabyte per comment
 
 
 def test_orientation_survives_in_jpeg(tmp_path):
