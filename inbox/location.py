@@ -7,16 +7,14 @@ It never reads the image data, so a 25 MiB photo costs a few small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
-of the picture, and nothing here can vouch for what it holds. A JPEG that ends in an EOI marker is
-taken to end there (a further JPEG appended without an MPF index would pass); only one that does
-not is read through its image data to find where the picture ends.
+of the picture, and nothing here can vouch for what it holds.
 
 Where it looks, per type (libmagic's MIME type):
 
 - JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP; and the
   same in every further image an APP2 `MPF` index lists (camera previews, phones' HDR gain maps,
   stereo views), which are appended after the first image and carry their own EXIF. The file ends
-  at the last image's EOI.
+  at the last image's EOI. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
   is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so
@@ -36,23 +34,21 @@ range, loops, absurd counts), it raises LocationError(reason) and the image must
 from __future__ import annotations
 
 import os
-import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import BinaryIO
 
-from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_gps, mpf_images, read_exact
+from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_gps, read_exact
 from inbox.heif_items import metadata_items
+from inbox.jpeg_segments import jpeg_segments
 
 __all__ = ["LocationError", "remove_location"]
 
-MAX_SEGMENTS = 4096
 MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte read
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
 MAX_COMPRESSED_XMP = 16 * 1024 * 1024
 EXIF_PREFIX = b"Exif\0\0"
-MPF_PREFIX = b"MPF\0"
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
 JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -61,9 +57,6 @@ HEIF_TYPES = ("image/heic", "image/heic-sequence", "image/heif", "image/heif-seq
 PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
 # ImageMagick's hex-encoded copies of a source image's EXIF/XMP (APP1) in PNG text chunks.
 PNG_RAW_PROFILES = (b"raw profile type exif\0", b"raw profile type app1\0", b"raw profile type xmp\0")
-# A marker with a length in a JPEG's entropy-coded data (FF 00 is a stuffed FF, FF D0-D7 a restart, FF FF fill).
-JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
-SCAN_BYTES = 1024 * 1024
 
 
 def remove_location(path: str, content_type: str) -> bool:
@@ -79,16 +72,11 @@ def remove_location(path: str, content_type: str) -> bool:
 
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
-    segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
-    changed, later_images, marker = _jpeg_image(file, 0, size, segments)
-    for start in later_images:  # in file order: the last one walked is the last image
-        if start + 2 > size:
-            raise LocationError("the JPEG's MPF index lists an image past the end of the file")
-        blanked, _, marker = _jpeg_image(file, start, size, segments, first=False)
-        changed |= blanked
-    if read_exact(file, size - 2, 2) != b"\xff\xd9":  # something follows the last image
-        return _cut_off_after(file, _jpeg_end(_EntropyScanner(file, size), marker, segments), size) or changed
-    return changed
+    app1, end = jpeg_segments(file, size)
+    changed = False
+    for start, stop in app1:
+        changed |= _jpeg_app1(file, start, stop)
+    return _cut_off_after(file, end, size) or changed
 
 
 def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
@@ -97,90 +85,6 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
         file.truncate(end)
         return True
     return False
-
-
-def _jpeg_image(
-    file: BinaryIO, start: int, size: int, segments: Iterator[int], *, first: bool = True
-) -> tuple[bool, list[int], int]:
-    """Blank one image's metadata segments up to its image data.
-
-    Returns whether any were blanked, where the MPF index puts the later images (the first image
-    only), and where the marker that ended the walk (SOS, or EOI in an image without data) is.
-    """
-    if read_exact(file, start, 2) != b"\xff\xd8":
-        raise LocationError(
-            "the JPEG does not start with SOI" if first else "an image the JPEG's MPF index lists is not a JPEG"
-        )
-    changed, position, later_images = False, start + 2, []
-    for _ in segments:
-        if position + 4 > size:
-            raise LocationError("the JPEG ends before its image data")
-        header = read_exact(file, position, 4)
-        if header[0] != 0xFF:
-            raise LocationError("the JPEG segments are malformed")
-        marker = header[1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if marker in (0xD9, 0xDA):  # EOI, SOS: no metadata after this point
-            return changed, later_images, position
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            position += 2
-            continue
-        end = position + 2 + struct.unpack(">H", header[2:])[0]
-        if end < position + 4 or end > size:
-            raise LocationError("a JPEG segment runs past the end of the file")
-        if marker == 0xE1:
-            changed |= _jpeg_app1(file, position + 4, end)
-        elif marker == 0xE2 and first and read_exact(file, position + 4, min(end - position - 4, 4)) == MPF_PREFIX:
-            if later_images:
-                raise LocationError("the JPEG has two MPF indexes")
-            header_start = position + 4 + len(MPF_PREFIX)  # MPF offsets count from here
-            later_images = [header_start + offset for offset in mpf_images(file, header_start, end)]
-        position = end
-    raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments before its image data")
-
-
-def _jpeg_end(scanner: _EntropyScanner, position: int, segments: Iterator[int]) -> int:
-    """Where the image whose SOS (or EOI) marker is at `position` ends: just past its EOI.
-
-    Scans and the tables between them (progressive JPEGs) are skipped marker by marker. An image
-    cut short before its EOI runs to the end of the file.
-    """
-    file, size = scanner.file, scanner.size
-    for _ in segments:
-        header = read_exact(file, position, min(4, size - position))
-        if header[1] == 0xD9:
-            return position + 2
-        if len(header) < 4:
-            return size
-        position = scanner.next_marker(position + 2 + struct.unpack(">H", header[2:])[0])
-        if position is None:
-            return size
-    raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments")
-
-
-class _EntropyScanner:
-    """Finds markers through a JPEG's entropy-coded data, reading each byte of the file about once.
-
-    A window of the file is kept between calls: markers close together are found in it, not
-    by reading another megabyte from each one.
-    """
-
-    def __init__(self, file: BinaryIO, size: int):
-        self.file, self.size = file, size
-        self.start, self.window = 0, b""
-
-    def next_marker(self, position: int) -> int | None:
-        """Where the first marker at or after `position` is; None when the file has none."""
-        while position + 1 < self.size:
-            if not self.start <= position < self.start + len(self.window) - 1:
-                self.file.seek(position)
-                self.start, self.window = position, self.file.read(SCAN_BYTES)
-            if (found := JPEG_MARKER.search(self.window, position - self.start)) is not None:
-                return self.start + found.start()
-            position = self.start + len(self.window) - 1  # the last byte again: an FF whose marker byte is next
-        return None
 
 
 def _jpeg_app1(file: BinaryIO, start: int, end: int) -> bool:

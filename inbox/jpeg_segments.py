@@ -1,0 +1,124 @@
+"""Walks a JPEG's structure: where each image's APP1 segments lie, and where the picture ends.
+
+The images are the first and every one its APP2 `MPF` index lists (camera previews, phones' HDR
+gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
+picture ends at the last image's EOI; a file that ends in FF D9 is taken to end there (a further
+JPEG appended without an MPF index would pass), only one that does not is read through its image
+data, marker by marker. inbox/location.py blanks what it finds and cuts off what follows.
+
+One budget of MAX_SEGMENTS markers covers all the images and the walk to the end; every offset
+and length is checked against the file, and it fails closed (LocationError) with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from inbox.exif_xmp import LocationError, mpf_images, read_exact
+
+MAX_SEGMENTS = 4096
+MPF_PREFIX = b"MPF\0"
+# A marker with a length in a JPEG's entropy-coded data (FF 00 is a stuffed FF, FF D0-D7 a restart, FF FF fill).
+JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
+SCAN_BYTES = 1024 * 1024
+
+
+def jpeg_segments(file: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int]:
+    """The (start, end) of every image's APP1 payloads, and where the picture ends (`size` when nothing follows)."""
+    segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
+    app1, later_images, marker = _image_segments(file, 0, size, segments)
+    for start in later_images:  # in file order: the last one walked is the last image
+        if start + 2 > size:
+            raise LocationError("the JPEG's MPF index lists an image past the end of the file")
+        payloads, _, marker = _image_segments(file, start, size, segments, first=False)
+        app1 += payloads
+    if read_exact(file, size - 2, 2) == b"\xff\xd9":
+        return app1, size
+    return app1, _image_end(_EntropyScanner(file, size), marker, segments)  # something follows the last image
+
+
+def _image_segments(
+    file: BinaryIO, start: int, size: int, segments: Iterator[int], *, first: bool = True
+) -> tuple[list[tuple[int, int]], list[int], int]:
+    """One image's segments up to its image data.
+
+    Returns its APP1 payloads, where the MPF index puts the later images (the first image only),
+    and where the marker that ended the walk (SOS, or EOI in an image without data) is.
+    """
+    if read_exact(file, start, 2) != b"\xff\xd8":
+        raise LocationError(
+            "the JPEG does not start with SOI" if first else "an image the JPEG's MPF index lists is not a JPEG"
+        )
+    app1, position, later_images = [], start + 2, []
+    for _ in segments:
+        if position + 4 > size:
+            raise LocationError("the JPEG ends before its image data")
+        header = read_exact(file, position, 4)
+        if header[0] != 0xFF:
+            raise LocationError("the JPEG segments are malformed")
+        marker = header[1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0xD9, 0xDA):  # EOI, SOS: no metadata after this point
+            return app1, later_images, position
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+            continue
+        end = position + 2 + struct.unpack(">H", header[2:])[0]
+        if end < position + 4 or end > size:
+            raise LocationError("a JPEG segment runs past the end of the file")
+        if marker == 0xE1:
+            app1.append((position + 4, end))
+        elif marker == 0xE2 and first and read_exact(file, position + 4, min(end - position - 4, 4)) == MPF_PREFIX:
+            if later_images:
+                raise LocationError("the JPEG has two MPF indexes")
+            header_start = position + 4 + len(MPF_PREFIX)  # MPF offsets count from here
+            later_images = [header_start + offset for offset in mpf_images(file, header_start, end)]
+        position = end
+    raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments before its image data")
+
+
+def _image_end(scanner: _EntropyScanner, position: int, segments: Iterator[int]) -> int:
+    """Where the image whose SOS (or EOI) marker is at `position` ends: just past its EOI.
+
+    Scans and the tables between them (progressive JPEGs) are skipped marker by marker. An image
+    cut short before its EOI runs to the end of the file.
+    """
+    file, size = scanner.file, scanner.size
+    for _ in segments:
+        header = read_exact(file, position, min(4, size - position))
+        if header[1] == 0xD9:
+            return position + 2
+        if len(header) < 4:
+            return size
+        position = scanner.next_marker(position + 2 + struct.unpack(">H", header[2:])[0])
+        if position is None:
+            return size
+    raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments")
+
+
+class _EntropyScanner:
+    """Finds markers through a JPEG's entropy-coded data, reading each byte of the file about once.
+
+    A window of the file is kept between calls: markers close together are found in it, not
+    by reading another megabyte from each one.
+    """
+
+    def __init__(self, file: BinaryIO, size: int):
+        self.file, self.size = file, size
+        self.start, self.window = 0, b""
+
+    def next_marker(self, position: int) -> int | None:
+        """Where the first marker at or after `position` is; None when the file has none."""
+        while position + 1 < self.size:
+            if not self.start <= position < self.start + len(self.window) - 1:
+                self.file.seek(position)
+                self.start, self.window = position, self.file.read(SCAN_BYTES)
+            if (found := JPEG_MARKER.search(self.window, position - self.start)) is not None:
+                return self.start + found.start()
+            position = self.start + len(self.window) - 1  # the last byte again: an FF whose marker byte is next
+        return None
