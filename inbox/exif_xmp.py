@@ -9,6 +9,9 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
 - XMP: every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`), in
   attribute or element form, is overwritten with spaces of the same length; the packet stays
   well-formed. If `GPS` is still there afterwards (UTF-16 packets, odd syntax), it fails closed.
+  When location.py has cut a motion photo's video off, the packet's flags that announce it
+  (Google's `GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to "0" as well, so
+  that viewers do not look for a video that is gone.
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
 
@@ -34,6 +37,8 @@ TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4
 BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}
 _XMP_GPS_ELEMENT = re.compile(rb"<([\w.-]+:GPS[\w.-]*)(?=[\s/>])[^<>]*>")
 _XMP_GPS_ATTRIBUTE = re.compile(rb"\s[\w.-]+:GPS[\w.-]*\s*=\s*([\"'])")
+# The "1" of a motion-photo flag, attribute or element form: a video follows the picture.
+_XMP_MOTION_FLAG = re.compile(rb"[\w.-]+:(?:MotionPhoto|MicroVideo)(?:\s*=\s*[\"']|>\s*)(1)(?=\s*(?:[\"']|</))")
 
 
 class LocationError(Exception):
@@ -157,8 +162,11 @@ def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
     return sorted({offset for offset in offsets if offset})
 
 
-def blank_xmp_gps(file: BinaryIO, start: int, end: int) -> bool:
-    """Overwrite the GPS properties of the XMP packet in file[start:end] with spaces; True when there were any."""
+def blank_xmp_gps(file: BinaryIO, start: int, end: int, *, video_cut: bool = False) -> bool:
+    """Overwrite the GPS properties of the XMP packet in file[start:end] with spaces; True when there were any.
+
+    With `video_cut`, the motion-photo flags say "0" too (and count as a change).
+    """
     if end - start > MAX_XMP_BYTES:
         raise LocationError(f"the XMP packet is larger than {MAX_XMP_BYTES} bytes")
     packet = read_exact(file, start, end - start)
@@ -185,6 +193,10 @@ def blank_xmp_gps(file: BinaryIO, start: int, end: int) -> bool:
         blanked[first:last] = b" " * (last - first)
     if b":GPS" in blanked or b"G\0P\0S" in blanked:
         raise LocationError("the XMP packet still names a GPS property after blanking")
+    if video_cut:
+        for match in _XMP_MOTION_FLAG.finditer(packet):
+            blanked[match.start(1)] = ord("0")
+            spans.append((match.start(1), match.end(1)))
     if not spans:
         return False
     first, last = min(span[0] for span in spans), max(span[1] for span in spans)

@@ -7,7 +7,8 @@ It never reads the image data, so a 25 MiB photo costs a few small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
-of the picture, and nothing here can vouch for what it holds.
+of the picture, and nothing here can vouch for what it holds. When a JPEG's or HEIF's video is
+cut off, its XMP's motion-photo flags are turned to "0" (inbox/exif_xmp.py).
 
 Where it looks, per type (libmagic's MIME type):
 
@@ -75,7 +76,7 @@ def _jpeg(file: BinaryIO, size: int) -> bool:
     app1, end = jpeg_segments(file, size)
     changed = False
     for start, stop in app1:
-        changed |= _jpeg_app1(file, start, stop)
+        changed |= _jpeg_app1(file, start, stop, video_cut=end < size)
     return _cut_off_after(file, end, size) or changed
 
 
@@ -87,14 +88,14 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
     return False
 
 
-def _jpeg_app1(file: BinaryIO, start: int, end: int) -> bool:
+def _jpeg_app1(file: BinaryIO, start: int, end: int, *, video_cut: bool) -> bool:
     kind = read_exact(file, start, min(end - start, len(JPEG_EXTENDED_XMP)))
     if kind.startswith(EXIF_PREFIX):
         return blank_exif_gps(file, start + len(EXIF_PREFIX), end)
     if kind.startswith(JPEG_XMP):
-        return blank_xmp_gps(file, start + len(JPEG_XMP), end)
+        return blank_xmp_gps(file, start + len(JPEG_XMP), end, video_cut=video_cut)
     if kind == JPEG_EXTENDED_XMP:  # then GUID (32), full length (4), offset (4): a slice of a larger packet
-        return blank_xmp_gps(file, min(start + len(kind) + 40, end), end)
+        return blank_xmp_gps(file, min(start + len(kind) + 40, end), end, video_cut=video_cut)
     return False
 
 
@@ -186,22 +187,26 @@ def _tiff(file: BinaryIO, size: int) -> bool:
 
 
 def _heif(file: BinaryIO, size: int) -> bool:
+    items = metadata_items(file, size)
+    videos = [(start, end) for kind, start, end in items if kind == "video"]
+    if any(end != size for _, end in videos):
+        raise LocationError("the HEIF motion-photo video (mpvd box) is not at the end of the file")
+    image_end = videos[0][0] if videos else size
     changed = False
-    for kind, start, end in metadata_items(file, size):
-        if kind == "video":
-            if end != size:
-                raise LocationError("the HEIF motion-photo video (mpvd box) is not at the end of the file")
-            changed |= _cut_off_after(file, start, size)
-            continue
+    for kind, start, end in items:
         if kind == "xmp":
-            changed |= blank_xmp_gps(file, start, end)
-            continue
-        # An Exif item starts with the offset of the TIFF header after it (past "Exif\0\0").
-        if end - start < 4:
-            raise LocationError("the HEIF Exif item is malformed")
-        header_offset = struct.unpack(">I", read_exact(file, start, 4))[0]
-        changed |= blank_exif_gps(file, start + 4 + header_offset, end)
-    return changed
+            changed |= blank_xmp_gps(file, start, end, video_cut=image_end < size)
+        elif kind == "exif":
+            changed |= _heif_exif(file, start, end)
+    return _cut_off_after(file, image_end, size) or changed
+
+
+def _heif_exif(file: BinaryIO, start: int, end: int) -> bool:
+    # An Exif item starts with the offset of the TIFF header after it (past "Exif\0\0").
+    if end - start < 4:
+        raise LocationError("the HEIF Exif item is malformed")
+    header_offset = struct.unpack(">I", read_exact(file, start, 4))[0]
+    return blank_exif_gps(file, start + 4 + header_offset, end)
 
 
 _WALKERS: dict[str, Callable[[BinaryIO, int], bool]] = {

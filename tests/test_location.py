@@ -351,6 +351,34 @@ def test_a_samsung_heic_motion_photo_loses_its_video_box_at_the_end(tmp_path):
     assert motion.read_bytes() == still.read_bytes()
 
 
+# Google's motion-photo flags, as Pixel phones write them (and MicroVideo, their older form).
+MOTION_XMP = XMP.replace(
+    b'xmlns:dc="http://purl.org/dc/elements/1.1/"',
+    b'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:GCamera="http://ns.google.com/photos/1.0/camera/"'
+    b' GCamera:MotionPhoto="1" GCamera:MotionPhotoVersion="1" GCamera:MotionPhotoPresentationTimestampUs="1"',
+).replace(b"<exif:GPSAltitude>", b"<GCamera:MicroVideo>1</GCamera:MicroVideo><exif:GPSAltitude>")
+
+
+@pytest.mark.parametrize("kind", ["jpg", "heic"])
+def test_a_motion_photo_whose_video_is_cut_off_no_longer_says_it_has_one(tmp_path, kind):
+    still = tmp_path / f"still.{kind}"
+    Image.frombytes("RGB", (64, 48), os.urandom(64 * 48 * 3)).save(
+        still, LOCATION_FORMATS[kind], exif=exif_with_gps().tobytes(), xmp=MOTION_XMP
+    )
+    video = motion_video() if kind == "jpg" else box(b"mpvd", motion_video())
+    motion = tmp_path / f"motion.{kind}"
+    motion.write_bytes(still.read_bytes() + video)
+
+    assert remove_location_from(motion) is True
+    assert remove_location_from(still) is True  # nothing cut: the flags stay as they were
+
+    flags = ("XMP-GCamera:MotionPhoto", "XMP-GCamera:MicroVideo", "XMP-GCamera:MotionPhotoVersion")
+    assert [exiftool(still)[flag] for flag in flags] == [1, 1, 1]
+    assert [exiftool(motion)[flag] for flag in flags] == [0, 0, 1]
+    assert os.path.getsize(motion) == os.path.getsize(still)
+    assert "XMP-exif:GPSLatitude" not in exiftool(motion)
+
+
 def test_a_heic_video_box_with_boxes_after_it_is_refused(tmp_path):
     # Cutting it would move what follows, and the offsets pointing there.
     motion = still_with_gps(tmp_path, "heic")
