@@ -59,6 +59,21 @@ class InboundMessage:
     # A store(notify=…) notification lists the attachments to fetch instead of carrying them.
     stored_attachments: list[dict] | None = None
     declared_attachments: int | None = None  # Mailgun's attachment-count, which can disagree with what arrived
+    cut_off: bool = False  # a raw message that ended before its closing boundary: what followed never arrived
+
+    @property
+    def missing(self) -> int:
+        """How many of the attachments Mailgun counted did not arrive."""
+        return max((self.declared_attachments or 0) - len(self.attachments), 0)
+
+    @property
+    def incomplete(self) -> str:
+        """What of the mail did not arrive, as its sender should hear it; "" when all of it did."""
+        if self.cut_off:
+            return "the mail was cut off on its way here: attachments after the last one listed did not arrive"
+        if self.missing:
+            return f"{self.missing} of its {self.declared_attachments} attachments did not arrive"
+        return ""
 
 
 def _message_headers(form) -> tuple[tuple[str, str], ...]:
@@ -215,4 +230,5 @@ def read_mime_message(request: Request) -> InboundMessage:
             )
             for number, part in enumerate(mime.parts, start=1)
         ],
+        cut_off=not mime.complete,
     )

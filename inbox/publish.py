@@ -177,6 +177,7 @@ def _reply_once(store: Store, message: InboundMessage, published: Published, key
         message_id_domain=_reply_domain(message),
         stored=published.stored,
         rejected=published.rejected,
+        not_arrived=message.incomplete,
     )
     reply = send(fields)
     save_record(

@@ -125,10 +125,12 @@ def compose_reply(
     message_id_domain: str,
     stored: Sequence[dict],
     rejected: Sequence[dict],
+    not_arrived: str = "",
 ) -> dict:
     """The reply listing every stored URL (with a preview) and every rejection with its reason.
 
-    `stored` and `rejected` are the webhook answer's entries (filename, url / filename, reason).
+    `stored` and `rejected` are the webhook answer's entries (filename, url / filename, reason);
+    `not_arrived` says what of the mail did not reach us, so the sender can send it again.
     """
     heading = f"Your photos are published ({len(stored)}):" if stored else "Nothing was published."
     text = [heading, ""]
@@ -149,6 +151,10 @@ def compose_reply(
             for item in rejected
         ]
         markup.append("</ul>")
+    if not_arrived:
+        advice = f"Not everything arrived: {not_arrived}. Please send those photos again."
+        text += ["", advice]
+        markup.append(f"<p>{html.escape(advice)}</p>")
     if stored:
         text += ["", 'To take them down, reply to this mail with the word "delete".', ""]
         markup.append("<p>To take them down, reply to this mail with the word <b>delete</b>.</p>")

@@ -155,15 +155,11 @@ def _deliver(store: Store, message: InboundMessage) -> tuple[int, dict]:
         body["reply"] = published.reply
     if published.deleted is not None:
         body["deleted"] = published.deleted
-    missing = (message.declared_attachments or 0) - len(message.attachments)
-    if missing > 0:  # Mailgun said more than arrived: say so, so nobody mistakes the answer for the whole mail
-        body["missing"] = missing
-        log.warning(
-            "attachments missing message_id=%s declared=%d arrived=%d",
-            message.message_id,
-            message.declared_attachments,
-            len(message.attachments),
-        )
+    if message.incomplete:  # say so, so nobody mistakes the answer for the whole mail
+        body["incomplete"] = message.incomplete
+        if message.missing:
+            body["missing"] = message.missing
+        log.warning("message incomplete message_id=%s: %s", message.message_id, message.incomplete)
     if published.stored or published.deleted is not None or published.reason:
         if published.reason:
             body["reason"] = published.reason

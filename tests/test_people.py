@@ -138,6 +138,17 @@ def test_a_publisher_gets_one_threaded_automatic_reply_with_every_url(post, clie
         assert client.get(url).data in (PHOTO, OTHER_PHOTO)
     assert "notes.pdf: not an accepted image" in reply["text"]
     assert 'reply to this mail with the word "delete"' in reply["text"]
+    assert "Not everything arrived" not in reply["text"]
+
+
+def test_a_mail_that_lost_attachments_on_its_way_tells_its_sender_to_send_them_again(post, mailgun_api):
+    answer = post(mail(("beach.jpg", PHOTO), **{"attachment-count": "3"}))
+
+    assert answer.status_code == 200 and len(answer.json["stored"]) == 1
+    reply = fields_of(mailgun_api.sent()[0])
+    advice = "Not everything arrived: 2 of its 3 attachments did not arrive. Please send those photos again."
+    assert advice in reply["text"] and advice in reply["html"]
+    assert answer.json["stored"][0]["url"] in reply["text"]
 
 
 def test_a_redelivery_same_token_or_new_token_sends_no_second_reply(post, mailgun_api, published):

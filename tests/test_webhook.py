@@ -422,8 +422,10 @@ def test_fewer_attachments_than_mailgun_counted_are_reported_missing(deliver, im
     body = response.get_json()
     assert response.status_code == 200 and len(body["stored"]) == 1
     assert body["missing"] == 2
-    assert "attachments missing" in caplog.text and "declared=3 arrived=1" in caplog.text
+    assert body["incomplete"] == "2 of its 3 attachments did not arrive"
+    assert "message incomplete" in caplog.text and "2 of its 3 attachments did not arrive" in caplog.text
 
 
 def test_a_count_that_matches_reports_nothing_missing(deliver, images):
-    assert "missing" not in deliver(("a.jpg", images[".jpg"])).get_json()
+    body = deliver(("a.jpg", images[".jpg"])).get_json()
+    assert "missing" not in body and "incomplete" not in body

@@ -31,6 +31,7 @@ def test_an_apple_mail_message_stores_its_inline_photos_and_heic_like_a_parsed_f
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["message_id"] == "<A1B2C3@mac.example.com>" and body["rejected"] == []
+    assert "incomplete" not in body
     assert [(item["filename"], item["content_type"]) for item in body["stored"]] == [
         ("IMG_0001.jpeg", "image/jpeg"),
         ("IMG_0002.jpeg", "image/jpeg"),
@@ -133,6 +134,7 @@ def test_a_message_cut_off_inside_a_photo_publishes_the_photos_before_it_and_not
     (rejected,) = body["rejected"]
     assert rejected["filename"] == "second.jpg"
     assert rejected["reason"] == "the message ended inside this attachment: only its beginning arrived"
+    assert "cut off on its way" in body["incomplete"] and "missing" not in body
 
 
 def test_a_raw_message_that_is_not_mime_is_400(client):
