@@ -71,9 +71,11 @@ class InboundMessage:
         """What of the mail did not arrive, as its sender should hear it; "" when all of it did."""
         if self.cut_off:
             return "the mail was cut off on its way here: attachments after the last one listed did not arrive"
-        if self.missing:
-            return f"{self.missing} of its {self.declared_attachments} attachments did not arrive"
-        return ""
+        if not self.missing:
+            return ""
+        if self.missing == self.declared_attachments:
+            return f"none of its {self.missing} attachments arrived"
+        return f"{self.missing} of its {self.declared_attachments} attachments did not arrive"
 
 
 def _message_headers(form) -> tuple[tuple[str, str], ...]:

@@ -83,7 +83,7 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], li
     published = store_attachments(store, message, withheld=_taken_down_since(store, record))
     if not published.stored and any(item["reason"] == TAKEN_DOWN_REASON for item in published.rejected):
         published.reason = f"not published again: {TAKEN_DOWN_REASON}"
-    if published.stored or published.rejected:
+    if published.stored or published.rejected or message.incomplete:
         # Replies off: no record either, as there is no reply to send only once.
         published.reply = _reply_once(store, message, published, key, record) if key else REPLIES_OFF
     return published

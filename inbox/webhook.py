@@ -164,7 +164,12 @@ def _deliver(store: Store, message: InboundMessage) -> tuple[int, dict]:
         if published.reason:
             body["reason"] = published.reason
         return 200, body
-    body["reason"] = "no accepted image in the message" if published.rejected else "the message has no attachments"
+    if published.rejected:
+        body["reason"] = "no accepted image in the message"
+    else:
+        body["reason"] = (
+            f"nothing to publish: {message.incomplete}" if message.incomplete else "the message has no attachments"
+        )
     if config["INBOX_REJECT_STATUS"] == 406:
         return 406, body
     return (413 if published.too_large else 415), body

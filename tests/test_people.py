@@ -151,6 +151,17 @@ def test_a_mail_that_lost_attachments_on_its_way_tells_its_sender_to_send_them_a
     assert answer.json["stored"][0]["url"] in reply["text"]
 
 
+def test_a_mail_none_of_whose_attachments_arrived_still_gets_a_reply_saying_so(post, mailgun_api, published):
+    answer = post(mail(**{"attachment-count": "2"}))
+
+    assert answer.status_code == 415 and published() == []
+    assert answer.json["reason"] == "nothing to publish: none of its 2 attachments arrived"
+    reply = fields_of(mailgun_api.sent()[0])
+    assert reply["text"].startswith("Nothing was published.")
+    assert "Not everything arrived: none of its 2 attachments arrived. Please send those photos again." in reply["text"]
+    assert "delete" not in reply["text"]
+
+
 def test_a_redelivery_same_token_or_new_token_sends_no_second_reply(post, mailgun_api, published):
     first_delivery = mail(("beach.jpg", PHOTO), message_id="<again@family.example>")
     first = post(first_delivery)
