@@ -15,7 +15,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from inbox import location
 from inbox.images import detect_type
-from inbox.location import LocationError, remove_location
+from inbox.location import JPEG_XMP, LocationError, remove_location
 from tests.harness import (
     ICC,
     LOCATION_FORMATS,
@@ -377,6 +377,20 @@ def test_a_motion_photo_whose_video_is_cut_off_no_longer_says_it_has_one(tmp_pat
     assert [exiftool(motion)[flag] for flag in flags] == [0, 0, 1]
     assert os.path.getsize(motion) == os.path.getsize(still)
     assert "XMP-exif:GPSLatitude" not in exiftool(motion)
+
+
+def test_a_motion_photo_with_a_crafted_xmp_costs_no_time(tmp_path):
+    # Letters without a colon in every XMP segment the JPEG can hold, and a video to cut.
+    xmp = JPEG_XMP + b"a" * 65000
+    segment = b"\xff\xe1" + struct.pack(">H", len(xmp) + 2) + xmp
+    path = tmp_path / "crafted.jpg"
+    path.write_bytes(b"\xff\xd8" + segment * 30 + make_image(".jpg")[2:] + motion_video())
+    started = time.monotonic()
+
+    assert remove_location_from(path) is True
+
+    assert time.monotonic() - started < 1
+    assert path.read_bytes().endswith(b"\xff\xd9")
 
 
 def test_a_heic_video_box_with_boxes_after_it_is_refused(tmp_path):
