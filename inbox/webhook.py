@@ -166,10 +166,10 @@ def _deliver(store: Store, message: InboundMessage) -> tuple[int, dict]:
         return 200, body
     if published.rejected:
         body["reason"] = "no accepted image in the message"
+    elif message.incomplete:
+        body["reason"] = f"nothing to publish: {message.incomplete}"
     else:
-        body["reason"] = (
-            f"nothing to publish: {message.incomplete}" if message.incomplete else "the message has no attachments"
-        )
+        body["reason"] = "the message has no attachments"
     if config["INBOX_REJECT_STATUS"] == 406:
         return 406, body
     return (413 if published.too_large else 415), body
