@@ -70,7 +70,7 @@ class InboundMessage:
     def incomplete(self) -> str:
         """What of the mail did not arrive, as its sender should hear it; "" when all of it did."""
         if self.cut_off:
-            return "the mail was cut off on its way here: any attachment after the cut did not arrive"
+            return "the mail was cut off on its way here, and any attachment after the cut did not arrive"
         if not self.missing:
             return ""
         if self.missing == self.declared_attachments:
