@@ -120,18 +120,21 @@ def photo_with_gps(extension: str, path, size=(64, 48)) -> None:
 VIDEO_PLACE = b"+48.8584+002.2945/"  # ISO 6709, as phones write it into a video's udta
 
 
+def box(kind: bytes, payload: bytes, version: int | None = None) -> bytes:
+    """An ISOBMFF box (HEIF, MP4); a FullBox when `version` is given (flags 0)."""
+    if version is not None:
+        payload = struct.pack(">I", version << 24) + payload
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
 def motion_video() -> bytes:
     """The MP4 a phone appends to a motion photo, cut to what matters here: where it was shot (udta ©xyz).
 
     exiftool reads this MP4's GPSCoordinates on its own, but not inside a JPEG's trailer, so the
     tests look for the bytes.
     """
-
-    def mp4_box(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-    place = mp4_box(b"\xa9xyz", struct.pack(">HH", len(VIDEO_PLACE), 0x15C7) + VIDEO_PLACE)
-    return mp4_box(b"ftyp", b"isom\0\0\2\0isomiso2mp41") + mp4_box(b"moov", mp4_box(b"udta", place))
+    place = box(b"\xa9xyz", struct.pack(">HH", len(VIDEO_PLACE), 0x15C7) + VIDEO_PLACE)
+    return box(b"ftyp", b"isom\0\0\2\0isomiso2mp41") + box(b"moov", box(b"udta", place))
 
 
 def exiftool(path) -> dict:

@@ -24,6 +24,7 @@ from tests.harness import (
     VIDEO_PLACE,
     XMP,
     assert_location_gone,
+    box,
     exif_with_gps,
     exiftool,
     jpeg_with_exif,
@@ -331,13 +332,6 @@ def test_a_png_of_endless_empty_chunks_is_refused_quickly(tmp_path):
     with pytest.raises(LocationError, match="more than"):
         remove_location(str(path), "image/png")
     assert time.monotonic() - started < 1
-
-
-def box(kind: bytes, payload: bytes, version: int | None = None) -> bytes:
-    """An ISOBMFF box; a FullBox when `version` is given (flags 0)."""
-    if version is not None:
-        payload = struct.pack(">I", version << 24) + payload
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
 
 def test_a_samsung_heic_motion_photo_loses_its_video_box_at_the_end(tmp_path):
