@@ -15,7 +15,7 @@ What differs from Werkzeug's own form parser, and why:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import parse_qsl, unquote
 
 from flask import Request, current_app
@@ -37,6 +37,12 @@ SIGNATURE_FIELDS = ("timestamp", "token", "signature")
 FILE_FIELD = re.compile(r"attachment-\d+")
 # filename="…" as browsers and Mailgun send it: no escapes inside, '"' itself sent as %22.
 LITERAL_FILENAME = re.compile(r'(?i)(?:^|;)\s*filename\s*=\s*"([^"]*)"')
+
+
+def check_when_signed(check_signature: Callable[[str, str, str], None] | None, fields: Mapping[str, str]) -> None:
+    """Call `check_signature(timestamp, token, signature)` when all three are among `fields`."""
+    if check_signature is not None and all(name in fields for name in SIGNATURE_FIELDS):
+        check_signature(*(fields[name] for name in SIGNATURE_FIELDS))
 
 
 def _file_name(part: Field | File) -> str:
@@ -64,7 +70,7 @@ class InboxFormParser(FormDataParser):
         fields = {}
         for match in re.finditer(r"(?:^|&)(timestamp|token|signature)=([^&]*)", body):
             fields.setdefault(match.group(1), unquote(match.group(2).replace("+", " ")))
-        self._check(fields)
+        check_when_signed(self.check_signature, fields)
         try:
             items = parse_qsl(
                 body, keep_blank_values=True, errors="werkzeug.url_quote", max_num_fields=self.max_form_parts
@@ -72,10 +78,6 @@ class InboxFormParser(FormDataParser):
         except ValueError:  # more fields than any message Mailgun sends
             raise RequestEntityTooLarge() from None
         return stream, self.cls(items), self.cls()
-
-    def _check(self, fields: dict[str, str]) -> None:
-        if self.check_signature is not None and all(name in fields for name in SIGNATURE_FIELDS):
-            self.check_signature(*(fields[name] for name in SIGNATURE_FIELDS))
 
     def _parse_multipart(self, stream, mimetype, content_length, options):
         boundary = options.get("boundary", "").encode("ascii", "replace")
@@ -117,7 +119,7 @@ class InboxFormParser(FormDataParser):
                             fields.append((part.name, value))
                             if part.name in SIGNATURE_FIELDS and part.name not in signature:
                                 signature[part.name] = value
-                                self._check(signature)
+                                check_when_signed(self.check_signature, signature)
                 event = decoder.next_event()
         return fields, files
 

@@ -16,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, NeedData
 
-from .form import SIGNATURE_FIELDS
+from .form import SIGNATURE_FIELDS, check_when_signed
 from .multipart import MailgunDecoder
 
 MIME_FIELD = "body-mime"
@@ -65,9 +65,8 @@ class _Fields:
     def end(self) -> None:
         if self.name != MIME_FIELD:
             self.small[self.name] = self.value.decode("utf-8", errors="replace")
-            signed = self.name in SIGNATURE_FIELDS and all(name in self.small for name in SIGNATURE_FIELDS)
-            if signed and self.check_signature is not None:
-                self.check_signature(*(self.small[name] for name in SIGNATURE_FIELDS))
+            if self.name in SIGNATURE_FIELDS:
+                check_when_signed(self.check_signature, self.small)
         self.name, self.value = "", bytearray()
 
     def result(self) -> MimeForm:
