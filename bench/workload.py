@@ -19,7 +19,8 @@ from PIL import Image
 from inbox.delivery import build_delivery
 
 KiB, MiB = 1024, 1024 * 1024
-RANDOM = os.urandom(25 * MiB)
+# Image data as an encoder writes it: every FF stuffed (FF 00), so location removal walks through it to the EOI.
+RANDOM = os.urandom(25 * MiB).replace(b"\xff", b"\xff\x00")[: 25 * MiB]
 GPS_IFD = 0x8825
 END_OF_IMAGE = b"\xff\xd9"
 # What Mailgun adds for a sender whose SPF and DKIM pass (MAILGUN_NOTES.md).
@@ -44,7 +45,7 @@ BASE_JPEG = gps_jpeg()
 
 def photo(size: int) -> bytes:
     """`size` bytes: the GPS JPEG, a nonce and random bytes, then the JPEG's end marker."""
-    nonce = os.urandom(16)
+    nonce = uuid.uuid4().hex.encode()
     padding = size - len(BASE_JPEG) - len(nonce)
     return BASE_JPEG[: -len(END_OF_IMAGE)] + nonce + RANDOM[:padding] + END_OF_IMAGE
 

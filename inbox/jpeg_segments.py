@@ -2,9 +2,10 @@
 
 The images are the first and every one its APP2 `MPF` index lists (camera previews, phones' HDR
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
-picture ends at the last image's EOI; a file that ends in FF D9 is taken to end there (a further
-JPEG appended without an MPF index would pass), only one that does not is read through its image
-data, marker by marker. inbox/location.py blanks what it finds and cuts off what follows.
+picture ends at the last image's EOI, found by reading through its image data marker by marker:
+a file's last two bytes being FF D9 proves nothing, since a second JPEG appended without an MPF
+index (with a location of its own) ends the same way. inbox/location.py blanks what it finds and
+cuts off what follows.
 
 One budget of MAX_SEGMENTS markers covers all the images and the walk to the end; every offset
 and length is checked against the file, and it fails closed (LocationError) with a reason.
@@ -35,9 +36,7 @@ def jpeg_segments(file: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int
             raise LocationError("the JPEG's MPF index lists an image past the end of the file")
         payloads, _, marker = _image_segments(file, start, size, segments, first=False)
         app1 += payloads
-    if read_exact(file, size - 2, 2) == b"\xff\xd9":
-        return app1, size
-    return app1, _image_end(_EntropyScanner(file, size), marker, segments)  # something follows the last image
+    return app1, _image_end(_EntropyScanner(file, size), marker, segments)
 
 
 def _image_segments(

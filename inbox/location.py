@@ -3,7 +3,8 @@
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
 hands each EXIF block and XMP packet to inbox/exif_xmp.py, which blanks the location bytes without
 moving anything: the file keeps its pixels, its orientation, its colour profile and every other tag.
-It never reads the image data, so a 25 MiB photo costs a few small reads.
+It reads no image data but a JPEG's, which it scans once for the markers that end the picture
+(inbox/jpeg_segments.py); a 25 MiB HEIC or PNG costs a few small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
@@ -15,7 +16,8 @@ Where it looks, per type (libmagic's MIME type):
 - JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP; and the
   same in every further image an APP2 `MPF` index lists (camera previews, phones' HDR gain maps,
   stereo views), which are appended after the first image and carry their own EXIF. The file ends
-  at the last image's EOI. See inbox/jpeg_segments.py.
+  at the last image's EOI, even when it ends in FF D9 as a further JPEG appended without an MPF
+  index does. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
   is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so

@@ -50,9 +50,14 @@ def pasted_photo(size=(320, 240)) -> bytes:
 
 
 def large_photo(size: int) -> bytes:
-    """A real JPEG (its segments parse, so location removal passes it) padded to `size` with random image data."""
+    """A real JPEG (its segments parse, so location removal passes it) padded to `size` with random image data.
+
+    Every FF in the padding is stuffed (FF 00), as in an encoder's output: it holds no marker, and the
+    location walk reads through it to the EOI.
+    """
     head = make_image(".jpg")
-    return head[:-2] + os.urandom(size - len(head)) + head[-2:]  # still ending in its EOI: nothing follows the image
+    padding = os.urandom(size - len(head)).replace(b"\xff", b"\xff\x00")[: size - len(head)]
+    return head[:-2] + padding + head[-2:]
 
 
 def mailgun_form(*attachments, **fields) -> dict:

@@ -157,6 +157,19 @@ def test_what_follows_the_image_is_cut_off_and_the_still_is_kept_exactly(tmp_pat
     assert VIDEO_PLACE not in appended.read_bytes()
 
 
+def test_a_second_jpeg_appended_without_an_mpf_index_goes_with_its_location(tmp_path):
+    # Both files end in FF D9: only a walk through the first image's data finds where it ends.
+    still, second = still_with_gps(tmp_path, "jpg"), tmp_path / "second.jpg"
+    photo_with_gps("jpg", second, size=(32, 24))
+    appended = tmp_path / "appended.jpg"
+    appended.write_bytes(still.read_bytes() + second.read_bytes())
+
+    assert remove_location_from(appended) is True
+
+    remove_location_from(still)
+    assert appended.read_bytes() == still.read_bytes()
+
+
 def test_a_jpeg_cut_short_before_its_end_marker_loses_nothing_more(tmp_path):
     still = still_with_gps(tmp_path, "progressive")
     cut = tmp_path / "cut.jpg"
