@@ -19,7 +19,7 @@ from PIL import Image
 from inbox.delivery import build_delivery
 
 KiB, MiB = 1024, 1024 * 1024
-# Image data as an encoder writes it: every FF stuffed (FF 00), so location removal walks through it to the EOI.
+# Image data as an encoder writes it: every FF stuffed (FF 00), so it holds no marker.
 RANDOM = os.urandom(25 * MiB).replace(b"\xff", b"\xff\x00")[: 25 * MiB]
 GPS_IFD = 0x8825
 END_OF_IMAGE = b"\xff\xd9"

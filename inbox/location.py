@@ -3,8 +3,8 @@
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
 hands each EXIF block and XMP packet to inbox/exif_xmp.py, which blanks the location bytes without
 moving anything: the file keeps its pixels, its orientation, its colour profile and every other tag.
-It reads no image data but a JPEG's, which it scans once for the markers that end the picture
-(inbox/jpeg_segments.py); a 25 MiB HEIC or PNG costs a few small reads.
+It never reads the image data of a photo with nothing after its picture, so a 25 MiB photo costs a
+few small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
@@ -16,8 +16,8 @@ Where it looks, per type (libmagic's MIME type):
 - JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP; and the
   same in every further image an APP2 `MPF` index lists (camera previews, phones' HDR gain maps,
   stereo views), which are appended after the first image and carry their own EXIF. The file ends
-  at the last image's EOI, even when it ends in FF D9 as a further JPEG appended without an MPF
-  index does. See inbox/jpeg_segments.py.
+  at the last image's EOI, and so do the JPEGs a Pixel portrait photo appends and lists in its XMP
+  container directory. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
   is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so
@@ -44,7 +44,7 @@ from typing import BinaryIO
 
 from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_gps, read_exact
 from inbox.heif_items import metadata_items
-from inbox.jpeg_segments import jpeg_segments
+from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
 
 __all__ = ["LocationError", "remove_location"]
 
@@ -52,7 +52,6 @@ MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
 MAX_COMPRESSED_XMP = 16 * 1024 * 1024
 EXIF_PREFIX = b"Exif\0\0"
-JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
 JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The ISOBMFF images (HEIF and AVIF) among images.ACCEPTED: their metadata are items.

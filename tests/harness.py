@@ -52,8 +52,8 @@ def pasted_photo(size=(320, 240)) -> bytes:
 def large_photo(size: int) -> bytes:
     """A real JPEG (its segments parse, so location removal passes it) padded to `size` with random image data.
 
-    Every FF in the padding is stuffed (FF 00), as in an encoder's output: it holds no marker, and the
-    location walk reads through it to the EOI.
+    Every FF in the padding is stuffed (FF 00), as in an encoder's output: it holds no marker, so a
+    walk through it to the EOI finds the photo's end.
     """
     head = make_image(".jpg")
     padding = os.urandom(size - len(head)).replace(b"\xff", b"\xff\x00")[: size - len(head)]

@@ -28,6 +28,7 @@ from tests.harness import (
     exif_with_gps,
     exiftool,
     jpeg_with_exif,
+    large_photo,
     make_image,
     motion_video,
     photo_with_gps,
@@ -122,6 +123,21 @@ def test_many_listed_images_share_one_segment_budget(tmp_path):
     assert time.monotonic() - started < 1
 
 
+def count_reads(monkeypatch) -> list[int]:
+    """The sizes of the reads remove_location makes from the file it opens, from now on."""
+    read = []
+
+    class CountingFile(io.FileIO):
+        def readinto(self, buffer):
+            read.append(super().readinto(buffer))
+            return read[-1]
+
+    monkeypatch.setattr(
+        location, "open", lambda name, mode: io.BufferedRandom(CountingFile(name, mode.replace("b", ""))), raising=False
+    )
+    return read
+
+
 def still_with_gps(tmp_path, kind: str):
     """A photo with GPS of `kind` (a LOCATION_FORMATS extension, or "progressive" for a progressive JPEG)."""
     if kind != "progressive":
@@ -157,17 +173,48 @@ def test_what_follows_the_image_is_cut_off_and_the_still_is_kept_exactly(tmp_pat
     assert VIDEO_PLACE not in appended.read_bytes()
 
 
-def test_a_second_jpeg_appended_without_an_mpf_index_goes_with_its_location(tmp_path):
-    # Both files end in FF D9: only a walk through the first image's data finds where it ends.
-    still, second = still_with_gps(tmp_path, "jpg"), tmp_path / "second.jpg"
-    photo_with_gps("jpg", second, size=(32, 24))
-    appended = tmp_path / "appended.jpg"
-    appended.write_bytes(still.read_bytes() + second.read_bytes())
+def portrait_xmp(namespace: str) -> bytes:
+    """XMP with a Google container directory: the primary image, then a JPEG appended after it."""
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f'<rdf:Description rdf:about="" xmlns:Container="{namespace}" exif:GPSLatitude="52,31.2N"'
+        ' xmlns:exif="http://ns.adobe.com/exif/1.0/"><Container:Directory><rdf:Seq>'
+        '<rdf:li rdf:parseType="Resource"><Container:Item Item:Semantic="Primary" Item:Mime="image/jpeg"/></rdf:li>'
+        '<rdf:li rdf:parseType="Resource"><Container:Item Item:Semantic="Original" Item:Mime="image/jpeg"/></rdf:li>'
+        "</rdf:Seq></Container:Directory></rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
 
-    assert remove_location_from(appended) is True
 
-    remove_location_from(still)
-    assert appended.read_bytes() == still.read_bytes()
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        pytest.param("http://ns.google.com/photos/dd/1.0/container/", id="Dynamic Depth, as Pixel portraits"),
+        pytest.param("http://ns.google.com/photos/1.0/container/", id="the motion photo and Ultra HDR container"),
+    ],
+)
+def test_the_jpegs_a_portrait_photo_appends_go_with_their_location(tmp_path, namespace):
+    # Primary and appended JPEGs end in FF D9 alike: the XMP's directory says more follows the picture.
+    primary, original = tmp_path / "primary.jpg", tmp_path / "original.jpg"
+    image = Image.frombytes("RGB", (96, 64), os.urandom(96 * 64 * 3))
+    image.save(primary, "JPEG", exif=exif_with_gps().tobytes(), xmp=portrait_xmp(namespace))
+    photo_with_gps("jpg", original)  # the unblurred original, with a location of its own
+    portrait = tmp_path / "portrait.jpg"
+    portrait.write_bytes(primary.read_bytes() + original.read_bytes())
+
+    assert remove_location_from(portrait) is True
+
+    remove_location_from(primary)
+    assert portrait.read_bytes() == primary.read_bytes()
+
+
+def test_a_photo_ending_in_its_end_marker_costs_a_few_small_reads(tmp_path, monkeypatch):
+    path = tmp_path / "large.jpg"
+    path.write_bytes(large_photo(8 * 1024 * 1024))
+    read = count_reads(monkeypatch)
+
+    assert remove_location(str(path), "image/jpeg") is False
+
+    assert sum(read) < 64 * 1024  # its segments, not 8 MiB of image data
 
 
 def test_a_jpeg_cut_short_before_its_end_marker_loses_nothing_more(tmp_path):
@@ -194,16 +241,7 @@ def test_markers_close_together_after_the_image_data_are_not_each_read_a_megabyt
     path = tmp_path / "comments.jpg"
     path.write_bytes(make_image(".jpg")[:-2] + comment * 4000 + bytes(8 * 1024 * 1024) + b"\xff\xd9" + motion_video())
     size = os.path.getsize(path)
-    read = []
-
-    class CountingFile(io.FileIO):
-        def readinto(self, buffer):
-            read.append(super().readinto(buffer))
-            return read[-1]
-
-    monkeypatch.setattr(
-        location, "open", lambda name, mode: io.BufferedRandom(CountingFile(name, mode.replace("b", ""))), raising=False
-    )
+    read = count_reads(monkeypatch)
 
     assert remove_location(str(path), "image/jpeg") is True
 
