@@ -41,6 +41,11 @@ _XMP_GPS_ATTRIBUTE = re.compile(rb"\s[\w.-]+:GPS[\w.-]*\s*=\s*([\"'])")
 # at the colon, not at the namespace prefix: a prefix pattern would rescan every run of name
 # characters from each of its bytes (seconds for one 64 KiB JPEG segment of letters).
 _XMP_MOTION_FLAG = re.compile(rb":(?:MotionPhoto|MicroVideo)(?:\s*=\s*[\"']|>\s*)(1)(?=\s*(?:[\"']|</))")
+# Google's container directory lists the files appended after the picture, in file order, the primary first.
+_CONTAINER_PREFIX = re.compile(
+    rb"xmlns:([\w.-]+)\s*=\s*[\"']http://ns\.google\.com/photos/(?:dd/)?1\.0/container/[\"']"
+)
+_RDF_ITEM = re.compile(rb"<rdf:li(?=[\s/>])[^<>]*>")
 
 
 class LocationError(Exception):
@@ -164,10 +169,14 @@ def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
     return sorted({offset for offset in offsets if offset})
 
 
-def blank_xmp_gps(file: BinaryIO, start: int, end: int, *, video_cut: bool = False) -> bool:
+def blank_xmp_gps(file: BinaryIO, start: int, end: int, *, items_kept: int | None = None) -> bool:
     """Overwrite the GPS properties of the XMP packet in file[start:end] with spaces; True when there were any.
 
-    With `video_cut`, the motion-photo flags say "0" too (and count as a change).
+    `items_kept`: what followed the picture was cut off, and only that many files of the image's
+    container directory remain (the primary image and the images an MPF index lists). Then the
+    motion-photo flags say "0" and the directory's later items are blanked too (and count as a
+    change), so that no reader looks for the video, depth map or original that is gone, or
+    counts back from the file's end past them.
     """
     if end - start > MAX_XMP_BYTES:
         raise LocationError(f"the XMP packet is larger than {MAX_XMP_BYTES} bytes")
@@ -195,13 +204,43 @@ def blank_xmp_gps(file: BinaryIO, start: int, end: int, *, video_cut: bool = Fal
         blanked[first:last] = b" " * (last - first)
     if b":GPS" in blanked or b"G\0P\0S" in blanked:
         raise LocationError("the XMP packet still names a GPS property after blanking")
-    if video_cut:
+    if items_kept is not None:
         for match in _XMP_MOTION_FLAG.finditer(packet):
             blanked[match.start(1)] = ord("0")
             spans.append((match.start(1), match.end(1)))
+        for first, last in _container_items(packet)[items_kept:]:
+            blanked[first:last] = b" " * (last - first)
+            spans.append((first, last))
     if not spans:
         return False
     first, last = min(span[0] for span in spans), max(span[1] for span in spans)
     file.seek(start + first)
     file.write(blanked[first:last])
     return True
+
+
+def _container_items(packet: bytes) -> list[tuple[int, int]]:
+    """The spans of the items (`rdf:li`) of the packet's container directory, in order.
+
+    Empty when there is no directory, or it is not a plain list of items (unclosed, nested):
+    then it is left as it is.
+    """
+    prefixes = {match.group(1) for match in _CONTAINER_PREFIX.finditer(packet)}
+    if len(prefixes) != 1:  # none, or a crafted packet: the directory stays
+        return []
+    prefix = prefixes.pop()
+    opening = re.compile(rb"<" + re.escape(prefix) + rb":Directory(?=[\s>])[^<>]*>").search(packet)
+    closing = packet.find(b"</" + prefix + b":Directory>", opening.end()) if opening else -1
+    if closing < 0:
+        return []
+    items, position = [], opening.end()
+    while (item := _RDF_ITEM.search(packet, position, closing)) is not None:
+        end = item.end()
+        if not item.group(0).endswith(b"/>"):
+            end = packet.find(b"</rdf:li>", end, closing)
+            if end < 0 or packet.find(b"<rdf:li", item.end(), end) >= 0:
+                return []
+            end += len(b"</rdf:li>")
+        items.append((item.start(), end))
+        position = end
+    return items

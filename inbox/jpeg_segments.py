@@ -34,8 +34,9 @@ JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
 SCAN_BYTES = 1024 * 1024
 
 
-def jpeg_segments(file: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int]:
-    """The (start, end) of every image's APP1 payloads, and where the picture ends (`size` when nothing follows)."""
+def jpeg_segments(file: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int, int]:
+    """The (start, end) of every image's APP1 payloads, where the picture ends (`size` when nothing follows),
+    and how many images it holds (the first and those its MPF index lists)."""
     segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
     app1, later_images, marker = _image_segments(file, 0, size, segments)
     lists_appended_files = _lists_appended_files(file, app1)
@@ -44,9 +45,10 @@ def jpeg_segments(file: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int
             raise LocationError("the JPEG's MPF index lists an image past the end of the file")
         payloads, _, marker = _image_segments(file, start, size, segments, first=False)
         app1 += payloads
+    images = 1 + len(later_images)
     if read_exact(file, size - 2, 2) == b"\xff\xd9" and not lists_appended_files:
-        return app1, size
-    return app1, _image_end(_EntropyScanner(file, size), marker, segments)
+        return app1, size, images
+    return app1, _image_end(_EntropyScanner(file, size), marker, segments), images
 
 
 def _lists_appended_files(file: BinaryIO, app1: list[tuple[int, int]]) -> bool:

@@ -9,7 +9,8 @@ few small reads.
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
 of the picture, and nothing here can vouch for what it holds. When a JPEG's or HEIF's video is
-cut off, its XMP's motion-photo flags are turned to "0" (inbox/exif_xmp.py).
+cut off, its XMP's motion-photo flags are turned to "0" and its container directory keeps only
+the images that remain (inbox/exif_xmp.py).
 
 Where it looks, per type (libmagic's MIME type):
 
@@ -74,10 +75,10 @@ def remove_location(path: str, content_type: str) -> bool:
 
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
-    app1, end = jpeg_segments(file, size)
+    app1, end, images = jpeg_segments(file, size)
     changed = False
     for start, stop in app1:
-        changed |= _jpeg_app1(file, start, stop, video_cut=end < size)
+        changed |= _jpeg_app1(file, start, stop, items_kept=images if end < size else None)
     return _cut_off_after(file, end, size) or changed
 
 
@@ -89,14 +90,14 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
     return False
 
 
-def _jpeg_app1(file: BinaryIO, start: int, end: int, *, video_cut: bool) -> bool:
+def _jpeg_app1(file: BinaryIO, start: int, end: int, *, items_kept: int | None) -> bool:
     kind = read_exact(file, start, min(end - start, len(JPEG_EXTENDED_XMP)))
     if kind.startswith(EXIF_PREFIX):
         return blank_exif_gps(file, start + len(EXIF_PREFIX), end)
     if kind.startswith(JPEG_XMP):
-        return blank_xmp_gps(file, start + len(JPEG_XMP), end, video_cut=video_cut)
+        return blank_xmp_gps(file, start + len(JPEG_XMP), end, items_kept=items_kept)
     if kind == JPEG_EXTENDED_XMP:  # then GUID (32), full length (4), offset (4): a slice of a larger packet
-        return blank_xmp_gps(file, min(start + len(kind) + 40, end), end, video_cut=video_cut)
+        return blank_xmp_gps(file, min(start + len(kind) + 40, end), end, items_kept=items_kept)
     return False
 
 
@@ -196,7 +197,7 @@ def _heif(file: BinaryIO, size: int) -> bool:
     changed = False
     for kind, start, end in items:
         if kind == "xmp":
-            changed |= blank_xmp_gps(file, start, end, video_cut=image_end < size)
+            changed |= blank_xmp_gps(file, start, end, items_kept=1 if image_end < size else None)
         elif kind == "exif":
             changed |= _heif_exif(file, start, end)
     return _cut_off_after(file, image_end, size) or changed

@@ -142,6 +142,14 @@ def motion_video() -> bytes:
     return box(b"ftyp", b"isom\0\0\2\0isomiso2mp41") + box(b"moov", box(b"udta", place))
 
 
+def container_directory(path) -> list[str]:
+    """The semantics of the items of the file's Google container directory, as exiftool reads them."""
+    out = subprocess.run(
+        ["exiftool", "-j", "-struct", "-XMP-Container:Directory", str(path)], capture_output=True, text=True, check=True
+    )
+    return [entry["Item"]["Semantic"] for entry in json.loads(out.stdout)[0].get("Directory", [])]
+
+
 def exiftool(path) -> dict:
     """exiftool's reading of the file (the independent reader), without the file-system facts.
 

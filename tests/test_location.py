@@ -25,6 +25,7 @@ from tests.harness import (
     XMP,
     assert_location_gone,
     box,
+    container_directory,
     exif_with_gps,
     exiftool,
     jpeg_with_exif,
@@ -173,15 +174,18 @@ def test_what_follows_the_image_is_cut_off_and_the_still_is_kept_exactly(tmp_pat
     assert VIDEO_PLACE not in appended.read_bytes()
 
 
-def portrait_xmp(namespace: str) -> bytes:
-    """XMP with a Google container directory: the primary image, then a JPEG appended after it."""
+def container_xmp(namespace: str, semantics: list[str], extra: str = "") -> bytes:
+    """XMP with a Google container directory listing these files, the primary image first, and GPS."""
+    items = "".join(
+        f'<rdf:li rdf:parseType="Resource"><Container:Item Item:Semantic="{semantic}" Item:Mime="image/jpeg"/></rdf:li>'
+        for semantic in semantics
+    )
     return (
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        f'<rdf:Description rdf:about="" xmlns:Container="{namespace}" exif:GPSLatitude="52,31.2N"'
-        ' xmlns:exif="http://ns.adobe.com/exif/1.0/"><Container:Directory><rdf:Seq>'
-        '<rdf:li rdf:parseType="Resource"><Container:Item Item:Semantic="Primary" Item:Mime="image/jpeg"/></rdf:li>'
-        '<rdf:li rdf:parseType="Resource"><Container:Item Item:Semantic="Original" Item:Mime="image/jpeg"/></rdf:li>'
-        "</rdf:Seq></Container:Directory></rdf:Description></rdf:RDF></x:xmpmeta>"
+        f'<rdf:Description rdf:about="" xmlns:Container="{namespace}" xmlns:Item="{namespace}item/"'
+        f' xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="52,31.2N"{extra}>'
+        f"<Container:Directory><rdf:Seq>{items}</rdf:Seq></Container:Directory>"
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
     ).encode()
 
 
@@ -196,15 +200,22 @@ def test_the_jpegs_a_portrait_photo_appends_go_with_their_location(tmp_path, nam
     # Primary and appended JPEGs end in FF D9 alike: the XMP's directory says more follows the picture.
     primary, original = tmp_path / "primary.jpg", tmp_path / "original.jpg"
     image = Image.frombytes("RGB", (96, 64), os.urandom(96 * 64 * 3))
-    image.save(primary, "JPEG", exif=exif_with_gps().tobytes(), xmp=portrait_xmp(namespace))
+    image.save(
+        primary, "JPEG", exif=exif_with_gps().tobytes(), xmp=container_xmp(namespace, ["Primary", "Depth", "Original"])
+    )
     photo_with_gps("jpg", original)  # the unblurred original, with a location of its own
+    depth = make_image(".jpg", (24, 16), (90, 90, 90))
     portrait = tmp_path / "portrait.jpg"
-    portrait.write_bytes(primary.read_bytes() + original.read_bytes())
+    portrait.write_bytes(primary.read_bytes() + depth + original.read_bytes())
 
     assert remove_location_from(portrait) is True
 
-    remove_location_from(primary)
-    assert portrait.read_bytes() == primary.read_bytes()
+    assert os.path.getsize(portrait) == os.path.getsize(primary)
+    assert [tag for tag in exiftool(portrait) if "GPS" in tag] == []
+    with Image.open(primary) as published_alone, Image.open(portrait) as published:
+        assert published.tobytes() == published_alone.tobytes()
+    assert container_directory(portrait) == ["Primary"]  # nothing points at the files that are gone
+    assert container_directory(primary) == ["Primary", "Depth", "Original"]
 
 
 def test_a_photo_ending_in_its_end_marker_costs_a_few_small_reads(tmp_path, monkeypatch):
@@ -404,6 +415,33 @@ MOTION_XMP = XMP.replace(
 ).replace(b"<exif:GPSAltitude>", b"<GCamera:MicroVideo>1</GCamera:MicroVideo><exif:GPSAltitude>")
 
 
+@pytest.mark.parametrize(
+    "kind, kept",
+    [
+        pytest.param("jpg", ["Primary"], id="a motion photo"),
+        pytest.param("mpo", ["Primary", "GainMap"], id="an Ultra HDR motion photo: its gain map stays"),
+    ],
+)
+def test_a_cut_motion_photo_lists_only_what_it_still_holds(tmp_path, kind, kept):
+    xmp = container_xmp(
+        "http://ns.google.com/photos/1.0/container/",
+        [*kept, "MotionPhoto"],
+        ' xmlns:GCamera="http://ns.google.com/photos/1.0/camera/" GCamera:MotionPhoto="1"',
+    )
+    still = tmp_path / f"still.{kind}"
+    image = Image.frombytes("RGB", (64, 48), os.urandom(64 * 48 * 3))
+    extra = {"save_all": True, "append_images": [image.convert("L")]} if kind == "mpo" else {}
+    image.save(still, LOCATION_FORMATS[kind], exif=exif_with_gps().tobytes(), xmp=xmp, **extra)
+    motion = tmp_path / f"motion.{kind}"
+    motion.write_bytes(still.read_bytes() + motion_video())
+
+    assert remove_location_from(motion) is True
+
+    assert os.path.getsize(motion) == os.path.getsize(still)
+    assert container_directory(motion) == kept
+    assert exiftool(motion)["XMP-GCamera:MotionPhoto"] == 0
+
+
 @pytest.mark.parametrize("kind", ["jpg", "heic"])
 def test_a_motion_photo_whose_video_is_cut_off_no_longer_says_it_has_one(tmp_path, kind):
     still = tmp_path / f"still.{kind}"
@@ -424,9 +462,20 @@ def test_a_motion_photo_whose_video_is_cut_off_no_longer_says_it_has_one(tmp_pat
     assert "XMP-exif:GPSLatitude" not in exiftool(motion)
 
 
-def test_a_motion_photo_with_a_crafted_xmp_costs_no_time(tmp_path):
-    # Letters without a colon in every XMP segment the JPEG can hold, and a video to cut.
-    xmp = JPEG_XMP + b"a" * 65000
+CRAFTED_DIRECTORY = b'<x xmlns:C="http://ns.google.com/photos/1.0/container/"><C:Directory>'
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        pytest.param(b"a" * 65000, id="letters without a colon"),
+        pytest.param(CRAFTED_DIRECTORY + b"<rdf:li>" * 8000 + b"</C:Directory>", id="directory items never closed"),
+        pytest.param(CRAFTED_DIRECTORY + b"<rdf:li/>" * 7000 + b"</C:Directory>", id="thousands of directory items"),
+    ],
+)
+def test_a_motion_photo_with_a_crafted_xmp_costs_no_time(tmp_path, packet):
+    # The packet in every XMP segment the JPEG can hold, and a video to cut.
+    xmp = JPEG_XMP + packet
     segment = b"\xff\xe1" + struct.pack(">H", len(xmp) + 2) + xmp
     path = tmp_path / "crafted.jpg"
     path.write_bytes(b"\xff\xd8" + segment * 30 + make_image(".jpg")[2:] + motion_video())
