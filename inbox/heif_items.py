@@ -1,7 +1,9 @@
 """Finds where the Exif and XMP items of a HEIC/HEIF/AVIF file (ISOBMFF) lie: meta → iinf + iloc → file ranges.
 
-It also finds a Samsung motion photo's video: a top-level `mpvd` box holding an MP4 (which
-carries the place it was shot), appended after the image's boxes.
+It also finds a motion photo's video (an MP4, which carries the place it was shot) appended
+after the image's boxes: Samsung's in a top-level `mpvd` box, Google's (Motion Photo 1.0, listed
+in the XMP's container directory) as the MP4 file itself, from its `ftyp` box, a second one in the
+file, to the end.
 
 Only the top-level `meta` box is read (the still image's; image sequences keep theirs in `moov`,
 not covered). `iinf` names the items (`Exif`, or `mime` with content type application/rdf+xml for
@@ -67,10 +69,13 @@ def _boxes(read: Callable[[int, int], bytes], position: int, end: int) -> Iterat
 def metadata_items(file: BinaryIO, size: int) -> list[tuple[str, int, int]]:
     """("exif" | "xmp", start, end) in the file for each metadata item of the top-level meta box.
 
-    And ("video", start, end) for each top-level `mpvd` box, header included.
+    And ("video", start, end) for each top-level `mpvd` box, header included, and for an MP4
+    appended after the image's boxes (a second `ftyp`) through the end of the file.
     """
     items, box_start = [], 0
     for kind, start, end in _boxes(lambda offset, length: read_exact(file, offset, length), 0, size):
+        if kind == b"ftyp" and box_start > 0:  # another file begins: its boxes are none of the image's
+            return [*items, ("video", box_start, size)]
         if kind == b"meta":
             if end - start > MAX_META_BYTES:
                 raise LocationError("the HEIF meta box is too large")

@@ -27,8 +27,9 @@ Where it looks, per type (libmagic's MIME type):
 - TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer and XMP tag.
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
   application/rdf+xml (XMP), wherever iloc puts them (mdat or idat); see inbox/heif_items.py.
-  A Samsung motion photo's video (a top-level `mpvd` box) is cut off when it ends the file, as
-  it does; elsewhere the offsets of what follows would move, so the photo is refused.
+  A motion photo's video is cut off: Samsung's (a top-level `mpvd` box) when it ends the file, as
+  it does, elsewhere the offsets of what follows would move, so the photo is refused; Google's (an
+  MP4 appended after the image's boxes) from its `ftyp` box on.
 - GIF, BMP and anything else: nothing to do.
 
 When location may be present but the structure cannot be walked safely (truncated, offsets out of

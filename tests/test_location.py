@@ -159,6 +159,8 @@ def still_with_gps(tmp_path, kind: str):
         pytest.param("mpo", motion_video(), id="an HDR gain map, then a video: cut after the last image"),
         pytest.param("jpg", bytes(1000), id="a maker's padding"),
         pytest.param("png", motion_video(), id="png"),
+        pytest.param("heic", motion_video(), id="heic: Google's motion photo, its MP4 after the image's boxes"),
+        pytest.param("avif", motion_video(), id="avif: the same"),
         pytest.param("webp", b"PK\x03\x04" + bytes(26), id="webp and a zip archive: a polyglot"),
     ],
 )
@@ -442,13 +444,20 @@ def test_a_cut_motion_photo_lists_only_what_it_still_holds(tmp_path, kind, kept)
     assert exiftool(motion)["XMP-GCamera:MotionPhoto"] == 0
 
 
-@pytest.mark.parametrize("kind", ["jpg", "heic"])
-def test_a_motion_photo_whose_video_is_cut_off_no_longer_says_it_has_one(tmp_path, kind):
+@pytest.mark.parametrize(
+    "kind, samsung",
+    [
+        pytest.param("jpg", False, id="jpg"),
+        pytest.param("heic", True, id="Samsung's heic: the video in an mpvd box"),
+        pytest.param("heic", False, id="Google's heic: the MP4 appended as it is"),
+    ],
+)
+def test_a_motion_photo_whose_video_is_cut_off_no_longer_says_it_has_one(tmp_path, kind, samsung):
     still = tmp_path / f"still.{kind}"
     Image.frombytes("RGB", (64, 48), os.urandom(64 * 48 * 3)).save(
         still, LOCATION_FORMATS[kind], exif=exif_with_gps().tobytes(), xmp=MOTION_XMP
     )
-    video = motion_video() if kind == "jpg" else box(b"mpvd", motion_video())
+    video = box(b"mpvd", motion_video()) if samsung else motion_video()
     motion = tmp_path / f"motion.{kind}"
     motion.write_bytes(still.read_bytes() + video)
 
