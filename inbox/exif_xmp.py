@@ -41,9 +41,11 @@ _XMP_GPS_ATTRIBUTE = re.compile(rb"\s[\w.-]+:GPS[\w.-]*\s*=\s*([\"'])")
 # at the colon, not at the namespace prefix: a prefix pattern would rescan every run of name
 # characters from each of its bytes (seconds for one 64 KiB JPEG segment of letters).
 _XMP_MOTION_FLAG = re.compile(rb":(?:MotionPhoto|MicroVideo)(?:\s*=\s*[\"']|>\s*)(1)(?=\s*(?:[\"']|</))")
-# Google's container directory lists the files appended after the picture, in file order, the primary first.
+# Google's container directory lists the files appended after the picture, in file order, the primary
+# first: motion photos and Ultra HDR use the first namespace, Dynamic Depth (Pixel portraits) the second.
+CONTAINER_NAMESPACES = (b"http://ns.google.com/photos/1.0/container/", b"http://ns.google.com/photos/dd/1.0/container/")
 _CONTAINER_PREFIX = re.compile(
-    rb"xmlns:([\w.-]+)\s*=\s*[\"']http://ns\.google\.com/photos/(?:dd/)?1\.0/container/[\"']"
+    rb"xmlns:([\w.-]+)\s*=\s*[\"'](?:" + b"|".join(map(re.escape, CONTAINER_NAMESPACES)) + rb")[\"']"
 )
 _RDF_ITEM = re.compile(rb"<rdf:li(?=[\s/>])[^<>]*>")
 

@@ -4,8 +4,8 @@ The images are the first and every one its APP2 `MPF` index lists (camera previe
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
 picture ends at the last image's EOI. A file that ends in FF D9 is taken to end there, as a camera
 writes it, unless the first image's XMP has a Google container directory: a Pixel portrait photo
-is several JPEGs one after another (depth map, confidence map, the unblurred original), listed
-there and not in an MPF index. Any other file is read through its image data, marker by marker,
+is several JPEGs one after another (the depth map, the unblurred original), listed there and
+not in an MPF index. Any other file is read through its image data, marker by marker,
 to find its EOI. inbox/location.py blanks what it finds and cuts off what follows.
 
 Reading every JPEG through (0.36 ms per MiB, holding the GIL) would cost a 25 MiB photo a fifth
@@ -22,13 +22,11 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from inbox.exif_xmp import LocationError, mpf_images, read_exact
+from inbox.exif_xmp import CONTAINER_NAMESPACES, LocationError, mpf_images, read_exact
 
 MAX_SEGMENTS = 4096
 MPF_PREFIX = b"MPF\0"
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
-# Where Google's formats list the files appended after the picture (motion photo and Ultra HDR; Dynamic Depth).
-CONTAINER_NAMESPACES = (b"http://ns.google.com/photos/1.0/container/", b"http://ns.google.com/photos/dd/1.0/container/")
 # A marker with a length in a JPEG's entropy-coded data (FF 00 is a stuffed FF, FF D0-D7 a restart, FF FF fill).
 JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
 SCAN_BYTES = 1024 * 1024
