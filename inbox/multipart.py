@@ -80,7 +80,7 @@ class MailgunDecoder(MultipartDecoder):
         # Werkzeug 3.1's, copying each piece of a part once instead of three times: a slice of
         # the buffer for the partial-boundary search, another for the data, then bytes() of it.
         data_start = LINE_BREAK_RE.match(data).end() if start else 0
-        match = self.boundary_re.search(data) if data.find(self.preamble_re.delimiter) != -1 else None
+        match = self.boundary_re.search(data)  # one bytes.find when the buffer holds no delimiter
         if match is not None:
             self.state = State.EPILOGUE if match.group(1).startswith(b"--") else State.PART
             data_end, del_index = match.start(), match.end()
