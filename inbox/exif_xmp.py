@@ -1,4 +1,4 @@
-"""Blanks GPS location inside one EXIF (TIFF-structured) block or one XMP packet of an open file, in place.
+"""Blanks location inside one EXIF (TIFF-structured) block or one XMP packet of an open file, in place.
 
 The containers (JPEG, PNG, WebP, TIFF, HEIF) are walked by inbox/location.py; this module gets a
 byte range of the file and rewrites only the bytes that carry location, keeping the size:
@@ -6,9 +6,11 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
 - EXIF: every GPSInfo pointer (tag 0x8825) in the IFD chain (IFD0, IFD1, further TIFF pages) is
   taken out of its IFD (the later entries move up by 12 bytes inside the same IFD), and the GPS IFD
   it pointed at is zeroed with its out-of-line values. Every other tag keeps its bytes and offsets.
-- XMP: every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`), in
-  attribute or element form, is overwritten with spaces of the same length; the packet stays
-  well-formed. If `GPS` is still there afterwards (UTF-16 packets, odd syntax), it fails closed.
+- XMP: every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`) or
+  names a place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
+  `Iptc4xmpExt:LocationCreated`, `LocationShown` with everything inside), in attribute or
+  element form, is overwritten with spaces of the same length; the packet stays well-formed.
+  If such a name is still there afterwards (UTF-16 packets, odd syntax), it fails closed.
   When location.py has cut a motion photo's video off, the packet's flags that announce it
   (Google's `GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to "0" as well, so
   that viewers do not look for a video that is gone.
@@ -35,8 +37,16 @@ MAX_XMP_BYTES = 4 * 1024 * 1024
 # Bytes per value of each TIFF field type; an unknown type in a GPS IFD cannot be blanked safely.
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}
-_XMP_GPS_ELEMENT = re.compile(rb"<([\w.-]+:GPS[\w.-]*)(?=[\s/>])[^<>]*>")
-_XMP_GPS_ATTRIBUTE = re.compile(rb"\s[\w.-]+:GPS[\w.-]*\s*=\s*([\"'])")
+# Local names, whatever the prefix, as for GPS: editors (Lightroom's address lookup, exiftool) write
+# the place a photo was taken as these, in the photoshop, IPTC Core and IPTC Extension schemas.
+_XMP_PLACE_NAMES = (
+    rb"City|State|Country|CountryCode|CountryName|Location|LocationCreated|LocationShown"
+    rb"|Sublocation|ProvinceState|WorldRegion"
+)
+_XMP_LOCATION_NAME = rb"[\w.-]+:(?:GPS[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
+_XMP_LOCATION_ELEMENT = re.compile(rb"<(" + _XMP_LOCATION_NAME + rb")(?=[\s/>])[^<>]*>")
+_XMP_LOCATION_ATTRIBUTE = re.compile(rb"\s" + _XMP_LOCATION_NAME + rb"\s*=\s*([\"'])")
+_XMP_PLACE_LEFT = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
 # The "1" of a motion-photo flag, attribute or element form: a video follows the picture. It starts
 # at the colon, not at the namespace prefix: a prefix pattern would rescan every run of name
 # characters from each of its bytes (seconds for one 64 KiB JPEG segment of letters).
@@ -129,7 +139,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int) -> bool:
         for entry, tag in zip(entries, tags, strict=True):
             extent = block.value_extent(entry) if tag == XMP_TAG else None
             if extent:
-                changed |= blank_xmp_gps(file, start + extent[0], start + extent[0] + extent[1])
+                changed |= blank_xmp_location(file, start + extent[0], start + extent[0] + extent[1])
         if tags.count(GPS_INFO_TAG) > 1:
             raise LocationError("an EXIF IFD has two GPS pointers")
         if GPS_INFO_TAG in tags:
@@ -171,8 +181,8 @@ def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
     return sorted({offset for offset in offsets if offset})
 
 
-def blank_xmp_gps(file: BinaryIO, start: int, end: int, *, items_kept: int | None = None) -> bool:
-    """Overwrite the GPS properties of the XMP packet in file[start:end] with spaces; True when there were any.
+def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int | None = None) -> bool:
+    """Overwrite the GPS and place properties of the XMP packet in file[start:end] with spaces; True if any.
 
     `items_kept`: what followed the picture was cut off, and only that many files of the image's
     container directory remain (the primary image and the images an MPF index lists). Then the
@@ -185,27 +195,27 @@ def blank_xmp_gps(file: BinaryIO, start: int, end: int, *, items_kept: int | Non
     packet = read_exact(file, start, end - start)
     spans: list[tuple[int, int]] = []
     covered = 0
-    for match in _XMP_GPS_ELEMENT.finditer(packet):
+    for match in _XMP_LOCATION_ELEMENT.finditer(packet):
         if match.start() < covered:
-            continue  # inside a GPS element already blanked; skipping it keeps the scan linear
+            continue  # inside an element already blanked; skipping it keeps the scan linear
         close = match.end()
         if not match.group(0).endswith(b"/>"):
             closing = re.compile(rb"</" + re.escape(match.group(1)) + rb"\s*>").search(packet, match.end())
             if closing is None:
-                raise LocationError("an XMP GPS element is not closed")
+                raise LocationError("an XMP location element is not closed")
             close = closing.end()
         spans.append((match.start(), close))
         covered = close
-    for match in _XMP_GPS_ATTRIBUTE.finditer(packet):
+    for match in _XMP_LOCATION_ATTRIBUTE.finditer(packet):
         close = packet.find(match.group(1), match.end()) + 1
         if close <= 0:
-            raise LocationError("an XMP GPS attribute is not closed")
+            raise LocationError("an XMP location attribute is not closed")
         spans.append((match.start(), close))
     blanked = bytearray(packet)
     for first, last in spans:
         blanked[first:last] = b" " * (last - first)
-    if b":GPS" in blanked or b"G\0P\0S" in blanked:
-        raise LocationError("the XMP packet still names a GPS property after blanking")
+    if b":GPS" in blanked or b"G\0P\0S" in blanked or _XMP_PLACE_LEFT.search(blanked):
+        raise LocationError("the XMP packet still names a location property after blanking")
     if items_kept is not None:
         for match in _XMP_MOTION_FLAG.finditer(packet):
             blanked[match.start(1)] = ord("0")

@@ -1,4 +1,4 @@
-"""Walks a JPEG's structure: where each image's APP1 segments lie, and where the picture ends.
+"""Walks a JPEG's structure: where each image's metadata segments (APP1, APP13) lie, and where the picture ends.
 
 The images are the first and every one its APP2 `MPF` index lists (camera previews, phones' HDR
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
@@ -33,25 +33,25 @@ SCAN_BYTES = 1024 * 1024
 
 
 def jpeg_segments(file: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int, int]:
-    """The (start, end) of every image's APP1 payloads, where the picture ends (`size` when nothing follows),
+    """The (start, end) of every image's APP1 and APP13 payloads, where the picture ends (`size` when nothing follows),
     and how many images it holds (the first and those its MPF index lists)."""
     segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
-    app1, later_images, marker = _image_segments(file, 0, size, segments)
-    lists_appended_files = _lists_appended_files(file, app1)
+    metadata, later_images, marker = _image_segments(file, 0, size, segments)
+    lists_appended_files = _lists_appended_files(file, metadata)
     for start in later_images:  # in file order: the last one walked is the last image
         if start + 2 > size:
             raise LocationError("the JPEG's MPF index lists an image past the end of the file")
         payloads, _, marker = _image_segments(file, start, size, segments, first=False)
-        app1 += payloads
+        metadata += payloads
     images = 1 + len(later_images)
     if read_exact(file, size - 2, 2) == b"\xff\xd9" and not lists_appended_files:
-        return app1, size, images
-    return app1, _image_end(_EntropyScanner(file, size), marker, segments), images
+        return metadata, size, images
+    return metadata, _image_end(_EntropyScanner(file, size), marker, segments), images
 
 
-def _lists_appended_files(file: BinaryIO, app1: list[tuple[int, int]]) -> bool:
-    """True when one of these APP1 payloads is an XMP packet with a Google container directory."""
-    for start, end in app1:
+def _lists_appended_files(file: BinaryIO, metadata: list[tuple[int, int]]) -> bool:
+    """True when one of these payloads is an XMP packet with a Google container directory."""
+    for start, end in metadata:
         if read_exact(file, start, min(end - start, len(JPEG_XMP))) == JPEG_XMP:
             packet = read_exact(file, start, end - start)  # at most 64 KiB: a segment's length is 16 bits
             if any(namespace in packet for namespace in CONTAINER_NAMESPACES):
@@ -64,14 +64,14 @@ def _image_segments(
 ) -> tuple[list[tuple[int, int]], list[int], int]:
     """One image's segments up to its image data.
 
-    Returns its APP1 payloads, where the MPF index puts the later images (the first image only),
+    Returns its APP1 and APP13 payloads, where the MPF index puts the later images (the first image only),
     and where the marker that ended the walk (SOS, or EOI in an image without data) is.
     """
     if read_exact(file, start, 2) != b"\xff\xd8":
         raise LocationError(
             "the JPEG does not start with SOI" if first else "an image the JPEG's MPF index lists is not a JPEG"
         )
-    app1, position, later_images = [], start + 2, []
+    metadata, position, later_images = [], start + 2, []
     for _ in segments:
         if position + 4 > size:
             raise LocationError("the JPEG ends before its image data")
@@ -83,15 +83,15 @@ def _image_segments(
             position += 1
             continue
         if marker in (0xD9, 0xDA):  # EOI, SOS: no metadata after this point
-            return app1, later_images, position
+            return metadata, later_images, position
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             position += 2
             continue
         end = position + 2 + struct.unpack(">H", header[2:])[0]
         if end < position + 4 or end > size:
             raise LocationError("a JPEG segment runs past the end of the file")
-        if marker == 0xE1:
-            app1.append((position + 4, end))
+        if marker in (0xE1, 0xED):  # APP1: EXIF, XMP; APP13: Photoshop resources (IPTC)
+            metadata.append((position + 4, end))
         elif marker == 0xE2 and first and read_exact(file, position + 4, min(end - position - 4, 4)) == MPF_PREFIX:
             if later_images:
                 raise LocationError("the JPEG has two MPF indexes")

@@ -1,10 +1,10 @@
-"""Removes location metadata (EXIF GPS, XMP GPS properties) from an image file in place, losslessly.
+"""Removes location metadata (EXIF GPS, XMP GPS and place properties, IPTC place names) from an image file in place.
 
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
-hands each EXIF block and XMP packet to inbox/exif_xmp.py, which blanks the location bytes without
-moving anything: the file keeps its pixels, its orientation, its colour profile and every other tag.
-It never reads the image data of a photo with nothing after its picture, so a 25 MiB photo costs a
-few small reads.
+hands each EXIF block and XMP packet to inbox/exif_xmp.py, and a JPEG's Photoshop resources to
+inbox/iptc_places.py. They blank the location bytes without moving anything: the file keeps its
+pixels, its orientation, its colour profile and every other tag. It never reads the image data of
+a photo with nothing after its picture, so a 25 MiB photo costs a few small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
@@ -14,11 +14,11 @@ the images that remain (inbox/exif_xmp.py).
 
 Where it looks, per type (libmagic's MIME type):
 
-- JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP; and the
-  same in every further image an APP2 `MPF` index lists (camera previews, phones' HDR gain maps,
-  stereo views), which are appended after the first image and carry their own EXIF. The file ends
-  at the last image's EOI, and so do the JPEGs a Pixel portrait photo appends and lists in its XMP
-  container directory. See inbox/jpeg_segments.py.
+- JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP, APP13
+  Photoshop resources (IPTC-IIM); and the same in every further image an APP2 `MPF` index lists
+  (camera previews, phones' HDR gain maps, stereo views), which are appended after the first image
+  and carry their own EXIF. The file ends at the last image's EOI, and so do the JPEGs a Pixel
+  portrait photo appends and lists in its XMP container directory. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
   is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so
@@ -44,8 +44,9 @@ import zlib
 from collections.abc import Callable
 from typing import BinaryIO
 
-from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_gps, read_exact
+from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_location, read_exact
 from inbox.heif_items import metadata_items
+from inbox.iptc_places import PHOTOSHOP_PREFIX, blank_iim_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
 
 __all__ = ["LocationError", "remove_location"]
@@ -76,10 +77,10 @@ def remove_location(path: str, content_type: str) -> bool:
 
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
-    app1, end, images = jpeg_segments(file, size)
+    metadata, end, images = jpeg_segments(file, size)
     changed = False
-    for start, stop in app1:
-        changed |= _jpeg_app1(file, start, stop, items_kept=images if end < size else None)
+    for start, stop in metadata:
+        changed |= _jpeg_metadata(file, start, stop, items_kept=images if end < size else None)
     return _cut_off_after(file, end, size) or changed
 
 
@@ -91,14 +92,16 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
     return False
 
 
-def _jpeg_app1(file: BinaryIO, start: int, end: int, *, items_kept: int | None) -> bool:
+def _jpeg_metadata(file: BinaryIO, start: int, end: int, *, items_kept: int | None) -> bool:
     kind = read_exact(file, start, min(end - start, len(JPEG_EXTENDED_XMP)))
+    if kind.startswith(PHOTOSHOP_PREFIX):
+        return blank_iim_places(file, start, end)
     if kind.startswith(EXIF_PREFIX):
         return blank_exif_gps(file, start + len(EXIF_PREFIX), end)
     if kind.startswith(JPEG_XMP):
-        return blank_xmp_gps(file, start + len(JPEG_XMP), end, items_kept=items_kept)
+        return blank_xmp_location(file, start + len(JPEG_XMP), end, items_kept=items_kept)
     if kind == JPEG_EXTENDED_XMP:  # then GUID (32), full length (4), offset (4): a slice of a larger packet
-        return blank_xmp_gps(file, min(start + len(kind) + 40, end), end, items_kept=items_kept)
+        return blank_xmp_location(file, min(start + len(kind) + 40, end), end, items_kept=items_kept)
     return False
 
 
@@ -146,7 +149,7 @@ def _png_itxt(file: BinaryIO, start: int, end: int) -> bool:
     if len(data) < header or len(parts) != 3:
         raise LocationError("the PNG XMP chunk is malformed")
     if data[header - 2] == 0:
-        return blank_xmp_gps(file, end - len(parts[2]), end)
+        return blank_xmp_location(file, end - len(parts[2]), end)
     try:
         inflated = zlib.decompressobj().decompress(parts[2], MAX_COMPRESSED_XMP)
     except zlib.error as error:
@@ -180,7 +183,7 @@ def _webp(file: BinaryIO, size: int) -> bool:
             prefixed = read_exact(file, start, min(length, 6)) == EXIF_PREFIX
             changed |= blank_exif_gps(file, start + 6 * prefixed, end)
         elif kind == b"XMP ":
-            changed |= blank_xmp_gps(file, start, end)
+            changed |= blank_xmp_location(file, start, end)
         position = end + (length & 1)
     raise LocationError(f"the WebP has more than {MAX_CHUNKS} chunks")
 
@@ -198,7 +201,7 @@ def _heif(file: BinaryIO, size: int) -> bool:
     changed = False
     for kind, start, end in items:
         if kind == "xmp":
-            changed |= blank_xmp_gps(file, start, end, items_kept=1 if image_end < size else None)
+            changed |= blank_xmp_location(file, start, end, items_kept=1 if image_end < size else None)
         elif kind == "exif":
             changed |= _heif_exif(file, start, end)
     return _cut_off_after(file, image_end, size) or changed

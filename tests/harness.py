@@ -150,6 +150,36 @@ def container_directory(path) -> list[str]:
     return [entry["Item"]["Semantic"] for entry in json.loads(out.stdout)[0].get("Directory", [])]
 
 
+# Where a photo was taken, as an editor's address lookup fills it in (Lightroom writes these; exiftool here).
+XMP_PLACES = {
+    "XMP-photoshop:City": "Berlin",
+    "XMP-photoshop:State": "Berlin",
+    "XMP-photoshop:Country": "Germany",
+    "XMP-iptcCore:Location": "Unter den Linden 1",
+    "XMP-iptcCore:CountryCode": "DEU",
+    "XMP-iptcExt:LocationCreatedCity": "Berlin",
+    "XMP-iptcExt:LocationShownSublocation": "Brandenburger Tor",
+}
+IIM_PLACES = {
+    "IPTC:ContentLocationName": "Mitte",
+    "IPTC:City": "Berlin",
+    "IPTC:Sub-location": "Unter den Linden 1",
+    "IPTC:Province-State": "Berlin",
+    "IPTC:Country-PrimaryLocationCode": "DEU",
+    "IPTC:Country-PrimaryLocationName": "Germany",
+}
+
+
+def write_place_names(path, iim: bool) -> None:
+    """Fill in where the photo was taken, as an editor does: in XMP, and with `iim` in IPTC-IIM too (a JPEG's
+    APP13, with the digest Photoshop keeps of it). Also a caption and the photographer's own city, which stay."""
+    tags = {**XMP_PLACES, "XMP-iptcCore:CreatorCity": "Hamburg"}
+    if iim:
+        tags |= {**IIM_PLACES, "IPTC:Caption-Abstract": "Birthday", "Photoshop:IPTCDigest": "new"}
+    arguments = [f"-{tag}={value}" for tag, value in tags.items()]
+    subprocess.run(["exiftool", "-q", "-overwrite_original", *arguments, str(path)], check=True)
+
+
 def exiftool(path) -> dict:
     """exiftool's reading of the file (the independent reader), without the file-system facts.
 
@@ -197,9 +227,13 @@ def tiff_block(first_ifd: int, *ifds: tuple[int, list[tuple[int, int, int, int]]
 
 
 def jpeg_with_exif(tiff: bytes) -> bytes:
+    return jpeg_with_segment(0xE1, b"Exif\0\0" + tiff)
+
+
+def jpeg_with_segment(marker: int, payload: bytes) -> bytes:
+    """A small JPEG with one more APPn segment first."""
     plain = make_image(".jpg")
-    payload = b"Exif\0\0" + tiff
-    return plain[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + plain[2:]
+    return plain[:2] + bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload + plain[2:]
 
 
 MAKE = (0x010F, 2, 4, int.from_bytes(b"Cam\0", "little"))

@@ -18,22 +18,26 @@ from inbox.images import detect_type
 from inbox.location import JPEG_XMP, LocationError, remove_location
 from tests.harness import (
     ICC,
+    IIM_PLACES,
     LOCATION_FORMATS,
     MAKE,
     MALFORMED_EXIF,
     VIDEO_PLACE,
     XMP,
+    XMP_PLACES,
     assert_location_gone,
     box,
     container_directory,
     exif_with_gps,
     exiftool,
     jpeg_with_exif,
+    jpeg_with_segment,
     large_photo,
     make_image,
     motion_video,
     photo_with_gps,
     tiff_block,
+    write_place_names,
 )
 
 
@@ -386,6 +390,87 @@ def test_xmp_gps_in_element_and_attribute_form_keeps_packet_size(tmp_path):
     assert os.path.getsize(path) == size
     blanked = path.read_bytes()
     assert b"GPS" not in blanked and b"Harbour" in blanked and b'exif:ExposureProgram="2"' in blanked
+
+
+# Not mpo: exiftool 12.57 grows the first image's XMP without moving the MPF offsets, which breaks the photo.
+@pytest.mark.parametrize("extension", [extension for extension in LOCATION_FORMATS if extension != "mpo"])
+def test_the_place_names_an_editor_filled_in_are_gone_and_the_rest_is_kept(tmp_path, extension):
+    original, cleaned = tmp_path / f"original.{extension}", tmp_path / f"cleaned.{extension}"
+    photo_with_gps(extension, original)
+    iim = extension == "jpg"  # IPTC-IIM: a JPEG's APP13
+    write_place_names(original, iim=iim)
+    shutil.copy(original, cleaned)
+    places = {**XMP_PLACES, **(IIM_PLACES if iim else {})}
+    before = exiftool(original)
+    assert {tag: before.get(tag) for tag in places} == places, "the test photo names the place"
+
+    assert remove_location_from(cleaned) is True
+
+    after = exiftool(cleaned)
+    assert [tag for tag in XMP_PLACES if tag in after] == []
+    assert {tag: after[tag].strip() for tag in IIM_PLACES if iim} == dict.fromkeys(IIM_PLACES if iim else (), "")
+    digests = {"Photoshop:IPTCDigest", "File:CurrentIPTCDigest"}  # Photoshop's MD5 of the IIM, and exiftool's
+    if iim:
+        assert after["Photoshop:IPTCDigest"] == after["File:CurrentIPTCDigest"] != before["Photoshop:IPTCDigest"]
+    kept = {tag: value for tag, value in before.items() if tag not in places.keys() | digests and "GPS" not in tag}
+    assert {tag: value for tag, value in after.items() if tag in kept} == kept
+    assert after["XMP-iptcCore:CreatorCity"] == "Hamburg" and after["XMP-dc:Title"] == "Harbour"
+    assert os.path.getsize(cleaned) == os.path.getsize(original)
+    with Image.open(original) as old, Image.open(cleaned) as new:
+        assert new.tobytes() == old.tobytes()
+
+
+def iim(*datasets: tuple[int, int, bytes]) -> bytes:
+    """IPTC-IIM datasets (record, dataset, value); a value over 32767 bytes gets an extended length."""
+    data = b""
+    for record, number, value in datasets:
+        length = struct.pack(">H", len(value)) if len(value) < 0x8000 else b"\x80\x04" + struct.pack(">I", len(value))
+        data += bytes((0x1C, record, number)) + length + value
+    return data
+
+
+def photoshop_resources(*resources: tuple[int, bytes]) -> bytes:
+    """An APP13 payload: `Photoshop 3.0` and each (id, data) as an 8BIM resource with an empty name."""
+    payload = b"Photoshop 3.0\0"
+    for resource, data in resources:
+        payload += b"8BIM" + struct.pack(">H", resource) + b"\0\0" + struct.pack(">I", len(data)) + data
+        payload += bytes(len(data) % 2)
+    return payload
+
+
+def test_iptc_place_names_are_blanked_in_place_and_nothing_else_is(tmp_path):
+    caption = b"Cake " * 7000  # 35000 bytes: an extended dataset length
+    block = iim((2, 0, b"\0\4"), (2, 120, caption), (2, 90, b"Berlin"), (2, 25, b"Berlin"), (1, 90, b"\x1b%G"))
+    path = tmp_path / "iptc.jpg"
+    path.write_bytes(jpeg_with_segment(0xED, photoshop_resources((0x0404, block), (0x0425, b"\0" * 16))))
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    blanked = iim((2, 0, b"\0\4"), (2, 120, caption), (2, 90, b"      "), (2, 25, b"Berlin"), (1, 90, b"\x1b%G"))
+    # The city (2:90) only: a keyword (2:25) or the envelope's character set (1:90) is no place. A digest
+    # that did not match the IIM before is not Photoshop's: it is left as it was.
+    assert path.read_bytes() == jpeg_with_segment(0xED, photoshop_resources((0x0404, blanked), (0x0425, b"\0" * 16)))
+
+
+MALFORMED_IPTC = {  # case: (APP13 payload, what the reason says)
+    "resource past the segment": (b"Photoshop 3.0\0" + b"8BIM\4\4\0\0" + struct.pack(">I", 1 << 30), "past its APP13"),
+    "unknown resource signature": (b"Photoshop 3.0\0" + b"8BIX\4\4\0\0\0\0\0\0", "malformed"),
+    "dataset past its block": (photoshop_resources((0x0404, b"\x1c\x02\x5a\x7f\xff" + b"x" * 8)), "runs past"),
+    "dataset without its marker": (photoshop_resources((0x0404, iim((2, 90, b"Berlin")) + b"garbage")), "malformed"),
+    "extended length of 9 bytes": (photoshop_resources((0x0404, b"\x1c\x02\x5a\x80\x09" + bytes(9))), "length"),
+    "endless empty resources": (photoshop_resources(*[(0x0400, b"")] * 5000), "more than 4096"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_IPTC)
+def test_malformed_iptc_is_refused_quickly(tmp_path, case):
+    payload, reason = MALFORMED_IPTC[case]
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(jpeg_with_segment(0xED, payload))
+    started = time.monotonic()
+    with pytest.raises(LocationError, match=reason):
+        remove_location(str(path), "image/jpeg")
+    assert time.monotonic() - started < 1
 
 
 def test_a_png_of_endless_empty_chunks_is_refused_quickly(tmp_path):

@@ -14,15 +14,18 @@ import requests
 from inbox import create_app
 from inbox.storage import current_store, object_name
 from tests.harness import (
+    IIM_PLACES,
     LOCATION_FORMATS,
     MALFORMED_EXIF,
     VIDEO_PLACE,
+    XMP_PLACES,
     assert_location_gone,
     exiftool,
     jpeg_with_exif,
     mailgun_form,
     motion_video,
     photo_with_gps,
+    write_place_names,
 )
 from tests.test_providers import REAL, Real
 
@@ -67,6 +70,20 @@ def test_a_motion_photo_is_published_as_its_still_without_the_video_and_the_plac
     published = tmp_path / "served.jpg"
     published.write_bytes(served)
     assert_location_gone(still, published)
+
+
+def test_a_photo_an_editor_wrote_the_address_into_is_published_without_it(deliver, client, tmp_path):
+    original = gps_photo(tmp_path, "jpg")
+    write_place_names(original, iim=True)
+    response = deliver(("edited.jpg", original.read_bytes()))
+
+    assert response.status_code == 200, response.get_json()
+    served = tmp_path / "served.jpg"
+    served.write_bytes(client.get(urlsplit(response.get_json()["stored"][0]["url"]).path).data)
+    tags = exiftool(served)
+    named = {tag: value for tag, value in tags.items() if tag in XMP_PLACES or tag in IIM_PLACES and value.strip()}
+    assert named == {} and [tag for tag in tags if "GPS" in tag] == []
+    assert tags["IPTC:Caption-Abstract"] == "Birthday" and os.path.getsize(served) == os.path.getsize(original)
 
 
 def test_the_name_comes_from_the_original_content_so_a_redelivery_keeps_the_url(deliver, app, settings, tmp_path):

@@ -1,0 +1,108 @@
+"""Blanks the place names in a JPEG's Photoshop resources (APP13), where the IPTC-IIM fields live.
+
+Editors that fill in where a photo was taken (Lightroom's address lookup, Photoshop, exiftool)
+write it twice: into XMP (inbox/exif_xmp.py) and into the IIM application record of the APP13
+`Photoshop 3.0` resources. Here the values of the IIM datasets that name a place (content location
+code and name, city, sub-location, province or state, country code and name) are overwritten with
+spaces of the same length: the datasets, the resources and the segment keep their lengths. The
+resource that holds the MD5 of the IIM data (IPTCDigest) is recomputed when it matched, so editors
+still see the IIM and the XMP as written together.
+
+Resources: a signature, a 16-bit id, a padded Pascal name, a 32-bit size and the data, padded to an
+even length. IIM datasets: 0x1C, record, dataset, a 16-bit length (or, with its top bit set, the
+length of the length). Every length is checked against the segment and every loop is bounded;
+anything malformed fails closed (LocationError) with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import BinaryIO
+
+from inbox.exif_xmp import LocationError, read_exact
+
+PHOTOSHOP_PREFIX = b"Photoshop 3.0\0"
+# 8BIM is Photoshop's; the others are older writers' and exiftool reads them alike.
+RESOURCE_SIGNATURES = (b"8BIM", b"PHUT", b"DCSR", b"AgHg", b"MeSa")
+IIM_RESOURCE = 0x0404
+DIGEST_RESOURCE = 0x0425
+IIM_MARKER = 0x1C
+APPLICATION_RECORD = 2
+# Application record datasets: content location code (26) and name (27), city (90), sub-location
+# (92), province/state (95), country code (100) and name (101).
+PLACE_DATASETS = frozenset({26, 27, 90, 92, 95, 100, 101})
+MAX_RESOURCES = 4096
+MAX_DATASETS = 16384  # a dataset takes at least 5 bytes of a segment of at most 64 KiB
+
+
+def blank_iim_places(file: BinaryIO, start: int, end: int) -> bool:
+    """Blank the place names of the APP13 payload in file[start:end]; True when there were any.
+
+    A payload that is not Photoshop resources is left alone.
+    """
+    data = read_exact(file, start, end - start)  # at most 64 KiB: a segment's length is 16 bits
+    if not data.startswith(PHOTOSHOP_PREFIX):
+        return False
+    blanked = bytearray(data)
+    iim_blocks, digests = [], []
+    for resource, first, last in _resources(data, len(PHOTOSHOP_PREFIX)):
+        if resource == IIM_RESOURCE:
+            iim_blocks.append((first, last))
+            for value_start, value_end in _place_values(data, first, last):
+                blanked[value_start:value_end] = b" " * (value_end - value_start)
+        elif resource == DIGEST_RESOURCE and last - first == 16:
+            digests.append(first)
+    if blanked == data:
+        return False
+    if len(iim_blocks) == 1 and len(digests) == 1:
+        (first, last), digest = iim_blocks[0], digests[0]
+        if data[digest : digest + 16] == hashlib.md5(data[first:last]).digest():
+            blanked[digest : digest + 16] = hashlib.md5(blanked[first:last]).digest()
+    file.seek(start)
+    file.write(blanked)
+    return True
+
+
+def _resources(data: bytes, position: int):
+    """(id, data start, data end) of each resource from `position` to the end of `data`."""
+    for _ in range(MAX_RESOURCES):
+        if position == len(data) or (data[position] == 0 and not data[position:].strip(b"\0")):
+            return  # writers pad the segment with zeros
+        if position + 7 > len(data) or data[position : position + 4] not in RESOURCE_SIGNATURES:
+            raise LocationError("the JPEG's Photoshop resources (APP13) are malformed")
+        resource = struct.unpack(">H", data[position + 4 : position + 6])[0]
+        name_length = data[position + 6]
+        size_at = position + 6 + name_length + 1 + (name_length + 1) % 2  # the name is padded to even
+        if size_at + 4 > len(data):
+            raise LocationError("a Photoshop resource runs past its APP13 segment")
+        first = size_at + 4
+        last = first + struct.unpack(">I", data[size_at:first])[0]
+        if last > len(data):
+            raise LocationError("a Photoshop resource runs past its APP13 segment")
+        yield resource, first, last
+        position = min(last + last % 2, len(data))
+    raise LocationError(f"the JPEG's APP13 segment has more than {MAX_RESOURCES} Photoshop resources")
+
+
+def _place_values(data: bytes, position: int, end: int) -> list[tuple[int, int]]:
+    """The (start, end) of the values of the place datasets in the IIM block data[position:end]."""
+    values = []
+    for _ in range(MAX_DATASETS):
+        if position == end or (data[position] == 0 and not data[position:end].strip(b"\0")):
+            return values
+        if data[position] != IIM_MARKER or position + 5 > end:
+            raise LocationError("the IPTC data in the JPEG's APP13 segment is malformed")
+        record, dataset, length = struct.unpack(">BBH", data[position + 1 : position + 5])
+        position += 5
+        if length & 0x8000:  # extended dataset: the next (length & 0x7FFF) bytes hold the length
+            width = length & 0x7FFF
+            if not 1 <= width <= 4 or position + width > end:
+                raise LocationError("an IPTC dataset's length is malformed")
+            length, position = int.from_bytes(data[position : position + width], "big"), position + width
+        if position + length > end:
+            raise LocationError("an IPTC dataset runs past the end of its data")
+        if record == APPLICATION_RECORD and dataset in PLACE_DATASETS:
+            values.append((position, position + length))
+        position += length
+    raise LocationError(f"the IPTC data has more than {MAX_DATASETS} datasets")
