@@ -46,7 +46,7 @@ _XMP_PLACE_NAMES = (
 _XMP_LOCATION_NAME = rb"[\w.-]+:(?:GPS[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
 _XMP_LOCATION_ELEMENT = re.compile(rb"<(" + _XMP_LOCATION_NAME + rb")(?=[\s/>])[^<>]*>")
 _XMP_LOCATION_ATTRIBUTE = re.compile(rb"\s" + _XMP_LOCATION_NAME + rb"\s*=\s*([\"'])")
-_XMP_PLACE_LEFT = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
+_XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
 # The "1" of a motion-photo flag, attribute or element form: a video follows the picture. It starts
 # at the colon, not at the namespace prefix: a prefix pattern would rescan every run of name
 # characters from each of its bytes (seconds for one 64 KiB JPEG segment of letters).
@@ -214,7 +214,7 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
     blanked = bytearray(packet)
     for first, last in spans:
         blanked[first:last] = b" " * (last - first)
-    if b":GPS" in blanked or b"G\0P\0S" in blanked or _XMP_PLACE_LEFT.search(blanked):
+    if names_location(blanked) or b"G\0P\0S" in blanked:
         raise LocationError("the XMP packet still names a location property after blanking")
     if items_kept is not None:
         for match in _XMP_MOTION_FLAG.finditer(packet):
@@ -229,6 +229,11 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
     file.seek(start + first)
     file.write(blanked[first:last])
     return True
+
+
+def names_location(packet: bytes) -> bool:
+    """True when the XMP packet names a GPS or place property (or seems to: `:GPS` anywhere)."""
+    return b":GPS" in packet or _XMP_PLACE_PROPERTY.search(packet) is not None
 
 
 def _container_items(packet: bytes) -> list[tuple[int, int]]:

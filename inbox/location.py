@@ -21,8 +21,8 @@ Where it looks, per type (libmagic's MIME type):
   portrait photo appends and lists in its XMP container directory. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
-  is recomputed. Compressed XMP that mentions GPS cannot be blanked in place and is refused, and so
-  are ImageMagick's hex "Raw profile type exif/app1/xmp" text chunks. The file ends after IEND.
+  is recomputed. Compressed XMP that names a location cannot be blanked in place and is refused,
+  and so are ImageMagick's hex "Raw profile type exif/app1/xmp" text chunks. The file ends after IEND.
 - WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
 - TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer and XMP tag.
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
@@ -44,7 +44,7 @@ import zlib
 from collections.abc import Callable
 from typing import BinaryIO
 
-from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_location, read_exact
+from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_location, names_location, read_exact
 from inbox.heif_items import metadata_items
 from inbox.iptc_places import PHOTOSHOP_PREFIX, blank_iim_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
@@ -154,8 +154,8 @@ def _png_itxt(file: BinaryIO, start: int, end: int) -> bool:
         inflated = zlib.decompressobj().decompress(parts[2], MAX_COMPRESSED_XMP)
     except zlib.error as error:
         raise LocationError(f"the compressed PNG XMP cannot be read ({error})") from None
-    if b"GPS" in inflated or len(inflated) == MAX_COMPRESSED_XMP:
-        raise LocationError("the PNG XMP is compressed and may carry GPS: it cannot be blanked in place")
+    if names_location(inflated) or len(inflated) == MAX_COMPRESSED_XMP:
+        raise LocationError("the PNG XMP is compressed and names a location: it cannot be blanked in place")
     return False
 
 

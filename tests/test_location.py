@@ -361,13 +361,29 @@ def test_many_nested_xmp_gps_elements_do_not_hang(tmp_path):
     assert b"GPS" not in path.read_bytes()
 
 
-def test_compressed_png_xmp_with_gps_is_refused(tmp_path):
+PLACE_XMP = XMP.replace(b"exif:ExposureProgram", b'photoshop:City="Berlin" exif:ExposureProgram').replace(
+    b"GPS", b"Gauge"
+)
+
+
+@pytest.mark.parametrize("packet", [XMP, PLACE_XMP], ids=["gps", "place name"])
+def test_compressed_png_xmp_naming_a_location_is_refused(tmp_path, packet):
     info = PngInfo()
-    info.add_itxt("XML:com.adobe.xmp", XMP.decode(), zip=True)
+    info.add_itxt("XML:com.adobe.xmp", packet.decode(), zip=True)
     path = tmp_path / "zipped.png"
     Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
     with pytest.raises(LocationError, match="compressed"):
         remove_location(str(path), "image/png")
+
+
+def test_compressed_png_xmp_naming_no_location_is_published_as_it_is(tmp_path):
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP.replace(b"GPS", b"Gauge").decode(), zip=True)
+    path = tmp_path / "zipped.png"
+    Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
+    original = path.read_bytes()
+    assert remove_location(str(path), "image/png") is False
+    assert path.read_bytes() == original
 
 
 def test_a_25_mib_jpeg_costs_a_few_small_reads(tmp_path):
