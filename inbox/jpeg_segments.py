@@ -2,7 +2,9 @@
 
 The images are the first and every one its APP2 `MPF` index lists (camera previews, phones' HDR
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
-picture ends at the last image's EOI. A file that ends in FF D9 is taken to end there, as a camera
+picture ends at the last image's EOI. When an offset of the index does not land on a JPEG (an
+editor grew the first image's metadata and left the offsets), the picture is the first image
+alone, read through to its EOI. A file that ends in FF D9 is taken to end there, as a camera
 writes it, unless the first image's XMP has a Google container directory: a Pixel portrait photo
 is several JPEGs one after another (the depth map, the unblurred original), listed there and
 not in an MPF index. Any other file is read through its image data, marker by marker,
@@ -36,11 +38,14 @@ def jpeg_segments(file: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int
     """The (start, end) of every image's APP1 and APP13 payloads, where the picture ends (`size` when nothing follows),
     and how many images it holds (the first and those its MPF index lists)."""
     segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
-    metadata, later_images, marker = _image_segments(file, 0, size, segments)
+    metadata, later_images, first_marker = _image_segments(file, 0, size, segments)
+    if not all(start + 2 <= size and read_exact(file, start, 2) == b"\xff\xd8" for start in later_images):
+        # The index is wrong, as when an editor grows the first image's metadata and leaves the offsets
+        # (exiftool does): what follows cannot be vouched for, so the first image alone is published.
+        return metadata, _image_end(_EntropyScanner(file, size), first_marker, segments), 1
     lists_appended_files = _lists_appended_files(file, metadata)
+    marker = first_marker
     for start in later_images:  # in file order: the last one walked is the last image
-        if start + 2 > size:
-            raise LocationError("the JPEG's MPF index lists an image past the end of the file")
         payloads, _, marker = _image_segments(file, start, size, segments, first=False)
         metadata += payloads
     images = 1 + len(later_images)
@@ -68,9 +73,7 @@ def _image_segments(
     and where the marker that ended the walk (SOS, or EOI in an image without data) is.
     """
     if read_exact(file, start, 2) != b"\xff\xd8":
-        raise LocationError(
-            "the JPEG does not start with SOI" if first else "an image the JPEG's MPF index lists is not a JPEG"
-        )
+        raise LocationError("the JPEG does not start with SOI")
     metadata, position, later_images = [], start + 2, []
     for _ in segments:
         if position + 4 > size:

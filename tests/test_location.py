@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import struct
+import subprocess
 import time
 import zlib
 
@@ -98,17 +99,56 @@ def mpf_photo(tmp_path, case: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(
-    "case, reason",
-    [
-        ("past the end", "past the end of the file"),
-        ("not a JPEG", "MPF index lists is not a JPEG"),
-        ("absurd count", "MPF image list is malformed"),
-    ],
-)
-def test_a_malformed_mpf_index_is_refused(tmp_path, case, reason):
-    with pytest.raises(LocationError, match=reason):
-        remove_location(mpf_photo(tmp_path, case), "image/jpeg")
+def test_a_malformed_mpf_index_is_refused(tmp_path):
+    with pytest.raises(LocationError, match="MPF image list is malformed"):
+        remove_location(mpf_photo(tmp_path, "absurd count"), "image/jpeg")
+
+
+def second_image(path) -> bytes:
+    """The bytes of the second image of an MPO as Pillow wrote it (where its index says)."""
+    with Image.open(path) as photo:
+        first_image_length = photo.mpinfo[0xB002][0]["Size"]
+    return path.read_bytes()[first_image_length:]
+
+
+def assert_first_image_alone_without_location(original, published, appended: bytes) -> None:
+    """`published` is `original` up to where the `appended` image starts, without GPS; same pixels."""
+    assert os.path.getsize(published) == original.read_bytes().index(appended)
+    tags = exiftool(published)
+    # exiftool follows the stale index to wherever it points, and may name what it finds (Doc2:File:FileType).
+    assert [tag for tag in tags if "GPS" in tag or tag.startswith("Doc2:") and not tag.startswith("Doc2:File:")] == []
+    assert tags["IFD0:Orientation"] == 6 and tags["XMP-dc:Title"] == "Harbour"
+    with Image.open(original) as old, Image.open(published) as new:
+        assert new.tobytes() == old.tobytes()
+
+
+@pytest.mark.parametrize("case", ["past the end", "not a JPEG"])
+def test_an_mpf_index_pointing_beside_its_images_publishes_the_first_image_alone(tmp_path, case):
+    original, cleaned = tmp_path / "original.mpo", tmp_path / "cleaned.mpo"
+    shutil.copy(mpf_photo(tmp_path, case), original)
+    shutil.copy(original, cleaned)
+
+    assert remove_location_from(cleaned) is True
+
+    pristine = tmp_path / "pristine.mpo"
+    photo_with_gps("mpo", pristine)
+    assert_first_image_alone_without_location(original, cleaned, second_image(pristine))
+
+
+def test_an_mpo_an_editor_grew_without_moving_its_index_publishes_its_first_image(tmp_path):
+    original, cleaned = tmp_path / "original.mpo", tmp_path / "cleaned.mpo"
+    photo_with_gps("mpo", original)
+    appended = second_image(original)
+    caption = "-XMP-dc:Description=" + "A long caption. " * 200
+    subprocess.run(["exiftool", "-q", "-overwrite_original", caption, str(original)], check=True)
+    shutil.copy(original, cleaned)
+    # The premise: exiftool 12.57 grew the first image and left the index's offsets where they were.
+    complaint = subprocess.run(["exiftool", "-b", "-MPImage2", str(original)], capture_output=True, text=True).stderr
+    assert "MPImage2 is not a valid JPEG" in complaint
+
+    assert remove_location_from(cleaned) is True
+
+    assert_first_image_alone_without_location(original, cleaned, appended)
 
 
 def test_many_listed_images_share_one_segment_budget(tmp_path):
