@@ -108,13 +108,15 @@ def _image_end(scanner: _EntropyScanner, position: int, segments: Iterator[int])
     """Where the image whose SOS (or EOI) marker is at `position` ends: just past its EOI.
 
     Scans and the tables between them (progressive JPEGs) are skipped marker by marker. An image
-    cut short before its EOI runs to the end of the file.
+    cut short before its EOI ends where the next one starts (SOI), or else at the end of the file.
     """
     file, size = scanner.file, scanner.size
     for _ in segments:
         header = read_exact(file, position, min(4, size - position))
         if header[1] == 0xD9:
             return position + 2
+        if header[1] == 0xD8:  # no image holds an SOI: the next one starts here
+            return position
         if len(header) < 4:
             return size
         position = scanner.next_marker(position + 2 + struct.unpack(">H", header[2:])[0])

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -133,6 +134,24 @@ def test_an_mpf_index_pointing_beside_its_images_publishes_the_first_image_alone
     pristine = tmp_path / "pristine.mpo"
     photo_with_gps("mpo", pristine)
     assert_first_image_alone_without_location(original, cleaned, second_image(pristine))
+
+
+def test_a_first_image_cut_short_before_its_end_marker_ends_where_the_next_image_starts(tmp_path):
+    original, cleaned = tmp_path / "original.mpo", tmp_path / "cleaned.mpo"
+    data = bytearray(Path(mpf_photo(tmp_path, "not a JPEG")).read_bytes())
+    pristine = tmp_path / "pristine.mpo"
+    photo_with_gps("mpo", pristine)
+    appended = second_image(pristine)
+    at = data.index(appended)
+    assert data[at - 2 : at] == b"\xff\xd9"
+    data[at - 2 : at] = b"\0\0"  # the first image's EOI, gone: its image data runs into the second image's SOI
+    original.write_bytes(data)
+    cleaned.write_bytes(data)
+
+    assert remove_location_from(cleaned) is True
+
+    assert os.path.getsize(cleaned) == at
+    assert [tag for tag in exiftool(cleaned) if "GPS" in tag or tag.startswith("Doc2:")] == []
 
 
 def test_an_mpo_an_editor_grew_without_moving_its_index_publishes_its_first_image(tmp_path):
