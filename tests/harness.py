@@ -230,6 +230,16 @@ def jpeg_with_exif(tiff: bytes) -> bytes:
     return jpeg_with_segment(0xE1, b"Exif\0\0" + tiff)
 
 
+def grow_first_image(path, comment: bytes) -> None:
+    """Add a comment segment to an MPO's first image, after its MPF index, leaving the index's offsets as they
+    were: what an editor that does not know MPF does (exiftool 12.57, growing the XMP, for one)."""
+    data = path.read_bytes()
+    index = data.index(b"MPF\0") - 4  # the APP2 segment's marker
+    after = index + 2 + struct.unpack(">H", data[index + 2 : index + 4])[0]
+    segment = b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment
+    path.write_bytes(data[:after] + segment + data[after:])
+
+
 def jpeg_with_segment(marker: int, payload: bytes) -> bytes:
     """A small JPEG with one more APPn segment first."""
     plain = make_image(".jpg")

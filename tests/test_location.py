@@ -6,7 +6,6 @@ import io
 import os
 import shutil
 import struct
-import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests.harness import (
     container_directory,
     exif_with_gps,
     exiftool,
+    grow_first_image,
     jpeg_with_exif,
     jpeg_with_segment,
     large_photo,
@@ -158,12 +158,8 @@ def test_an_mpo_an_editor_grew_without_moving_its_index_publishes_its_first_imag
     original, cleaned = tmp_path / "original.mpo", tmp_path / "cleaned.mpo"
     photo_with_gps("mpo", original)
     appended = second_image(original)
-    caption = "-XMP-dc:Description=" + "A long caption. " * 200
-    subprocess.run(["exiftool", "-q", "-overwrite_original", caption, str(original)], check=True)
+    grow_first_image(original, b"A long caption. " * 200)
     shutil.copy(original, cleaned)
-    # The premise: exiftool 12.57 grew the first image and left the index's offsets where they were.
-    complaint = subprocess.run(["exiftool", "-b", "-MPImage2", str(original)], capture_output=True, text=True).stderr
-    assert "MPImage2 is not a valid JPEG" in complaint
 
     assert remove_location_from(cleaned) is True
 
