@@ -14,6 +14,8 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
   When location.py has cut a motion photo's video off, the packet's flags that announce it
   (Google's `GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to "0" as well, so
   that viewers do not look for a video that is gone.
+- IPTC: an IFD's IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) go to
+  inbox/iptc_places.py, which blanks their place names.
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
 
@@ -26,8 +28,13 @@ import re
 import struct
 from typing import BinaryIO
 
+from inbox.fail_closed import LocationError, read_exact
+from inbox.iptc_places import blank_iim_places, blank_photoshop_places
+
 GPS_INFO_TAG = 0x8825
 XMP_TAG = 700  # XMP packet inside a TIFF IFD (TIFF files, rarely EXIF)
+IPTC_TAG = 33723  # IPTC-IIM datasets, likewise
+PHOTOSHOP_TAG = 34377  # Photoshop resources, with IPTC-IIM among them
 MP_ENTRY_TAG = 0xB002  # MPF index: 16 bytes per image (attributes, size, offset, two dependent entries)
 MP_ENTRY_TYPE = 7  # UNDEFINED
 MAX_MP_IMAGES = 256
@@ -58,23 +65,6 @@ _CONTAINER_PREFIX = re.compile(
     rb"xmlns:([\w.-]+)\s*=\s*[\"'](?:" + b"|".join(map(re.escape, CONTAINER_NAMESPACES)) + rb")[\"']"
 )
 _RDF_ITEM = re.compile(rb"<rdf:li(?=[\s/>])[^<>]*>")
-
-
-class LocationError(Exception):
-    """Location may be present but the metadata cannot be parsed safely: the image must not be published."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def read_exact(file: BinaryIO, offset: int, length: int) -> bytes:
-    """`length` bytes at `offset`, or LocationError when the file ends first."""
-    file.seek(offset)
-    data = file.read(length)
-    if len(data) != length:
-        raise LocationError("the file ends inside its metadata")
-    return data
 
 
 class _TiffBlock:
@@ -137,9 +127,10 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int) -> bool:
         raw, entries = block.read_ifd(offset)
         tags = [block.unpack("H", entry[:2]) for entry in entries]
         for entry, tag in zip(entries, tags, strict=True):
-            extent = block.value_extent(entry) if tag == XMP_TAG else None
+            blank = _EMBEDDED_BLOCKS.get(tag)
+            extent = block.value_extent(entry) if blank else None
             if extent:
-                changed |= blank_xmp_location(file, start + extent[0], start + extent[0] + extent[1])
+                changed |= blank(file, start + extent[0], start + extent[0] + extent[1])
         if tags.count(GPS_INFO_TAG) > 1:
             raise LocationError("an EXIF IFD has two GPS pointers")
         if GPS_INFO_TAG in tags:
@@ -234,6 +225,10 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
 def names_location(packet: bytes) -> bool:
     """True when the XMP packet names a GPS or place property (or seems to: `:GPS` anywhere)."""
     return b":GPS" in packet or _XMP_PLACE_PROPERTY.search(packet) is not None
+
+
+# The blocks a TIFF IFD may hold that can name a place, each with what blanks it.
+_EMBEDDED_BLOCKS = {XMP_TAG: blank_xmp_location, IPTC_TAG: blank_iim_places, PHOTOSHOP_TAG: blank_photoshop_places}
 
 
 def _container_items(packet: bytes) -> list[tuple[int, int]]:

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from inbox.exif_xmp import LocationError, read_exact
+from inbox.fail_closed import LocationError, read_exact
 
 MAX_BOXES = 65536
 MAX_ITEMS = 65535

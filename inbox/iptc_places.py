@@ -1,16 +1,17 @@
-"""Blanks the place names in a JPEG's Photoshop resources (APP13), where the IPTC-IIM fields live.
+"""Blanks the place names of IPTC-IIM, in Photoshop resources (a JPEG's APP13, a TIFF's tag 34377)
+or on its own (a TIFF's tag 33723).
 
 Editors that fill in where a photo was taken (Lightroom's address lookup, Photoshop, exiftool)
-write it twice: into XMP (inbox/exif_xmp.py) and into the IIM application record of the APP13
-`Photoshop 3.0` resources. Here the values of the IIM datasets that name a place (content location
-code and name, city, sub-location, province or state, country code and name) are overwritten with
-spaces of the same length: the datasets, the resources and the segment keep their lengths. The
-resource that holds the MD5 of the IIM data (IPTCDigest) is recomputed when it matched, so editors
-still see the IIM and the XMP as written together.
+write it twice: into XMP (inbox/exif_xmp.py) and into the IIM application record. Here the values
+of the IIM datasets that name a place (content location code and name, city, sub-location,
+province or state, country code and name) are overwritten with spaces of the same length: the
+datasets, the resources and the segment keep their lengths. The resource that holds the MD5 of
+the IIM data (IPTCDigest) is recomputed when it matched, so editors still see the IIM and the XMP
+as written together.
 
 Resources: a signature, a 16-bit id, a padded Pascal name, a 32-bit size and the data, padded to an
 even length. IIM datasets: 0x1C, record, dataset, a 16-bit length (or, with its top bit set, the
-length of the length). Every length is checked against the segment and every loop is bounded;
+length of the length). Every length is checked against the block and every loop is bounded;
 anything malformed fails closed (LocationError) with a reason.
 """
 
@@ -20,7 +21,7 @@ import hashlib
 import struct
 from typing import BinaryIO
 
-from inbox.exif_xmp import LocationError, read_exact
+from inbox.fail_closed import LocationError, read_exact
 
 PHOTOSHOP_PREFIX = b"Photoshop 3.0\0"
 # 8BIM is Photoshop's; the others are older writers' and exiftool reads them alike.
@@ -33,32 +34,61 @@ APPLICATION_RECORD = 2
 # (92), province/state (95), country code (100) and name (101).
 PLACE_DATASETS = frozenset({26, 27, 90, 92, 95, 100, 101})
 MAX_RESOURCES = 4096
-MAX_DATASETS = 16384  # a dataset takes at least 5 bytes of a segment of at most 64 KiB
+MAX_DATASETS = 16384
+MAX_BLOCK_BYTES = 16 * 1024 * 1024  # a TIFF's tag; a JPEG's segment holds at most 64 KiB
 
 
-def blank_iim_places(file: BinaryIO, start: int, end: int) -> bool:
-    """Blank the place names of the APP13 payload in file[start:end]; True when there were any.
+def blank_app13_places(file: BinaryIO, start: int, end: int) -> bool:
+    """Blank the place names of the JPEG APP13 payload in file[start:end]; True when there were any.
 
     A payload that is not Photoshop resources is left alone.
     """
-    data = read_exact(file, start, end - start)  # at most 64 KiB: a segment's length is 16 bits
+    data = _read_block(file, start, end)
     if not data.startswith(PHOTOSHOP_PREFIX):
         return False
+    return _blank_resources(file, start, data, len(PHOTOSHOP_PREFIX))
+
+
+def blank_photoshop_places(file: BinaryIO, start: int, end: int) -> bool:
+    """Blank the place names of the Photoshop resources in file[start:end]; True when there were any."""
+    return _blank_resources(file, start, _read_block(file, start, end), 0)
+
+
+def blank_iim_places(file: BinaryIO, start: int, end: int) -> bool:
+    """Blank the place names of the IIM datasets in file[start:end]; True when there were any."""
+    data = _read_block(file, start, end)
+    blanked = bytearray(data)
+    for value_start, value_end in _place_values(data, 0, len(data)):
+        blanked[value_start:value_end] = b" " * (value_end - value_start)
+    return _write_changes(file, start, data, blanked)
+
+
+def _read_block(file: BinaryIO, start: int, end: int) -> bytes:
+    if end - start > MAX_BLOCK_BYTES:
+        raise LocationError(f"the IPTC or Photoshop data is larger than {MAX_BLOCK_BYTES} bytes")
+    return read_exact(file, start, end - start)
+
+
+def _blank_resources(file: BinaryIO, start: int, data: bytes, position: int) -> bool:
     blanked = bytearray(data)
     iim_blocks, digests = [], []
-    for resource, first, last in _resources(data, len(PHOTOSHOP_PREFIX)):
+    for resource, first, last in _resources(data, position):
         if resource == IIM_RESOURCE:
             iim_blocks.append((first, last))
             for value_start, value_end in _place_values(data, first, last):
                 blanked[value_start:value_end] = b" " * (value_end - value_start)
         elif resource == DIGEST_RESOURCE and last - first == 16:
             digests.append(first)
-    if blanked == data:
-        return False
-    if len(iim_blocks) == 1 and len(digests) == 1:
+    if len(iim_blocks) == 1 and len(digests) == 1 and blanked != data:
         (first, last), digest = iim_blocks[0], digests[0]
         if data[digest : digest + 16] == hashlib.md5(data[first:last]).digest():
             blanked[digest : digest + 16] = hashlib.md5(blanked[first:last]).digest()
+    return _write_changes(file, start, data, blanked)
+
+
+def _write_changes(file: BinaryIO, start: int, data: bytes, blanked: bytearray) -> bool:
+    if blanked == data:
+        return False
     file.seek(start)
     file.write(blanked)
     return True
@@ -70,19 +100,19 @@ def _resources(data: bytes, position: int):
         if position == len(data) or (data[position] == 0 and not data[position:].strip(b"\0")):
             return  # writers pad the segment with zeros
         if position + 7 > len(data) or data[position : position + 4] not in RESOURCE_SIGNATURES:
-            raise LocationError("the JPEG's Photoshop resources (APP13) are malformed")
+            raise LocationError("the Photoshop resources are malformed")
         resource = struct.unpack(">H", data[position + 4 : position + 6])[0]
         name_length = data[position + 6]
         size_at = position + 6 + name_length + 1 + (name_length + 1) % 2  # the name is padded to even
         if size_at + 4 > len(data):
-            raise LocationError("a Photoshop resource runs past its APP13 segment")
+            raise LocationError("a Photoshop resource runs past its block")
         first = size_at + 4
         last = first + struct.unpack(">I", data[size_at:first])[0]
         if last > len(data):
-            raise LocationError("a Photoshop resource runs past its APP13 segment")
+            raise LocationError("a Photoshop resource runs past its block")
         yield resource, first, last
         position = min(last + last % 2, len(data))
-    raise LocationError(f"the JPEG's APP13 segment has more than {MAX_RESOURCES} Photoshop resources")
+    raise LocationError(f"there are more than {MAX_RESOURCES} Photoshop resources")
 
 
 def _place_values(data: bytes, position: int, end: int) -> list[tuple[int, int]]:
@@ -92,7 +122,7 @@ def _place_values(data: bytes, position: int, end: int) -> list[tuple[int, int]]
         if position == end or (data[position] == 0 and not data[position:end].strip(b"\0")):
             return values
         if data[position] != IIM_MARKER or position + 5 > end:
-            raise LocationError("the IPTC data in the JPEG's APP13 segment is malformed")
+            raise LocationError("the IPTC data is malformed")
         record, dataset, length = struct.unpack(">BBH", data[position + 1 : position + 5])
         position += 5
         if length & 0x8000:  # extended dataset: the next (length & 0x7FFF) bytes hold the length

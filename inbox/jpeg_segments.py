@@ -24,7 +24,8 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from inbox.exif_xmp import CONTAINER_NAMESPACES, LocationError, mpf_images, read_exact
+from inbox.exif_xmp import CONTAINER_NAMESPACES, mpf_images
+from inbox.fail_closed import LocationError, read_exact
 
 MAX_SEGMENTS = 4096
 MPF_PREFIX = b"MPF\0"

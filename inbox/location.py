@@ -24,7 +24,7 @@ Where it looks, per type (libmagic's MIME type):
   is recomputed. Compressed XMP that names a location cannot be blanked in place and is refused,
   and so are ImageMagick's hex "Raw profile type exif/app1/xmp" text chunks. The file ends after IEND.
 - WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
-- TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer and XMP tag.
+- TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer, XMP tag and IPTC tags.
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
   application/rdf+xml (XMP), wherever iloc puts them (mdat or idat); see inbox/heif_items.py.
   A motion photo's video is cut off: Samsung's (a top-level `mpvd` box) when it ends the file, as
@@ -44,9 +44,10 @@ import zlib
 from collections.abc import Callable
 from typing import BinaryIO
 
-from inbox.exif_xmp import LocationError, blank_exif_gps, blank_xmp_location, names_location, read_exact
+from inbox.exif_xmp import blank_exif_gps, blank_xmp_location, names_location
+from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
-from inbox.iptc_places import PHOTOSHOP_PREFIX, blank_iim_places
+from inbox.iptc_places import PHOTOSHOP_PREFIX, blank_app13_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
 
 __all__ = ["LocationError", "remove_location"]
@@ -95,7 +96,7 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
 def _jpeg_metadata(file: BinaryIO, start: int, end: int, *, items_kept: int | None) -> bool:
     kind = read_exact(file, start, min(end - start, len(JPEG_EXTENDED_XMP)))
     if kind.startswith(PHOTOSHOP_PREFIX):
-        return blank_iim_places(file, start, end)
+        return blank_app13_places(file, start, end)
     if kind.startswith(EXIF_PREFIX):
         return blank_exif_gps(file, start + len(EXIF_PREFIX), end)
     if kind.startswith(JPEG_XMP):

@@ -170,12 +170,15 @@ IIM_PLACES = {
 }
 
 
-def write_place_names(path, iim: bool) -> None:
+def write_place_names(path, iim: bool, digest: bool = False) -> None:
     """Fill in where the photo was taken, as an editor does: in XMP, and with `iim` in IPTC-IIM too (a JPEG's
-    APP13, with the digest Photoshop keeps of it). Also a caption and the photographer's own city, which stay."""
+    APP13, a TIFF's tag 33723), with `digest` the MD5 Photoshop keeps of it. Also a caption and the
+    photographer's own city, which stay."""
     tags = {**XMP_PLACES, "XMP-iptcCore:CreatorCity": "Hamburg"}
     if iim:
-        tags |= {**IIM_PLACES, "IPTC:Caption-Abstract": "Birthday", "Photoshop:IPTCDigest": "new"}
+        tags |= {**IIM_PLACES, "IPTC:Caption-Abstract": "Birthday"}
+    if digest:
+        tags["Photoshop:IPTCDigest"] = "new"
     arguments = [f"-{tag}={value}" for tag, value in tags.items()]
     subprocess.run(["exiftool", "-q", "-overwrite_original", *arguments, str(path)], check=True)
 

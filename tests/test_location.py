@@ -468,8 +468,8 @@ def test_xmp_gps_in_element_and_attribute_form_keeps_packet_size(tmp_path):
 def test_the_place_names_an_editor_filled_in_are_gone_and_the_rest_is_kept(tmp_path, extension):
     original, cleaned = tmp_path / f"original.{extension}", tmp_path / f"cleaned.{extension}"
     photo_with_gps(extension, original)
-    iim = extension == "jpg"  # IPTC-IIM: a JPEG's APP13
-    write_place_names(original, iim=iim)
+    iim, digest = extension in ("jpg", "tif"), extension == "jpg"  # IPTC-IIM: a JPEG's APP13, a TIFF's tag
+    write_place_names(original, iim=iim, digest=digest)
     shutil.copy(original, cleaned)
     places = {**XMP_PLACES, **(IIM_PLACES if iim else {})}
     before = exiftool(original)
@@ -481,7 +481,7 @@ def test_the_place_names_an_editor_filled_in_are_gone_and_the_rest_is_kept(tmp_p
     assert [tag for tag in XMP_PLACES if tag in after] == []
     assert {tag: after[tag].strip() for tag in IIM_PLACES if iim} == dict.fromkeys(IIM_PLACES if iim else (), "")
     digests = {"Photoshop:IPTCDigest", "File:CurrentIPTCDigest"}  # Photoshop's MD5 of the IIM, and exiftool's
-    if iim:
+    if digest:
         assert after["Photoshop:IPTCDigest"] == after["File:CurrentIPTCDigest"] != before["Photoshop:IPTCDigest"]
     kept = {tag: value for tag, value in before.items() if tag not in places.keys() | digests and "GPS" not in tag}
     assert {tag: value for tag, value in after.items() if tag in kept} == kept
@@ -523,8 +523,22 @@ def test_iptc_place_names_are_blanked_in_place_and_nothing_else_is(tmp_path):
     assert path.read_bytes() == jpeg_with_segment(0xED, photoshop_resources((0x0404, blanked), (0x0425, b"\0" * 16)))
 
 
+@pytest.mark.parametrize("tag", [33723, 34377], ids=["IPTC-NAA", "Photoshop resources"])
+def test_iptc_place_names_in_a_tiff_tag_are_blanked(tmp_path, tag):
+    block = iim((2, 90, b"Berlin"), (2, 120, b"Cake"))
+    data = photoshop_resources((0x0404, block)) if tag == 34377 else block
+    data = data.removeprefix(b"Photoshop 3.0\0")  # a TIFF's tag holds the resources alone
+    tiff = tiff_block(8, (8, [MAKE, (tag, 7, len(data), 38)], 0)) + data  # IFD0: 8 + 2 + 2 x 12 + 4 = 38
+    path = tmp_path / "iptc.tif"
+    path.write_bytes(tiff)
+
+    assert remove_location(str(path), "image/tiff") is True
+
+    assert path.read_bytes() == tiff.replace(b"Berlin", b"      ")
+
+
 MALFORMED_IPTC = {  # case: (APP13 payload, what the reason says)
-    "resource past the segment": (b"Photoshop 3.0\0" + b"8BIM\4\4\0\0" + struct.pack(">I", 1 << 30), "past its APP13"),
+    "resource past the segment": (b"Photoshop 3.0\0" + b"8BIM\4\4\0\0" + struct.pack(">I", 1 << 30), "past its block"),
     "unknown resource signature": (b"Photoshop 3.0\0" + b"8BIX\4\4\0\0\0\0\0\0", "malformed"),
     "dataset past its block": (photoshop_resources((0x0404, b"\x1c\x02\x5a\x7f\xff" + b"x" * 8)), "runs past"),
     "dataset without its marker": (photoshop_resources((0x0404, iim((2, 90, b"Berlin")) + b"garbage")), "malformed"),

@@ -75,7 +75,7 @@ def test_a_motion_photo_is_published_as_its_still_without_the_video_and_the_plac
 
 def test_a_photo_an_editor_wrote_the_address_into_is_published_without_it(deliver, client, tmp_path):
     original = gps_photo(tmp_path, "jpg")
-    write_place_names(original, iim=True)
+    write_place_names(original, iim=True, digest=True)
     response = deliver(("edited.jpg", original.read_bytes()))
 
     assert response.status_code == 200, response.get_json()
