@@ -15,6 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .reply import one_line
+
 # Mailgun retries a delivery for about 8 hours; the default window (INBOX_SIGNATURE_MAX_AGE,
 # 12 h) covers that. Clocks drift a little, a timestamp from the far future is a forgery.
 FUTURE_SKEW_SECONDS = 300
@@ -75,7 +77,7 @@ def said(response: requests.Response) -> str:
         message = response.json().get("message")
     except (ValueError, AttributeError):  # not JSON, or JSON but not an object
         message = None
-    return " ".join(str(message or response.text).split())[:300] or response.reason
+    return one_line(str(message or response.text))[:300] or response.reason
 
 
 def api_session(api_key: str, retry: Retry) -> requests.Session:
