@@ -58,8 +58,7 @@ def blank_iim_places(file: BinaryIO, start: int, end: int) -> bool:
     """Blank the place names of the IIM datasets in file[start:end]; True when there were any."""
     data = _read_block(file, start, end)
     blanked = bytearray(data)
-    for value_start, value_end in _place_values(data, 0, len(data)):
-        blanked[value_start:value_end] = b" " * (value_end - value_start)
+    _blank_place_values(data, blanked, 0, len(data))
     return _write_changes(file, start, data, blanked)
 
 
@@ -75,8 +74,7 @@ def _blank_resources(file: BinaryIO, start: int, data: bytes, position: int) -> 
     for resource, first, last in _resources(data, position):
         if resource == IIM_RESOURCE:
             iim_blocks.append((first, last))
-            for value_start, value_end in _place_values(data, first, last):
-                blanked[value_start:value_end] = b" " * (value_end - value_start)
+            _blank_place_values(data, blanked, first, last)
         elif resource == DIGEST_RESOURCE and last - first == 16:
             digests.append(first)
     if len(iim_blocks) == 1 and len(digests) == 1 and blanked != data:
@@ -115,12 +113,11 @@ def _resources(data: bytes, position: int):
     raise LocationError(f"there are more than {MAX_RESOURCES} Photoshop resources")
 
 
-def _place_values(data: bytes, position: int, end: int) -> list[tuple[int, int]]:
-    """The (start, end) of the values of the place datasets in the IIM block data[position:end]."""
-    values = []
+def _blank_place_values(data: bytes, blanked: bytearray, position: int, end: int) -> None:
+    """Overwrite in `blanked` the values of the place datasets of the IIM block data[position:end] with spaces."""
     for _ in range(MAX_DATASETS):
         if position == end or (data[position] == 0 and not data[position:end].strip(b"\0")):
-            return values
+            return
         if data[position] != IIM_MARKER or position + 5 > end:
             raise LocationError("the IPTC data is malformed")
         record, dataset, length = struct.unpack(">BBH", data[position + 1 : position + 5])
@@ -133,6 +130,6 @@ def _place_values(data: bytes, position: int, end: int) -> list[tuple[int, int]]
         if position + length > end:
             raise LocationError("an IPTC dataset runs past the end of its data")
         if record == APPLICATION_RECORD and dataset in PLACE_DATASETS:
-            values.append((position, position + length))
+            blanked[position : position + length] = b" " * length
         position += length
     raise LocationError(f"the IPTC data has more than {MAX_DATASETS} datasets")
