@@ -2,7 +2,7 @@
 or on its own (a TIFF's tag 33723).
 
 Editors that fill in where a photo was taken (Lightroom's address lookup, Photoshop, exiftool)
-write it twice: into XMP (inbox/exif_xmp.py) and into the IIM application record. Here the values
+write it twice: into XMP (inbox/xmp_location.py) and into the IIM application record. Here the values
 of the IIM datasets that name a place (content location code and name, city, sub-location,
 province or state, country code and name) are overwritten with spaces of the same length: the
 datasets, the resources and the segment keep their lengths. The resource that holds the MD5 of

@@ -24,8 +24,9 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from inbox.exif_xmp import CONTAINER_NAMESPACES, mpf_images
 from inbox.fail_closed import LocationError, read_exact
+from inbox.tiff_blocks import mpf_images
+from inbox.xmp_location import CONTAINER_NAMESPACES
 
 MAX_SEGMENTS = 4096
 MPF_PREFIX = b"MPF\0"

@@ -1,16 +1,17 @@
 """Removes location metadata (EXIF GPS, XMP GPS and place properties, IPTC place names) from an image file in place.
 
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
-hands each EXIF block and XMP packet to inbox/exif_xmp.py, and a JPEG's Photoshop resources to
-inbox/iptc_places.py. They blank the location bytes without moving anything: the file keeps its
-pixels, its orientation, its colour profile and every other tag. It never reads the image data of
-a photo with nothing after its picture, so a 25 MiB photo costs a few small reads.
+hands each EXIF block to inbox/tiff_blocks.py, each XMP packet to inbox/xmp_location.py, and a
+JPEG's Photoshop resources to inbox/iptc_places.py. They blank the location bytes without moving
+anything: the file keeps its pixels, its orientation, its colour profile and every other tag. It
+never reads the image data of a photo with nothing after its picture, so a 25 MiB photo costs a
+few small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
 of the picture, and nothing here can vouch for what it holds. When a JPEG's or HEIF's video is
 cut off, its XMP's motion-photo flags are turned to "0" and its container directory keeps only
-the images that remain (inbox/exif_xmp.py).
+the images that remain (inbox/xmp_location.py).
 
 Where it looks, per type (libmagic's MIME type):
 
@@ -44,11 +45,12 @@ import zlib
 from collections.abc import Callable
 from typing import BinaryIO
 
-from inbox.exif_xmp import blank_exif_gps, blank_xmp_location, names_location
 from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
 from inbox.iptc_places import PHOTOSHOP_PREFIX, blank_app13_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
+from inbox.tiff_blocks import blank_exif_gps
+from inbox.xmp_location import blank_xmp_location, names_location
 
 __all__ = ["LocationError", "remove_location"]
 

@@ -1,4 +1,4 @@
-"""Blanks location inside one EXIF (TIFF-structured) block or one XMP packet of an open file, in place.
+"""Blanks GPS inside one EXIF (TIFF-structured) block of an open file, in place, and reads a JPEG's MPF index.
 
 The containers (JPEG, PNG, WebP, TIFF, HEIF) are walked by inbox/location.py; this module gets a
 byte range of the file and rewrites only the bytes that carry location, keeping the size:
@@ -6,16 +6,9 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
 - EXIF: every GPSInfo pointer (tag 0x8825) in the IFD chain (IFD0, IFD1, further TIFF pages) is
   taken out of its IFD (the later entries move up by 12 bytes inside the same IFD), and the GPS IFD
   it pointed at is zeroed with its out-of-line values. Every other tag keeps its bytes and offsets.
-- XMP: every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`) or
-  names a place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
-  `Iptc4xmpExt:LocationCreated`, `LocationShown` with everything inside), in attribute or
-  element form, is overwritten with spaces of the same length; the packet stays well-formed.
-  If such a name is still there afterwards (UTF-16 packets, odd syntax), it fails closed.
-  When location.py has cut a motion photo's video off, the packet's flags that announce it
-  (Google's `GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to "0" as well, so
-  that viewers do not look for a video that is gone.
-- IPTC: an IFD's IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) go to
-  inbox/iptc_places.py, which blanks their place names.
+- The blocks an IFD holds go to the modules that read them: XMP (tag 700) to
+  inbox/xmp_location.py, IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) to
+  inbox/iptc_places.py.
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
 
@@ -24,12 +17,12 @@ Everything read is bounded by the range given: offsets, counts, the number of IF
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
+from inbox.xmp_location import blank_xmp_location
 
 GPS_INFO_TAG = 0x8825
 XMP_TAG = 700  # XMP packet inside a TIFF IFD (TIFF files, rarely EXIF)
@@ -40,31 +33,9 @@ MP_ENTRY_TYPE = 7  # UNDEFINED
 MAX_MP_IMAGES = 256
 MAX_IFDS = 1024  # pages of a TIFF file, IFD0 + IFD1 in EXIF
 MAX_IFD_ENTRIES = 4096
-MAX_XMP_BYTES = 4 * 1024 * 1024
 # Bytes per value of each TIFF field type; an unknown type in a GPS IFD cannot be blanked safely.
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}
-# Local names, whatever the prefix, as for GPS: editors (Lightroom's address lookup, exiftool) write
-# the place a photo was taken as these, in the photoshop, IPTC Core and IPTC Extension schemas.
-_XMP_PLACE_NAMES = (
-    rb"City|State|Country|CountryCode|CountryName|Location|LocationCreated|LocationShown"
-    rb"|Sublocation|ProvinceState|WorldRegion"
-)
-_XMP_LOCATION_NAME = rb"[\w.-]+:(?:GPS[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
-_XMP_LOCATION_ELEMENT = re.compile(rb"<(" + _XMP_LOCATION_NAME + rb")(?=[\s/>])[^<>]*>")
-_XMP_LOCATION_ATTRIBUTE = re.compile(rb"\s" + _XMP_LOCATION_NAME + rb"\s*=\s*([\"'])")
-_XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
-# The "1" of a motion-photo flag, attribute or element form: a video follows the picture. It starts
-# at the colon, not at the namespace prefix: a prefix pattern would rescan every run of name
-# characters from each of its bytes (seconds for one 64 KiB JPEG segment of letters).
-_XMP_MOTION_FLAG = re.compile(rb":(?:MotionPhoto|MicroVideo)(?:\s*=\s*[\"']|>\s*)(1)(?=\s*(?:[\"']|</))")
-# Google's container directory lists the files appended after the picture, in file order, the primary
-# first: motion photos and Ultra HDR use the first namespace, Dynamic Depth (Pixel portraits) the second.
-CONTAINER_NAMESPACES = (b"http://ns.google.com/photos/1.0/container/", b"http://ns.google.com/photos/dd/1.0/container/")
-_CONTAINER_PREFIX = re.compile(
-    rb"xmlns:([\w.-]+)\s*=\s*[\"'](?:" + b"|".join(map(re.escape, CONTAINER_NAMESPACES)) + rb")[\"']"
-)
-_RDF_ITEM = re.compile(rb"<rdf:li(?=[\s/>])[^<>]*>")
 
 
 class _TiffBlock:
@@ -172,87 +143,5 @@ def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
     return sorted({offset for offset in offsets if offset})
 
 
-def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int | None = None) -> bool:
-    """Overwrite the GPS and place properties of the XMP packet in file[start:end] with spaces; True if any.
-
-    `items_kept`: what followed the picture was cut off, and only that many files of the image's
-    container directory remain (the primary image and the images an MPF index lists). Then the
-    motion-photo flags say "0" and the directory's later items are blanked too (and count as a
-    change), so that no reader looks for the video, depth map or original that is gone, or
-    counts back from the file's end past them.
-    """
-    if end - start > MAX_XMP_BYTES:
-        raise LocationError(f"the XMP packet is larger than {MAX_XMP_BYTES} bytes")
-    packet = read_exact(file, start, end - start)
-    spans: list[tuple[int, int]] = []
-    covered = 0
-    for match in _XMP_LOCATION_ELEMENT.finditer(packet):
-        if match.start() < covered:
-            continue  # inside an element already blanked; skipping it keeps the scan linear
-        close = match.end()
-        if not match.group(0).endswith(b"/>"):
-            closing = re.compile(rb"</" + re.escape(match.group(1)) + rb"\s*>").search(packet, match.end())
-            if closing is None:
-                raise LocationError("an XMP location element is not closed")
-            close = closing.end()
-        spans.append((match.start(), close))
-        covered = close
-    for match in _XMP_LOCATION_ATTRIBUTE.finditer(packet):
-        close = packet.find(match.group(1), match.end()) + 1
-        if close <= 0:
-            raise LocationError("an XMP location attribute is not closed")
-        spans.append((match.start(), close))
-    blanked = bytearray(packet)
-    for first, last in spans:
-        blanked[first:last] = b" " * (last - first)
-    if names_location(blanked) or b"G\0P\0S" in blanked:
-        raise LocationError("the XMP packet still names a location property after blanking")
-    if items_kept is not None:
-        for match in _XMP_MOTION_FLAG.finditer(packet):
-            blanked[match.start(1)] = ord("0")
-            spans.append((match.start(1), match.end(1)))
-        for first, last in _container_items(packet)[items_kept:]:
-            blanked[first:last] = b" " * (last - first)
-            spans.append((first, last))
-    if not spans:
-        return False
-    first, last = min(span[0] for span in spans), max(span[1] for span in spans)
-    file.seek(start + first)
-    file.write(blanked[first:last])
-    return True
-
-
-def names_location(packet: bytes) -> bool:
-    """True when the XMP packet names a GPS or place property (or seems to: `:GPS` anywhere)."""
-    return b":GPS" in packet or _XMP_PLACE_PROPERTY.search(packet) is not None
-
-
 # The blocks a TIFF IFD may hold that can name a place, each with what blanks it.
 _EMBEDDED_BLOCKS = {XMP_TAG: blank_xmp_location, IPTC_TAG: blank_iim_places, PHOTOSHOP_TAG: blank_photoshop_places}
-
-
-def _container_items(packet: bytes) -> list[tuple[int, int]]:
-    """The spans of the items (`rdf:li`) of the packet's container directory, in order.
-
-    Empty when there is no directory, or it is not a plain list of items (unclosed, nested):
-    then it is left as it is.
-    """
-    prefixes = {match.group(1) for match in _CONTAINER_PREFIX.finditer(packet)}
-    if len(prefixes) != 1:  # none, or a crafted packet: the directory stays
-        return []
-    prefix = prefixes.pop()
-    opening = re.compile(rb"<" + re.escape(prefix) + rb":Directory(?=[\s>])[^<>]*>").search(packet)
-    closing = packet.find(b"</" + prefix + b":Directory>", opening.end()) if opening else -1
-    if closing < 0:
-        return []
-    items, position = [], opening.end()
-    while (item := _RDF_ITEM.search(packet, position, closing)) is not None:
-        end = item.end()
-        if not item.group(0).endswith(b"/>"):
-            end = packet.find(b"</rdf:li>", end, closing)
-            if end < 0 or packet.find(b"<rdf:li", item.end(), end) >= 0:
-                return []
-            end += len(b"</rdf:li>")
-        items.append((item.start(), end))
-        position = end
-    return items
