@@ -1,11 +1,11 @@
 """Removes location metadata (EXIF GPS, XMP GPS and place properties, IPTC place names) from an image file in place.
 
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
-hands each EXIF block to inbox/tiff_blocks.py, each XMP packet to inbox/xmp_location.py, and a
-JPEG's Photoshop resources to inbox/iptc_places.py. They blank the location bytes without moving
-anything: the file keeps its pixels, its orientation, its colour profile and every other tag. It
-never reads the image data of a photo with nothing after its picture, so a 25 MiB photo costs a
-few small reads.
+hands each EXIF block to inbox/tiff_blocks.py, each XMP packet to inbox/xmp_location.py, a JPEG's
+Photoshop resources to inbox/iptc_places.py and a PNG's text chunks to inbox/png_text.py. They
+blank the location bytes without moving anything: the file keeps its pixels, its orientation, its
+colour profile and every other tag. It never reads the image data of a photo with nothing after
+its picture, so a 25 MiB photo costs a few small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
@@ -21,9 +21,9 @@ Where it looks, per type (libmagic's MIME type):
   and carry their own EXIF. The file ends at the last image's EOI, and so do the JPEGs a Pixel
   portrait photo appends and lists in its XMP container directory. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
-  chunk and skips the data): `eXIf`, and `iTXt` `XML:com.adobe.xmp`. The CRC of a changed chunk
-  is recomputed. Compressed XMP that names a location cannot be blanked in place and is refused,
-  and so are ImageMagick's hex "Raw profile type exif/app1/xmp" text chunks. The file ends after IEND.
+  chunk and skips the data): `eXIf`, and the text chunks, XMP and hex raw profiles (EXIF, XMP,
+  IPTC), which inbox/png_text.py blanks, or refuses when compressed and naming a location. The CRC
+  of a changed chunk is recomputed. The file ends after IEND.
 - WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
 - TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer, XMP tag and IPTC tags.
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
@@ -49,22 +49,18 @@ from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
 from inbox.iptc_places import PHOTOSHOP_PREFIX, blank_app13_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
-from inbox.tiff_blocks import blank_exif_gps
-from inbox.xmp_location import blank_xmp_location, names_location
+from inbox.png_text import blank_png_text
+from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
+from inbox.xmp_location import blank_xmp_location
 
 __all__ = ["LocationError", "remove_location"]
 
 MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte read
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
-MAX_COMPRESSED_XMP = 16 * 1024 * 1024
-EXIF_PREFIX = b"Exif\0\0"
 JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The ISOBMFF images (HEIF and AVIF) among images.ACCEPTED: their metadata are items.
 HEIF_TYPES = ("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif")
-PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
-# ImageMagick's hex-encoded copies of a source image's EXIF/XMP (APP1) in PNG text chunks.
-PNG_RAW_PROFILES = (b"raw profile type exif\0", b"raw profile type app1\0", b"raw profile type xmp\0")
 
 
 def remove_location(path: str, content_type: str) -> bool:
@@ -125,41 +121,12 @@ def _png(file: BinaryIO, size: int) -> bool:
         if kind == b"eXIf":
             blanked = blank_exif_gps(file, start, end)
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
-            blanked = _png_text(file, kind, start, end)
+            blanked = blank_png_text(file, kind, start, end)
         if blanked:
             _write_png_crc(file, position + 4, end)
         changed |= blanked
         position = end + 4
     raise LocationError(f"the PNG has more than {MAX_CHUNKS} chunks")
-
-
-def _png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
-    """iTXt XMP is blanked; ImageMagick's hex raw profiles cannot be in place, so they are refused."""
-    if read_exact(file, start, min(end - start, 24)).lower().startswith(PNG_RAW_PROFILES):
-        raise LocationError("the PNG carries a raw EXIF/XMP text profile, which cannot be blanked in place")
-    return kind == b"iTXt" and _png_itxt(file, start, end)
-
-
-def _png_itxt(file: BinaryIO, start: int, end: int) -> bool:
-    """iTXt: keyword NUL, compression flag, method, language NUL, translated keyword NUL, text."""
-    if read_exact(file, start, min(end - start, len(PNG_XMP_KEYWORD) + 1)) != PNG_XMP_KEYWORD + b"\0":
-        return False
-    if end - start > MAX_COMPRESSED_XMP:
-        raise LocationError("the PNG XMP chunk is too large")
-    data = read_exact(file, start, end - start)
-    header = len(PNG_XMP_KEYWORD) + 3  # through the compression flag and method
-    parts = data[header:].split(b"\0", 2)  # language, translated keyword, text
-    if len(data) < header or len(parts) != 3:
-        raise LocationError("the PNG XMP chunk is malformed")
-    if data[header - 2] == 0:
-        return blank_xmp_location(file, end - len(parts[2]), end)
-    try:
-        inflated = zlib.decompressobj().decompress(parts[2], MAX_COMPRESSED_XMP)
-    except zlib.error as error:
-        raise LocationError(f"the compressed PNG XMP cannot be read ({error})") from None
-    if names_location(inflated) or len(inflated) == MAX_COMPRESSED_XMP:
-        raise LocationError("the PNG XMP is compressed and names a location: it cannot be blanked in place")
-    return False
 
 
 def _write_png_crc(file: BinaryIO, kind_offset: int, end: int) -> None:

@@ -24,6 +24,7 @@ from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
 from inbox.xmp_location import blank_xmp_location
 
+EXIF_PREFIX = b"Exif\0\0"  # before the TIFF header in a JPEG's APP1, and in some WebP and PNG
 GPS_INFO_TAG = 0x8825
 XMP_TAG = 700  # XMP packet inside a TIFF IFD (TIFF files, rarely EXIF)
 IPTC_TAG = 33723  # IPTC-IIM datasets, likewise

@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import struct
+import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -700,10 +701,91 @@ def test_heif_exif_item_stored_in_idat_is_blanked(tmp_path):
     assert len(path.read_bytes()) == 8 + 16 + len(meta)
 
 
-def test_png_with_an_imagemagick_raw_exif_profile_is_refused(tmp_path):
+def png_with_raw_profile(path, name: str, profile: bytes, compressed: bool = True) -> None:
+    """A PNG carrying `profile` as ImageMagick does: hex in a "Raw profile type <name>" text chunk."""
+    digits = profile.hex()
+    lines = "\n".join(digits[at : at + 72] for at in range(0, len(digits), 72))
     info = PngInfo()
-    info.add_text("Raw profile type exif", "\nexif\n      16\n457869660000492a0008000000000000\n")
+    info.add_text(f"Raw profile type {name}", f"\n{name}\n{len(profile):8d}\n{lines}\n", zip=compressed)
+    Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
+
+
+CAPTION, CITY = (2, 120, b"Birthday"), (2, 90, b"Berlin")
+
+
+def photoshop_iim(block: bytes) -> bytes:
+    """Photoshop resources holding one IPTC-IIM block, without the APP13 prefix: as exiftool keeps them in a PNG."""
+    return photoshop_resources((0x0404, block)).removeprefix(b"Photoshop 3.0\0")
+
+
+RAW_PROFILES_NAMING_A_LOCATION = {
+    "exif GPS": ("exif", exif_with_gps().tobytes()),
+    "exif GPS without the APP1 prefix": ("exif", exif_with_gps().tobytes()[6:]),
+    "APP1 EXIF GPS": ("APP1", exif_with_gps().tobytes()),
+    "APP1 XMP GPS": ("APP1", JPEG_XMP + XMP),
+    "xmp GPS": ("xmp", XMP),
+    "xmp place": ("xmp", PLACE_XMP),
+    "iptc city": ("iptc", iim(CAPTION, CITY)),
+    "iptc resources city": ("iptc", photoshop_iim(iim(CAPTION, CITY))),
+    "8bim city": ("8bim", photoshop_iim(iim(CITY))),
+}
+RAW_PROFILES_NAMING_NO_LOCATION = {
+    "exif": ("exif", Image.Exif().tobytes()),
+    "APP1 XMP": ("APP1", JPEG_XMP + XMP.replace(b"GPS", b"Gauge")),
+    "iptc caption": ("iptc", iim(CAPTION)),
+    "8bim caption": ("8bim", photoshop_iim(iim(CAPTION))),
+    "icc": ("icc", ICC),
+}
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["zTXt", "tEXt"])
+@pytest.mark.parametrize("case", RAW_PROFILES_NAMING_A_LOCATION)
+def test_a_png_raw_profile_naming_a_location_is_refused(tmp_path, case, compressed):
+    name, profile = RAW_PROFILES_NAMING_A_LOCATION[case]
+    path = tmp_path / "magick.png"
+    png_with_raw_profile(path, name, profile, compressed)
+    with pytest.raises(LocationError, match=f'"Raw profile type {name}" text chunk names a location'):
+        remove_location(str(path), "image/png")
+
+
+@pytest.mark.parametrize("case", RAW_PROFILES_NAMING_NO_LOCATION)
+def test_a_png_raw_profile_naming_no_location_is_published_as_it_is(tmp_path, case):
+    path = tmp_path / "magick.png"
+    png_with_raw_profile(path, *RAW_PROFILES_NAMING_NO_LOCATION[case])
+    original = path.read_bytes()
+    assert remove_location(str(path), "image/png") is False
+    assert path.read_bytes() == original
+
+
+def test_png_iptc_written_by_exiftool_is_refused_only_when_it_names_a_place(tmp_path):
+    placed, captioned = tmp_path / "placed.png", tmp_path / "captioned.png"
+    Image.new("RGB", (8, 8)).save(placed)
+    Image.new("RGB", (8, 8)).save(captioned)
+    write_place_names(placed, iim=True)  # exiftool keeps a PNG's IPTC in a "Raw profile type iptc" chunk
+    subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=Birthday", str(captioned)])
+    assert exiftool(placed)["IPTC:City"] == "Berlin" and exiftool(captioned)["IPTC:Caption-Abstract"] == "Birthday"
+
+    with pytest.raises(LocationError, match='"Raw profile type iptc" text chunk names a location'):
+        remove_location(str(placed), "image/png")
+    assert remove_location(str(captioned), "image/png") is False
+
+
+MALFORMED_RAW_PROFILES = {  # case: (chunk text, what the reason says)
+    "not hex": ("\nexif\n       4\n4578zz00\n", "not hex"),
+    "short": ("\nexif\n      16\n45786966\n", "length does not match"),
+    "no length": ("\nexif\nfour\n45786966\n", "header"),
+    "bomb": ("\nexif\n 9999999\n" + "0" * (17 * 1024 * 1024), "inflates to more than"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_RAW_PROFILES)
+def test_a_png_raw_profile_that_cannot_be_read_is_refused_quickly(tmp_path, case):
+    text, reason = MALFORMED_RAW_PROFILES[case]
+    info = PngInfo()
+    info.add_text("Raw profile type exif", text, zip=True)
     path = tmp_path / "magick.png"
     Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
-    with pytest.raises(LocationError, match="raw EXIF"):
+    started = time.monotonic()
+    with pytest.raises(LocationError, match=reason):
         remove_location(str(path), "image/png")
+    assert time.monotonic() - started < 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import time
 from urllib.parse import urlsplit
 
@@ -85,6 +86,30 @@ def test_a_photo_an_editor_wrote_the_address_into_is_published_without_it(delive
     named = {tag: value for tag, value in tags.items() if tag in XMP_PLACES or tag in IIM_PLACES and value.strip()}
     assert named == {} and [tag for tag in tags if "GPS" in tag] == []
     assert tags["IPTC:Caption-Abstract"] == "Birthday" and os.path.getsize(served) == os.path.getsize(original)
+
+
+def test_a_png_whose_iptc_names_the_place_is_refused_with_what_to_do_and_one_with_a_caption_published(
+    deliver, client, tmp_path
+):
+    placed, captioned = tmp_path / "placed.png", tmp_path / "captioned.png"
+    for path in (placed, captioned):
+        photo_with_gps("png", path)
+    write_place_names(placed, iim=True)  # exiftool keeps a PNG's IPTC as hex in a compressed text chunk
+    subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=Birthday", str(captioned)])
+    response = deliver(("placed.png", placed.read_bytes()), ("captioned.png", captioned.read_bytes()))
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert [item["filename"] for item in body["rejected"]] == ["placed.png"]
+    assert body["rejected"][0]["reason"] == (
+        'could not remove location from this image (the PNG\'s hex "Raw profile type iptc" text chunk names a '
+        "location: it cannot be blanked in place; save the PNG without it)"
+    )
+    (stored,) = body["stored"]
+    served = tmp_path / "served.png"
+    served.write_bytes(client.get(urlsplit(stored["url"]).path).data)
+    tags = exiftool(served)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["IPTC:Caption-Abstract"] == "Birthday"
 
 
 def test_a_phone_photo_an_editor_broke_the_index_of_is_published_as_its_first_image(deliver, client, tmp_path):

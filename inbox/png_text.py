@@ -1,0 +1,121 @@
+"""Removes location from a PNG's text chunks, or refuses the PNG when a chunk names one that cannot go in place.
+
+- XMP (iTXt `XML:com.adobe.xmp`): blanked in place by inbox/xmp_location.py when it is stored as
+  text; compressed, its bytes cannot change without the chunk's length, so it is refused when it
+  names a location.
+- Hex raw profiles (tEXt, zTXt or iTXt `Raw profile type <name>`, usually compressed): ImageMagick
+  keeps a converted image's EXIF, XMP, IPTC and Photoshop resources this way, and exiftool writes a
+  PNG's IPTC so. The text is a newline, the profile's name, a newline, its length in decimal, a
+  newline and the bytes in hex. They are decoded and handed, on a copy, to the parser that reads
+  them in a JPEG (inbox/tiff_blocks.py, inbox/xmp_location.py, inbox/iptc_places.py): when it would
+  blank anything, the profile names a location and the PNG is refused. Profiles that name none (an
+  ICC profile, EXIF without GPS, IPTC with only a caption) stay as they are.
+
+Every chunk read and every inflation is bounded by MAX_TEXT_BYTES; a profile that cannot be
+decoded fails closed with a reason.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from typing import BinaryIO
+
+from inbox.fail_closed import LocationError, read_exact
+from inbox.iptc_places import IIM_MARKER, blank_iim_places, blank_photoshop_places
+from inbox.jpeg_segments import JPEG_XMP
+from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
+from inbox.xmp_location import blank_xmp_location, names_location
+
+MAX_TEXT_BYTES = 16 * 1024 * 1024  # a text chunk's data, and what its text inflates to
+MAX_KEYWORD = 79  # the PNG specification's limit
+XMP_KEYWORD = b"XML:com.adobe.xmp"
+RAW_PROFILE = b"raw profile type "  # compared in lower case, as exiftool reads it
+LOCATION_PROFILES = frozenset({b"exif", b"app1", b"xmp", b"iptc", b"8bim"})  # the others carry none
+# The optional newline, the profile's name, its length (ImageMagick pads it to 8 with spaces).
+_RAW_PROFILE_HEADER = re.compile(rb"\n?[^\n]{0,80}\n *(\d{1,9})\n")
+
+
+def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
+    """Blank the location in the tEXt, zTXt or iTXt chunk data file[start:end]; True when the file changed.
+
+    LocationError when it names a location that cannot be blanked in place, or cannot be read.
+    """
+    keyword = read_exact(file, start, min(end - start, MAX_KEYWORD + 1)).split(b"\0", 1)[0]
+    xmp = kind == b"iTXt" and keyword == XMP_KEYWORD
+    profile = keyword.lower().removeprefix(RAW_PROFILE) if keyword.lower().startswith(RAW_PROFILE) else None
+    if not xmp and profile not in LOCATION_PROFILES:  # an ICC profile, say, is never decoded
+        return False
+    if end - start > MAX_TEXT_BYTES:
+        raise LocationError(f'the PNG text chunk "{keyword.decode("latin-1")}" is larger than {MAX_TEXT_BYTES} bytes')
+    data = read_exact(file, start, end - start)
+    text_start, compressed = _text_start(kind, data, len(keyword))
+    if xmp and not compressed:
+        return blank_xmp_location(file, start + text_start, end)
+    text = _inflate(data[text_start:]) if compressed else data[text_start:]
+    if xmp and names_location(text):
+        raise LocationError(
+            "the PNG XMP is compressed and names a location: it cannot be blanked in place; "
+            "save the PNG without it, or with its XMP uncompressed"
+        )
+    if profile in LOCATION_PROFILES and _profile_names_location(profile, _raw_profile_bytes(text)):
+        raise LocationError(
+            f'the PNG\'s hex "{keyword.decode("latin-1")}" text chunk names a location: '
+            "it cannot be blanked in place; save the PNG without it"
+        )
+    return False
+
+
+def _text_start(kind: bytes, data: bytes, keyword_length: int) -> tuple[int, bool]:
+    """Where the text starts in a text chunk's data, and whether it is compressed."""
+    after_keyword = keyword_length + 1
+    if kind == b"tEXt":
+        return after_keyword, False
+    if kind == b"zTXt":  # then the compression method
+        return after_keyword + 1, True
+    # iTXt: compression flag, compression method, language NUL, translated keyword NUL, then the text.
+    parts = data[after_keyword + 2 :].split(b"\0", 2)
+    if len(data) < after_keyword + 2 or len(parts) != 3:
+        raise LocationError("a PNG iTXt chunk is malformed")
+    return len(data) - len(parts[2]), data[after_keyword] != 0
+
+
+def _inflate(compressed: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(compressed, MAX_TEXT_BYTES)
+    except zlib.error as error:
+        raise LocationError(f"a compressed PNG text chunk cannot be read ({error})") from None
+    if inflater.unconsumed_tail:
+        raise LocationError(f"a compressed PNG text chunk inflates to more than {MAX_TEXT_BYTES} bytes")
+    return text
+
+
+def _raw_profile_bytes(text: bytes) -> bytes:
+    header = _RAW_PROFILE_HEADER.match(text)
+    if header is None:
+        raise LocationError("a PNG raw profile's header (name and length) is malformed")
+    try:
+        profile = bytes.fromhex(text[header.end() :].decode("ascii"))
+    except ValueError:  # UnicodeDecodeError is one
+        raise LocationError("a PNG raw profile is not hex") from None
+    if len(profile) != int(header.group(1)):
+        raise LocationError("a PNG raw profile's length does not match its data")
+    return profile
+
+
+def _profile_names_location(name: bytes, profile: bytes) -> bool:
+    """True when the parser that reads this profile in a JPEG would blank something in it."""
+    copy = io.BytesIO(profile)
+    if name in (b"exif", b"app1") and profile.startswith(EXIF_PREFIX):
+        return blank_exif_gps(copy, len(EXIF_PREFIX), len(profile))
+    if name == b"exif":  # ImageMagick has written it with and without the APP1 prefix
+        return blank_exif_gps(copy, 0, len(profile))
+    if name == b"xmp" or (name == b"app1" and profile.startswith(JPEG_XMP)):
+        return names_location(profile)
+    if name == b"iptc" and profile[:1] == bytes([IIM_MARKER]):
+        return blank_iim_places(copy, 0, len(profile))
+    if name in (b"iptc", b"8bim"):  # exiftool writes a PNG's IPTC as Photoshop resources
+        return blank_photoshop_places(copy, 0, len(profile))
+    return False
