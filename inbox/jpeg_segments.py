@@ -4,11 +4,12 @@ The images are the first and every one its APP2 `MPF` index lists (camera previe
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
 picture ends at the last image's EOI. When an offset of the index does not land on a JPEG (an
 editor grew the first image's metadata and left the offsets), the picture is the first image
-alone, read through to its EOI. A file that ends in FF D9 is taken to end there, as a camera
-writes it, unless the first image's XMP has a Google container directory: a Pixel portrait photo
-is several JPEGs one after another (the depth map, the unblurred original), listed there and
-not in an MPF index. Any other file is read through its image data, marker by marker,
-to find its EOI. inbox/location.py blanks what it finds and cuts off what follows.
+alone, read through to its EOI, and the index is reported stale. A file that ends in FF D9 is
+taken to end there, as a camera writes it, unless the first image's XMP has a Google container
+directory: a Pixel portrait photo is several JPEGs one after another (the depth map, the
+unblurred original), listed there and not in an MPF index. Any other file is read through its
+image data, marker by marker, to find its EOI. inbox/location.py blanks what it finds, zeroes a
+stale index and cuts off what follows.
 
 Reading every JPEG through (0.36 ms per MiB, holding the GIL) would cost a 25 MiB photo a fifth
 of its delivery, so a further JPEG appended with no such listing ends the same way and passes.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from inbox.fail_closed import LocationError, read_exact
 from inbox.tiff_blocks import mpf_images
@@ -36,24 +37,39 @@ JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
 SCAN_BYTES = 1024 * 1024
 
 
-def jpeg_segments(file: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int, int]:
-    """The (start, end) of every image's APP1 and APP13 payloads, where the picture ends (`size` when nothing follows),
-    and how many images it holds (the first and those its MPF index lists)."""
+class JpegLayout(NamedTuple):
+    metadata: list[tuple[int, int]]  # (start, end) of every image's APP1 and APP13 payloads
+    end: int  # where the picture ends: the file's size when nothing follows
+    images: int  # how many it holds: the first and those its MPF index lists
+    stale_index: tuple[int, int] | None  # the MPF index's payload, when it points beside the images
+
+
+def jpeg_segments(file: BinaryIO, size: int) -> JpegLayout:
+    """Where the metadata of every image of the JPEG is, and where its picture ends."""
     segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
-    metadata, later_images, first_marker = _image_segments(file, 0, size, segments)
+    metadata, index, first_marker = _image_segments(file, 0, size, segments)
+    later_images = _listed_images(file, index)
     if not all(start + 2 <= size and read_exact(file, start, 2) == b"\xff\xd8" for start in later_images):
         # The index is wrong, as when an editor grows the first image's metadata and leaves the offsets
         # (exiftool does): what follows cannot be vouched for, so the first image alone is published.
-        return metadata, _image_end(_EntropyScanner(file, size), first_marker, segments), 1
+        return JpegLayout(metadata, _image_end(_EntropyScanner(file, size), first_marker, segments), 1, index)
     lists_appended_files = _lists_appended_files(file, metadata)
     marker = first_marker
     for start in later_images:  # in file order: the last one walked is the last image
-        payloads, _, marker = _image_segments(file, start, size, segments, first=False)
+        payloads, _, marker = _image_segments(file, start, size, segments)
         metadata += payloads
     images = 1 + len(later_images)
     if read_exact(file, size - 2, 2) == b"\xff\xd9" and not lists_appended_files:
-        return metadata, size, images
-    return metadata, _image_end(_EntropyScanner(file, size), marker, segments), images
+        return JpegLayout(metadata, size, images, None)
+    return JpegLayout(metadata, _image_end(_EntropyScanner(file, size), marker, segments), images, None)
+
+
+def _listed_images(file: BinaryIO, index: tuple[int, int] | None) -> list[int]:
+    """Where the MPF index whose payload is file[index] puts the images after the first."""
+    if index is None:
+        return []
+    header_start = index[0] + len(MPF_PREFIX)  # MPF offsets count from here
+    return [header_start + offset for offset in mpf_images(file, header_start, index[1])]
 
 
 def _lists_appended_files(file: BinaryIO, metadata: list[tuple[int, int]]) -> bool:
@@ -67,16 +83,16 @@ def _lists_appended_files(file: BinaryIO, metadata: list[tuple[int, int]]) -> bo
 
 
 def _image_segments(
-    file: BinaryIO, start: int, size: int, segments: Iterator[int], *, first: bool = True
-) -> tuple[list[tuple[int, int]], list[int], int]:
+    file: BinaryIO, start: int, size: int, segments: Iterator[int]
+) -> tuple[list[tuple[int, int]], tuple[int, int] | None, int]:
     """One image's segments up to its image data.
 
-    Returns its APP1 and APP13 payloads, where the MPF index puts the later images (the first image only),
-    and where the marker that ended the walk (SOS, or EOI in an image without data) is.
+    Returns its APP1 and APP13 payloads, its APP2 MPF payload (None without one), and where the
+    marker that ended the walk (SOS, or EOI in an image without data) is.
     """
     if read_exact(file, start, 2) != b"\xff\xd8":
         raise LocationError("the JPEG does not start with SOI")
-    metadata, position, later_images = [], start + 2, []
+    metadata, position, index = [], start + 2, None
     for _ in segments:
         if position + 4 > size:
             raise LocationError("the JPEG ends before its image data")
@@ -88,7 +104,7 @@ def _image_segments(
             position += 1
             continue
         if marker in (0xD9, 0xDA):  # EOI, SOS: no metadata after this point
-            return metadata, later_images, position
+            return metadata, index, position
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             position += 2
             continue
@@ -97,11 +113,10 @@ def _image_segments(
             raise LocationError("a JPEG segment runs past the end of the file")
         if marker in (0xE1, 0xED):  # APP1: EXIF, XMP; APP13: Photoshop resources (IPTC)
             metadata.append((position + 4, end))
-        elif marker == 0xE2 and first and read_exact(file, position + 4, min(end - position - 4, 4)) == MPF_PREFIX:
-            if later_images:
+        elif marker == 0xE2 and read_exact(file, position + 4, min(end - position - 4, 4)) == MPF_PREFIX:
+            if index is not None:
                 raise LocationError("the JPEG has two MPF indexes")
-            header_start = position + 4 + len(MPF_PREFIX)  # MPF offsets count from here
-            later_images = [header_start + offset for offset in mpf_images(file, header_start, end)]
+            index = (position + 4, end)
         position = end
     raise LocationError(f"the JPEG has more than {MAX_SEGMENTS} segments before its image data")
 

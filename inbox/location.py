@@ -19,7 +19,8 @@ Where it looks, per type (libmagic's MIME type):
   Photoshop resources (IPTC-IIM); and the same in every further image an APP2 `MPF` index lists
   (camera previews, phones' HDR gain maps, stereo views), which are appended after the first image
   and carry their own EXIF. The file ends at the last image's EOI, and so do the JPEGs a Pixel
-  portrait photo appends and lists in its XMP container directory. See inbox/jpeg_segments.py.
+  portrait photo appends and lists in its XMP container directory. An index that points beside
+  its images leaves the first image alone, and is zeroed. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and the text chunks, XMP and hex raw profiles (EXIF, XMP,
   IPTC), which inbox/png_text.py blanks, or refuses when compressed and naming a location. The CRC
@@ -76,11 +77,18 @@ def remove_location(path: str, content_type: str) -> bool:
 
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
-    metadata, end, images = jpeg_segments(file, size)
+    layout = jpeg_segments(file, size)
     changed = False
-    for start, stop in metadata:
-        changed |= _jpeg_metadata(file, start, stop, items_kept=images if end < size else None)
-    return _cut_off_after(file, end, size) or changed
+    for start, stop in layout.metadata:
+        changed |= _jpeg_metadata(file, start, stop, items_kept=layout.images if layout.end < size else None)
+    if layout.stale_index is not None:
+        # Its offsets point past the cut, or inside the first image: readers would take that for a further
+        # image (Pillow opens the photo as a two-frame MPO and fails on the second). Zeroed, it is an APP2
+        # segment no reader knows, and the photo is a plain JPEG.
+        start, stop = layout.stale_index
+        file.seek(start)
+        file.write(bytes(stop - start))
+    return _cut_off_after(file, layout.end, size) or changed or layout.stale_index is not None
 
 
 def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from PIL import Image
 
 from inbox import create_app
 from inbox.storage import current_store, object_name
@@ -125,6 +126,8 @@ def test_a_phone_photo_an_editor_broke_the_index_of_is_published_as_its_first_im
     assert stored["size"] == os.path.getsize(served) < os.path.getsize(original)  # the second image is gone
     tags = exiftool(served)
     assert [tag for tag in tags if "GPS" in tag] == [] and tags["File:Comment"] == "Sunset"
+    with Image.open(served) as image:  # the index that listed the gone image goes too: one plain JPEG
+        assert (image.format, getattr(image, "n_frames", 1)) == ("JPEG", 1)
 
 
 def test_the_name_comes_from_the_original_content_so_a_redelivery_keeps_the_url(deliver, app, settings, tmp_path):
