@@ -33,6 +33,7 @@ MAX_KEYWORD = 79  # the PNG specification's limit
 XMP_KEYWORD = b"XML:com.adobe.xmp"
 RAW_PROFILE = b"raw profile type "  # compared in lower case, as exiftool reads it
 LOCATION_PROFILES = frozenset({b"exif", b"app1", b"xmp", b"iptc", b"8bim"})  # the others carry none
+SEND_AGAIN = "save the photo without that metadata and send it again"
 # The optional newline, the profile's name, its length (ImageMagick pads it to 8 with spaces).
 _RAW_PROFILE_HEADER = re.compile(rb"\n?[^\n]{0,80}\n *(\d{1,9})\n")
 
@@ -47,8 +48,9 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
     profile = keyword.lower().removeprefix(RAW_PROFILE) if keyword.lower().startswith(RAW_PROFILE) else None
     if not xmp and profile not in LOCATION_PROFILES:  # an ICC profile, say, is never decoded
         return False
+    chunk = f'the PNG\'s "{keyword.decode("latin-1")}" text chunk'
     if end - start > MAX_TEXT_BYTES:
-        raise LocationError(f'the PNG text chunk "{keyword.decode("latin-1")}" is larger than {MAX_TEXT_BYTES} bytes')
+        raise LocationError(f"{chunk} is larger than {MAX_TEXT_BYTES >> 20} MiB")
     data = read_exact(file, start, end - start)
     text_start, compressed = _text_start(kind, data, len(keyword))
     if xmp and not compressed:
@@ -56,13 +58,13 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
     text = _inflate(data[text_start:]) if compressed else data[text_start:]
     if xmp and names_location(text):
         raise LocationError(
-            "the PNG XMP is compressed and names a location: it cannot be blanked in place; "
-            "save the PNG without it, or with its XMP uncompressed"
+            "the PNG's XMP names where the photo was taken (GPS or a place) and is compressed, so it cannot be "
+            f"blanked in place; {SEND_AGAIN}"
         )
     if profile in LOCATION_PROFILES and _profile_names_location(profile, _raw_profile_bytes(text)):
         raise LocationError(
-            f'the PNG\'s hex "{keyword.decode("latin-1")}" text chunk names a location: '
-            "it cannot be blanked in place; save the PNG without it"
+            f"{chunk} names where the photo was taken (GPS or a place) in hex, which cannot be blanked in place; "
+            + SEND_AGAIN
         )
     return False
 
@@ -88,7 +90,7 @@ def _inflate(compressed: bytes) -> bytes:
     except zlib.error as error:
         raise LocationError(f"a compressed PNG text chunk cannot be read ({error})") from None
     if inflater.unconsumed_tail:
-        raise LocationError(f"a compressed PNG text chunk inflates to more than {MAX_TEXT_BYTES} bytes")
+        raise LocationError(f"a compressed PNG text chunk inflates to more than {MAX_TEXT_BYTES >> 20} MiB")
     return text
 
 

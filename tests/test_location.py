@@ -745,7 +745,7 @@ def test_a_png_raw_profile_naming_a_location_is_refused(tmp_path, case, compress
     name, profile = RAW_PROFILES_NAMING_A_LOCATION[case]
     path = tmp_path / "magick.png"
     png_with_raw_profile(path, name, profile, compressed)
-    with pytest.raises(LocationError, match=f'"Raw profile type {name}" text chunk names a location'):
+    with pytest.raises(LocationError, match=f'"Raw profile type {name}" text chunk names where the photo was taken'):
         remove_location(str(path), "image/png")
 
 
@@ -766,7 +766,7 @@ def test_png_iptc_written_by_exiftool_is_refused_only_when_it_names_a_place(tmp_
     subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=Birthday", str(captioned)])
     assert exiftool(placed)["IPTC:City"] == "Berlin" and exiftool(captioned)["IPTC:Caption-Abstract"] == "Birthday"
 
-    with pytest.raises(LocationError, match='"Raw profile type iptc" text chunk names a location'):
+    with pytest.raises(LocationError, match='"Raw profile type iptc" text chunk names where the photo was taken'):
         remove_location(str(placed), "image/png")
     assert remove_location(str(captioned), "image/png") is False
 

@@ -103,8 +103,9 @@ def test_a_png_whose_iptc_names_the_place_is_refused_with_what_to_do_and_one_wit
     body = response.get_json()
     assert [item["filename"] for item in body["rejected"]] == ["placed.png"]
     assert body["rejected"][0]["reason"] == (
-        'could not remove location from this image (the PNG\'s hex "Raw profile type iptc" text chunk names a '
-        "location: it cannot be blanked in place; save the PNG without it)"
+        'could not remove location from this image (the PNG\'s "Raw profile type iptc" text chunk names where the '
+        "photo was taken (GPS or a place) in hex, which cannot be blanked in place; save the photo without that "
+        "metadata and send it again)"
     )
     (stored,) = body["stored"]
     served = tmp_path / "served.png"
