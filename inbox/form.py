@@ -97,6 +97,8 @@ class InboxFormParser(FormDataParser):
             event = decoder.next_event()
             while not isinstance(event, (Epilogue, NeedData)):
                 if isinstance(event, (Field, File)):
+                    if event.name is None:  # werkzeug passes it on; a form field always has one
+                        raise ValueError("a part's Content-Disposition has no name")
                     part, pieces, length = event, [], 0
                     is_file = isinstance(event, File) or FILE_FIELD.fullmatch(event.name)
                     spool = self.new_spool() if is_file else None

@@ -280,6 +280,16 @@ def test_a_body_over_the_limit_is_a_clean_413(client, app):
             "could not be parsed",
         ),
         (b"", None, "expected a form post"),
+        (
+            b"--XX\r\nContent-Disposition: form-data\r\n\r\nhello\r\n--XX--\r\n",
+            "multipart/form-data; boundary=XX",
+            "has no name",
+        ),
+        (
+            b'--XX\r\nContent-Disposition: form-data; filename="a.jpg"\r\n\r\n\xff\xd8\xff\xd9\r\n--XX--\r\n',
+            "multipart/form-data; boundary=XX",
+            "has no name",
+        ),
     ],
 )
 def test_malformed_requests_get_400_with_a_reason(client, settings, body, content_type, reason):
