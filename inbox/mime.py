@@ -18,7 +18,6 @@ Decisions:
 
 from __future__ import annotations
 
-import codecs
 import email.errors
 import email.header
 import email.policy
@@ -197,12 +196,11 @@ class _Reader:
 
     def decode_text(self, headers: Message, content_type: str, sink: Sink) -> None:
         sink.flush()
-        charset = headers.get_content_charset() or "utf-8"
+        raw = sink.target.getvalue()
         try:
-            codecs.lookup(charset)
-        except LookupError:
-            charset = "utf-8"
-        text = sink.target.getvalue().decode(charset, errors="replace")
+            text = raw.decode(headers.get_content_charset() or "utf-8", errors="replace")
+        except LookupError:  # an unknown charset, or a codec that is not one ("quoted-printable", "base64")
+            text = raw.decode("utf-8", errors="replace")
         sink.target.seek(0)
         sink.target.truncate()
         if content_type == "text/plain":

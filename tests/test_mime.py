@@ -131,6 +131,13 @@ def test_a_latin_1_header_byte_is_read_not_refused(new_spool):
     assert message.text == "hi"
 
 
+@pytest.mark.parametrize("charset", ["quoted-printable", "base64", "no-such-charset"])
+def test_a_text_part_whose_charset_is_no_text_encoding_is_read_as_utf_8(new_spool, charset):
+    raw = f"Subject: hi\r\nContent-Type: text/plain; charset={charset}\r\n\r\nCaf\u00e9 delete\r\n".encode()
+
+    assert read(raw, new_spool).text == "Café delete"
+
+
 def test_a_forwarded_mail_is_one_attachment(new_spool):
     inner = EmailMessage()
     inner["Subject"] = "original"

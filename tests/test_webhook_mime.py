@@ -141,3 +141,16 @@ def test_a_raw_message_that_is_not_mime_is_400(client):
     response = post_mime(client, base64.b64encode(b"\x00" * 100), urlencoded)
     assert response.status_code in (400, 415)
     assert response.get_json()["reason"]
+
+
+def test_a_text_part_with_a_transfer_encoding_for_its_charset_is_read_and_the_photo_published(client, images):
+    message = EmailMessage()
+    message["From"], message["Subject"] = "Alice <alice@example.com>", "Holiday"
+    message.set_content("Here they are")
+    message.replace_header("Content-Type", "text/plain; charset=quoted-printable")  # a broken mailer's slip
+    message.add_attachment(images[".jpg"], maintype="image", subtype="jpeg", filename="a.jpg")
+
+    response = post_mime(client, message.as_bytes(), multipart)
+
+    assert response.status_code == 200, response.get_json()
+    assert [item["filename"] for item in response.get_json()["stored"]] == ["a.jpg"]
