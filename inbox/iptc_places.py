@@ -23,7 +23,8 @@ from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
 
-PHOTOSHOP_PREFIX = b"Photoshop 3.0\0"
+# An APP13 payload's header, and where its resources start: Photoshop's, and Photoshop 2.5's (exiftool reads both).
+PHOTOSHOP_HEADERS = {b"Photoshop 3.0\0": 14, b"Adobe_Photoshop2.5:": 27}
 # 8BIM is Photoshop's; the others are older writers' and exiftool reads them alike.
 RESOURCE_SIGNATURES = (b"8BIM", b"PHUT", b"DCSR", b"AgHg", b"MeSa")
 IIM_RESOURCE = 0x0404
@@ -44,9 +45,10 @@ def blank_app13_places(file: BinaryIO, start: int, end: int) -> bool:
     A payload that is not Photoshop resources is left alone.
     """
     data = _read_block(file, start, end)
-    if not data.startswith(PHOTOSHOP_PREFIX):
-        return False
-    return _blank_resources(file, start, data, len(PHOTOSHOP_PREFIX))
+    for header, resources in PHOTOSHOP_HEADERS.items():
+        if data.startswith(header):
+            return _blank_resources(file, start, data, min(resources, len(data)))
+    return False
 
 
 def blank_photoshop_places(file: BinaryIO, start: int, end: int) -> bool:

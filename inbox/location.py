@@ -20,7 +20,9 @@ Where it looks, per type (libmagic's MIME type):
   (camera previews, phones' HDR gain maps, stereo views), which are appended after the first image
   and carry their own EXIF. The file ends at the last image's EOI, and so do the JPEGs a Pixel
   portrait photo appends and lists in its XMP container directory. An index that points beside
-  its images leaves the first image alone, and is zeroed. See inbox/jpeg_segments.py.
+  its images leaves the first image alone, and is zeroed. See inbox/jpeg_segments.py. Segments
+  are recognised as exiftool recognises them, broken headers included: what it reads as
+  location, a viewer's metadata panel may show.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): `eXIf`, and the text chunks, XMP and hex raw profiles (EXIF, XMP,
   IPTC), which inbox/png_text.py blanks, or refuses when compressed and naming a location. The CRC
@@ -41,6 +43,7 @@ range, loops, absurd counts), it raises LocationError(reason) and the image must
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -48,7 +51,7 @@ from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
-from inbox.iptc_places import PHOTOSHOP_PREFIX, blank_app13_places
+from inbox.iptc_places import PHOTOSHOP_HEADERS, blank_app13_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
 from inbox.png_text import blank_png_text
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
@@ -59,6 +62,10 @@ __all__ = ["LocationError", "remove_location"]
 MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte read
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
 JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
+# What else exiftool reads as EXIF or XMP in a JPEG: up to 4 bytes of garbage and any case before "Exif\0"
+# (some Kodak cameras leave out the second NUL), and an XMP packet under any header.
+LENIENT_EXIF_HEADER = re.compile(rb"(.{0,4})exif\0", re.DOTALL | re.IGNORECASE)
+LENIENT_XMP_MARK = re.compile(rb"<(exif:|\?xpacket)")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The ISOBMFF images (HEIF and AVIF) among images.ACCEPTED: their metadata are items.
 HEIF_TYPES = ("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif")
@@ -100,15 +107,18 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
 
 
 def _jpeg_metadata(file: BinaryIO, start: int, end: int, *, items_kept: int | None) -> bool:
+    """Blank one APP1 or APP13 payload, recognised as exiftool recognises it, broken headers included."""
     kind = read_exact(file, start, min(end - start, len(JPEG_EXTENDED_XMP)))
-    if kind.startswith(PHOTOSHOP_PREFIX):
+    if kind.startswith(tuple(PHOTOSHOP_HEADERS)):
         return blank_app13_places(file, start, end)
-    if kind.startswith(EXIF_PREFIX):
-        return blank_exif_gps(file, start + len(EXIF_PREFIX), end)
+    if exif := LENIENT_EXIF_HEADER.match(kind):
+        return blank_exif_gps(file, start + exif.end() + 1, end)
     if kind.startswith(JPEG_XMP):
         return blank_xmp_location(file, start + len(JPEG_XMP), end, items_kept=items_kept)
     if kind == JPEG_EXTENDED_XMP:  # then GUID (32), full length (4), offset (4): a slice of a larger packet
         return blank_xmp_location(file, min(start + len(kind) + 40, end), end, items_kept=items_kept)
+    if kind.startswith((b"http", b"XMP\0")) or LENIENT_XMP_MARK.search(read_exact(file, start, end - start)):
+        return blank_xmp_location(file, start, end, items_kept=items_kept)
     return False
 
 

@@ -27,7 +27,7 @@ _XMP_PLACE_NAMES = (
     rb"City|State|Country|CountryCode|CountryName|Location|LocationCreated|LocationShown"
     rb"|Sublocation|ProvinceState|WorldRegion"
 )
-_XMP_LOCATION_NAME = rb"[\w.-]+:(?:GPS[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
+_XMP_LOCATION_NAME = rb"[\w.-]+:(?:(?i:GPS)[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
 _XMP_LOCATION_ELEMENT = re.compile(rb"<(" + _XMP_LOCATION_NAME + rb")(?=[\s/>])[^<>]*>")
 _XMP_LOCATION_ATTRIBUTE = re.compile(rb"\s" + _XMP_LOCATION_NAME + rb"\s*=\s*([\"'])")
 _XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")

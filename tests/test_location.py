@@ -739,6 +739,31 @@ RAW_PROFILES_NAMING_NO_LOCATION = {
 }
 
 
+# Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
+# its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13.
+BROKEN_HEADERS = {
+    "EXIF without its second NUL": (0xE1, b"Exif\0 " + exif_with_gps().tobytes()[6:]),
+    "EXIF after garbage, lower case": (0xE1, b"\0\0\0\0exif\0\0" + exif_with_gps().tobytes()[6:]),
+    "XMP under a misspelt namespace": (0xE1, b"http://ns.adobe.com/xap/1.0\0" + XMP),
+    "XMP under no header": (0xE1, b"\0\0\0" + XMP),
+    "XMP in mixed case": (0xE1, JPEG_XMP + XMP.replace(b"exif:GPSLatitude", b"exif:GpSLatitude")),
+    "Photoshop 2.5 IIM": (0xED, b"Adobe_Photoshop2.5:" + bytes(8) + photoshop_iim(iim(CAPTION, CITY))),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_HEADERS)
+def test_location_exiftool_reads_under_a_broken_header_is_blanked_too(tmp_path, case):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(jpeg_with_segment(*BROKEN_HEADERS[case]))
+    located = [tag for tag, value in exiftool(path).items() if ("GPS" in tag.upper() or "City" in tag) and value]
+    assert located, "exiftool reads the location there"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in located if str(tags.get(tag, "")).strip()] == []
+
+
 @pytest.mark.parametrize("compressed", [True, False], ids=["zTXt", "tEXt"])
 @pytest.mark.parametrize("case", RAW_PROFILES_NAMING_A_LOCATION)
 def test_a_png_raw_profile_naming_a_location_is_refused(tmp_path, case, compressed):
