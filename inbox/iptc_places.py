@@ -7,7 +7,8 @@ of the IIM datasets that name a place (content location code and name, city, sub
 province or state, country code and name) are overwritten with spaces of the same length: the
 datasets, the resources and the segment keep their lengths. The resource that holds the MD5 of
 the IIM data (IPTCDigest) is recomputed when it matched, so editors still see the IIM and the XMP
-as written together.
+as written together. Photoshop resources may also hold EXIF (0x0422, 0x0423) and XMP (0x0424),
+which exiftool reads like a JPEG's APP1: they go to inbox/tiff_blocks.py and inbox/xmp_location.py.
 
 Resources: a signature, a 16-bit id, a padded Pascal name, a 32-bit size and the data, padded to an
 even length. IIM datasets: 0x1C, record, dataset, a 16-bit length (or, with its top bit set, the
@@ -22,6 +23,7 @@ import struct
 from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
+from inbox.xmp_location import blank_xmp_location
 
 # An APP13 payload's header, and where its resources start: Photoshop's, and Photoshop 2.5's (exiftool reads both).
 PHOTOSHOP_HEADERS = {b"Photoshop 3.0\0": 14, b"Adobe_Photoshop2.5:": 27}
@@ -29,6 +31,8 @@ PHOTOSHOP_HEADERS = {b"Photoshop 3.0\0": 14, b"Adobe_Photoshop2.5:": 27}
 RESOURCE_SIGNATURES = (b"8BIM", b"PHUT", b"DCSR", b"AgHg", b"MeSa")
 IIM_RESOURCE = 0x0404
 DIGEST_RESOURCE = 0x0425
+EXIF_RESOURCES = frozenset({0x0422, 0x0423})  # a TIFF structure, as in a JPEG's APP1; exiftool reads its GPS
+XMP_RESOURCE = 0x0424
 IIM_MARKER = 0x1C
 APPLICATION_RECORD = 2
 # Application record datasets: content location code (26) and name (27), city (90), sub-location
@@ -72,18 +76,33 @@ def _read_block(file: BinaryIO, start: int, end: int) -> bytes:
 
 def _blank_resources(file: BinaryIO, start: int, data: bytes, position: int) -> bool:
     blanked = bytearray(data)
-    iim_blocks, digests = [], []
+    iim_blocks, digests, embedded = [], [], []
     for resource, first, last in _resources(data, position):
         if resource == IIM_RESOURCE:
             iim_blocks.append((first, last))
             _blank_place_values(data, blanked, first, last)
         elif resource == DIGEST_RESOURCE and last - first == 16:
             digests.append(first)
+        elif resource in EXIF_RESOURCES or resource == XMP_RESOURCE:
+            embedded.append((resource, start + first, start + last))
     if len(iim_blocks) == 1 and len(digests) == 1 and blanked != data:
         (first, last), digest = iim_blocks[0], digests[0]
         if data[digest : digest + 16] == hashlib.md5(data[first:last]).digest():
             blanked[digest : digest + 16] = hashlib.md5(blanked[first:last]).digest()
-    return _write_changes(file, start, data, blanked)
+    changed = _write_changes(file, start, data, blanked)  # before the embedded blocks: it rewrites them as read
+    for resource, first, last in embedded:
+        changed |= _blank_embedded(file, resource, first, last)
+    return changed
+
+
+def _blank_embedded(file: BinaryIO, resource: int, start: int, end: int) -> bool:
+    # A TIFF's IFD holds Photoshop resources (inbox/tiff_blocks.py imports this module), and these hold EXIF,
+    # a TIFF structure: imported when called, the circle closes without an import cycle.
+    from inbox.tiff_blocks import blank_exif_gps
+
+    if resource == XMP_RESOURCE:
+        return blank_xmp_location(file, start, end)
+    return blank_exif_gps(file, start, end, in_photoshop_resources=True)
 
 
 def _write_changes(file: BinaryIO, start: int, data: bytes, blanked: bytearray) -> bool:

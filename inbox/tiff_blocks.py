@@ -84,8 +84,12 @@ class _TiffBlock:
         return offset, length
 
 
-def blank_exif_gps(file: BinaryIO, start: int, end: int) -> bool:
-    """Remove the GPS IFD(s) of the TIFF structure in file[start:end]; True when one was there."""
+def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resources: bool = False) -> bool:
+    """Remove the GPS IFD(s) of the TIFF structure in file[start:end]; True when one was there.
+
+    `in_photoshop_resources`: this EXIF is a Photoshop resource, so Photoshop resources inside it
+    would nest without end, and are refused.
+    """
     block = _TiffBlock(file, start, end)
     visited: set[int] = set()
     changed = False
@@ -99,6 +103,8 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int) -> bool:
         raw, entries = block.read_ifd(offset)
         tags = [block.unpack("H", entry[:2]) for entry in entries]
         for entry, tag in zip(entries, tags, strict=True):
+            if tag == PHOTOSHOP_TAG and in_photoshop_resources:
+                raise LocationError("the EXIF inside Photoshop resources holds Photoshop resources again")
             blank = _EMBEDDED_BLOCKS.get(tag)
             extent = block.value_extent(entry) if blank else None
             if extent:

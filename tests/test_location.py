@@ -714,9 +714,13 @@ def png_with_raw_profile(path, name: str, profile: bytes, compressed: bool = Tru
 CAPTION, CITY = (2, 120, b"Birthday"), (2, 90, b"Berlin")
 
 
+def resources_alone(*resources: tuple[int, bytes]) -> bytes:
+    """Photoshop resources without the APP13 prefix: as exiftool keeps them in a PNG."""
+    return photoshop_resources(*resources).removeprefix(b"Photoshop 3.0\0")
+
+
 def photoshop_iim(block: bytes) -> bytes:
-    """Photoshop resources holding one IPTC-IIM block, without the APP13 prefix: as exiftool keeps them in a PNG."""
-    return photoshop_resources((0x0404, block)).removeprefix(b"Photoshop 3.0\0")
+    return resources_alone((0x0404, block))
 
 
 RAW_PROFILES_NAMING_A_LOCATION = {
@@ -729,6 +733,7 @@ RAW_PROFILES_NAMING_A_LOCATION = {
     "iptc city": ("iptc", iim(CAPTION, CITY)),
     "iptc resources city": ("iptc", photoshop_iim(iim(CAPTION, CITY))),
     "8bim city": ("8bim", photoshop_iim(iim(CITY))),
+    "8bim EXIF GPS": ("8bim", resources_alone((0x0422, exif_with_gps().tobytes()[6:]))),
 }
 RAW_PROFILES_NAMING_NO_LOCATION = {
     "exif": ("exif", Image.Exif().tobytes()),
@@ -737,6 +742,38 @@ RAW_PROFILES_NAMING_NO_LOCATION = {
     "8bim caption": ("8bim", photoshop_iim(iim(CAPTION))),
     "icc": ("icc", ICC),
 }
+
+
+def exif_in_photoshop_resources(depth: int) -> bytes:
+    """A TIFF whose only tag holds Photoshop resources whose EXIF resource is such a TIFF again, `depth` times."""
+    resources = photoshop_iim(iim(CITY))
+    for _ in range(depth):
+        tiff = tiff_block(8, (8, [(34377, 7, len(resources), 26)], 0)) + resources
+        resources = resources_alone((0x0422, tiff))
+    return resources
+
+
+@pytest.mark.parametrize(
+    "resource, data",
+    [(0x0422, exif_with_gps().tobytes()[6:]), (0x0424, XMP)],
+    ids=["EXIF", "XMP"],
+)
+def test_exif_and_xmp_inside_photoshop_resources_lose_their_gps(tmp_path, resource, data):
+    path = tmp_path / "resources.jpg"
+    path.write_bytes(jpeg_with_segment(0xED, photoshop_resources((resource, data), (0x0404, iim(CAPTION)))))
+    assert [tag for tag in exiftool(path) if "GPS" in tag], "exiftool reads the GPS there"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["IPTC:Caption-Abstract"] == "Birthday"
+
+
+def test_photoshop_resources_nested_in_their_own_exif_are_refused(tmp_path):
+    path = tmp_path / "nested.jpg"
+    path.write_bytes(jpeg_with_segment(0xED, b"Photoshop 3.0\0" + exif_in_photoshop_resources(2)))
+    with pytest.raises(LocationError, match="holds Photoshop resources again"):
+        remove_location(str(path), "image/jpeg")
 
 
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
