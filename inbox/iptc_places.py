@@ -19,14 +19,16 @@ anything malformed fails closed (LocationError) with a reason.
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
 from inbox.xmp_location import blank_xmp_location
 
-# An APP13 payload's header, and where its resources start: Photoshop's, and Photoshop 2.5's (exiftool reads both).
-PHOTOSHOP_HEADERS = {b"Photoshop 3.0\0": 14, b"Adobe_Photoshop2.5:": 27}
+# An APP13 payload's header: Photoshop's, or Photoshop 2.5's, whose resources start at 27. Matched as exiftool
+# matches them, with each dot for any byte.
+PHOTOSHOP_HEADER = re.compile(rb"Photoshop 3.0\0|Adobe_Photoshop2.5:", re.DOTALL)
 # 8BIM is Photoshop's; the others are older writers' and exiftool reads them alike.
 RESOURCE_SIGNATURES = (b"8BIM", b"PHUT", b"DCSR", b"AgHg", b"MeSa")
 IIM_RESOURCE = 0x0404
@@ -49,10 +51,10 @@ def blank_app13_places(file: BinaryIO, start: int, end: int) -> bool:
     A payload that is not Photoshop resources is left alone.
     """
     data = _read_block(file, start, end)
-    for header, resources in PHOTOSHOP_HEADERS.items():
-        if data.startswith(header):
-            return _blank_resources(file, start, data, min(resources, len(data)))
-    return False
+    if (header := PHOTOSHOP_HEADER.match(data)) is None:
+        return False
+    resources = header.end() if header.group().startswith(b"Photoshop") else 27  # 2.5's has 8 more bytes first
+    return _blank_resources(file, start, data, min(resources, len(data)))
 
 
 def blank_photoshop_places(file: BinaryIO, start: int, end: int) -> bool:

@@ -51,7 +51,7 @@ from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
-from inbox.iptc_places import PHOTOSHOP_HEADERS, blank_app13_places
+from inbox.iptc_places import PHOTOSHOP_HEADER, blank_app13_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
 from inbox.png_text import blank_png_text
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
@@ -109,7 +109,7 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
 def _jpeg_metadata(file: BinaryIO, start: int, end: int, *, items_kept: int | None) -> bool:
     """Blank one APP1 or APP13 payload, recognised as exiftool recognises it, broken headers included."""
     kind = read_exact(file, start, min(end - start, len(JPEG_EXTENDED_XMP)))
-    if kind.startswith(tuple(PHOTOSHOP_HEADERS)):
+    if PHOTOSHOP_HEADER.match(kind):
         return blank_app13_places(file, start, end)
     if exif := LENIENT_EXIF_HEADER.match(kind):
         return blank_exif_gps(file, start + exif.end() + 1, end)

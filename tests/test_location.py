@@ -777,7 +777,8 @@ def test_photoshop_resources_nested_in_their_own_exif_are_refused(tmp_path):
 
 
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
-# its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13.
+# its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
+# that only exiftool's pattern (a dot for any byte) takes for Photoshop's.
 BROKEN_HEADERS = {
     "EXIF without its second NUL": (0xE1, b"Exif\0 " + exif_with_gps().tobytes()[6:]),
     "EXIF after garbage, lower case": (0xE1, b"\0\0\0\0exif\0\0" + exif_with_gps().tobytes()[6:]),
@@ -785,6 +786,7 @@ BROKEN_HEADERS = {
     "XMP under no header": (0xE1, b"\0\0\0" + XMP),
     "XMP in mixed case": (0xE1, JPEG_XMP + XMP.replace(b"exif:GPSLatitude", b"exif:GpSLatitude")),
     "Photoshop 2.5 IIM": (0xED, b"Adobe_Photoshop2.5:" + bytes(8) + photoshop_iim(iim(CAPTION, CITY))),
+    "Photoshop header with a wrong byte": (0xED, b"Photoshop 3_0\0" + photoshop_iim(iim(CAPTION, CITY))),
 }
 
 
