@@ -2,7 +2,7 @@
 
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
 hands each EXIF block to inbox/tiff_blocks.py, each XMP packet to inbox/xmp_location.py, a JPEG's
-Photoshop resources to inbox/iptc_places.py and a PNG's text chunks to inbox/png_text.py. They
+Photoshop resources to inbox/iptc_places.py and a PNG's metadata chunks to inbox/png_metadata.py. They
 blank the location bytes without moving anything: the file keeps its pixels, its orientation, its
 colour profile and every other tag. It never reads the image data of a photo with nothing after
 its picture, so a 25 MiB photo costs a few small reads.
@@ -24,8 +24,8 @@ Where it looks, per type (libmagic's MIME type):
   are recognised as exiftool recognises them, broken headers included: what it reads as
   location, a viewer's metadata panel may show.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
-  chunk and skips the data): `eXIf`, and the text chunks, XMP and hex raw profiles (EXIF, XMP,
-  IPTC), which inbox/png_text.py blanks, or refuses when compressed and naming a location. The CRC
+  chunk and skips the data): EXIF, XMP and the text chunks with hex raw profiles (EXIF, XMP, IPTC),
+  which inbox/png_metadata.py blanks, or refuses when compressed and naming a location. The CRC
   of a changed chunk is recomputed. The file ends after IEND.
 - WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
 - TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer, XMP tag and IPTC tags.
@@ -53,7 +53,7 @@ from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
 from inbox.iptc_places import PHOTOSHOP_HEADER, blank_app13_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
-from inbox.png_text import blank_png_text
+from inbox.png_metadata import blank_png_exif, blank_png_text
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
 from inbox.xmp_location import blank_xmp_location
 
@@ -136,8 +136,10 @@ def _png(file: BinaryIO, size: int) -> bool:
         if kind == b"IEND":
             return _cut_off_after(file, end + 4, size) or changed
         blanked = False
-        if kind == b"eXIf":
-            blanked = blank_exif_gps(file, start, end)
+        if kind.lower() in (b"exif", b"zxif"):
+            blanked = blank_png_exif(file, start, end)
+        elif kind == b"tXMP":
+            blanked = blank_xmp_location(file, start, end)
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
             blanked = blank_png_text(file, kind, start, end)
         if blanked:

@@ -776,6 +776,56 @@ def test_photoshop_resources_nested_in_their_own_exif_are_refused(tmp_path):
         remove_location(str(path), "image/jpeg")
 
 
+def png_with_chunk(kind: bytes, data: bytes) -> bytes:
+    """A small PNG with one more chunk before IEND."""
+    plain = make_image(".png")
+    chunk = struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return plain[:-12] + chunk + plain[-12:]
+
+
+GPS_TIFF = exif_with_gps().tobytes()[6:]
+PNG_CHUNKS_EXIFTOOL_READS = {  # each holds GPS where exiftool finds it
+    "exIf, the draft's name": (b"exIf", GPS_TIFF),
+    "eXIf after an Exif header": (b"eXIf", b"Exif\0\0" + GPS_TIFF),
+    "tXMP, an old draft's XMP": (b"tXMP", XMP),
+    "XMP in a tEXt chunk": (b"tEXt", b"XML:com.adobe.xmp\0" + XMP),
+}
+
+
+@pytest.mark.parametrize("case", PNG_CHUNKS_EXIFTOOL_READS)
+def test_png_chunks_exiftool_reads_lose_their_gps(tmp_path, case):
+    path = tmp_path / "chunk.png"
+    path.write_bytes(png_with_chunk(*PNG_CHUNKS_EXIFTOOL_READS[case]))
+    assert [tag for tag in exiftool(path) if "GPS" in tag], "exiftool reads the GPS there"
+
+    assert remove_location(str(path), "image/png") is True
+
+    assert [tag for tag in exiftool(path) if "GPS" in tag] == []
+    with Image.open(path) as image:
+        image.load()  # every CRC still right
+
+
+@pytest.mark.parametrize(
+    "kind, data",
+    [(b"zxIf", b"\0" + bytes(4) + zlib.compress(GPS_TIFF)), (b"zTXt", b"XML:com.adobe.xmp\0\0" + zlib.compress(XMP))],
+    ids=["compressed EXIF", "XMP in a zTXt chunk"],
+)
+def test_compressed_png_chunks_holding_gps_are_refused(tmp_path, kind, data):
+    path = tmp_path / "chunk.png"
+    path.write_bytes(png_with_chunk(kind, data))
+    assert [tag for tag in exiftool(path) if "GPS" in tag], "exiftool reads the GPS there"
+    with pytest.raises(LocationError, match="cannot be blanked in place"):
+        remove_location(str(path), "image/png")
+
+
+def test_compressed_png_exif_without_gps_is_published_as_it_is(tmp_path):
+    path = tmp_path / "chunk.png"
+    path.write_bytes(png_with_chunk(b"zxIf", b"\0" + bytes(4) + zlib.compress(Image.Exif().tobytes()[6:])))
+    original = path.read_bytes()
+    assert remove_location(str(path), "image/png") is False
+    assert path.read_bytes() == original
+
+
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
 # its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
 # that only exiftool's pattern (a dot for any byte) takes for Photoshop's.

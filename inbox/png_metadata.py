@@ -1,8 +1,13 @@
-"""Removes location from a PNG's text chunks, or refuses the PNG when a chunk names one that cannot go in place.
+"""Removes location from a PNG's metadata chunks, or refuses the PNG when one names a location that cannot go in place.
 
-- XMP (iTXt `XML:com.adobe.xmp`): blanked in place by inbox/xmp_location.py when it is stored as
-  text; compressed, its bytes cannot change without the chunk's length, so it is refused when it
-  names a location.
+Chunks are recognised as exiftool recognises them, since what it reads, metadata viewers show:
+
+- EXIF: `eXIf`, in any case (`exIf` was the draft's name), with or without an "Exif\0\0" header,
+  blanked in place by inbox/tiff_blocks.py. Compressed (a NUL, 4 bytes, then zlib: the `zxIf`
+  once proposed), it is refused when it holds GPS.
+- XMP: iTXt, tEXt or zTXt `XML:com.adobe.xmp`, and the obsolete `tXMP` chunk: blanked in place by
+  inbox/xmp_location.py when stored as text; compressed, its bytes cannot change without the
+  chunk's length, so it is refused when it names a location.
 - Hex raw profiles (tEXt, zTXt or iTXt `Raw profile type <name>`, usually compressed): ImageMagick
   keeps a converted image's EXIF, XMP, IPTC and Photoshop resources this way, and exiftool writes a
   PNG's IPTC so. The text is a newline, the profile's name, a newline, its length in decimal, a
@@ -11,8 +16,8 @@
   blank anything, the profile names a location and the PNG is refused. Profiles that name none (an
   ICC profile, EXIF without GPS, IPTC with only a caption) stay as they are.
 
-Every chunk read and every inflation is bounded by MAX_TEXT_BYTES; a profile that cannot be
-decoded fails closed with a reason.
+Every chunk read and every inflation is bounded by MAX_TEXT_BYTES; what cannot be decoded fails
+closed with a reason.
 """
 
 from __future__ import annotations
@@ -38,13 +43,29 @@ SEND_AGAIN = "save the photo without that metadata and send it again"
 _RAW_PROFILE_HEADER = re.compile(rb"\n?[^\n]{0,80}\n *(\d{1,9})\n")
 
 
+def blank_png_exif(file: BinaryIO, start: int, end: int) -> bool:
+    """Blank the GPS of the EXIF chunk data file[start:end]; True when the file changed."""
+    head = read_exact(file, start, min(end - start, len(EXIF_PREFIX)))
+    if head[:1] != b"\0":
+        return blank_exif_gps(file, start + len(EXIF_PREFIX) * (head == EXIF_PREFIX), end)
+    if end - start > MAX_TEXT_BYTES:
+        raise LocationError(f"the PNG's compressed EXIF chunk is larger than {MAX_TEXT_BYTES >> 20} MiB")
+    exif = _inflate(read_exact(file, start, end - start)[5:])
+    if blank_exif_gps(io.BytesIO(exif), 0, len(exif)):
+        raise LocationError(
+            "the PNG's compressed EXIF chunk holds where the photo was taken, which cannot be blanked in place; "
+            + SEND_AGAIN
+        )
+    return False
+
+
 def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
     """Blank the location in the tEXt, zTXt or iTXt chunk data file[start:end]; True when the file changed.
 
     LocationError when it names a location that cannot be blanked in place, or cannot be read.
     """
     keyword = read_exact(file, start, min(end - start, MAX_KEYWORD + 1)).split(b"\0", 1)[0]
-    xmp = kind == b"iTXt" and keyword == XMP_KEYWORD
+    xmp = keyword == XMP_KEYWORD
     profile = keyword.lower().removeprefix(RAW_PROFILE) if keyword.lower().startswith(RAW_PROFILE) else None
     if not xmp and profile not in LOCATION_PROFILES:  # an ICC profile, say, is never decoded
         return False
