@@ -5,12 +5,14 @@ after the image's boxes: Samsung's in a top-level `mpvd` box, Google's (Motion P
 in the XMP's container directory) as the MP4 file itself, from its `ftyp` box, a second one in the
 file, to the end.
 
-Only the top-level `meta` box is read (the still image's; image sequences keep theirs in `moov`,
-not covered). `iinf` names the items (`Exif`, or `mime` with content type application/rdf+xml for
-XMP), `iloc` says where each item's bytes are: in the file (construction method 0, usually in
-mdat) or in the meta box's `idat` (method 1). A metadata item that is split into several extents,
-lives in another file, is content-encoded or is built by item reference is refused (LocationError):
-it cannot be blanked safely in place. Every count, size and offset is checked against its box.
+Metadata is read where exiftool reads it: the top-level `meta` box (the still image's), a
+top-level `uuid` box of XMP, and an image sequence's `moov` box (handed over whole: its place
+names sit in QuickTime atoms, which inbox/location.py looks for). In `meta`, `iinf` names the
+items (`Exif`, or `mime` with content type application/rdf+xml for XMP), `iloc` says where each
+item's bytes are: in the file (construction method 0, usually in mdat) or in the meta box's
+`idat` (method 1). A metadata item that is split into several extents, lives in another file, is
+content-encoded or is built by item reference is refused (LocationError): it cannot be blanked
+safely in place. Every count, size and offset is checked against its box.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ MAX_BOXES = 65536
 MAX_ITEMS = 65535
 MAX_META_BYTES = 4 * 1024 * 1024
 XMP_CONTENT_TYPE = b"application/rdf+xml"
+XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")  # Adobe's, as in MP4
 
 
 class _Cursor:
@@ -69,8 +72,10 @@ def _boxes(read: Callable[[int, int], bytes], position: int, end: int) -> Iterat
 def metadata_items(file: BinaryIO, size: int) -> list[tuple[str, int, int]]:
     """("exif" | "xmp", start, end) in the file for each metadata item of the top-level meta box.
 
-    And ("video", start, end) for each top-level `mpvd` box, header included, and for an MP4
-    appended after the image's boxes (a second `ftyp`) through the end of the file.
+    And ("xmp", start, end) for each top-level XMP `uuid` box's packet, ("movie", start, end) for
+    each top-level `moov` box's payload, ("video", start, end) for each top-level `mpvd` box, header
+    included, and for an MP4 appended after the image's boxes (a second `ftyp`) through the end of
+    the file.
     """
     items, box_start = [], 0
     for kind, start, end in _boxes(lambda offset, length: read_exact(file, offset, length), 0, size):
@@ -82,6 +87,10 @@ def metadata_items(file: BinaryIO, size: int) -> list[tuple[str, int, int]]:
             items += _meta_items(read_exact(file, start, end - start), start, size)
         elif kind == b"mpvd":
             items.append(("video", box_start, end))
+        elif kind == b"moov":
+            items.append(("movie", start, end))
+        elif kind == b"uuid" and end - start >= 16 and read_exact(file, start, 16) == XMP_UUID:
+            items.append(("xmp", start + 16, end))
         box_start = end  # top-level boxes follow each other
     return items
 

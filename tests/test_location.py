@@ -826,6 +826,40 @@ def test_compressed_png_exif_without_gps_is_published_as_it_is(tmp_path):
     assert path.read_bytes() == original
 
 
+def test_a_heic_top_level_xmp_box_loses_its_gps(tmp_path):
+    path = tmp_path / "uuid.heic"
+    path.write_bytes(make_image(".heic") + box(b"uuid", bytes.fromhex("be7acfcb97a942e89c71999491e3afac") + XMP))
+    assert [tag for tag in exiftool(path) if "GPS" in tag], "exiftool reads the GPS there"
+
+    assert remove_location(str(path), "image/heic") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["XMP-dc:Title"] == "Harbour"
+
+
+MOVIE_PLACES = {  # an image sequence's moov, as phones and exiftool write the place into it
+    "©xyz": box(b"udta", box(b"\xa9xyz", struct.pack(">HH", 18, 0x15C7) + VIDEO_PLACE)),
+    "Apple's ISO 6709 key": box(b"meta", box(b"keys", b"com.apple.quicktime.location.ISO6709"), version=0),
+    "XMP": box(b"udta", box(b"XMP_", XMP)),
+}
+
+
+@pytest.mark.parametrize("case", MOVIE_PLACES)
+def test_a_heif_image_sequence_whose_movie_names_a_place_is_refused(tmp_path, case):
+    path = tmp_path / "sequence.heic"
+    path.write_bytes(make_image(".heic") + box(b"moov", box(b"mvhd", bytes(100), version=0) + MOVIE_PLACES[case]))
+    with pytest.raises(LocationError, match="image sequence's movie data names where it was taken"):
+        remove_location(str(path), "image/heic")
+
+
+def test_a_heif_image_sequence_naming_no_place_is_published_as_it_is(tmp_path):
+    path = tmp_path / "sequence.heic"
+    path.write_bytes(make_image(".heic") + box(b"moov", box(b"mvhd", bytes(100), version=0)))
+    original = path.read_bytes()
+    assert remove_location(str(path), "image/heic") is False
+    assert path.read_bytes() == original
+
+
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
 # its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
 # that only exiftool's pattern (a dot for any byte) takes for Photoshop's.
