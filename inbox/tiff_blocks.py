@@ -3,7 +3,8 @@
 The containers (JPEG, PNG, WebP, TIFF, HEIF) are walked by inbox/location.py; this module gets a
 byte range of the file and rewrites only the bytes that carry location, keeping the size:
 
-- EXIF: every GPSInfo pointer (tag 0x8825) in the IFD chain (IFD0, IFD1, further TIFF pages) is
+- EXIF: every GPSInfo pointer (tag 0x8825) in the IFD chain (IFD0, IFD1, further TIFF pages) and
+  in the IFDs they point at (ExifIFD, SubIFDs, InteropIFD, where exiftool reads one too) is
   taken out of its IFD (the later entries move up by 12 bytes inside the same IFD), and the GPS IFD
   it pointed at is zeroed with its out-of-line values. Every other tag keeps its bytes and offsets.
 - The blocks an IFD holds go to the modules that read them: XMP (tag 700) to
@@ -29,6 +30,8 @@ GPS_INFO_TAG = 0x8825
 XMP_TAG = 700  # XMP packet inside a TIFF IFD (TIFF files, rarely EXIF)
 IPTC_TAG = 33723  # IPTC-IIM datasets, likewise
 PHOTOSHOP_TAG = 34377  # Photoshop resources, with IPTC-IIM among them
+# Tags that point at further IFDs (ExifIFD, SubIFDs, InteropIFD): exiftool reads a GPS pointer in any of them.
+SUB_IFD_TAGS = frozenset({0x8769, 330, 0xA005})
 MP_ENTRY_TAG = 0xB002  # MPF index: 16 bytes per image (attributes, size, offset, two dependent entries)
 MP_ENTRY_TYPE = 7  # UNDEFINED
 MAX_MP_IMAGES = 256
@@ -37,6 +40,7 @@ MAX_IFD_ENTRIES = 4096
 # Bytes per value of each TIFF field type; an unknown type in a GPS IFD cannot be blanked safely.
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}
+OFFSET_TYPES = {3: "H", 4: "I", 13: "I"}  # SHORT, LONG, IFD: what an IFD offset is written as
 
 
 class _TiffBlock:
@@ -93,10 +97,13 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
     block = _TiffBlock(file, start, end)
     visited: set[int] = set()
     changed = False
-    offset = block.first_ifd
+    pending = [block.first_ifd]  # IFDs still to read: each one's next IFD, and the ones its sub-IFD tags point at
     for _ in range(MAX_IFDS):
-        if offset == 0:
+        if not pending:
             return changed
+        offset = pending.pop()
+        if offset == 0:
+            continue
         if offset in visited:
             raise LocationError("the EXIF IFDs form a loop")
         visited.add(offset)
@@ -105,6 +112,8 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
         for entry, tag in zip(entries, tags, strict=True):
             if tag == PHOTOSHOP_TAG and in_photoshop_resources:
                 raise LocationError("the EXIF inside Photoshop resources holds Photoshop resources again")
+            if tag in SUB_IFD_TAGS:
+                pending += _sub_ifds(block, entry)
             blank = _EMBEDDED_BLOCKS.get(tag)
             extent = block.value_extent(entry) if blank else None
             if extent:
@@ -118,8 +127,19 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             count = struct.pack(block.order + "H", len(entries) - 1)
             block.write(offset, count + kept + raw[-4:] + bytes(12))
             changed = True
-        offset = block.unpack("I", raw[-4:])
+        pending.append(block.unpack("I", raw[-4:]))
     raise LocationError(f"the EXIF data has more than {MAX_IFDS} IFDs")
+
+
+def _sub_ifds(block: _TiffBlock, entry: bytes) -> list[int]:
+    """The offsets of the IFDs a sub-IFD tag (ExifIFD, InteropIFD, SubIFDs) points at."""
+    kind, count = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8])
+    if kind not in OFFSET_TYPES or not 1 <= count <= MAX_IFDS:
+        raise LocationError("an EXIF sub-IFD pointer is malformed")
+    extent = block.value_extent(entry)
+    raw = block.read(*extent) if extent else entry[8:12]
+    width = TYPE_SIZES[kind]
+    return [block.unpack(OFFSET_TYPES[kind], raw[at : at + width]) for at in range(0, width * count, width)]
 
 
 def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:

@@ -860,6 +860,35 @@ def test_a_heif_image_sequence_naming_no_place_is_published_as_it_is(tmp_path):
     assert path.read_bytes() == original
 
 
+def two_sub_ifds() -> bytes:
+    """IFD0 lists two SubIFDs (an array at 40): an empty one at 48, and one at 60 with the GPS pointer."""
+    tiff = bytearray(
+        tiff_block(8, (8, [MAKE, (330, 4, 2, 40)], 0), (48, [], 0), (60, [(0x8825, 4, 1, 200)], 0), GPS_IFD)
+    )
+    tiff[40:48] = struct.pack("<II", 48, 60)
+    return bytes(tiff)
+
+
+GPS_IFD = (200, [(0, 1, 4, 0x00000302), (1, 2, 2, int.from_bytes(b"N\0\0\0", "little"))], 0)  # version, "N"
+GPS_IN_SUB_IFDS = {  # IFD0 (at 8) points at an IFD (at 60) that holds the GPS pointer, as exiftool reads it
+    "ExifIFD": tiff_block(8, (8, [MAKE, (0x8769, 4, 1, 60)], 0), (60, [(0x8825, 4, 1, 200)], 0), GPS_IFD),
+    "InteropIFD": tiff_block(8, (8, [MAKE, (0xA005, 13, 1, 60)], 0), (60, [(0x8825, 4, 1, 200)], 0), GPS_IFD),
+    "second of two SubIFDs": two_sub_ifds(),
+}
+
+
+@pytest.mark.parametrize("case", GPS_IN_SUB_IFDS)
+def test_a_gps_pointer_in_an_ifd_below_ifd0_is_taken_out_too(tmp_path, case):
+    path = tmp_path / "sub.jpg"
+    path.write_bytes(jpeg_with_exif(GPS_IN_SUB_IFDS[case]))
+    assert exiftool(path).get("GPS:GPSLatitudeRef") == "N", "exiftool reads the GPS there"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "Cam"
+
+
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
 # its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
 # that only exiftool's pattern (a dot for any byte) takes for Photoshop's.
