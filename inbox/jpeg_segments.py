@@ -38,7 +38,7 @@ SCAN_BYTES = 1024 * 1024
 
 
 class JpegLayout(NamedTuple):
-    metadata: list[tuple[int, int]]  # (start, end) of every image's APP1 and APP13 payloads
+    metadata: list[tuple[int, int]]  # (start, end) of every image's APP1, APP11 and APP13 payloads
     end: int  # where the picture ends: the file's size when nothing follows
     images: int  # how many it holds: the first and those its MPF index lists
     stale_index: tuple[int, int] | None  # the MPF index's payload, when it points beside the images
@@ -87,7 +87,7 @@ def _image_segments(
 ) -> tuple[list[tuple[int, int]], tuple[int, int] | None, int]:
     """One image's segments up to its image data.
 
-    Returns its APP1 and APP13 payloads, its APP2 MPF payload (None without one), and where the
+    Returns its APP1, APP11 and APP13 payloads, its APP2 MPF payload (None without one), and where the
     marker that ended the walk (SOS, or EOI in an image without data) is.
     """
     if read_exact(file, start, 2) != b"\xff\xd8":
@@ -111,7 +111,7 @@ def _image_segments(
         end = position + 2 + struct.unpack(">H", header[2:])[0]
         if end < position + 4 or end > size:
             raise LocationError("a JPEG segment runs past the end of the file")
-        if marker in (0xE1, 0xED):  # APP1: EXIF, XMP; APP13: Photoshop resources (IPTC)
+        if marker in (0xE1, 0xEB, 0xED):  # APP1: EXIF, XMP; APP11: JUMBF (C2PA); APP13: Photoshop resources
             metadata.append((position + 4, end))
         elif marker == 0xE2 and read_exact(file, position + 4, min(end - position - 4, 4)) == MPF_PREFIX:
             if index is not None:

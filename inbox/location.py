@@ -19,7 +19,8 @@ Where it looks, per type (libmagic's MIME type):
   Photoshop resources (IPTC-IIM); and the same in every further image an APP2 `MPF` index lists
   (camera previews, phones' HDR gain maps, stereo views), which are appended after the first image
   and carry their own EXIF. The file ends at the last image's EOI, and so do the JPEGs a Pixel
-  portrait photo appends and lists in its XMP container directory. An index that points beside
+  portrait photo appends and lists in its XMP container directory. C2PA content credentials
+  (APP11 JUMBF) that name a place are zeroed (inbox/jumbf.py). An index that points beside
   its images leaves the first image alone, and is zeroed. See inbox/jpeg_segments.py. Segments
   are recognised as exiftool recognises them, broken headers included: what it reads as
   location, a viewer's metadata panel may show.
@@ -54,6 +55,7 @@ from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
 from inbox.iptc_places import PHOTOSHOP_HEADER, blank_app13_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
+from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
 from inbox.png_metadata import blank_png_exif, blank_png_text
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
 from inbox.xmp_location import blank_xmp_location
@@ -88,9 +90,14 @@ def remove_location(path: str, content_type: str) -> bool:
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
     layout = jpeg_segments(file, size)
-    changed = False
+    changed, jumbf = False, []
     for start, stop in layout.metadata:
-        changed |= _jpeg_metadata(file, start, stop, items_kept=layout.images if layout.end < size else None)
+        kind = read_exact(file, start, min(stop - start, len(JPEG_EXTENDED_XMP)))
+        if is_jumbf(kind):
+            jumbf.append((start, stop))
+        else:
+            changed |= _jpeg_metadata(file, kind, start, stop, items_kept=layout.images if layout.end < size else None)
+    changed |= zero_jumbf_naming_a_place(file, jumbf)
     if layout.stale_index is not None:
         # Its offsets point past the cut, or inside the first image: readers would take that for a further
         # image (Pillow opens the photo as a two-frame MPO and fails on the second). Zeroed, it is an APP2
@@ -109,9 +116,8 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
     return False
 
 
-def _jpeg_metadata(file: BinaryIO, start: int, end: int, *, items_kept: int | None) -> bool:
-    """Blank one APP1 or APP13 payload, recognised as exiftool recognises it, broken headers included."""
-    kind = read_exact(file, start, min(end - start, len(JPEG_EXTENDED_XMP)))
+def _jpeg_metadata(file: BinaryIO, kind: bytes, start: int, end: int, *, items_kept: int | None) -> bool:
+    """Blank one APP1 or APP13 payload that starts with `kind`, recognised as exiftool does, broken headers too."""
     if PHOTOSHOP_HEADER.match(kind):
         return blank_app13_places(file, start, end)
     if exif := LENIENT_EXIF_HEADER.match(kind):

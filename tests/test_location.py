@@ -889,6 +889,55 @@ def test_a_gps_pointer_in_an_ifd_below_ifd0_is_taken_out_too(tmp_path, case):
     assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "Cam"
 
 
+def jpeg_with_c2pa(assertion: bytes, packets: int = 1) -> bytes:
+    """A small JPEG with a JUMBF box (a C2PA assertion labelled stds.exif) in `packets` APP11 segments."""
+    description = box(b"jumd", bytes.fromhex("6a736f6e00110010800000aa00389b71") + b"\x03stds.exif\0")
+    superbox = box(b"jumb", description + box(b"json", assertion))
+    header, content = superbox[:8], superbox[8:]
+    size = -(-len(content) // packets)
+    segments = b""
+    for number, at in enumerate(range(0, len(content), size), start=1):
+        payload = b"JP" + struct.pack(">HI", 1, number) + header + content[at : at + size]
+        segments += b"\xff\xeb" + struct.pack(">H", len(payload) + 2) + payload
+    plain = make_image(".jpg")
+    return plain[:2] + segments + plain[2:]
+
+
+C2PA_EXIF = b'{"@context": {"exif": "http://ns.adobe.com/exif/1.0/"}, "exif:GPSLatitude": "52,31.2N"}'
+
+
+@pytest.mark.parametrize("packets", [1, 3], ids=["one packet", "split across packets"])
+def test_c2pa_credentials_that_name_the_place_are_zeroed(tmp_path, packets):
+    path = tmp_path / "c2pa.jpg"
+    path.write_bytes(jpeg_with_c2pa(C2PA_EXIF, packets))
+    assert exiftool(path)["Doc1:JSON:ExifGPSLatitude"] == "52,31.2N", "exiftool reads the GPS there"
+    size = os.path.getsize(path)
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag or ":JUMBF:" in tag or ":JSON:" in tag] == []
+    assert os.path.getsize(path) == size
+    with Image.open(path) as image:
+        image.load()
+
+
+def test_c2pa_credentials_naming_no_place_are_kept(tmp_path):
+    path = tmp_path / "c2pa.jpg"
+    path.write_bytes(jpeg_with_c2pa(b'{"actions": [{"action": "c2pa.created"}]}'))
+    original = path.read_bytes()
+    assert remove_location(str(path), "image/jpeg") is False
+    assert path.read_bytes() == original
+
+
+def test_a_jumbf_packet_shorter_than_its_header_is_refused(tmp_path):
+    payload = b"JP" + struct.pack(">HI", 1, 1) + struct.pack(">I", 1) + b"jumb" + bytes(4)  # XLBox cut short
+    path = tmp_path / "c2pa.jpg"
+    path.write_bytes(jpeg_with_segment(0xEB, payload))
+    with pytest.raises(LocationError, match="shorter than its header"):
+        remove_location(str(path), "image/jpeg")
+
+
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
 # its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
 # that only exiftool's pattern (a dot for any byte) takes for Photoshop's.

@@ -1,0 +1,49 @@
+"""Zeroes a JPEG's JUMBF boxes (APP11: C2PA content credentials) when they name where the photo was taken.
+
+A C2PA manifest may carry the camera's EXIF as a `stds.exif` assertion (JSON-LD or CBOR, keyed
+`exif:GPSLatitude` and so on) and IPTC places as a `stds.iptc` one; exiftool shows them. Blanking
+those values would break the manifest's hashes, and removing location elsewhere in the photo has
+already broken its hash of the image data, so the credentials could not be validated anyway: every
+JUMBF packet is zeroed instead, and readers see APP11 segments they do not know.
+
+An APP11 packet is "JP", a 2-byte box instance, a 4-byte sequence number, then the box's LBox and
+TBox (repeated in every packet, with an XLBox when LBox is 1) and a slice of its content. The
+contents of all packets together, at most MAX_JUMBF_BYTES, are searched for the key names.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO
+
+from inbox.fail_closed import LocationError, read_exact
+
+MAX_JUMBF_BYTES = 16 * 1024 * 1024
+# Key names as the assertions write them (JSON-LD, CBOR, XMP): long enough not to turn up in binary data.
+LOCATION_KEYS = (b"GPSLatitude", b"GPSLongitude", b"LocationCreated", b"LocationShown", b"photoshop:City")
+
+
+def is_jumbf(head: bytes) -> bool:
+    """True when the APP11 payload starting with `head` (16 bytes or more) is a JUMBF packet."""
+    return head[:2] == b"JP" and head[12:16] == b"jumb"
+
+
+def zero_jumbf_naming_a_place(file: BinaryIO, packets: list[tuple[int, int]]) -> bool:
+    """Zero every JUMBF packet (file ranges of APP11 payloads) when one names a place; True when it did."""
+    if sum(end - start for start, end in packets) > MAX_JUMBF_BYTES:
+        raise LocationError(f"the JPEG's JUMBF boxes (C2PA) are larger than {MAX_JUMBF_BYTES >> 20} MiB")
+    content = b"".join(_content(file, start, end) for start, end in packets)
+    if not any(key in content for key in LOCATION_KEYS):
+        return False
+    for start, end in packets:
+        file.seek(start)
+        file.write(bytes(end - start))
+    return True
+
+
+def _content(file: BinaryIO, start: int, end: int) -> bytes:
+    header = read_exact(file, start, min(end - start, 24))
+    length = 24 if len(header) >= 12 and struct.unpack(">I", header[8:12])[0] == 1 else 16
+    if end - start < length:
+        raise LocationError("a JUMBF packet is shorter than its header")
+    return read_exact(file, start + length, end - start - length)
