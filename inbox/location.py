@@ -2,10 +2,11 @@
 
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
 hands each EXIF block to inbox/tiff_blocks.py, each XMP packet to inbox/xmp_location.py, a JPEG's
-Photoshop resources to inbox/iptc_places.py and a PNG's metadata chunks to inbox/png_metadata.py. They
-blank the location bytes without moving anything: the file keeps its pixels, its orientation, its
-colour profile and every other tag. It never reads the image data of a photo with nothing after
-its picture, so a 25 MiB photo costs a few small reads.
+Photoshop resources to inbox/iptc_places.py, its C2PA boxes to inbox/jumbf.py and a PNG's
+metadata chunks to inbox/png_metadata.py. They blank the location bytes without moving anything:
+the file keeps its pixels, its orientation, its colour profile and every other tag. It never
+reads the image data of a photo with nothing after its picture, so a 25 MiB photo costs a few
+small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part

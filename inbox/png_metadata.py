@@ -53,8 +53,8 @@ def blank_png_exif(file: BinaryIO, start: int, end: int) -> bool:
     exif = _inflate(read_exact(file, start, end - start)[5:])
     if blank_exif_gps(io.BytesIO(exif), 0, len(exif)):
         raise LocationError(
-            "the PNG's compressed EXIF chunk holds where the photo was taken, which cannot be blanked in place; "
-            + SEND_AGAIN
+            f"the PNG's compressed EXIF chunk holds where the photo was taken, which cannot be blanked in place; "
+            f"{SEND_AGAIN}"
         )
     return False
 
@@ -85,7 +85,7 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
     if profile in LOCATION_PROFILES and _profile_names_location(profile, _raw_profile_bytes(text)):
         raise LocationError(
             f"{chunk} names where the photo was taken (GPS or a place) in hex, which cannot be blanked in place; "
-            + SEND_AGAIN
+            f"{SEND_AGAIN}"
         )
     return False
 
