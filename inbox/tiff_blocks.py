@@ -62,6 +62,9 @@ class _TiffBlock:
             raise LocationError("an EXIF offset points past the end of its data")
         return read_exact(self.file, self.start + offset, length)
 
+    def holds(self, offset: int, length: int = 2) -> bool:
+        return offset >= 0 and self.start + offset + length <= self.end
+
     def write(self, offset: int, data: bytes) -> None:
         self.file.seek(self.start + offset)
         self.file.write(data)
@@ -97,13 +100,17 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
     block = _TiffBlock(file, start, end)
     visited: set[int] = set()
     changed = False
-    pending = [block.first_ifd]  # IFDs still to read: each one's next IFD, and the ones its sub-IFD tags point at
+    # IFDs still to read, each marked True when it is in the chain from IFD0 rather than below it. The
+    # chain is read first (its next IFD is pushed last), then the IFDs its sub-IFD tags point at.
+    pending = [(block.first_ifd, True)]
     for _ in range(MAX_IFDS):
         if not pending:
             return changed
-        offset = pending.pop()
+        offset, in_chain = pending.pop()
         if offset == 0:
             continue
+        if not in_chain and (offset in visited or not block.holds(offset)):
+            continue  # as exiftool does: a sub-IFD read already, or pointing outside the data, holds nothing new
         if offset in visited:
             raise LocationError("the EXIF IFDs form a loop")
         visited.add(offset)
@@ -113,7 +120,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             if tag == PHOTOSHOP_TAG and in_photoshop_resources:
                 raise LocationError("the EXIF inside Photoshop resources holds Photoshop resources again")
             if tag in SUB_IFD_TAGS:
-                pending += _sub_ifds(block, entry)
+                pending += [(sub_ifd, False) for sub_ifd in _sub_ifds(block, entry)]
             blank = _EMBEDDED_BLOCKS.get(tag)
             extent = block.value_extent(entry) if blank else None
             if extent:
@@ -127,18 +134,24 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             count = struct.pack(block.order + "H", len(entries) - 1)
             block.write(offset, count + kept + raw[-4:] + bytes(12))
             changed = True
-        pending.append(block.unpack("I", raw[-4:]))
+        pending.append((block.unpack("I", raw[-4:]), in_chain))
     raise LocationError(f"the EXIF data has more than {MAX_IFDS} IFDs")
 
 
 def _sub_ifds(block: _TiffBlock, entry: bytes) -> list[int]:
-    """The offsets of the IFDs a sub-IFD tag (ExifIFD, InteropIFD, SubIFDs) points at."""
+    """The offsets of the IFDs a sub-IFD tag (ExifIFD, InteropIFD, SubIFDs) points at.
+
+    None for a tag of another type or whose list lies outside the data: exiftool cannot follow it either.
+    """
     kind, count = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8])
     if kind not in OFFSET_TYPES or not 1 <= count <= MAX_IFDS:
-        raise LocationError("an EXIF sub-IFD pointer is malformed")
-    extent = block.value_extent(entry)
-    raw = block.read(*extent) if extent else entry[8:12]
+        return []
     width = TYPE_SIZES[kind]
+    raw, listed_at = entry[8:12], block.unpack("I", entry[8:12])
+    if width * count > 4:
+        if not block.holds(listed_at, width * count):
+            return []
+        raw = block.read(listed_at, width * count)
     return [block.unpack(OFFSET_TYPES[kind], raw[at : at + width]) for at in range(0, width * count, width)]
 
 

@@ -938,6 +938,26 @@ def test_a_jumbf_packet_shorter_than_its_header_is_refused(tmp_path):
         remove_location(str(path), "image/jpeg")
 
 
+SUB_IFDS_EXIFTOOL_SKIPS = {  # IFD0 holds GPS; its sub-IFD pointer leads nowhere new, so the photo is published
+    "back at IFD0": (0x8769, 4, 1, 8),
+    "past the end": (0x8769, 4, 1, 0x7FFFFFF0),
+    "of a wrong type": (0x8769, 2, 4, 8),
+    "listed past the end": (330, 4, 2, 0x7FFFFFF0),
+}
+
+
+@pytest.mark.parametrize("case", SUB_IFDS_EXIFTOOL_SKIPS)
+def test_a_sub_ifd_pointer_exiftool_cannot_follow_is_skipped(tmp_path, case):
+    path = tmp_path / "sub.jpg"
+    ifd0 = (8, [MAKE, SUB_IFDS_EXIFTOOL_SKIPS[case], (0x8825, 4, 1, 200)], 0)
+    path.write_bytes(jpeg_with_exif(tiff_block(8, ifd0, GPS_IFD)))
+    assert exiftool(path).get("GPS:GPSLatitudeRef") == "N", "exiftool reads the GPS in IFD0"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert [tag for tag in exiftool(path) if "GPS" in tag] == []
+
+
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
 # its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
 # that only exiftool's pattern (a dot for any byte) takes for Photoshop's.
