@@ -19,6 +19,7 @@ anything malformed fails closed (LocationError) with a reason.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import struct
 from typing import BinaryIO
@@ -29,6 +30,7 @@ from inbox.xmp_location import blank_xmp_location
 # An APP13 payload's header: Photoshop's, or Photoshop 2.5's, whose resources start at 27. Matched as exiftool
 # matches them, with each dot for any byte.
 PHOTOSHOP_HEADER = re.compile(rb"Photoshop 3.0\0|Adobe_Photoshop2.5:", re.DOTALL)
+PHOTOSHOP_3 = b"Photoshop 3.0\0"  # what a continuing APP13 payload starts with
 # 8BIM is Photoshop's; the others are older writers' and exiftool reads them alike.
 RESOURCE_SIGNATURES = (b"8BIM", b"PHUT", b"DCSR", b"AgHg", b"MeSa")
 IIM_RESOURCE = 0x0404
@@ -45,16 +47,30 @@ MAX_DATASETS = 16384
 MAX_BLOCK_BYTES = 16 * 1024 * 1024  # a TIFF's tag; a JPEG's segment holds at most 64 KiB
 
 
-def blank_app13_places(file: BinaryIO, start: int, end: int) -> bool:
-    """Blank the place names of the JPEG APP13 payload in file[start:end]; True when there were any.
+def blank_app13_places(file: BinaryIO, payloads: list[tuple[int, int]]) -> bool:
+    """Blank the place names of the Photoshop resources in APP13 payloads in a row (file ranges); True when any.
 
-    A payload that is not Photoshop resources is left alone.
+    Photoshop carries a block over 64 KiB on into the next APP13 segment, after the same header, and
+    exiftool reads them joined: so they are joined here, blanked as one on a copy, and each payload
+    gets its changed bytes back. A payload that is not Photoshop resources is left alone.
     """
-    data = _read_block(file, start, end)
-    if (header := PHOTOSHOP_HEADER.match(data)) is None:
+    pieces, joined = [], bytearray()  # (where in `joined`, where in the file, length) of each payload's part
+    for start, end in payloads:
+        skip = len(PHOTOSHOP_3) if pieces else 0
+        if len(joined) + end - start > MAX_BLOCK_BYTES:
+            raise LocationError(f"the Photoshop resources are larger than {MAX_BLOCK_BYTES} bytes")
+        pieces.append((len(joined), start + skip, end - start - skip))
+        joined += read_exact(file, start + skip, end - start - skip)
+    if (header := PHOTOSHOP_HEADER.match(joined)) is None:
         return False
     resources = header.end() if header.group().startswith(b"Photoshop") else 27  # 2.5's has 8 more bytes first
-    return _blank_resources(file, start, data, min(resources, len(data)))
+    copy = io.BytesIO(joined)
+    if not _blank_resources(copy, 0, bytes(joined), min(resources, len(joined))):
+        return False
+    blanked = copy.getbuffer()
+    for at, start, length in pieces:
+        _write_changes(file, start, bytes(joined[at : at + length]), blanked[at : at + length])
+    return True
 
 
 def blank_photoshop_places(file: BinaryIO, start: int, end: int) -> bool:

@@ -54,7 +54,7 @@ from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
-from inbox.iptc_places import PHOTOSHOP_HEADER, blank_app13_places
+from inbox.iptc_places import PHOTOSHOP_3, PHOTOSHOP_HEADER, blank_app13_places
 from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
 from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
 from inbox.png_metadata import blank_png_exif, blank_png_text
@@ -91,13 +91,20 @@ def remove_location(path: str, content_type: str) -> bool:
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
     layout = jpeg_segments(file, size)
-    changed, jumbf = False, []
+    changed, jumbf, photoshop = False, [], []
     for start, stop in layout.metadata:
         kind = read_exact(file, start, min(stop - start, len(JPEG_EXTENDED_XMP)))
         if is_jumbf(kind):
             jumbf.append((start, stop))
+        elif PHOTOSHOP_HEADER.match(kind):
+            if photoshop and photoshop[-1][-1][1] + 4 == start and kind.startswith(PHOTOSHOP_3):
+                photoshop[-1].append((start, stop))  # the segment right after goes on with the same block
+            else:
+                photoshop.append([(start, stop)])
         else:
             changed |= _jpeg_metadata(file, kind, start, stop, items_kept=layout.images if layout.end < size else None)
+    for payloads in photoshop:
+        changed |= blank_app13_places(file, payloads)
     changed |= zero_jumbf_naming_a_place(file, jumbf)
     if layout.stale_index is not None:
         # Its offsets point past the cut, or inside the first image: readers would take that for a further
@@ -119,8 +126,6 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
 
 def _jpeg_metadata(file: BinaryIO, kind: bytes, start: int, end: int, *, items_kept: int | None) -> bool:
     """Blank one APP1 or APP13 payload that starts with `kind`, recognised as exiftool does, broken headers too."""
-    if PHOTOSHOP_HEADER.match(kind):
-        return blank_app13_places(file, start, end)
     if exif := LENIENT_EXIF_HEADER.match(kind):
         return blank_exif_gps(file, start + exif.end() + 1, end)
     if kind.startswith(JPEG_XMP):

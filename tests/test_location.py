@@ -958,6 +958,26 @@ def test_a_sub_ifd_pointer_exiftool_cannot_follow_is_skipped(tmp_path, case):
     assert [tag for tag in exiftool(path) if "GPS" in tag] == []
 
 
+def test_photoshop_resources_carried_on_into_the_next_app13_segment_are_blanked_across_it(tmp_path):
+    resources = photoshop_resources((0x0400, bytes(65000)), (0x0404, iim(CAPTION, CITY)))
+    split = resources.index(b"Berlin") + 3  # the city's value runs from one segment into the next
+    segments = b"".join(
+        b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload
+        for payload in (resources[:split], b"Photoshop 3.0\0" + resources[split:])
+    )
+    plain = make_image(".jpg")
+    path = tmp_path / "photoshop.jpg"
+    path.write_bytes(plain[:2] + segments + plain[2:])
+    assert exiftool(path)["IPTC:City"] == "Berlin", "exiftool reads the two segments as one"
+    size = os.path.getsize(path)
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    tags = exiftool(path)
+    assert tags["IPTC:City"].strip() == "" and tags["IPTC:Caption-Abstract"] == "Birthday"
+    assert os.path.getsize(path) == size
+
+
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
 # its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
 # that only exiftool's pattern (a dot for any byte) takes for Photoshop's.
