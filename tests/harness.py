@@ -183,6 +183,12 @@ def write_place_names(path, iim: bool, digest: bool = False) -> None:
     subprocess.run(["exiftool", "-q", "-overwrite_original", *arguments, str(path)], check=True)
 
 
+def write_caption(path) -> None:
+    """Give the photo an IPTC caption and nothing else, as exiftool writes it (in a PNG: a raw profile)."""
+    arguments = ["-q", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=Birthday", str(path)]
+    subprocess.run(["exiftool", *arguments], check=True)
+
+
 def exiftool(path) -> dict:
     """exiftool's reading of the file (the independent reader), without the file-system facts.
 

@@ -6,7 +6,6 @@ import io
 import os
 import shutil
 import struct
-import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.harness import (
     motion_video,
     photo_with_gps,
     tiff_block,
+    write_caption,
     write_place_names,
 )
 
@@ -1029,7 +1029,7 @@ def test_png_iptc_written_by_exiftool_is_refused_only_when_it_names_a_place(tmp_
     Image.new("RGB", (8, 8)).save(placed)
     Image.new("RGB", (8, 8)).save(captioned)
     write_place_names(placed, iim=True)  # exiftool keeps a PNG's IPTC in a "Raw profile type iptc" chunk
-    subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=Birthday", str(captioned)])
+    write_caption(captioned)
     assert exiftool(placed)["IPTC:City"] == "Berlin" and exiftool(captioned)["IPTC:Caption-Abstract"] == "Birthday"
 
     with pytest.raises(LocationError, match='"Raw profile type iptc" text chunk names where the photo was taken'):

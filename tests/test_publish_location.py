@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import time
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from tests.harness import (
     mailgun_form,
     motion_video,
     photo_with_gps,
+    write_caption,
     write_place_names,
 )
 from tests.test_providers import REAL, Real
@@ -96,7 +96,7 @@ def test_a_png_whose_iptc_names_the_place_is_refused_with_what_to_do_and_one_wit
     for path in (placed, captioned):
         photo_with_gps("png", path)
     write_place_names(placed, iim=True)  # exiftool keeps a PNG's IPTC as hex in a compressed text chunk
-    subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=Birthday", str(captioned)])
+    write_caption(captioned)
     response = deliver(("placed.png", placed.read_bytes()), ("captioned.png", captioned.read_bytes()))
 
     assert response.status_code == 200, response.get_json()
