@@ -1,9 +1,14 @@
-"""What every location parser shares: the error that keeps an image from being published, and the
-bounded read that raises it when the file ends before the metadata it claims."""
+"""What every location parser shares: the error that keeps an image from being published, the
+bounded read that raises it when the file ends before the metadata it claims, and blanking a block
+that writers split over several segments."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from typing import BinaryIO
+
+MAX_JOINED_BYTES = 16 * 1024 * 1024
 
 
 class LocationError(Exception):
@@ -21,3 +26,24 @@ def read_exact(file: BinaryIO, offset: int, length: int) -> bytes:
     if len(data) != length:
         raise LocationError("the file ends inside its metadata")
     return data
+
+
+def blank_joined(file: BinaryIO, pieces: list[tuple[int, int]], blank: Callable[[BinaryIO, int], bool]) -> bool:
+    """Blank a block split over the file ranges `pieces` ((start, length) each), read joined as readers join it.
+
+    `blank(copy, length)` blanks a copy of the joined bytes; each range then gets its changed bytes
+    back. True when any changed.
+    """
+    if sum(length for _, length in pieces) > MAX_JOINED_BYTES:
+        raise LocationError(f"a metadata block split over segments is larger than {MAX_JOINED_BYTES >> 20} MiB")
+    joined = b"".join(read_exact(file, start, length) for start, length in pieces)
+    copy = io.BytesIO(joined)
+    if not blank(copy, len(joined)):
+        return False
+    blanked, at = copy.getbuffer(), 0
+    for start, length in pieces:
+        if blanked[at : at + length] != joined[at : at + length]:
+            file.seek(start)
+            file.write(blanked[at : at + length])
+        at += length
+    return True

@@ -19,12 +19,11 @@ anything malformed fails closed (LocationError) with a reason.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import struct
 from typing import BinaryIO
 
-from inbox.fail_closed import LocationError, read_exact
+from inbox.fail_closed import LocationError, blank_joined, read_exact
 from inbox.xmp_location import blank_xmp_location
 
 # An APP13 payload's header: Photoshop's, or Photoshop 2.5's, whose resources start at 27. Matched as exiftool
@@ -51,26 +50,21 @@ def blank_app13_places(file: BinaryIO, payloads: list[tuple[int, int]]) -> bool:
     """Blank the place names of the Photoshop resources in APP13 payloads in a row (file ranges); True when any.
 
     Photoshop carries a block over 64 KiB on into the next APP13 segment, after the same header, and
-    exiftool reads them joined: so they are joined here, blanked as one on a copy, and each payload
-    gets its changed bytes back. A payload that is not Photoshop resources is left alone.
+    exiftool reads them joined: so they are blanked joined (inbox/fail_closed.py). A payload that is
+    not Photoshop resources is left alone.
     """
-    pieces, joined = [], bytearray()  # (where in `joined`, where in the file, length) of each payload's part
-    for start, end in payloads:
-        skip = len(PHOTOSHOP_3) if pieces else 0
-        if len(joined) + end - start > MAX_BLOCK_BYTES:
-            raise LocationError(f"the Photoshop resources are larger than {MAX_BLOCK_BYTES} bytes")
-        pieces.append((len(joined), start + skip, end - start - skip))
-        joined += read_exact(file, start + skip, end - start - skip)
-    if (header := PHOTOSHOP_HEADER.match(joined)) is None:
+    first, first_end = payloads[0]
+    header = PHOTOSHOP_HEADER.match(read_exact(file, first, min(first_end - first, 27)))
+    if header is None:
         return False
     resources = header.end() if header.group().startswith(b"Photoshop") else 27  # 2.5's has 8 more bytes first
-    copy = io.BytesIO(joined)
-    if not _blank_resources(copy, 0, bytes(joined), min(resources, len(joined))):
-        return False
-    blanked = copy.getbuffer()
-    for at, start, length in pieces:
-        _write_changes(file, start, bytes(joined[at : at + length]), blanked[at : at + length])
-    return True
+    skip = len(PHOTOSHOP_3)
+    pieces = [(first, first_end - first)] + [(start + skip, stop - start - skip) for start, stop in payloads[1:]]
+
+    def blank(copy: BinaryIO, length: int) -> bool:
+        return _blank_resources(copy, 0, read_exact(copy, 0, length), min(resources, length))
+
+    return blank_joined(file, pieces, blank)
 
 
 def blank_photoshop_places(file: BinaryIO, start: int, end: int) -> bool:

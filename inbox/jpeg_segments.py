@@ -1,4 +1,4 @@
-"""Walks a JPEG's structure: where each image's metadata segments (APP1, APP13) lie, and where the picture ends.
+"""Walks a JPEG's structure: where each image's metadata segments (APP1, APP11, APP13) lie, and where the picture ends.
 
 The images are the first and every one its APP2 `MPF` index lists (camera previews, phones' HDR
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
@@ -8,8 +8,8 @@ alone, read through to its EOI, and the index is reported stale. A file that end
 taken to end there, as a camera writes it, unless the first image's XMP has a Google container
 directory: a Pixel portrait photo is several JPEGs one after another (the depth map, the
 unblurred original), listed there and not in an MPF index. Any other file is read through its
-image data, marker by marker, to find its EOI. inbox/location.py blanks what it finds, zeroes a
-stale index and cuts off what follows.
+image data, marker by marker, to find its EOI. inbox/jpeg_metadata.py blanks what it finds and
+zeroes a stale index; inbox/location.py cuts off what follows.
 
 Reading every JPEG through (0.36 ms per MiB, holding the GIL) would cost a 25 MiB photo a fifth
 of its delivery, so a further JPEG appended with no such listing ends the same way and passes.

@@ -46,7 +46,6 @@ range, loops, absurd counts), it raises LocationError(reason) and the image must
 from __future__ import annotations
 
 import os
-import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -54,9 +53,8 @@ from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
 from inbox.heif_items import metadata_items
-from inbox.iptc_places import PHOTOSHOP_3, PHOTOSHOP_HEADER, blank_app13_places
-from inbox.jpeg_segments import JPEG_XMP, jpeg_segments
-from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
+from inbox.jpeg_metadata import blank_jpeg_metadata
+from inbox.jpeg_segments import jpeg_segments
 from inbox.png_metadata import blank_png_exif, blank_png_text
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
 from inbox.xmp_location import blank_xmp_location
@@ -65,11 +63,6 @@ __all__ = ["LocationError", "remove_location"]
 
 MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte read
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
-JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
-# What else exiftool reads as EXIF or XMP in a JPEG: up to 4 bytes of garbage and any case before "Exif\0"
-# (some Kodak cameras leave out the second NUL), and an XMP packet under any header.
-LENIENT_EXIF_HEADER = re.compile(rb"(.{0,4})exif\0", re.DOTALL | re.IGNORECASE)
-LENIENT_XMP_MARK = re.compile(rb"<(exif:|\?xpacket)")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_MOVIE_BYTES = 16 * 1024 * 1024
 MOVIE_LOCATION_ATOMS = (b"ISO6709", b"\xa9xyz", b"loci", b"gps ", b"GPS ", b":GPS")
@@ -91,29 +84,8 @@ def remove_location(path: str, content_type: str) -> bool:
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
     layout = jpeg_segments(file, size)
-    changed, jumbf, photoshop = False, [], []
-    for start, stop in layout.metadata:
-        kind = read_exact(file, start, min(stop - start, len(JPEG_EXTENDED_XMP)))
-        if is_jumbf(kind):
-            jumbf.append((start, stop))
-        elif PHOTOSHOP_HEADER.match(kind):
-            if photoshop and photoshop[-1][-1][1] + 4 == start and kind.startswith(PHOTOSHOP_3):
-                photoshop[-1].append((start, stop))  # the segment right after goes on with the same block
-            else:
-                photoshop.append([(start, stop)])
-        else:
-            changed |= _jpeg_metadata(file, kind, start, stop, items_kept=layout.images if layout.end < size else None)
-    for payloads in photoshop:
-        changed |= blank_app13_places(file, payloads)
-    changed |= zero_jumbf_naming_a_place(file, jumbf)
-    if layout.stale_index is not None:
-        # Its offsets point past the cut, or inside the first image: readers would take that for a further
-        # image (Pillow opens the photo as a two-frame MPO and fails on the second). Zeroed, it is an APP2
-        # segment no reader knows, and the photo is a plain JPEG.
-        start, stop = layout.stale_index
-        file.seek(start)
-        file.write(bytes(stop - start))
-    return _cut_off_after(file, layout.end, size) or changed or layout.stale_index is not None
+    changed = blank_jpeg_metadata(file, layout, items_kept=layout.images if layout.end < size else None)
+    return _cut_off_after(file, layout.end, size) or changed
 
 
 def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
@@ -121,19 +93,6 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
     if end < size:
         file.truncate(end)
         return True
-    return False
-
-
-def _jpeg_metadata(file: BinaryIO, kind: bytes, start: int, end: int, *, items_kept: int | None) -> bool:
-    """Blank one APP1 or APP13 payload that starts with `kind`, recognised as exiftool does, broken headers too."""
-    if exif := LENIENT_EXIF_HEADER.match(kind):
-        return blank_exif_gps(file, start + exif.end() + 1, end)
-    if kind.startswith(JPEG_XMP):
-        return blank_xmp_location(file, start + len(JPEG_XMP), end, items_kept=items_kept)
-    if kind == JPEG_EXTENDED_XMP:  # then GUID (32), full length (4), offset (4): a slice of a larger packet
-        return blank_xmp_location(file, min(start + len(kind) + 40, end), end, items_kept=items_kept)
-    if kind.startswith((b"http", b"XMP\0")) or LENIENT_XMP_MARK.search(read_exact(file, start, end - start)):
-        return blank_xmp_location(file, start, end, items_kept=items_kept)
     return False
 
 

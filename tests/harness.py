@@ -249,10 +249,11 @@ def grow_first_image(path, comment: bytes) -> None:
     path.write_bytes(data[:after] + segment + data[after:])
 
 
-def jpeg_with_segment(marker: int, payload: bytes) -> bytes:
-    """A small JPEG with one more APPn segment first."""
+def jpeg_with_segment(marker: int, *payloads: bytes) -> bytes:
+    """A small JPEG with more APPn segments first, one per payload, all of one kind."""
     plain = make_image(".jpg")
-    return plain[:2] + bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload + plain[2:]
+    segments = b"".join(bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload for payload in payloads)
+    return plain[:2] + segments + plain[2:]
 
 
 MAKE = (0x010F, 2, 4, int.from_bytes(b"Cam\0", "little"))

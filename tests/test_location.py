@@ -16,7 +16,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from inbox import location
 from inbox.images import detect_type
-from inbox.location import JPEG_XMP, LocationError, remove_location
+from inbox.jpeg_segments import JPEG_XMP
+from inbox.location import LocationError, remove_location
 from tests.harness import (
     ICC,
     IIM_PLACES,
@@ -895,12 +896,10 @@ def jpeg_with_c2pa(assertion: bytes, packets: int = 1) -> bytes:
     superbox = box(b"jumb", description + box(b"json", assertion))
     header, content = superbox[:8], superbox[8:]
     size = -(-len(content) // packets)
-    segments = b""
-    for number, at in enumerate(range(0, len(content), size), start=1):
-        payload = b"JP" + struct.pack(">HI", 1, number) + header + content[at : at + size]
-        segments += b"\xff\xeb" + struct.pack(">H", len(payload) + 2) + payload
-    plain = make_image(".jpg")
-    return plain[:2] + segments + plain[2:]
+    slices = enumerate(range(0, len(content), size), start=1)
+    return jpeg_with_segment(
+        0xEB, *(b"JP" + struct.pack(">HI", 1, n) + header + content[at : at + size] for n, at in slices)
+    )
 
 
 C2PA_EXIF = b'{"@context": {"exif": "http://ns.adobe.com/exif/1.0/"}, "exif:GPSLatitude": "52,31.2N"}'
@@ -961,13 +960,8 @@ def test_a_sub_ifd_pointer_exiftool_cannot_follow_is_skipped(tmp_path, case):
 def test_photoshop_resources_carried_on_into_the_next_app13_segment_are_blanked_across_it(tmp_path):
     resources = photoshop_resources((0x0400, bytes(65000)), (0x0404, iim(CAPTION, CITY)))
     split = resources.index(b"Berlin") + 3  # the city's value runs from one segment into the next
-    segments = b"".join(
-        b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload
-        for payload in (resources[:split], b"Photoshop 3.0\0" + resources[split:])
-    )
-    plain = make_image(".jpg")
     path = tmp_path / "photoshop.jpg"
-    path.write_bytes(plain[:2] + segments + plain[2:])
+    path.write_bytes(jpeg_with_segment(0xED, resources[:split], b"Photoshop 3.0\0" + resources[split:]))
     assert exiftool(path)["IPTC:City"] == "Berlin", "exiftool reads the two segments as one"
     size = os.path.getsize(path)
 
@@ -975,6 +969,21 @@ def test_photoshop_resources_carried_on_into_the_next_app13_segment_are_blanked_
 
     tags = exiftool(path)
     assert tags["IPTC:City"].strip() == "" and tags["IPTC:Caption-Abstract"] == "Birthday"
+    assert os.path.getsize(path) == size
+
+
+def test_exif_carried_on_into_the_next_app1_segment_loses_its_gps_across_it(tmp_path):
+    exif = exif_with_gps().tobytes()
+    split = exif.index(b"TestCam") + 3  # the GPS IFD comes after the split
+    path = tmp_path / "split.jpg"
+    path.write_bytes(jpeg_with_segment(0xE1, exif[:split], b"Exif\0\0" + exif[split:]))
+    assert exiftool(path)["GPS:GPSLatitudeRef"] == "N", "exiftool reads the two segments as one"
+    size = os.path.getsize(path)
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "TestCam"
     assert os.path.getsize(path) == size
 
 

@@ -1,0 +1,96 @@
+"""Blanks the location in a JPEG's metadata segments, which inbox/jpeg_segments.py finds, as exiftool reads them.
+
+What exiftool reads, a viewer's metadata panel may show, so segments are recognised as it
+recognises them, broken headers included:
+
+- APP1 EXIF after up to 4 bytes of garbage, in any case, with or without its second NUL (some
+  Kodak cameras), to inbox/tiff_blocks.py; XMP and extended XMP, and any APP1 that looks like XMP
+  (an `http…` or `XMP\\0` header, a `<?xpacket`), to inbox/xmp_location.py.
+- APP13 Photoshop resources to inbox/iptc_places.py.
+- APP11 JUMBF (C2PA content credentials) to inbox/jumbf.py.
+- A block too large for one segment goes on in the next segment of the same kind, and exiftool
+  reads the segments joined: EXIF (the next APP1 starts `Exif\\0\\0` without a TIFF header) and
+  Photoshop resources (the next APP13 starts `Photoshop 3.0\\0`). Such blocks are blanked joined,
+  on a copy, and each segment gets its changed bytes back.
+- An MPF index that points beside its images (the picture is then its first image alone) is
+  zeroed, so readers see one plain JPEG.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import BinaryIO
+
+from inbox.fail_closed import blank_joined, read_exact
+from inbox.iptc_places import PHOTOSHOP_3, PHOTOSHOP_HEADER, blank_app13_places
+from inbox.jpeg_segments import JPEG_XMP, JpegLayout
+from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
+from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
+from inbox.xmp_location import blank_xmp_location
+
+JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
+LENIENT_EXIF_HEADER = re.compile(rb"(.{0,4})exif\0", re.DOTALL | re.IGNORECASE)
+LENIENT_XMP_MARK = re.compile(rb"<(exif:|\?xpacket)")
+TIFF_HEADERS = (b"II*\0", b"MM\0*")
+SEGMENT_HEADER = 4  # the marker and the length, between one segment's payload and the next's
+
+
+def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int | None) -> bool:
+    """Blank the location in every metadata segment `layout` lists; True when the file changed.
+
+    `items_kept`: what followed the picture is cut off and that many images remain (see
+    inbox/xmp_location.py), or None.
+    """
+    changed, jumbf, joined = False, [], []  # joined: (blank, payloads) of each EXIF or Photoshop block
+    for start, stop in layout.metadata:
+        kind = read_exact(file, start, min(stop - start, len(JPEG_EXTENDED_XMP)))
+        follows = bool(joined) and joined[-1][1][-1][1] + SEGMENT_HEADER == start
+        if is_jumbf(kind):
+            jumbf.append((start, stop))
+        elif follows and _goes_on(joined[-1][0], kind):
+            joined[-1][1].append((start, stop))
+        elif PHOTOSHOP_HEADER.match(kind):
+            joined.append((blank_app13_places, [(start, stop)]))
+        elif LENIENT_EXIF_HEADER.match(kind):
+            joined.append((_blank_exif, [(start, stop)]))
+        else:
+            changed |= _blank_xmp(file, kind, start, stop, items_kept=items_kept)
+    for blank, payloads in joined:
+        changed |= blank(file, payloads)
+    changed |= zero_jumbf_naming_a_place(file, jumbf)
+    if layout.stale_index is not None:
+        # Its offsets point past the cut, or inside the first image: readers would take that for a further
+        # image (Pillow opens the photo as a two-frame MPO and fails on the second). Zeroed, it is an APP2
+        # segment no reader knows, and the photo is a plain JPEG.
+        start, stop = layout.stale_index
+        file.seek(start)
+        file.write(bytes(stop - start))
+        changed = True
+    return changed
+
+
+def _goes_on(blank: Callable, kind: bytes) -> bool:
+    """True when a payload starting with `kind` goes on with the block of the segment before it."""
+    if blank is _blank_exif:
+        return kind[:6] == EXIF_PREFIX and kind[6:10] not in TIFF_HEADERS
+    return kind.startswith(PHOTOSHOP_3)
+
+
+def _blank_exif(file: BinaryIO, payloads: list[tuple[int, int]]) -> bool:
+    first, first_end = payloads[0]
+    header = LENIENT_EXIF_HEADER.match(read_exact(file, first, min(first_end - first, 10))).end() + 1
+    if len(payloads) == 1:
+        return blank_exif_gps(file, first + header, first_end)
+    pieces = [(first, first_end - first)] + [(start + 6, stop - start - 6) for start, stop in payloads[1:]]
+    return blank_joined(file, pieces, lambda copy, length: blank_exif_gps(copy, header, length))
+
+
+def _blank_xmp(file: BinaryIO, kind: bytes, start: int, end: int, *, items_kept: int | None) -> bool:
+    if kind.startswith(JPEG_XMP):
+        return blank_xmp_location(file, start + len(JPEG_XMP), end, items_kept=items_kept)
+    if kind == JPEG_EXTENDED_XMP:  # then GUID (32), full length (4), offset (4): a slice of a larger packet
+        return blank_xmp_location(file, min(start + len(kind) + 40, end), end, items_kept=items_kept)
+    if kind.startswith((b"http", b"XMP\0")) or LENIENT_XMP_MARK.search(read_exact(file, start, end - start)):
+        return blank_xmp_location(file, start, end, items_kept=items_kept)
+    return False
