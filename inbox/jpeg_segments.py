@@ -3,13 +3,13 @@
 The images are the first and every one its APP2 `MPF` index lists (camera previews, phones' HDR
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
 picture ends at the last image's EOI. When an offset of the index does not land on a JPEG (an
-editor grew the first image's metadata and left the offsets), the picture is the first image
-alone, read through to its EOI, and the index is reported stale. A file that ends in FF D9 is
-taken to end there, as a camera writes it, unless the first image's XMP has a Google container
-directory: a Pixel portrait photo is several JPEGs one after another (the depth map, the
-unblurred original), listed there and not in an MPF index. Any other file is read through its
-image data, marker by marker, to find its EOI. inbox/jpeg_metadata.py blanks what it finds and
-zeroes a stale index; inbox/location.py cuts off what follows.
+editor grew the first image's metadata and left the offsets) or the index cannot be read, the
+picture is the first image alone, read through to its EOI, and the index is reported stale. A
+file that ends in FF D9 is taken to end there, as a camera writes it, unless the first image's
+XMP has a Google container directory: a Pixel portrait photo is several JPEGs one after another
+(the depth map, the unblurred original), listed there and not in an MPF index. Any other file is
+read through its image data, marker by marker, to find its EOI. inbox/jpeg_metadata.py blanks
+what it finds and zeroes a stale index; inbox/location.py cuts off what follows.
 
 Reading every JPEG through (0.36 ms per MiB, holding the GIL) would cost a 25 MiB photo a fifth
 of its delivery, so a further JPEG appended with no such listing ends the same way and passes.
@@ -49,9 +49,12 @@ def jpeg_segments(file: BinaryIO, size: int) -> JpegLayout:
     segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
     metadata, index, first_marker = _image_segments(file, 0, size, segments)
     later_images = _listed_images(file, index)
-    if not all(start + 2 <= size and read_exact(file, start, 2) == b"\xff\xd8" for start in later_images):
+    if later_images is None or not all(
+        start + 2 <= size and read_exact(file, start, 2) == b"\xff\xd8" for start in later_images
+    ):
         # The index is wrong, as when an editor grows the first image's metadata and leaves the offsets
-        # (exiftool does): what follows cannot be vouched for, so the first image alone is published.
+        # (exiftool does), or cannot be read: what follows cannot be vouched for, so the first image alone
+        # is published.
         return JpegLayout(metadata, _image_end(_EntropyScanner(file, size), first_marker, segments), 1, index)
     lists_appended_files = _lists_appended_files(file, metadata)
     marker = first_marker
@@ -64,12 +67,15 @@ def jpeg_segments(file: BinaryIO, size: int) -> JpegLayout:
     return JpegLayout(metadata, _image_end(_EntropyScanner(file, size), marker, segments), images, None)
 
 
-def _listed_images(file: BinaryIO, index: tuple[int, int] | None) -> list[int]:
-    """Where the MPF index whose payload is file[index] puts the images after the first."""
+def _listed_images(file: BinaryIO, index: tuple[int, int] | None) -> list[int] | None:
+    """Where the MPF index whose payload is file[index] puts the images after the first; None when it is unreadable."""
     if index is None:
         return []
     header_start = index[0] + len(MPF_PREFIX)  # MPF offsets count from here
-    return [header_start + offset for offset in mpf_images(file, header_start, index[1])]
+    try:
+        return [header_start + offset for offset in mpf_images(file, header_start, index[1])]
+    except LocationError:  # no reader can follow it either (a Nintendo 3DS writes one like that)
+        return None
 
 
 def _lists_appended_files(file: BinaryIO, metadata: list[tuple[int, int]]) -> bool:

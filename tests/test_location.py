@@ -95,6 +95,7 @@ def mpf_photo(tmp_path, case: str) -> str:
         "past the end": (second_image_offset, len(data)),
         "not a JPEG": (second_image_offset, 8),  # the index itself
         "absurd count": (image_list + 4, 16 * 10**6),
+        "no TIFF header": (header, int.from_bytes(b"JUNK", "big" if order == ">" else "little")),  # as a 3DS writes it
     }
     at, value = changes[case]
     data[at : at + 4] = struct.pack(order + "I", value)
@@ -102,9 +103,18 @@ def mpf_photo(tmp_path, case: str) -> str:
     return str(path)
 
 
-def test_a_malformed_mpf_index_is_refused(tmp_path):
-    with pytest.raises(LocationError, match="MPF image list is malformed"):
-        remove_location(mpf_photo(tmp_path, "absurd count"), "image/jpeg")
+@pytest.mark.filterwarnings("ignore:Image appears to be a malformed MPO")  # Pillow, opening the broken original
+@pytest.mark.filterwarnings("ignore:Tag data larger than file")
+def test_an_mpf_index_no_reader_can_follow_publishes_the_first_image_alone(tmp_path):
+    original, cleaned = tmp_path / "original.mpo", tmp_path / "cleaned.mpo"
+    shutil.copy(mpf_photo(tmp_path, "absurd count"), original)
+    shutil.copy(original, cleaned)
+
+    assert remove_location_from(cleaned) is True
+
+    pristine = tmp_path / "pristine.mpo"
+    photo_with_gps("mpo", pristine)
+    assert_first_image_alone_without_location(original, cleaned, second_image(pristine))
 
 
 def second_image(path) -> bytes:
@@ -126,7 +136,8 @@ def assert_first_image_alone_without_location(original, published, appended: byt
         assert new.tobytes() == old.tobytes()
 
 
-@pytest.mark.parametrize("case", ["past the end", "not a JPEG"])
+@pytest.mark.filterwarnings("ignore:Image appears to be a malformed MPO")  # Pillow, opening the broken original
+@pytest.mark.parametrize("case", ["past the end", "not a JPEG", "no TIFF header"])
 def test_an_mpf_index_pointing_beside_its_images_publishes_the_first_image_alone(tmp_path, case):
     original, cleaned = tmp_path / "original.mpo", tmp_path / "cleaned.mpo"
     shutil.copy(mpf_photo(tmp_path, case), original)
