@@ -1,12 +1,11 @@
 """Removes location metadata (EXIF GPS, XMP GPS and place properties, IPTC place names) from an image file in place.
 
 `remove_location(path, content_type)` walks the container with seeks and small bounded reads and
-hands each EXIF block to inbox/tiff_blocks.py, each XMP packet to inbox/xmp_location.py, a JPEG's
-Photoshop resources to inbox/iptc_places.py, its C2PA boxes to inbox/jumbf.py and a PNG's
-metadata chunks to inbox/png_metadata.py. They blank the location bytes without moving anything:
-the file keeps its pixels, its orientation, its colour profile and every other tag. It never
-reads the image data of a photo with nothing after its picture, so a 25 MiB photo costs a few
-small reads.
+hands a JPEG's metadata segments to inbox/jpeg_metadata.py, a PNG's metadata chunks to
+inbox/png_metadata.py, each EXIF block to inbox/tiff_blocks.py and each XMP packet to
+inbox/xmp_location.py. They blank the location bytes without moving anything: the file keeps its
+pixels, its orientation, its colour profile and every other tag. It never reads the image data
+of a photo with nothing after its picture, so a 25 MiB photo costs a few small reads.
 
 What follows a JPEG's, PNG's or WebP's end is cut off: a phone's motion photo appends its video
 there (with the place it was shot), makers append trailers of their own. Nothing reads it as part
@@ -16,21 +15,20 @@ the images that remain (inbox/xmp_location.py).
 
 Where it looks, per type (libmagic's MIME type):
 
-- JPEG: the APPn segments up to the first SOS: APP1 `Exif`, APP1 XMP and extended XMP, APP13
-  Photoshop resources (IPTC-IIM); and the same in every further image an APP2 `MPF` index lists
-  (camera previews, phones' HDR gain maps, stereo views), which are appended after the first image
-  and carry their own EXIF. The file ends at the last image's EOI, and so do the JPEGs a Pixel
-  portrait photo appends and lists in its XMP container directory. C2PA content credentials
-  (APP11 JUMBF) that name a place are zeroed (inbox/jumbf.py). An index that points beside
-  its images leaves the first image alone, and is zeroed. See inbox/jpeg_segments.py. Segments
-  are recognised as exiftool recognises them, broken headers included: what it reads as
-  location, a viewer's metadata panel may show.
+- JPEG: the APPn segments up to the first SOS (APP1 EXIF and XMP, APP11 C2PA, APP13 Photoshop
+  resources), recognised as exiftool recognises them (inbox/jpeg_metadata.py); and the same in
+  every further image an APP2 `MPF` index lists (camera previews, phones' HDR gain maps, stereo
+  views), which are appended after the first image and carry their own EXIF. The file ends at the
+  last image's EOI, and so do the JPEGs a Pixel portrait photo appends and lists in its XMP
+  container directory. An index that points beside its images, or cannot be read, leaves the
+  first image alone, and is zeroed. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): EXIF, XMP and the text chunks with hex raw profiles (EXIF, XMP, IPTC),
   which inbox/png_metadata.py blanks, or refuses when compressed and naming a location. The CRC
   of a changed chunk is recomputed. The file ends after IEND.
 - WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
-- TIFF: the whole IFD chain (every page), each IFD's GPSInfo pointer, XMP tag and IPTC tags.
+- TIFF: the whole IFD chain (every page) and the IFDs below it, each one's GPSInfo pointer, XMP tag
+  and IPTC tags.
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
   application/rdf+xml (XMP), wherever iloc puts them (mdat or idat), and a top-level XMP `uuid`
   box; see inbox/heif_items.py. An image sequence whose `moov` names a place is refused.
