@@ -968,34 +968,33 @@ def test_a_sub_ifd_pointer_exiftool_cannot_follow_is_skipped(tmp_path, case):
     assert [tag for tag in exiftool(path) if "GPS" in tag] == []
 
 
-def test_photoshop_resources_carried_on_into_the_next_app13_segment_are_blanked_across_it(tmp_path):
-    resources = photoshop_resources((0x0400, bytes(65000)), (0x0404, iim(CAPTION, CITY)))
-    split = resources.index(b"Berlin") + 3  # the city's value runs from one segment into the next
-    path = tmp_path / "photoshop.jpg"
-    path.write_bytes(jpeg_with_segment(0xED, resources[:split], b"Photoshop 3.0\0" + resources[split:]))
-    assert exiftool(path)["IPTC:City"] == "Berlin", "exiftool reads the two segments as one"
-    size = os.path.getsize(path)
-
-    assert remove_location(str(path), "image/jpeg") is True
-
-    tags = exiftool(path)
-    assert tags["IPTC:City"].strip() == "" and tags["IPTC:Caption-Abstract"] == "Birthday"
-    assert os.path.getsize(path) == size
+SPLIT_BLOCKS = {  # a block carried on into the next segment of its kind, split inside the value `near` names
+    "EXIF": (0xE1, exif_with_gps().tobytes(), b"TestCam", b"Exif\0\0", "GPS:GPSLatitudeRef", ("IFD0:Make", "TestCam")),
+    "Photoshop resources": (
+        0xED,
+        photoshop_resources((0x0400, bytes(65000)), (0x0404, iim(CAPTION, CITY))),
+        b"Berlin",
+        b"Photoshop 3.0\0",
+        "IPTC:City",
+        ("IPTC:Caption-Abstract", "Birthday"),
+    ),
+}
 
 
-def test_exif_carried_on_into_the_next_app1_segment_loses_its_gps_across_it(tmp_path):
-    exif = exif_with_gps().tobytes()
-    split = exif.index(b"TestCam") + 3  # the GPS IFD comes after the split
+@pytest.mark.parametrize("case", SPLIT_BLOCKS)
+def test_a_block_carried_on_into_the_next_segment_loses_its_location_across_the_split(tmp_path, case):
+    marker, block, near, header, place, (kept, value) = SPLIT_BLOCKS[case]
+    split = block.index(near) + 3
     path = tmp_path / "split.jpg"
-    path.write_bytes(jpeg_with_segment(0xE1, exif[:split], b"Exif\0\0" + exif[split:]))
-    assert exiftool(path)["GPS:GPSLatitudeRef"] == "N", "exiftool reads the two segments as one"
+    path.write_bytes(jpeg_with_segment(marker, block[:split], header + block[split:]))
+    assert exiftool(path)[place], "exiftool reads the two segments as one"
     size = os.path.getsize(path)
 
     assert remove_location(str(path), "image/jpeg") is True
 
     tags = exiftool(path)
-    assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "TestCam"
-    assert os.path.getsize(path) == size
+    assert str(tags.get(place, "")).strip() == "" and [tag for tag in tags if "GPS" in tag] == []
+    assert tags[kept] == value and os.path.getsize(path) == size
 
 
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
