@@ -49,6 +49,8 @@ class _TiffBlock:
     def __init__(self, file: BinaryIO, start: int, end: int):
         self.file, self.start, self.end = file, start, end
         header = self.read(0, 8)
+        if header[:4] in (b"II+\0", b"MM\0+"):
+            raise LocationError("it is a BigTIFF, whose metadata is not read here; save it as a TIFF or a JPEG")
         if header[:4] not in BYTE_ORDERS:
             raise LocationError("the EXIF data has no TIFF header")
         self.order = BYTE_ORDERS[header[:4]]

@@ -997,6 +997,13 @@ def test_a_block_carried_on_into_the_next_segment_loses_its_location_across_the_
     assert tags[kept] == value and os.path.getsize(path) == size
 
 
+def test_a_bigtiff_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "big.tif"
+    Image.new("RGB", (8, 8)).save(path, big_tiff=True)
+    with pytest.raises(LocationError, match="it is a BigTIFF, whose metadata is not read here; save it as a TIFF"):
+        remove_location(str(path), detect_type(path.read_bytes()))
+
+
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
 # its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
 # that only exiftool's pattern (a dot for any byte) takes for Photoshop's.
