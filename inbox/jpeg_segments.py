@@ -30,6 +30,7 @@ from inbox.tiff_blocks import mpf_images
 from inbox.xmp_location import CONTAINER_NAMESPACES
 
 MAX_SEGMENTS = 4096
+MAX_JUNK_BYTES = 64 * 1024  # skipped between two segments, at most, as a decoder skips them
 MPF_PREFIX = b"MPF\0"
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
 # A marker with a length in a JPEG's entropy-coded data (FF 00 is a stuffed FF, FF D0-D7 a restart, FF FF fill).
@@ -103,8 +104,12 @@ def _image_segments(
         if position + 4 > size:
             raise LocationError("the JPEG ends before its image data")
         header = read_exact(file, position, 4)
-        if header[0] != 0xFF:
-            raise LocationError("the JPEG segments are malformed")
+        if header[0] != 0xFF:  # bytes between segments: decoders and exiftool skip to the next marker
+            junk = read_exact(file, position, min(MAX_JUNK_BYTES, size - position)).find(b"\xff")
+            if junk < 0:
+                raise LocationError("the JPEG segments are malformed")
+            position += junk
+            continue
         marker = header[1]
         if marker == 0xFF:  # fill byte
             position += 1

@@ -1004,6 +1004,28 @@ def test_a_bigtiff_is_refused_with_what_to_do(tmp_path):
         remove_location(str(path), detect_type(path.read_bytes()))
 
 
+def test_junk_between_jpeg_segments_is_skipped_as_decoders_skip_it(tmp_path):
+    photo = jpeg_with_exif(exif_with_gps().tobytes()[6:])
+    after_exif = 4 + struct.unpack(">H", photo[4:6])[0]
+    path = tmp_path / "junk.jpg"
+    path.write_bytes(photo[:after_exif] + b"hello" + photo[after_exif:])  # as some writers leave it
+    assert exiftool(path)["GPS:GPSLatitudeRef"] == "N", "exiftool reads the GPS and skips the junk"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert [tag for tag in exiftool(path) if "GPS" in tag] == []
+    with Image.open(path) as image:
+        image.load()
+
+
+def test_a_jpeg_of_junk_with_no_next_marker_is_refused(tmp_path):
+    plain = make_image(".jpg")
+    path = tmp_path / "junk.jpg"
+    path.write_bytes(plain[:2] + b"x" * (70 * 1024) + plain[2:])
+    with pytest.raises(LocationError, match="segments are malformed"):
+        remove_location(str(path), "image/jpeg")
+
+
 # Headers a writer broke that exiftool still reads (and says so): EXIF after garbage, in lower case, without
 # its second NUL (some Kodak cameras); XMP under another header; IIM in Photoshop 2.5's APP13 or under a header
 # that only exiftool's pattern (a dot for any byte) takes for Photoshop's.
