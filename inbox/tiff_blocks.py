@@ -59,13 +59,13 @@ class _TiffBlock:
     def unpack(self, kind: str, data: bytes) -> int:
         return struct.unpack(self.order + kind, data)[0]
 
-    def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or self.start + offset + length > self.end:
-            raise LocationError("an EXIF offset points past the end of its data")
-        return read_exact(self.file, self.start + offset, length)
-
     def holds(self, offset: int, length: int = 2) -> bool:
         return offset >= 0 and self.start + offset + length <= self.end
+
+    def read(self, offset: int, length: int) -> bytes:
+        if not self.holds(offset, length):
+            raise LocationError("an EXIF offset points past the end of its data")
+        return read_exact(self.file, self.start + offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
         self.file.seek(self.start + offset)
@@ -88,7 +88,7 @@ class _TiffBlock:
         if length <= 4:
             return None
         offset = self.unpack("I", entry[8:12])
-        if self.start + offset + length > self.end:
+        if not self.holds(offset, length):
             raise LocationError("an EXIF value runs past the end of its data")
         return offset, length
 
@@ -143,7 +143,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
 def _sub_ifds(block: _TiffBlock, entry: bytes) -> list[int]:
     """The offsets of the IFDs a sub-IFD tag (ExifIFD, InteropIFD, SubIFDs) points at.
 
-    None for a tag of another type or whose list lies outside the data: exiftool cannot follow it either.
+    Empty for a tag of another type or whose list lies outside the data: exiftool cannot follow it either.
     """
     kind, count = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8])
     if kind not in OFFSET_TYPES or not 1 <= count <= MAX_IFDS:
