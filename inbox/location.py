@@ -54,7 +54,7 @@ from inbox.heif_items import metadata_items
 from inbox.jpeg_metadata import blank_jpeg_metadata
 from inbox.jpeg_segments import jpeg_segments
 from inbox.png_metadata import blank_png_exif, blank_png_text
-from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
+from inbox.tiff_blocks import blank_exif_chunk_gps, blank_exif_gps
 from inbox.xmp_location import blank_xmp_location
 
 __all__ = ["LocationError", "remove_location"]
@@ -142,8 +142,7 @@ def _webp(file: BinaryIO, size: int) -> bool:
         if end > riff_end:
             raise LocationError("a WebP chunk runs past the end of the file")
         if kind == b"EXIF":
-            prefixed = read_exact(file, start, min(length, 6)) == EXIF_PREFIX
-            changed |= blank_exif_gps(file, start + 6 * prefixed, end)
+            changed |= blank_exif_chunk_gps(file, start, end)
         elif kind == b"XMP ":
             changed |= blank_xmp_location(file, start, end)
         position = end + (length & 1)

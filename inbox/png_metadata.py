@@ -30,7 +30,7 @@ from typing import BinaryIO
 from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import IIM_MARKER, blank_iim_places, blank_photoshop_places
 from inbox.jpeg_segments import JPEG_XMP
-from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
+from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_chunk_gps, blank_exif_gps
 from inbox.xmp_location import blank_xmp_location, names_location
 
 MAX_TEXT_BYTES = 16 * 1024 * 1024  # a text chunk's data, and what its text inflates to
@@ -45,9 +45,8 @@ _RAW_PROFILE_HEADER = re.compile(rb"\n?[^\n]{0,80}\n *(\d{1,9})\n")
 
 def blank_png_exif(file: BinaryIO, start: int, end: int) -> bool:
     """Blank the GPS of the EXIF chunk data file[start:end]; True when the file changed."""
-    head = read_exact(file, start, min(end - start, len(EXIF_PREFIX)))
-    if head[:1] != b"\0":
-        return blank_exif_gps(file, start + len(EXIF_PREFIX) * (head == EXIF_PREFIX), end)
+    if read_exact(file, start, min(end - start, 1)) != b"\0":
+        return blank_exif_chunk_gps(file, start, end)
     if end - start > MAX_TEXT_BYTES:
         raise LocationError(f"the PNG's compressed EXIF chunk is larger than {MAX_TEXT_BYTES >> 20} MiB")
     exif = _inflate(read_exact(file, start, end - start)[5:])
@@ -65,8 +64,8 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
     LocationError when it names a location that cannot be blanked in place, or cannot be read.
     """
     keyword = read_exact(file, start, min(end - start, MAX_KEYWORD + 1)).split(b"\0", 1)[0]
-    xmp = keyword == XMP_KEYWORD
-    profile = keyword.lower().removeprefix(RAW_PROFILE) if keyword.lower().startswith(RAW_PROFILE) else None
+    xmp, lowered = keyword == XMP_KEYWORD, keyword.lower()
+    profile = lowered.removeprefix(RAW_PROFILE) if lowered.startswith(RAW_PROFILE) else None
     if not xmp and profile not in LOCATION_PROFILES:  # an ICC profile, say, is never decoded
         return False
     chunk = f'the PNG\'s "{keyword.decode("latin-1")}" text chunk'
@@ -131,10 +130,8 @@ def _raw_profile_bytes(text: bytes) -> bytes:
 def _profile_names_location(name: bytes, profile: bytes) -> bool:
     """True when the parser that reads this profile in a JPEG would blank something in it."""
     copy = io.BytesIO(profile)
-    if name in (b"exif", b"app1") and profile.startswith(EXIF_PREFIX):
-        return blank_exif_gps(copy, len(EXIF_PREFIX), len(profile))
-    if name == b"exif":  # ImageMagick has written it with and without the APP1 prefix
-        return blank_exif_gps(copy, 0, len(profile))
+    if name == b"exif" or (name == b"app1" and profile.startswith(EXIF_PREFIX)):
+        return blank_exif_chunk_gps(copy, 0, len(profile))  # ImageMagick writes exif with and without the prefix
     if name == b"xmp" or (name == b"app1" and profile.startswith(JPEG_XMP)):
         return names_location(profile)
     if name == b"iptc" and profile[:1] == bytes([IIM_MARKER]):

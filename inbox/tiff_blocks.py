@@ -140,6 +140,13 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
     raise LocationError(f"the EXIF data has more than {MAX_IFDS} IFDs")
 
 
+def blank_exif_chunk_gps(file: BinaryIO, start: int, end: int) -> bool:
+    """blank_exif_gps for EXIF as a PNG or WebP chunk or an ImageMagick profile holds it: a TIFF
+    structure, after the APP1 header "Exif\0\0" that some writers copy along."""
+    prefixed = read_exact(file, start, min(end - start, len(EXIF_PREFIX))) == EXIF_PREFIX
+    return blank_exif_gps(file, start + len(EXIF_PREFIX) * prefixed, end)
+
+
 def _sub_ifds(block: _TiffBlock, entry: bytes) -> list[int]:
     """The offsets of the IFDs a sub-IFD tag (ExifIFD, InteropIFD, SubIFDs) points at.
 
