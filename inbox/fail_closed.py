@@ -28,17 +28,17 @@ def read_exact(file: BinaryIO, offset: int, length: int) -> bytes:
     return data
 
 
-def blank_joined(file: BinaryIO, pieces: list[tuple[int, int]], blank: Callable[[BinaryIO, int], bool]) -> bool:
+def blank_joined(file: BinaryIO, pieces: list[tuple[int, int]], blank: Callable[[BinaryIO, bytes], bool]) -> bool:
     """Blank a block split over the file ranges `pieces` ((start, length) each), read joined as readers join it.
 
-    `blank(copy, length)` blanks a copy of the joined bytes; each range then gets its changed bytes
-    back. True when any changed.
+    `blank(copy, joined)` blanks `copy`, a file of the joined bytes; each range then gets its changed
+    bytes back. True when any changed.
     """
     if sum(length for _, length in pieces) > MAX_JOINED_BYTES:
         raise LocationError(f"a metadata block split over segments is larger than {MAX_JOINED_BYTES >> 20} MiB")
     joined = b"".join(read_exact(file, start, length) for start, length in pieces)
     copy = io.BytesIO(joined)
-    if not blank(copy, len(joined)):
+    if not blank(copy, joined):
         return False
     blanked, at = copy.getbuffer(), 0
     for start, length in pieces:

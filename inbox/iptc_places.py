@@ -46,25 +46,26 @@ MAX_DATASETS = 16384
 MAX_BLOCK_BYTES = 16 * 1024 * 1024  # a TIFF's tag; a JPEG's segment holds at most 64 KiB
 
 
-def blank_app13_places(file: BinaryIO, payloads: list[tuple[int, int]]) -> bool:
+def photoshop_resources_start(head: bytes) -> int | None:
+    """Where the resources start in an APP13 payload that begins with `head`; None when it is not Photoshop's."""
+    if (header := PHOTOSHOP_HEADER.match(head)) is None:
+        return None
+    return header.end() if header.group().startswith(b"Photoshop") else 27  # 2.5's has 8 more bytes first
+
+
+def blank_app13_places(file: BinaryIO, payloads: list[tuple[int, int]], resources: int) -> bool:
     """Blank the place names of the Photoshop resources in APP13 payloads in a row (file ranges); True when any.
 
-    Photoshop carries a block over 64 KiB on into the next APP13 segment, after the same header, and
-    exiftool reads them joined: so they are blanked joined (inbox/fail_closed.py). A payload that is
-    not Photoshop resources is left alone.
+    `resources` is where they start in the first payload (photoshop_resources_start). Photoshop
+    carries a block over 64 KiB on into the next APP13 segment, after the same header, and exiftool
+    reads them joined: so they are blanked joined (inbox/fail_closed.py).
     """
     first, first_end = payloads[0]
-    header = PHOTOSHOP_HEADER.match(read_exact(file, first, min(first_end - first, 27)))
-    if header is None:
-        return False
-    resources = header.end() if header.group().startswith(b"Photoshop") else 27  # 2.5's has 8 more bytes first
     skip = len(PHOTOSHOP_3)
     pieces = [(first, first_end - first)] + [(start + skip, stop - start - skip) for start, stop in payloads[1:]]
-
-    def blank(copy: BinaryIO, length: int) -> bool:
-        return _blank_resources(copy, 0, read_exact(copy, 0, length), min(resources, length))
-
-    return blank_joined(file, pieces, blank)
+    return blank_joined(
+        file, pieces, lambda copy, joined: _blank_resources(copy, 0, joined, min(resources, len(joined)))
+    )
 
 
 def blank_photoshop_places(file: BinaryIO, start: int, end: int) -> bool:

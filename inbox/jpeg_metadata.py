@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from inbox.fail_closed import blank_joined, read_exact
-from inbox.iptc_places import PHOTOSHOP_3, PHOTOSHOP_HEADER, blank_app13_places
+from inbox.iptc_places import PHOTOSHOP_3, blank_app13_places, photoshop_resources_start
 from inbox.jpeg_segments import JPEG_XMP, JpegLayout
 from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
@@ -42,22 +42,22 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
     `items_kept`: what followed the picture is cut off and that many images remain (see
     inbox/xmp_location.py), or None.
     """
-    changed, jumbf, joined = False, [], []  # joined: (blank, payloads) of each EXIF or Photoshop block
+    changed, jumbf, blocks = False, [], []
     for start, stop in layout.metadata:
         kind = read_exact(file, start, min(stop - start, len(JPEG_EXTENDED_XMP)))
-        follows = bool(joined) and joined[-1][1][-1][1] + SEGMENT_HEADER == start
+        follows = bool(blocks) and blocks[-1].payloads[-1][1] + SEGMENT_HEADER == start
         if is_jumbf(kind):
             jumbf.append((start, stop))
-        elif follows and _goes_on(joined[-1][0], kind):
-            joined[-1][1].append((start, stop))
-        elif PHOTOSHOP_HEADER.match(kind):
-            joined.append((blank_app13_places, [(start, stop)]))
-        elif LENIENT_EXIF_HEADER.match(kind):
-            joined.append((_blank_exif, [(start, stop)]))
+        elif follows and _goes_on(blocks[-1].blank, kind):
+            blocks[-1].payloads.append((start, stop))
+        elif (resources := photoshop_resources_start(kind)) is not None:
+            blocks.append(_Block(blank_app13_places, resources, [(start, stop)]))
+        elif exif := LENIENT_EXIF_HEADER.match(kind):
+            blocks.append(_Block(_blank_exif, exif.end() + 1, [(start, stop)]))
         else:
             changed |= _blank_xmp(file, kind, start, stop, items_kept=items_kept)
-    for blank, payloads in joined:
-        changed |= blank(file, payloads)
+    for block in blocks:
+        changed |= block.blank(file, block.payloads, block.start)
     changed |= zero_jumbf_naming_a_place(file, jumbf)
     if layout.stale_index is not None:
         # Its offsets point past the cut, or inside the first image: readers would take that for a further
@@ -70,6 +70,14 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
     return changed
 
 
+class _Block(NamedTuple):
+    """An EXIF or Photoshop block, in one segment's payload or carried on over several in a row."""
+
+    blank: Callable[[BinaryIO, list[tuple[int, int]], int], bool]
+    start: int  # where the block starts in the first payload, past the header that names it
+    payloads: list[tuple[int, int]]
+
+
 def _goes_on(blank: Callable, kind: bytes) -> bool:
     """True when a payload starting with `kind` goes on with the block of the segment before it."""
     if blank is _blank_exif:
@@ -77,13 +85,13 @@ def _goes_on(blank: Callable, kind: bytes) -> bool:
     return kind.startswith(PHOTOSHOP_3)
 
 
-def _blank_exif(file: BinaryIO, payloads: list[tuple[int, int]]) -> bool:
+def _blank_exif(file: BinaryIO, payloads: list[tuple[int, int]], header: int) -> bool:
     first, first_end = payloads[0]
-    header = LENIENT_EXIF_HEADER.match(read_exact(file, first, min(first_end - first, 10))).end() + 1
     if len(payloads) == 1:
         return blank_exif_gps(file, first + header, first_end)
-    pieces = [(first, first_end - first)] + [(start + 6, stop - start - 6) for start, stop in payloads[1:]]
-    return blank_joined(file, pieces, lambda copy, length: blank_exif_gps(copy, header, length))
+    skip = len(EXIF_PREFIX)
+    pieces = [(first, first_end - first)] + [(start + skip, stop - start - skip) for start, stop in payloads[1:]]
+    return blank_joined(file, pieces, lambda copy, joined: blank_exif_gps(copy, header, len(joined)))
 
 
 def _blank_xmp(file: BinaryIO, kind: bytes, start: int, end: int, *, items_kept: int | None) -> bool:
