@@ -190,7 +190,7 @@ def test_many_listed_images_share_one_segment_budget(tmp_path):
     image_list = b"".join(struct.pack(">IIIHH", 0, len(image), appended + k * len(image), 0, 0) for k in range(count))
     app2 = b"MPF\0MM\0*" + struct.pack(">IHHHIII", 8, 1, 0xB002, 7, 16 * count, 26, 0) + image_list
     path = tmp_path / "many.jpg"
-    path.write_bytes(plain[:2] + b"\xff\xe2" + struct.pack(">H", len(app2) + 2) + app2 + plain[2:] + image * count)
+    path.write_bytes(jpeg_with_segment(0xE2, app2) + image * count)
     started = time.monotonic()
     with pytest.raises(LocationError, match="more than"):
         remove_location(str(path), "image/jpeg")
@@ -409,10 +409,8 @@ def test_heif_item_locations_with_an_absurd_count_are_refused(tmp_path):
 
 
 def xmp_jpeg(tmp_path, packet: bytes):
-    plain = make_image(".jpg")
-    payload = b"http://ns.adobe.com/xap/1.0/\0" + packet
     path = tmp_path / "xmp.jpg"
-    path.write_bytes(plain[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + plain[2:])
+    path.write_bytes(jpeg_with_segment(0xE1, JPEG_XMP + packet))
     return path
 
 
@@ -668,10 +666,8 @@ CRAFTED_DIRECTORY = b'<x xmlns:C="http://ns.google.com/photos/1.0/container/"><C
 )
 def test_a_motion_photo_with_a_crafted_xmp_costs_no_time(tmp_path, packet):
     # The packet in every XMP segment the JPEG can hold, and a video to cut.
-    xmp = JPEG_XMP + packet
-    segment = b"\xff\xe1" + struct.pack(">H", len(xmp) + 2) + xmp
     path = tmp_path / "crafted.jpg"
-    path.write_bytes(b"\xff\xd8" + segment * 30 + make_image(".jpg")[2:] + motion_video())
+    path.write_bytes(jpeg_with_segment(0xE1, *[JPEG_XMP + packet] * 30) + motion_video())
     started = time.monotonic()
 
     assert remove_location_from(path) is True
