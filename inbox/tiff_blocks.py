@@ -9,7 +9,8 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
   it pointed at is zeroed with its out-of-line values. Every other tag keeps its bytes and offsets.
 - The blocks an IFD holds go to the modules that read them: XMP (tag 700) to
   inbox/xmp_location.py, IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) to
-  inbox/iptc_places.py.
+  inbox/iptc_places.py, the maker note (tag 0x927C), where some GPS cameras name the place, to
+  inbox/maker_notes.py.
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
 
@@ -18,11 +19,13 @@ Everything read is bounded by the range given: offsets, counts, the number of IF
 
 from __future__ import annotations
 
+import copy
 import struct
 from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
+from inbox.maker_notes import MAKER_NOTE_TAG, blank_maker_note_places
 from inbox.xmp_location import blank_xmp_location
 
 EXIF_PREFIX = b"Exif\0\0"  # before the TIFF header in a JPEG's APP1, and in some WebP and PNG
@@ -56,6 +59,12 @@ class _TiffBlock:
         self.order = BYTE_ORDERS[header[:4]]
         self.first_ifd = self.unpack("I", header[4:])
 
+    def view(self, base: int, end: int, order: str) -> _TiffBlock:
+        """This block's bytes from `base` to `end`, read in `order` with offsets counted from `base` (a maker note)."""
+        view = copy.copy(self)
+        view.start, view.end, view.order = self.start + base, self.start + end, order
+        return view
+
     def unpack(self, kind: str, data: bytes) -> int:
         return struct.unpack(self.order + kind, data)[0]
 
@@ -71,12 +80,15 @@ class _TiffBlock:
         self.file.seek(self.start + offset)
         self.file.write(data)
 
-    def read_ifd(self, offset: int) -> tuple[bytes, list[bytes]]:
-        """The raw bytes of the IFD at `offset` (count, entries, next pointer) and its 12-byte entries."""
+    def read_ifd(self, offset: int, next_pointer: bool = True) -> tuple[bytes, list[bytes]]:
+        """The raw bytes of the IFD at `offset` (count, entries, next pointer) and its 12-byte entries.
+
+        `next_pointer=False`: an IFD that may end without one (a maker note's).
+        """
         count = self.unpack("H", self.read(offset, 2))
         if count > MAX_IFD_ENTRIES:
             raise LocationError(f"an EXIF IFD claims {count} entries")
-        raw = self.read(offset, 2 + 12 * count + 4)
+        raw = self.read(offset, 2 + 12 * count + 4 * next_pointer)
         return raw, [raw[2 + 12 * i : 14 + 12 * i] for i in range(count)]
 
     def value_extent(self, entry: bytes) -> tuple[int, int] | None:
@@ -123,6 +135,8 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
                 raise LocationError("the EXIF inside Photoshop resources holds Photoshop resources again")
             if tag in SUB_IFD_TAGS:
                 pending += [(sub_ifd, False) for sub_ifd in _sub_ifds(block, entry)]
+            elif tag == MAKER_NOTE_TAG:
+                changed |= blank_maker_note_places(block, entry)
             blank = _EMBEDDED_BLOCKS.get(tag)
             extent = block.value_extent(entry) if blank else None
             if extent:

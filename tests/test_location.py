@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import struct
+import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -895,6 +896,106 @@ def test_a_gps_pointer_in_an_ifd_below_ifd0_is_taken_out_too(tmp_path, case):
 
     tags = exiftool(path)
     assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "Cam"
+
+
+def ifd_bytes(order: str, entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """An IFD in `order`: its count, each (tag, type, count, 4 value bytes) entry, no next IFD."""
+    packed = b"".join(struct.pack(order + "HHI", tag, kind, count) + value for tag, kind, count, value in entries)
+    return struct.pack(order + "H", len(entries)) + packed + bytes(4)
+
+
+def maker_note_exif(make: bytes, header: bytes, first: tuple, places: dict, order="<", base=0, moved=0) -> bytes:
+    """Little-endian EXIF: IFD0 (Make) -> ExifIFD -> a maker note at 100: `header`, then an IFD in `order` of the
+    `first` entry and each place tag (72 bytes of text), offsets counted from `base` within the maker note
+    (the TIFF header's when 0); `moved`: as an editor leaves them when it moves the maker note that far."""
+    ifd_at = 100 + len(header)
+    values_at = ifd_at + 2 + 12 * (1 + len(places)) + 4
+    entries, values = [first], b""
+    for tag, text in places.items():
+        offset = values_at + len(values) - (100 + base if base else 0) - moved
+        entries.append((tag, 7, 72, struct.pack(order + "I", offset)))
+        values += text.ljust(72, b"\0")
+    note = header + ifd_bytes(order, entries) + values
+    tiff = bytearray(b"II*\0" + struct.pack("<I", 8))
+    tiff += ifd_bytes("<", [(0x010F, 2, 16, struct.pack("<I", 60)), (0x8769, 4, 1, struct.pack("<I", 76))])
+    tiff += bytes(60 - len(tiff)) + make.ljust(16, b"\0")
+    tiff += ifd_bytes("<", [(0x927C, 7, len(note), struct.pack("<I", 100))])
+    return bytes(tiff + bytes(100 - len(tiff)) + note)
+
+
+PANASONIC_QUALITY = (0x0001, 3, 1, struct.pack("<HH", 2, 0))  # ImageQuality: High
+NIKON_VERSION = (0x0001, 7, 4, b"0211")  # MakerNoteVersion
+NIKON_HEADER = b"Nikon\0\x02\x10\0\0MM\0*\0\0\0\x08"  # its own TIFF header, big-endian, IFD at 8
+NIKON_LOCATION = b"0100\x01FRA\0Tour Eiffel"  # version, UTF-8, country code, POI level, Location
+SAMSUNG_VERSION = (0x0001, 7, 4, b"0100")
+MAKER_NOTES_NAMING_PLACES = {  # case: (EXIF, exiftool's place tags in it, the tag that stays)
+    "Panasonic": (
+        maker_note_exif(b"Panasonic", b"Panasonic\0\0\0", PANASONIC_QUALITY, {0x6D: b"Paris", 0x6F: b"Eiffel Tower"}),
+        {"Panasonic:City": "Paris", "Panasonic:Landmark": "Eiffel Tower"},
+        ("Panasonic:ImageQuality", 2),
+    ),
+    "Panasonic, its IFD big-endian in a little-endian EXIF": (
+        maker_note_exif(b"Panasonic", b"Panasonic\0\0\0", (1, 3, 1, b"\0\2\0\0"), {0x69: b"France"}, order=">"),
+        {"Panasonic:Country": "France"},
+        ("Panasonic:ImageQuality", 2),
+    ),
+    "Nikon": (
+        maker_note_exif(b"NIKON", NIKON_HEADER, NIKON_VERSION, {0x39: NIKON_LOCATION}, order=">", base=10),
+        {"Nikon:CountryCode": "FRA", "Nikon:Location": "Tour Eiffel"},
+        ("Nikon:MakerNoteVersion", "0211"),
+    ),
+    "Samsung": (
+        maker_note_exif(b"SAMSUNG", b"", SAMSUNG_VERSION, {0x30: b"Paris\0 Champ de Mars", 0x31: b"Paris"}),
+        {"Samsung:LocalLocationName": "Paris\nChamp de Mars", "Samsung:LocationName": "Paris"},
+        ("Samsung:MakerNoteVersion", "0100"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MAKER_NOTES_NAMING_PLACES)
+def test_a_maker_note_naming_the_place_has_those_names_zeroed_and_keeps_its_other_tags(tmp_path, case):
+    exif, places, (kept, value) = MAKER_NOTES_NAMING_PLACES[case]
+    path = tmp_path / "camera.jpg"
+    path.write_bytes(jpeg_with_exif(exif))
+    before = exiftool(path)
+    assert {tag: before.get(tag) for tag in places} == places and before[kept] == value, "exiftool reads them"
+    size = path.stat().st_size
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    after = exiftool(path)
+    assert [after.get(tag) for tag in places] == [""] * len(places) or not set(places) & set(after)
+    assert not any(name in str(after) for name in ("Paris", "Eiffel", "FRA", "France"))
+    assert after[kept] == value and after["IFD0:Make"] == before["IFD0:Make"] and path.stat().st_size == size
+
+
+def test_a_moved_maker_note_whose_place_names_cannot_be_found_safely_is_zeroed_whole(tmp_path):
+    # An editor moved the maker note 40 bytes on and left its offsets: exiftool warns and reads the city
+    # only when told the base (-F40); another reader may guess it.
+    exif = maker_note_exif(b"Panasonic", b"Panasonic\0\0\0", PANASONIC_QUALITY, {0x6D: b"Paris"}, moved=40)
+    path = tmp_path / "edited.jpg"
+    path.write_bytes(jpeg_with_exif(exif))
+
+    def city_with_base_fixed() -> str:
+        read = subprocess.run(["exiftool", "-s3", "-F40", "-Panasonic:City", str(path)], capture_output=True, text=True)
+        return read.stdout.strip()
+
+    assert city_with_base_fixed() == "Paris"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    after = exiftool(path)
+    assert city_with_base_fixed() == "" and not any(tag.startswith("Panasonic:") for tag in after)
+    assert after["IFD0:Make"] == "Panasonic"
+
+
+def test_a_maker_note_without_place_names_is_left_as_it_is(tmp_path):
+    path = tmp_path / "plain.jpg"
+    path.write_bytes(jpeg_with_exif(maker_note_exif(b"Panasonic", b"Panasonic\0\0\0", PANASONIC_QUALITY, {})))
+    original = path.read_bytes()
+
+    assert remove_location(str(path), "image/jpeg") is False
+    assert path.read_bytes() == original
 
 
 def jpeg_with_c2pa(assertion: bytes, packets: int = 1) -> bytes:
