@@ -2,12 +2,14 @@
 
 Every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`) or names a
 place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
-`Iptc4xmpExt:LocationCreated`, `LocationShown` with everything inside), in attribute or element
-form, is overwritten with spaces of the same length; the packet stays well-formed. If such a name
-is still there afterwards (UTF-16 packets, odd syntax), it fails closed. When inbox/location.py
-has cut a motion photo's video off, the packet's flags that announce it (Google's
-`GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to "0" as well, so that viewers do
-not look for a video that is gone, and its container directory keeps only the files that remain.
+`Iptc4xmpExt:LocationCreated`, `LocationShown` with everything inside), and every property of a
+namespace that holds nothing but location (a phone's cell tower, a depth photo's EarthPose), in
+attribute or element form, is overwritten with spaces of the same length; the packet stays
+well-formed. If such a name is still there afterwards (UTF-16 packets, odd syntax), it fails
+closed. When inbox/location.py has cut a motion photo's video off, the packet's flags that
+announce it (Google's `GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to "0" as
+well, so that viewers do not look for a video that is gone, and its container directory keeps
+only the files that remain.
 
 XMP packets come from every container: a JPEG's APP1, a PNG's iTXt, a WebP's `XMP ` chunk, a
 TIFF's tag 700 (inbox/tiff_blocks.py), a HEIF's XMP item.
@@ -28,8 +30,21 @@ _XMP_PLACE_NAMES = (
     rb"|Sublocation|ProvinceState|WorldRegion"
 )
 _XMP_LOCATION_NAME = rb"[\w.-]+:(?:(?i:GPS)[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
-_XMP_LOCATION_ELEMENT = re.compile(rb"<(" + _XMP_LOCATION_NAME + rb")(?=[\s/>])[^<>]*>")
-_XMP_LOCATION_ATTRIBUTE = re.compile(rb"\s" + _XMP_LOCATION_NAME + rb"\s*=\s*([\"'])")
+# Namespaces whose every property says where the photo was taken: the cell tower some Sony Ericsson
+# phones note (country, network, area and tower: a place to within a few hundred metres), and the
+# latitude and longitude of a Dynamic Depth photo's device (Google's EarthPose).
+LOCATION_NAMESPACES = (b"http://developer.sonyericsson.com/cell/1.0/", b"http://ns.google.com/photos/dd/1.0/earthpose/")
+_LOCATION_NAMESPACE_PREFIX = re.compile(
+    rb"xmlns:([\w.-]+)\s*=\s*[\"'](?:" + b"|".join(map(re.escape, LOCATION_NAMESPACES)) + rb")[\"']"
+)
+
+
+def _location_patterns(name: bytes) -> tuple[re.Pattern, re.Pattern]:
+    """The element and attribute patterns of the properties whose qualified names match `name`."""
+    return re.compile(rb"<(" + name + rb")(?=[\s/>])[^<>]*>"), re.compile(rb"\s" + name + rb"\s*=\s*([\"'])")
+
+
+_XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE = _location_patterns(_XMP_LOCATION_NAME)
 _XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
 # The "1" of a motion-photo flag, attribute or element form: a video follows the picture. It starts
 # at the colon, not at the namespace prefix: a prefix pattern would rescan every run of name
@@ -56,9 +71,12 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
     if end - start > MAX_XMP_BYTES:
         raise LocationError(f"the XMP packet is larger than {MAX_XMP_BYTES} bytes")
     packet = read_exact(file, start, end - start)
+    element, attribute, prefixes = _XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE, _location_prefixes(packet)
+    if prefixes:
+        element, attribute = _location_patterns(rb"(?:" + _XMP_LOCATION_NAME + rb"|(?:" + prefixes + rb"):[\w.-]+)")
     spans: list[tuple[int, int]] = []
     covered = 0
-    for match in _XMP_LOCATION_ELEMENT.finditer(packet):
+    for match in element.finditer(packet):
         if match.start() < covered:
             continue  # inside an element already blanked; skipping it keeps the scan linear
         close = match.end()
@@ -69,7 +87,7 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
             close = closing.end()
         spans.append((match.start(), close))
         covered = close
-    for match in _XMP_LOCATION_ATTRIBUTE.finditer(packet):
+    for match in attribute.finditer(packet):
         close = packet.find(match.group(1), match.end()) + 1
         if close <= 0:
             raise LocationError("an XMP location attribute is not closed")
@@ -77,7 +95,8 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
     blanked = bytearray(packet)
     for first, last in spans:
         blanked[first:last] = b" " * (last - first)
-    if names_location(blanked) or b"G\0P\0S" in blanked:
+    left = prefixes and re.search(rb"[<\s](?:" + prefixes + rb"):[\w.-]", blanked)
+    if _names_location_property(blanked) or b"G\0P\0S" in blanked or left:
         raise LocationError("the XMP packet still names a location property after blanking")
     if items_kept is not None:
         for match in _XMP_MOTION_FLAG.finditer(packet):
@@ -95,8 +114,24 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
 
 
 def names_location(packet: bytes) -> bool:
-    """True when the XMP packet names a GPS or place property (or seems to: `:GPS` anywhere)."""
+    """True when the XMP packet names a GPS or place property (or seems to: `:GPS` anywhere) or a location namespace."""
+    return _names_location_property(packet) or any(namespace in packet for namespace in LOCATION_NAMESPACES)
+
+
+def _names_location_property(packet: bytes) -> bool:
     return b":GPS" in packet or _XMP_PLACE_PROPERTY.search(packet) is not None
+
+
+def _location_prefixes(packet: bytes) -> bytes:
+    """The prefixes the packet binds to LOCATION_NAMESPACES, as a pattern's alternatives; b"" for none.
+
+    LocationError when such a namespace is there but not bound to a prefix (a default namespace).
+    """
+    uses = sum(packet.count(namespace) for namespace in LOCATION_NAMESPACES)
+    prefixes = [match.group(1) for match in _LOCATION_NAMESPACE_PREFIX.finditer(packet)] if uses else []
+    if uses != len(prefixes):
+        raise LocationError("the XMP packet uses a location namespace without a prefix of its own")
+    return b"|".join(map(re.escape, prefixes))
 
 
 def _container_items(packet: bytes) -> list[tuple[int, int]]:

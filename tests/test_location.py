@@ -429,12 +429,55 @@ def test_many_nested_xmp_gps_elements_do_not_hang(tmp_path):
     assert b"GPS" not in path.read_bytes()
 
 
+CELL_XMP = XMP.replace(b"GPS", b"Gauge").replace(  # what a Sony Ericsson phone notes: its cell tower
+    b'exif:ExposureProgram="2">',
+    b'exif:ExposureProgram="2" xmlns:cell="http://developer.sonyericsson.com/cell/1.0/" cell:mcc="262">'
+    b"<cell:mnc>01</cell:mnc><cell:lac>4242</cell:lac><cell:cellid>31337</cell:cellid>",
+)
+EARTH_POSE_XMP = XMP.replace(b"GPS", b"Gauge").replace(  # a Dynamic Depth photo's device on the earth
+    b'exif:ExposureProgram="2">',
+    b'exif:ExposureProgram="2" xmlns:Device="http://ns.google.com/photos/dd/1.0/device/"'
+    b' xmlns:EarthPose="http://ns.google.com/photos/dd/1.0/earthpose/"><Device:EarthPos'
+    b' EarthPose:Latitude="52.52" EarthPose:Longitude="13.405"/>',
+)
+LOCATION_NAMESPACE_XMP = {  # case: (packet, exiftool's tags of it)
+    "cell tower": (CELL_XMP, ("XMP-cell:MobileCountryCode", "XMP-cell:CellTowerID", "XMP-cell:LocationAreaCode")),
+    "EarthPose": (EARTH_POSE_XMP, ("XMP-Device:EarthPosLatitude", "XMP-Device:EarthPosLongitude")),
+}
+
+
+@pytest.mark.parametrize("case", LOCATION_NAMESPACE_XMP)
+def test_every_property_of_a_location_namespace_is_blanked(tmp_path, case):
+    packet, tags = LOCATION_NAMESPACE_XMP[case]
+    path = xmp_jpeg(tmp_path, packet)
+    before = exiftool(path)
+    assert all(before.get(tag) for tag in tags), "exiftool reads where the photo was taken"
+    size = path.stat().st_size
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    after = exiftool(path)
+    assert [tag for tag in tags if tag in after] == [] and after["XMP-dc:Title"] == "Harbour"
+    assert path.stat().st_size == size and not any(value in path.read_bytes() for value in (b"31337", b"52.52"))
+
+
+def test_a_location_namespace_without_a_prefix_is_refused(tmp_path):
+    packet = XMP.replace(b"GPS", b"Gauge").replace(
+        b"<dc:title>", b'<cellid xmlns="http://developer.sonyericsson.com/cell/1.0/">31337</cellid><dc:title>'
+    )
+    path = xmp_jpeg(tmp_path, packet)
+    assert exiftool(path).get("XMP:Cellid") == 31337, "exiftool reads the tower, without its namespace"
+
+    with pytest.raises(LocationError, match="location namespace"):
+        remove_location(str(path), "image/jpeg")
+
+
 PLACE_XMP = XMP.replace(b"exif:ExposureProgram", b'photoshop:City="Berlin" exif:ExposureProgram').replace(
     b"GPS", b"Gauge"
 )
 
 
-@pytest.mark.parametrize("packet", [XMP, PLACE_XMP], ids=["gps", "place name"])
+@pytest.mark.parametrize("packet", [XMP, PLACE_XMP, CELL_XMP], ids=["gps", "place name", "cell tower"])
 def test_compressed_png_xmp_naming_a_location_is_refused(tmp_path, packet):
     info = PngInfo()
     info.add_itxt("XML:com.adobe.xmp", packet.decode(), zip=True)
