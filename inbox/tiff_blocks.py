@@ -11,6 +11,7 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
   inbox/xmp_location.py, IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) to
   inbox/iptc_places.py, the maker note (tag 0x927C), where some GPS cameras name the place, to
   inbox/maker_notes.py.
+- A JPEG thumbnail (IFD1's) keeps no metadata of its own: its EXIF, XMP, C2PA and IPTC segments are zeroed.
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
 
@@ -35,6 +36,10 @@ IPTC_TAG = 33723  # IPTC-IIM datasets, likewise
 PHOTOSHOP_TAG = 34377  # Photoshop resources, with IPTC-IIM among them
 # Tags that point at further IFDs (ExifIFD, SubIFDs, InteropIFD): exiftool reads a GPS pointer in any of them.
 SUB_IFD_TAGS = frozenset({0x8769, 330, 0xA005})
+THUMBNAIL_TAGS = (0x0201, 0x0202)  # JPEGInterchangeFormat and its length: IFD1's thumbnail
+# What a thumbnail's metadata segments are: APP1 (EXIF, XMP), APP11 (C2PA), APP13 (Photoshop, IPTC).
+THUMBNAIL_METADATA_MARKERS = (0xE1, 0xEB, 0xED)
+ADOBE_CM = b"Adobe_CM"  # an APP13 Photoshop puts in its thumbnails: colour management, not metadata
 MP_ENTRY_TAG = 0xB002  # MPF index: 16 bytes per image (attributes, size, offset, two dependent entries)
 MP_ENTRY_TYPE = 7  # UNDEFINED
 MAX_MP_IMAGES = 256
@@ -141,6 +146,9 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             extent = block.value_extent(entry) if blank else None
             if extent:
                 changed |= blank(file, start + extent[0], start + extent[0] + extent[1])
+        if all(tag in tags for tag in THUMBNAIL_TAGS):
+            thumbnail = [_single_value(block, entries[tags.index(tag)]) for tag in THUMBNAIL_TAGS]
+            changed |= _blank_thumbnail_metadata(block, *thumbnail)
         if tags.count(GPS_INFO_TAG) > 1:
             raise LocationError("an EXIF IFD has two GPS pointers")
         if GPS_INFO_TAG in tags:
@@ -176,6 +184,45 @@ def _sub_ifds(block: _TiffBlock, entry: bytes) -> list[int]:
             return []
         raw = block.read(listed_at, width * count)
     return [block.unpack(OFFSET_TYPES[kind], raw[at : at + width]) for at in range(0, width * count, width)]
+
+
+def _single_value(block: _TiffBlock, entry: bytes) -> int | None:
+    """The value of an entry holding one SHORT or LONG; None for any other."""
+    kind, count = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8])
+    if kind not in OFFSET_TYPES or count != 1:
+        return None
+    return block.unpack(OFFSET_TYPES[kind], entry[8 : 8 + TYPE_SIZES[kind]])
+
+
+def _blank_thumbnail_metadata(block: _TiffBlock, offset: int | None, length: int | None) -> bool:
+    """Zero the metadata segments of the JPEG thumbnail at block[offset:offset + length]; True if any held bytes.
+
+    A camera writes the thumbnail bare; one made from a tagged photo may keep that photo's EXIF, GPS
+    and all, for anyone who extracts it. Where its header cannot be walked, the rest of it is zeroed.
+    """
+    if offset is None or length is None or not block.holds(offset, length) or length < 4:
+        return False  # not a thumbnail anyone can extract
+    if block.read(offset, 2) != b"\xff\xd8":
+        return False
+    position, end, blanks = offset + 2, offset + length, []
+    for _ in range(MAX_IFD_ENTRIES):
+        if position + 4 > end:
+            break
+        marker, size = struct.unpack(">2sH", block.read(position, 4))
+        if marker in (b"\xff\xda", b"\xff\xd9"):  # the image data: no metadata after it
+            break
+        if marker[0] != 0xFF or size < 2 or position + 2 + size > end:
+            blanks.append((position, end - position))
+            break
+        if marker[1] in THUMBNAIL_METADATA_MARKERS and block.read(position + 4, min(size - 2, 8)) != ADOBE_CM:
+            blanks.append((position + 4, size - 2))
+        position += 2 + size
+    else:
+        blanks.append((position, end - position))
+    blanks = [(at, size) for at, size in blanks if any(block.read(at, size))]
+    for at, size in blanks:
+        block.write(at, bytes(size))
+    return bool(blanks)
 
 
 def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:

@@ -1041,6 +1041,54 @@ def test_a_maker_note_without_place_names_is_left_as_it_is(tmp_path):
     assert path.read_bytes() == original
 
 
+def photo_with_thumbnail(path, thumbnail: bytes) -> None:
+    """A plain JPEG at `path` whose EXIF holds `thumbnail` as its IFD1 thumbnail, as exiftool writes it."""
+    path.write_bytes(make_image(".jpg"))
+    (path.parent / "thumbnail.jpg").write_bytes(thumbnail)
+    arguments = ["-q", "-q", "-overwrite_original", f"-ThumbnailImage<={path.parent / 'thumbnail.jpg'}", str(path)]
+    subprocess.run(["exiftool", *arguments], check=True)
+
+
+def extracted_thumbnail(path) -> bytes:
+    return subprocess.run(["exiftool", "-b", "-ThumbnailImage", str(path)], capture_output=True, check=True).stdout
+
+
+def test_a_thumbnail_made_from_a_tagged_photo_loses_its_own_metadata(tmp_path):
+    photo_with_gps("jpg", tmp_path / "tagged.jpg", size=(32, 24))
+    path = tmp_path / "photo.jpg"
+    photo_with_thumbnail(path, (tmp_path / "tagged.jpg").read_bytes())
+    (tmp_path / "before.jpg").write_bytes(extracted_thumbnail(path))
+    assert exiftool(tmp_path / "before.jpg").get("GPS:GPSLatitudeRef") == "N", "whoever extracts it reads the GPS"
+    size = path.stat().st_size
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    (tmp_path / "after.jpg").write_bytes(extracted_thumbnail(path))
+    assert [tag for tag in exiftool(tmp_path / "after.jpg") if tag.startswith(("GPS:", "IFD0:", "XMP"))] == []
+    with Image.open(tmp_path / "before.jpg") as before, Image.open(tmp_path / "after.jpg") as after:
+        assert after.tobytes() == before.tobytes(), "the thumbnail still shows the photo"
+    assert path.stat().st_size == size
+
+
+def test_a_bare_thumbnail_is_left_as_it_is_and_a_broken_one_loses_what_follows_the_break(tmp_path):
+    path = tmp_path / "photo.jpg"
+    bare = make_image(".jpg", size=(32, 24))
+    bare = bare[:2] + b"\xff\xed\x00\x0cAdobe_CM\x00\x01" + bare[2:]  # as Photoshop writes a thumbnail
+    photo_with_thumbnail(path, bare)
+    original = path.read_bytes()
+    assert remove_location(str(path), "image/jpeg") is False
+    assert path.read_bytes() == original
+
+    # An APP1 segment that claims to run past the thumbnail's end: what follows it cannot be walked.
+    broken = bare[:2] + b"\xff\xe1\x7f\xff" + b"Exif\0\0secret" + bare[2:]
+    photo_with_thumbnail(path, broken)
+    assert b"secret" in path.read_bytes()
+    assert remove_location(str(path), "image/jpeg") is True
+    assert b"secret" not in path.read_bytes() and exiftool(path)["IFD1:ThumbnailLength"] == len(broken)
+    with Image.open(path) as photo:
+        photo.load()
+
+
 def jpeg_with_c2pa(assertion: bytes, packets: int = 1) -> bytes:
     """A small JPEG with a JUMBF box (a C2PA assertion labelled stds.exif) in `packets` APP11 segments."""
     description = box(b"jumd", bytes.fromhex("6a736f6e00110010800000aa00389b71") + b"\x03stds.exif\0")
