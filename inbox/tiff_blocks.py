@@ -37,6 +37,7 @@ PHOTOSHOP_TAG = 34377  # Photoshop resources, with IPTC-IIM among them
 # Tags that point at further IFDs (ExifIFD, SubIFDs, InteropIFD): exiftool reads a GPS pointer in any of them.
 SUB_IFD_TAGS = frozenset({0x8769, 330, 0xA005})
 THUMBNAIL_TAGS = (0x0201, 0x0202)  # JPEGInterchangeFormat and its length: IFD1's thumbnail
+MAX_THUMBNAIL_SEGMENTS = 4096
 # What a thumbnail's metadata segments are: APP1 (EXIF, XMP), APP11 (C2PA), APP13 (Photoshop, IPTC).
 THUMBNAIL_METADATA_MARKERS = (0xE1, 0xEB, 0xED)
 ADOBE_CM = b"Adobe_CM"  # an APP13 Photoshop puts in its thumbnails: colour management, not metadata
@@ -205,7 +206,7 @@ def _blank_thumbnail_metadata(block: _TiffBlock, offset: int | None, length: int
     if block.read(offset, 2) != b"\xff\xd8":
         return False
     position, end, blanks = offset + 2, offset + length, []
-    for _ in range(MAX_IFD_ENTRIES):
+    for _ in range(MAX_THUMBNAIL_SEGMENTS):
         if position + 4 > end:
             break
         marker, size = struct.unpack(">2sH", block.read(position, 4))
