@@ -8,6 +8,7 @@ recognises them, broken headers included:
   (an `http…` or `XMP\\0` header, a `<?xpacket`), to inbox/xmp_location.py.
 - APP13 Photoshop resources to inbox/iptc_places.py.
 - APP11 JUMBF (C2PA content credentials) to inbox/jumbf.py.
+- APP6 GoPro telemetry (GPMF) that holds GPS is zeroed.
 - A block too large for one segment goes on in the next segment of the same kind, and exiftool
   reads the segments joined: EXIF (the next APP1 starts `Exif\\0\\0` without a TIFF header) and
   Photoshop resources (the next APP13 starts `Photoshop 3.0\\0`). Such blocks are blanked joined,
@@ -24,7 +25,7 @@ from typing import BinaryIO, NamedTuple
 
 from inbox.fail_closed import blank_joined, read_exact
 from inbox.iptc_places import PHOTOSHOP_3, blank_app13_places, photoshop_resources_start
-from inbox.jpeg_segments import JPEG_XMP, JpegLayout
+from inbox.jpeg_segments import GOPRO_PREFIX, JPEG_XMP, JpegLayout
 from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
 from inbox.xmp_location import blank_xmp_location
@@ -33,6 +34,8 @@ JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 LENIENT_EXIF_HEADER = re.compile(rb"(.{0,4})exif\0", re.DOTALL | re.IGNORECASE)
 LENIENT_XMP_MARK = re.compile(rb"<(exif:|\?xpacket)")
 TIFF_HEADERS = (b"II*\0", b"MM\0*")
+# The GPMF keys of a GoPro's GPS (exiftool's GoPro tables; GPS9 on newer cameras).
+GOPRO_GPS_KEYS = (b"GPS5", b"GPS9", b"GPRI", b"GLPI", b"GPSU", b"GPSF", b"GPSP", b"GPSA")
 SEGMENT_HEADER = 4  # the marker and the length, between one segment's payload and the next's
 
 
@@ -48,6 +51,8 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
         follows = bool(blocks) and blocks[-1].payloads[-1][1] + SEGMENT_HEADER == start
         if is_jumbf(kind):
             jumbf.append((start, stop))
+        elif kind.startswith(GOPRO_PREFIX):
+            changed |= _zero_gopro_gps(file, start, stop)
         elif follows and _goes_on(blocks[-1].blank, kind):
             blocks[-1].payloads.append((start, stop))
         elif (resources := photoshop_resources_start(kind)) is not None:
@@ -92,6 +97,17 @@ def _blank_exif(file: BinaryIO, payloads: list[tuple[int, int]], header: int) ->
     skip = len(EXIF_PREFIX)
     pieces = [(first, first_end - first)] + [(start + skip, stop - start - skip) for start, stop in payloads[1:]]
     return blank_joined(file, pieces, lambda copy, joined: blank_exif_gps(copy, header, len(joined)))
+
+
+def _zero_gopro_gps(file: BinaryIO, start: int, end: int) -> bool:
+    # GPMF is nested key-length-value telemetry; a segment that holds a GPS key anywhere is zeroed
+    # whole (the camera's settings with it) rather than walked.
+    telemetry = read_exact(file, start, end - start)  # at most 64 KiB: a segment's length is 16 bits
+    if not any(key in telemetry for key in GOPRO_GPS_KEYS):
+        return False
+    file.seek(start)
+    file.write(bytes(end - start))
+    return True
 
 
 def _blank_xmp(file: BinaryIO, kind: bytes, start: int, end: int, *, items_kept: int | None) -> bool:

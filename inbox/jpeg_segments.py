@@ -1,4 +1,4 @@
-"""Walks a JPEG's structure: where each image's metadata segments (APP1, APP11, APP13) lie, and where the picture ends.
+"""Walks a JPEG's structure: where each image's metadata segments (APP1, APP6, APP11, APP13) lie, and where it ends.
 
 The images are the first and every one its APP2 `MPF` index lists (camera previews, phones' HDR
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
@@ -32,6 +32,7 @@ from inbox.xmp_location import CONTAINER_NAMESPACES
 MAX_SEGMENTS = 4096
 MAX_JUNK_BYTES = 64 * 1024  # skipped between two segments, at most, as a decoder skips them
 MPF_PREFIX = b"MPF\0"
+GOPRO_PREFIX = b"GoPro\0"
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
 # A marker with a length in a JPEG's entropy-coded data (FF 00 is a stuffed FF, FF D0-D7 a restart, FF FF fill).
 JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
@@ -39,7 +40,7 @@ SCAN_BYTES = 1024 * 1024
 
 
 class JpegLayout(NamedTuple):
-    metadata: list[tuple[int, int]]  # (start, end) of every image's APP1, APP11 and APP13 payloads
+    metadata: list[tuple[int, int]]  # (start, end) of every image's APP1, GoPro APP6, APP11 and APP13 payloads
     end: int  # where the picture ends: the file's size when nothing follows
     images: int  # how many it holds: the first and those its MPF index lists
     stale_index: tuple[int, int] | None  # the MPF index's payload, when it points beside the images
@@ -94,7 +95,7 @@ def _image_segments(
 ) -> tuple[list[tuple[int, int]], tuple[int, int] | None, int]:
     """One image's segments up to its image data.
 
-    Returns its APP1, APP11 and APP13 payloads, its APP2 MPF payload (None without one), and where the
+    Returns its APP1, GoPro APP6, APP11 and APP13 payloads, its APP2 MPF payload (None without one), and where the
     marker that ended the walk (SOS, or EOI in an image without data) is.
     """
     if read_exact(file, start, 2) != b"\xff\xd8":
@@ -124,6 +125,8 @@ def _image_segments(
             raise LocationError("a JPEG segment runs past the end of the file")
         if marker in (0xE1, 0xEB, 0xED):  # APP1: EXIF, XMP; APP11: JUMBF (C2PA); APP13: Photoshop resources
             metadata.append((position + 4, end))
+        elif marker == 0xE6 and read_exact(file, position + 4, min(end - position - 4, 6)) == GOPRO_PREFIX:
+            metadata.append((position + 4, end))  # a GoPro's telemetry (GPMF), which may hold GPS
         elif marker == 0xE2 and read_exact(file, position + 4, min(end - position - 4, 4)) == MPF_PREFIX:
             if index is not None:
                 raise LocationError("the JPEG has two MPF indexes")

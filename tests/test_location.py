@@ -1089,6 +1089,36 @@ def test_a_bare_thumbnail_is_left_as_it_is_and_a_broken_one_loses_what_follows_t
         photo.load()
 
 
+def gpmf(key: bytes, kind: int, size: int, repeat: int, data: bytes) -> bytes:
+    """One GoPro GPMF key-length-value item, its data padded to 4 bytes; kind 0 nests items."""
+    return key + bytes((kind, size)) + struct.pack(">H", repeat) + data + bytes(-len(data) % 4)
+
+
+def gopro_telemetry(*items: bytes) -> bytes:
+    """The APP6 payload of a GoPro photo: the camera's name and `items` in a device's stream."""
+    stream = b"".join(items)
+    device = gpmf(b"DVNM", ord("c"), 6, 1, b"HERO10") + gpmf(b"STRM", 0, 1, len(stream), stream)
+    return b"GoPro\0" + gpmf(b"DEVC", 0, 1, len(device), device)
+
+
+def test_gopro_telemetry_with_gps_is_zeroed_and_without_is_kept(tmp_path):
+    gps = gpmf(b"GPS5", ord("l"), 20, 1, struct.pack(">5i", 525200000, 134050000, 34000, 0, 0))
+    path = tmp_path / "gopro.jpg"
+    path.write_bytes(jpeg_with_segment(0xE6, gopro_telemetry(gps)))
+    assert "GoPro:GPSLatitude" in exiftool(path), "exiftool reads the GPS in a GoPro's APP6"
+    size = path.stat().st_size
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert not any(tag.startswith("GoPro:") for tag in exiftool(path)) and path.stat().st_size == size
+
+    settings = gpmf(b"ISOG", ord("f"), 4, 1, struct.pack(">f", 100.0))
+    path.write_bytes(jpeg_with_segment(0xE6, gopro_telemetry(settings)))
+    original = path.read_bytes()
+    assert remove_location(str(path), "image/jpeg") is False
+    assert path.read_bytes() == original and exiftool(path)["GoPro:DeviceName"] == "HERO10"
+
+
 def jpeg_with_c2pa(assertion: bytes, packets: int = 1) -> bytes:
     """A small JPEG with a JUMBF box (a C2PA assertion labelled stds.exif) in `packets` APP11 segments."""
     description = box(b"jumd", bytes.fromhex("6a736f6e00110010800000aa00389b71") + b"\x03stds.exif\0")
