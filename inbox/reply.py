@@ -133,14 +133,17 @@ def compose_reply(
     `not_arrived` says what of the mail did not reach us, so the sender can send it again.
     """
     heading = f"Your photos are published ({len(stored)}):" if stored else "Nothing was published."
-    text = [heading, ""]
-    text += [f"  {item.get('filename') or item['url']}: {item['url']}" for item in stored]
-    markup = [f"<p>{heading}</p>", "<ul>"]
-    for item in stored:
-        url = html.escape(item["url"], quote=True)
-        name = html.escape(item.get("filename") or item["url"])
-        markup.append(f'<li><a href="{url}">{name}</a><br><img src="{url}" alt="{name}" style="max-width:320px"></li>')
-    markup.append("</ul>")
+    text, markup = [heading], [f"<p>{heading}</p>"]
+    if stored:
+        text += ["", *(f"  {item.get('filename') or item['url']}: {item['url']}" for item in stored)]
+        markup.append("<ul>")
+        for item in stored:
+            url = html.escape(item["url"], quote=True)
+            name = html.escape(item.get("filename") or item["url"])
+            markup.append(
+                f'<li><a href="{url}">{name}</a><br><img src="{url}" alt="{name}" style="max-width:320px"></li>'
+            )
+        markup.append("</ul>")
     if rejected:
         text += ["", f"Not published ({len(rejected)}):", ""]
         text += [f"  {item.get('filename') or item.get('attachment')}: {item['reason']}" for item in rejected]

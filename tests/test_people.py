@@ -151,6 +151,17 @@ def test_a_mail_that_lost_attachments_on_its_way_tells_its_sender_to_send_them_a
     assert answer.json["stored"][0]["url"] in reply["text"]
 
 
+def test_a_mail_with_nothing_publishable_gets_a_reply_listing_why_with_no_empty_list(post, mailgun_api):
+    answer = post(mail(("notes.txt", b"shopping list: milk")))
+
+    assert answer.status_code == 415
+    reply = fields_of(mailgun_api.sent()[0])
+    assert reply["text"] == (
+        "Nothing was published.\n\nNot published (1):\n\n  notes.txt: not an accepted image: the content is text/plain"
+    )
+    assert "<ul>\n</ul>" not in reply["html"] and "<ul></ul>" not in reply["html"]
+
+
 def test_a_mail_none_of_whose_attachments_arrived_still_gets_a_reply_saying_so(post, mailgun_api, published):
     answer = post(mail(**{"attachment-count": "2"}))
 
