@@ -13,7 +13,7 @@ OUTBOX = DATA_DIR / "outbox"
 
 
 def development_key(create: bool = True) -> str | None:
-    """MAILGUN_WEBHOOK_SIGNING_KEY, or the local development key (made by serve, shown once)."""
+    """MAILGUN_WEBHOOK_SIGNING_KEY, or the local development key (made by serve, kept in its file)."""
     if os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY"):
         return os.environ["MAILGUN_WEBHOOK_SIGNING_KEY"]
     if not DEV_KEY_FILE.exists():
@@ -23,7 +23,8 @@ def development_key(create: bool = True) -> str | None:
         key = secrets.token_hex(32)
         with os.fdopen(os.open(DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
             file.write(key)
-        print(f"inbox: made a development signing key in {DEV_KEY_FILE} (shown this once): {key}", file=sys.stderr)
+        # Not printed: the terminal's output may end up in a log. inbox send reads the file.
+        print(f"inbox: made a development signing key in {DEV_KEY_FILE} (readable by you only)", file=sys.stderr)
     return DEV_KEY_FILE.read_text().strip()
 
 

@@ -46,6 +46,17 @@ def test_serve_makes_a_private_development_key_that_send_uses(served, images):
     assert (folder / "var" / "storage" / "images" / stored["url"].rsplit("/", 1)[1]).exists()
 
 
+def test_the_development_key_is_kept_in_its_file_and_never_printed(tmp_path, monkeypatch, clean_environ, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    key = workspace.development_key()
+
+    said = capsys.readouterr().err
+    assert key == (tmp_path / "var" / "dev-signing-key").read_text() and len(key) == 64
+    assert "var/dev-signing-key" in said and key not in said
+    assert workspace.development_key() == key and capsys.readouterr().err == ""
+
+
 def test_send_reuses_a_message_id_to_show_a_redelivery(served, images):
     folder, url = served
     (folder / "a.png").write_bytes(images[".png"])
@@ -93,14 +104,6 @@ def test_serve_binds_only_to_loopback(served):
     # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex
     assert f"0100007F:{int(port):04X}" in listening
     assert f"00000000:{int(port):04X}" not in listening
-
-
-def test_the_development_key_is_shown_once(tmp_path, monkeypatch, clean_environ, capsys):
-    monkeypatch.chdir(tmp_path)
-    key = workspace.development_key()
-    assert key in capsys.readouterr().err
-    assert workspace.development_key() == key
-    assert key not in capsys.readouterr().err
 
 
 def test_serve_says_what_is_wrong_instead_of_starting(tmp_path):
