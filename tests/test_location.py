@@ -1119,6 +1119,43 @@ def test_gopro_telemetry_with_gps_is_zeroed_and_without_is_kept(tmp_path):
     assert path.read_bytes() == original and exiftool(path)["GoPro:DeviceName"] == "HERO10"
 
 
+def animated_gif_with_xmp(path) -> None:
+    """Three frames, and XMP as exiftool writes it into a GIF: GPS, a city and a title."""
+    frames = [Image.new("RGB", (16, 16), color) for color in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    frames[0].save(path, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    arguments = ["-XMP:GPSLatitude=52.5", "-XMP:GPSLongitude=13.4", "-XMP-photoshop:City=Berlin", "-XMP-dc:Title=Hi"]
+    subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", *arguments, str(path)], check=True)
+
+
+def gif_frames(path) -> list[bytes]:
+    with Image.open(path) as gif:
+        return [gif.seek(frame) or gif.convert("RGB").tobytes() for frame in range(gif.n_frames)]
+
+
+def test_a_gif_loses_its_xmp_location_and_what_follows_its_trailer(tmp_path):
+    original, path = tmp_path / "original.gif", tmp_path / "animated.gif"
+    animated_gif_with_xmp(original)
+    before = exiftool(original)
+    assert before["XMP-photoshop:City"] == "Berlin" and "XMP-exif:GPSLatitude" in before, "exiftool reads them"
+    path.write_bytes(original.read_bytes() + b"appended video, with the place it was shot")
+
+    assert remove_location(str(path), "image/gif") is True
+
+    after = exiftool(path)
+    assert [tag for tag in after if "GPS" in tag or "City" in tag] == [] and after["XMP-dc:Title"] == "Hi"
+    assert path.stat().st_size == original.stat().st_size and "Warning" not in str(after)
+    assert gif_frames(path) == gif_frames(original) and len(gif_frames(path)) == 3
+
+
+def test_a_gif_cut_short_is_published_as_it_came(tmp_path):
+    path = tmp_path / "short.gif"
+    path.write_bytes(make_image(".gif")[:-20])  # inside its image data, no trailer
+    original = path.read_bytes()
+
+    assert remove_location(str(path), "image/gif") is False
+    assert path.read_bytes() == original
+
+
 def jpeg_with_c2pa(assertion: bytes, packets: int = 1) -> bytes:
     """A small JPEG with a JUMBF box (a C2PA assertion labelled stds.exif) in `packets` APP11 segments."""
     description = box(b"jumd", bytes.fromhex("6a736f6e00110010800000aa00389b71") + b"\x03stds.exif\0")
