@@ -35,8 +35,8 @@ Where it looks, per type (libmagic's MIME type):
   A motion photo's video is cut off: Samsung's (a top-level `mpvd` box) when it ends the file, as
   it does, elsewhere the offsets of what follows would move, so the photo is refused; Google's (an
   MP4 appended after the image's boxes) from its `ftyp` box on.
-- GIF: every block, following its sub-blocks: an XMP application extension. The file ends after
-  the trailer.
+- GIF: every block, following its sub-blocks: an XMP application extension; see
+  inbox/gif_blocks.py. The file ends after the trailer.
 - BMP and anything else: nothing to do.
 
 When location may be present but the structure cannot be walked safely (truncated, offsets out of
@@ -52,6 +52,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
+from inbox.gif_blocks import blank_gif_xmp
 from inbox.heif_items import metadata_items
 from inbox.jpeg_metadata import blank_jpeg_metadata
 from inbox.jpeg_segments import jpeg_segments
@@ -65,8 +66,6 @@ MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_MOVIE_BYTES = 16 * 1024 * 1024
-GIF_XMP = b"\xff\x0bXMP DataXMP"  # an application extension's label, identifier length and identifier
-SCAN_BYTES = 1024 * 1024  # a GIF's sub-blocks are followed through windows of this size
 MOVIE_LOCATION_ATOMS = (b"ISO6709", b"\xa9xyz", b"loci", b"gps ", b"GPS ", b":GPS")
 # The ISOBMFF images (HEIF and AVIF) among images.ACCEPTED: their metadata are items.
 HEIF_TYPES = ("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif")
@@ -154,58 +153,8 @@ def _webp(file: BinaryIO, size: int) -> bool:
 
 
 def _gif(file: BinaryIO, size: int) -> bool:
-    header = read_exact(file, 0, min(size, 13))
-    if len(header) < 13 or header[:6] not in (b"GIF87a", b"GIF89a"):
-        raise LocationError("the GIF header is malformed")
-    changed, position = False, 13 + _gif_colour_table(header[10])
-    for _ in range(MAX_CHUNKS):
-        if position >= size:  # cut short: decoders show what came, and nothing follows
-            return changed
-        kind = read_exact(file, position, 1)[0]
-        if kind == 0x2C:  # an image: its descriptor, colour table, LZW code size, then its data
-            flags = read_exact(file, position + 9, 1)[0] if position + 10 <= size else 0
-            position = _gif_blocks_end(file, position + 10 + _gif_colour_table(flags) + 1, size)
-        elif kind == 0x21:  # an extension: its label, then its data as sub-blocks
-            if read_exact(file, position + 1, min(13, size - position - 1)) == GIF_XMP:
-                changed |= _blank_gif_xmp(file, position + 1 + len(GIF_XMP), size)
-            position = _gif_blocks_end(file, position + 2, size)
-        else:  # the trailer (0x3B), or a byte no decoder reads past
-            return _cut_off_after(file, position + (kind == 0x3B), size) or changed
-    raise LocationError(f"the GIF has more than {MAX_CHUNKS} blocks")
-
-
-def _gif_colour_table(flags: int) -> int:
-    return 3 * (2 << (flags & 7)) if flags & 0x80 else 0
-
-
-def _gif_blocks_end(file: BinaryIO, position: int, size: int) -> int:
-    """Where the sub-blocks starting at `position` end: just past their zero-length terminator, or
-    the file's size when it ends first."""
-    window, at = b"", 0
-    while position + at < size:
-        if at >= len(window):  # the next length byte lies past this window
-            position, at = position + at, 0
-            file.seek(position)
-            window = file.read(SCAN_BYTES)
-        length = window[at]
-        at += 1 + length
-        if length == 0:
-            return position + at
-    return size
-
-
-def _blank_gif_xmp(file: BinaryIO, start: int, size: int) -> bool:
-    # XMP is written raw after its header, its bytes doubling as sub-block lengths that lead any
-    # reader through it to a "landing zone" and the terminator: exiftool reads it all, lengths
-    # included. Blanked, the bytes must still lead to the same terminator, or the GIF would break.
-    end = _gif_blocks_end(file, start, size) - 1
-    if end == size - 1 and read_exact(file, end, 1) != b"\0":
-        raise LocationError("the GIF's XMP runs past the end of the file")
-    if not blank_xmp_location(file, start, end):
-        return False
-    if _gif_blocks_end(file, start, size) - 1 != end:
-        raise LocationError("the GIF's XMP cannot be blanked without breaking the blocks around it")
-    return True
+    changed, end = blank_gif_xmp(file, size)
+    return _cut_off_after(file, end, size) or changed
 
 
 def _tiff(file: BinaryIO, size: int) -> bool:
