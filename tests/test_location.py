@@ -942,7 +942,7 @@ def test_a_gps_pointer_in_an_ifd_below_ifd0_is_taken_out_too(tmp_path, case):
 
 
 def ifd_bytes(order: str, entries: list[tuple[int, int, int, bytes]]) -> bytes:
-    """An IFD in `order`: its count, each (tag, type, count, 4 value bytes) entry, no next IFD."""
+    """An IFD in `order`: its count, each (tag, type, count, 4 value bytes) entry, a next IFD of 0 (none)."""
     packed = b"".join(struct.pack(order + "HHI", tag, kind, count) + value for tag, kind, count, value in entries)
     return struct.pack(order + "H", len(entries)) + packed + bytes(4)
 
