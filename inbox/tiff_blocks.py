@@ -6,7 +6,8 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
 - EXIF: every GPSInfo pointer (tag 0x8825) in the IFD chain (IFD0, IFD1, further TIFF pages) and
   in the IFDs they point at (ExifIFD, SubIFDs, InteropIFD, where exiftool reads one too) is
   taken out of its IFD (the later entries move up by 12 bytes inside the same IFD), and the GPS IFD
-  it pointed at is zeroed with its out-of-line values. Every other tag keeps its bytes and offsets.
+  it pointed at is zeroed with its out-of-line values. So are GeoTIFF's tags, with their values.
+  Every other tag keeps its bytes and offsets.
 - The blocks an IFD holds go to the modules that read them: XMP (tag 700) to
   inbox/xmp_location.py, IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) to
   inbox/iptc_places.py, the maker note (tag 0x927C), where some GPS cameras name the place, to
@@ -34,6 +35,9 @@ GPS_INFO_TAG = 0x8825
 XMP_TAG = 700  # XMP packet inside a TIFF IFD (TIFF files, rarely EXIF)
 IPTC_TAG = 33723  # IPTC-IIM datasets, likewise
 PHOTOSHOP_TAG = 34377  # Photoshop resources, with IPTC-IIM among them
+# GeoTIFF's tags, which place the image on the earth: pixel scale, Intergraph matrix, tie points,
+# transformation, and the GeoKey directory with its double and ASCII parameters.
+GEOTIFF_TAGS = frozenset({0x830E, 0x8480, 0x8482, 0x85D8, 0x87AF, 0x87B0, 0x87B1})
 # Tags that point at further IFDs (ExifIFD, SubIFDs, InteropIFD): exiftool reads a GPS pointer in any of them.
 SUB_IFD_TAGS = frozenset({0x8769, 330, 0xA005})
 THUMBNAIL_TAGS = (0x0201, 0x0202)  # JPEGInterchangeFormat and its length: IFD1's thumbnail
@@ -152,12 +156,16 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             changed |= _blank_thumbnail_metadata(block, *thumbnail)
         if tags.count(GPS_INFO_TAG) > 1:
             raise LocationError("an EXIF IFD has two GPS pointers")
-        if GPS_INFO_TAG in tags:
-            gps_entry = entries[tags.index(GPS_INFO_TAG)]
-            _zero_gps_ifd(block, block.unpack("I", gps_entry[8:12]), visited)
-            kept = b"".join(entry for entry in entries if entry is not gps_entry)
-            count = struct.pack(block.order + "H", len(entries) - 1)
-            block.write(offset, count + kept + raw[-4:] + bytes(12))
+        located = [index for index, tag in enumerate(tags) if tag == GPS_INFO_TAG or tag in GEOTIFF_TAGS]
+        if located:
+            for index in located:
+                if tags[index] == GPS_INFO_TAG:
+                    _zero_gps_ifd(block, block.unpack("I", entries[index][8:12]), visited)
+                elif extent := block.value_extent(entries[index]):
+                    block.write(extent[0], bytes(extent[1]))
+            kept = [entry for index, entry in enumerate(entries) if index not in located]
+            count = struct.pack(block.order + "H", len(kept))
+            block.write(offset, count + b"".join(kept) + raw[-4:] + bytes(12 * len(located)))
             changed = True
         pending.append((block.unpack("I", raw[-4:]), in_chain))
     raise LocationError(f"the EXIF data has more than {MAX_IFDS} IFDs")

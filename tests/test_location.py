@@ -1156,6 +1156,24 @@ def test_a_gif_cut_short_is_published_as_it_came(tmp_path):
     assert path.read_bytes() == original
 
 
+def test_a_geotiff_loses_the_tags_that_place_it_on_the_earth(tmp_path):
+    original, path = tmp_path / "original.tif", tmp_path / "map.tif"
+    Image.new("RGB", (32, 32), (10, 100, 200)).save(original, "TIFF")
+    arguments = ["-q", "-q", "-overwrite_original", "-ModelTiePoint=0 0 0 13.4 52.5 0", str(original)]
+    subprocess.run(["exiftool", *arguments], check=True)
+    before = exiftool(original)
+    assert before["IFD0:ModelTiePoint"] == "0 0 0 13.4 52.5 0", "exiftool reads where the image lies"
+    shutil.copy(original, path)
+
+    assert remove_location(str(path), "image/tiff") is True
+
+    after = exiftool(path)
+    assert after == {tag: value for tag, value in before.items() if tag != "IFD0:ModelTiePoint"}
+    assert b"52.5" not in path.read_bytes() and struct.pack("<d", 52.5) not in path.read_bytes()
+    with Image.open(original) as old, Image.open(path) as new:
+        assert new.tobytes() == old.tobytes()
+
+
 def jpeg_with_c2pa(assertion: bytes, packets: int = 1) -> bytes:
     """A small JPEG with a JUMBF box (a C2PA assertion labelled stds.exif) in `packets` APP11 segments."""
     description = box(b"jumd", bytes.fromhex("6a736f6e00110010800000aa00389b71") + b"\x03stds.exif\0")
