@@ -1,6 +1,6 @@
 """What every location parser shares: the error that keeps an image from being published, the
-bounded read that raises it when the file ends before the metadata it claims, and blanking a block
-that writers split over several segments."""
+bounded read that raises it when the file ends before the metadata it claims, zeroing a range, and
+blanking a block that writers split over several segments."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ def read_exact(file: BinaryIO, offset: int, length: int) -> bytes:
     if len(data) != length:
         raise LocationError("the file ends inside its metadata")
     return data
+
+
+def zero(file: BinaryIO, start: int, end: int) -> None:
+    """Overwrite file[start:end] with zeros."""
+    file.seek(start)
+    file.write(bytes(end - start))
 
 
 def blank_joined(file: BinaryIO, pieces: list[tuple[int, int]], blank: Callable[[BinaryIO, bytes], bool]) -> bool:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple
 
-from inbox.fail_closed import blank_joined, read_exact
+from inbox.fail_closed import blank_joined, read_exact, zero
 from inbox.iptc_places import PHOTOSHOP_3, blank_app13_places, photoshop_resources_start
 from inbox.jpeg_segments import GOPRO_PREFIX, JPEG_XMP, JpegLayout
 from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
@@ -68,9 +68,7 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
         # Its offsets point past the cut, or inside the first image: readers would take that for a further
         # image (Pillow opens the photo as a two-frame MPO and fails on the second). Zeroed, it is an APP2
         # segment no reader knows, and the photo is a plain JPEG.
-        start, stop = layout.stale_index
-        file.seek(start)
-        file.write(bytes(stop - start))
+        zero(file, *layout.stale_index)
         changed = True
     return changed
 
@@ -105,8 +103,7 @@ def _zero_gopro_gps(file: BinaryIO, start: int, end: int) -> bool:
     telemetry = read_exact(file, start, end - start)  # at most 64 KiB: a segment's length is 16 bits
     if not any(key in telemetry for key in GOPRO_GPS_KEYS):
         return False
-    file.seek(start)
-    file.write(bytes(end - start))
+    zero(file, start, end)
     return True
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO
 
-from inbox.fail_closed import LocationError, read_exact
+from inbox.fail_closed import LocationError, read_exact, zero
 
 MAX_JUMBF_BYTES = 16 * 1024 * 1024
 # Key names as the assertions write them (JSON-LD, CBOR, XMP): long enough not to turn up in binary data.
@@ -36,8 +36,7 @@ def zero_jumbf_naming_a_place(file: BinaryIO, packets: list[tuple[int, int]]) ->
     if not any(key in content for key in LOCATION_KEYS):
         return False
     for start, end in packets:
-        file.seek(start)
-        file.write(bytes(end - start))
+        zero(file, start, end)
     return True
 
 

@@ -53,12 +53,7 @@ def blank_maker_note_places(block, entry: bytes) -> bool:
         spans = _place_values(block, offset, offset + length, ifd, base, places)
     except LocationError:
         spans = [(offset, length)]
-    changed = False
-    for start, size in spans:
-        if any(block.read(start, size)):
-            block.write(start, bytes(size))
-            changed = True
-    return changed
+    return any([block.zero(start, size) for start, size in spans])  # a list: every one is zeroed
 
 
 def _place_values(block, start: int, end: int, ifd: int, base: int, places: frozenset[int]) -> list[tuple[int, int]]:

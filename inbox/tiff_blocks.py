@@ -25,7 +25,7 @@ import copy
 import struct
 from typing import BinaryIO
 
-from inbox.fail_closed import LocationError, read_exact
+from inbox.fail_closed import LocationError, read_exact, zero
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
 from inbox.maker_notes import MAKER_NOTE_TAG, blank_maker_note_places
 from inbox.xmp_location import blank_xmp_location
@@ -89,6 +89,13 @@ class _TiffBlock:
     def write(self, offset: int, data: bytes) -> None:
         self.file.seek(self.start + offset)
         self.file.write(data)
+
+    def zero(self, offset: int, length: int) -> bool:
+        """Overwrite `length` bytes at `offset` with zeros; True when any was not zero already."""
+        if not any(self.read(offset, length)):
+            return False
+        zero(self.file, self.start + offset, self.start + offset + length)
+        return True
 
     def read_ifd(self, offset: int, next_pointer: bool = True) -> tuple[bytes, list[bytes]]:
         """The raw bytes of the IFD at `offset` (count, entries, next pointer) and its 12-byte entries.
@@ -162,7 +169,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
                 if tags[index] == GPS_INFO_TAG:
                     _zero_gps_ifd(block, block.unpack("I", entries[index][8:12]), visited)
                 elif extent := block.value_extent(entries[index]):
-                    block.write(extent[0], bytes(extent[1]))
+                    block.zero(*extent)
             kept = [entry for index, entry in enumerate(entries) if index not in located]
             count = struct.pack(block.order + "H", len(kept))
             block.write(offset, count + b"".join(kept) + raw[-4:] + bytes(12 * len(located)))
@@ -228,10 +235,7 @@ def _blank_thumbnail_metadata(block: _TiffBlock, offset: int | None, length: int
         position += 2 + size
     else:
         blanks.append((position, end - position))
-    blanks = [(at, size) for at, size in blanks if any(block.read(at, size))]
-    for at, size in blanks:
-        block.write(at, bytes(size))
-    return bool(blanks)
+    return any([block.zero(at, size) for at, size in blanks])  # a list: every one is zeroed
 
 
 def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:
@@ -239,8 +243,8 @@ def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:
         raise LocationError("the EXIF GPS IFD points back into the IFD chain")
     raw, entries = block.read_ifd(offset)
     for extent in filter(None, map(block.value_extent, entries)):
-        block.write(extent[0], bytes(extent[1]))
-    block.write(offset, bytes(len(raw)))
+        block.zero(*extent)
+    block.zero(offset, len(raw))
 
 
 def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
