@@ -34,9 +34,14 @@ _XMP_LOCATION_NAME = rb"[\w.-]+:(?:(?i:GPS)[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb"
 # phones note (country, network, area and tower: a place to within a few hundred metres), and the
 # latitude and longitude of a Dynamic Depth photo's device (Google's EarthPose).
 LOCATION_NAMESPACES = (b"http://developer.sonyericsson.com/cell/1.0/", b"http://ns.google.com/photos/dd/1.0/earthpose/")
-_LOCATION_NAMESPACE_PREFIX = re.compile(
-    rb"xmlns:([\w.-]+)\s*=\s*[\"'](?:" + b"|".join(map(re.escape, LOCATION_NAMESPACES)) + rb")[\"']"
-)
+
+
+def _prefix_binding(namespaces: tuple[bytes, ...]) -> re.Pattern:
+    """The pattern of an `xmlns:prefix="…"` declaration of one of `namespaces`, the prefix its group 1."""
+    return re.compile(rb"xmlns:([\w.-]+)\s*=\s*[\"'](?:" + b"|".join(map(re.escape, namespaces)) + rb")[\"']")
+
+
+_LOCATION_NAMESPACE_PREFIX = _prefix_binding(LOCATION_NAMESPACES)
 
 
 def _location_patterns(name: bytes) -> tuple[re.Pattern, re.Pattern]:
@@ -53,9 +58,7 @@ _XMP_MOTION_FLAG = re.compile(rb":(?:MotionPhoto|MicroVideo)(?:\s*=\s*[\"']|>\s*
 # Google's container directory lists the files appended after the picture, in file order, the primary
 # first: motion photos and Ultra HDR use the first namespace, Dynamic Depth (Pixel portraits) the second.
 CONTAINER_NAMESPACES = (b"http://ns.google.com/photos/1.0/container/", b"http://ns.google.com/photos/dd/1.0/container/")
-_CONTAINER_PREFIX = re.compile(
-    rb"xmlns:([\w.-]+)\s*=\s*[\"'](?:" + b"|".join(map(re.escape, CONTAINER_NAMESPACES)) + rb")[\"']"
-)
+_CONTAINER_PREFIX = _prefix_binding(CONTAINER_NAMESPACES)
 _RDF_ITEM = re.compile(rb"<rdf:li(?=[\s/>])[^<>]*>")
 
 
