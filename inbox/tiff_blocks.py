@@ -12,7 +12,7 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
   inbox/xmp_location.py, IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) to
   inbox/iptc_places.py, the maker note (tag 0x927C), where some GPS cameras name the place, to
   inbox/maker_notes.py.
-- A JPEG thumbnail (IFD1's) keeps no metadata of its own: its EXIF, XMP, C2PA and IPTC segments are zeroed.
+- A JPEG thumbnail (IFD1's) keeps no metadata of its own: inbox/exif_thumbnail.py zeroes it.
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
 
@@ -25,6 +25,7 @@ import copy
 import struct
 from typing import BinaryIO
 
+from inbox.exif_thumbnail import blank_thumbnail_metadata
 from inbox.fail_closed import LocationError, read_exact, zero
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
 from inbox.maker_notes import MAKER_NOTE_TAG, blank_maker_note_places
@@ -41,10 +42,6 @@ GEOTIFF_TAGS = frozenset({0x830E, 0x8480, 0x8482, 0x85D8, 0x87AF, 0x87B0, 0x87B1
 # Tags that point at further IFDs (ExifIFD, SubIFDs, InteropIFD): exiftool reads a GPS pointer in any of them.
 SUB_IFD_TAGS = frozenset({0x8769, 330, 0xA005})
 THUMBNAIL_TAGS = (0x0201, 0x0202)  # JPEGInterchangeFormat and its length: IFD1's thumbnail
-MAX_THUMBNAIL_SEGMENTS = 4096
-# What a thumbnail's metadata segments are: APP1 (EXIF, XMP), APP11 (C2PA), APP13 (Photoshop, IPTC).
-THUMBNAIL_METADATA_MARKERS = (0xE1, 0xEB, 0xED)
-ADOBE_CM = b"Adobe_CM"  # an APP13 Photoshop puts in its thumbnails: colour management, not metadata
 MP_ENTRY_TAG = 0xB002  # MPF index: 16 bytes per image (attributes, size, offset, two dependent entries)
 MP_ENTRY_TYPE = 7  # UNDEFINED
 MAX_MP_IMAGES = 256
@@ -151,7 +148,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             if tag == PHOTOSHOP_TAG and in_photoshop_resources:
                 raise LocationError("the EXIF inside Photoshop resources holds Photoshop resources again")
             if tag in SUB_IFD_TAGS:
-                pending += [(sub_ifd, False) for sub_ifd in _sub_ifds(block, entry)]
+                pending += [(sub_ifd, False) for sub_ifd in _offsets(block, entry)]
             elif tag == MAKER_NOTE_TAG:
                 changed |= blank_maker_note_places(block, entry)
             blank = _EMBEDDED_BLOCKS.get(tag)
@@ -159,8 +156,9 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             if extent:
                 changed |= blank(file, start + extent[0], start + extent[0] + extent[1])
         if all(tag in tags for tag in THUMBNAIL_TAGS):
-            thumbnail = [_single_value(block, entries[tags.index(tag)]) for tag in THUMBNAIL_TAGS]
-            changed |= _blank_thumbnail_metadata(block, *thumbnail)
+            thumbnail = [_offsets(block, entries[tags.index(tag)]) for tag in THUMBNAIL_TAGS]
+            if all(len(values) == 1 for values in thumbnail):
+                changed |= blank_thumbnail_metadata(block, thumbnail[0][0], thumbnail[1][0])
         if tags.count(GPS_INFO_TAG) > 1:
             raise LocationError("an EXIF IFD has two GPS pointers")
         located = [index for index, tag in enumerate(tags) if tag == GPS_INFO_TAG or tag in GEOTIFF_TAGS]
@@ -185,10 +183,11 @@ def blank_exif_chunk_gps(file: BinaryIO, start: int, end: int) -> bool:
     return blank_exif_gps(file, start + len(EXIF_PREFIX) * prefixed, end)
 
 
-def _sub_ifds(block: _TiffBlock, entry: bytes) -> list[int]:
-    """The offsets of the IFDs a sub-IFD tag (ExifIFD, InteropIFD, SubIFDs) points at.
+def _offsets(block: _TiffBlock, entry: bytes) -> list[int]:
+    """The offsets an entry of SHORTs, LONGs or IFDs holds: the IFDs a sub-IFD tag (ExifIFD, InteropIFD,
+    SubIFDs) points at, the thumbnail's start and its length.
 
-    Empty for a tag of another type or whose list lies outside the data: exiftool cannot follow it either.
+    Empty for an entry of another type or whose list lies outside the data: exiftool cannot follow it either.
     """
     kind, count = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8])
     if kind not in OFFSET_TYPES or not 1 <= count <= MAX_IFDS:
@@ -200,42 +199,6 @@ def _sub_ifds(block: _TiffBlock, entry: bytes) -> list[int]:
             return []
         raw = block.read(listed_at, width * count)
     return [block.unpack(OFFSET_TYPES[kind], raw[at : at + width]) for at in range(0, width * count, width)]
-
-
-def _single_value(block: _TiffBlock, entry: bytes) -> int | None:
-    """The value of an entry holding one SHORT or LONG; None for any other."""
-    kind, count = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8])
-    if kind not in OFFSET_TYPES or count != 1:
-        return None
-    return block.unpack(OFFSET_TYPES[kind], entry[8 : 8 + TYPE_SIZES[kind]])
-
-
-def _blank_thumbnail_metadata(block: _TiffBlock, offset: int | None, length: int | None) -> bool:
-    """Zero the metadata segments of the JPEG thumbnail at block[offset:offset + length]; True if any held bytes.
-
-    A camera writes the thumbnail bare; one made from a tagged photo may keep that photo's EXIF, GPS
-    and all, for anyone who extracts it. Where its header cannot be walked, the rest of it is zeroed.
-    """
-    if offset is None or length is None or not block.holds(offset, length) or length < 4:
-        return False  # not a thumbnail anyone can extract
-    if block.read(offset, 2) != b"\xff\xd8":
-        return False
-    position, end, blanks = offset + 2, offset + length, []
-    for _ in range(MAX_THUMBNAIL_SEGMENTS):
-        if position + 4 > end:
-            break
-        marker, size = struct.unpack(">2sH", block.read(position, 4))
-        if marker in (b"\xff\xda", b"\xff\xd9"):  # the image data: no metadata after it
-            break
-        if marker[0] != 0xFF or size < 2 or position + 2 + size > end:
-            blanks.append((position, end - position))
-            break
-        if marker[1] in THUMBNAIL_METADATA_MARKERS and block.read(position + 4, min(size - 2, 8)) != ADOBE_CM:
-            blanks.append((position + 4, size - 2))
-        position += 2 + size
-    else:
-        blanks.append((position, end - position))
-    return any([block.zero(at, size) for at, size in blanks])  # a list: every one is zeroed
 
 
 def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:
