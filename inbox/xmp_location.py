@@ -2,7 +2,8 @@
 
 Every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`) or names a
 place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
-`Iptc4xmpExt:LocationCreated`, `LocationShown` with everything inside), and every property of a
+`Iptc4xmpExt:LocationCreated`, `LocationShown`, `dwc:dctermsLocation` with everything inside;
+`xmpDM:shotLocation`), and every property of a
 namespace that holds nothing but location (a phone's cell tower, a depth photo's EarthPose), in
 attribute or element form, is overwritten with spaces of the same length; the packet stays
 well-formed. If such a name is still there afterwards (UTF-16 packets, odd syntax), it fails
@@ -24,10 +25,11 @@ from inbox.fail_closed import LocationError, read_exact
 
 MAX_XMP_BYTES = 4 * 1024 * 1024
 # Local names, whatever the prefix, as for GPS: editors (Lightroom's address lookup, exiftool) write
-# the place a photo was taken as these, in the photoshop, IPTC Core and IPTC Extension schemas.
+# the place a photo was taken as these, in the photoshop, IPTC Core and IPTC Extension schemas, and
+# in Dynamic Media's (a video's shot location) and Darwin Core's (a naturalist's location struct).
 _XMP_PLACE_NAMES = (
     rb"City|State|Country|CountryCode|CountryName|Location|LocationCreated|LocationShown"
-    rb"|Sublocation|ProvinceState|WorldRegion"
+    rb"|Sublocation|ProvinceState|WorldRegion|shotLocation|dctermsLocation"
 )
 _XMP_LOCATION_NAME = rb"[\w.-]+:(?:(?i:GPS)[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
 # Namespaces whose every property says where the photo was taken: the cell tower some Sony Ericsson

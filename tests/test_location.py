@@ -461,6 +461,30 @@ def test_every_property_of_a_location_namespace_is_blanked(tmp_path, case):
     assert path.stat().st_size == size and not any(value in path.read_bytes() for value in (b"31337", b"52.52"))
 
 
+# Schemas that name the place in a property of their own, as exiftool writes them: a video's (Adobe's
+# Dynamic Media, which Premiere and Bridge fill in) and a naturalist's (Darwin Core's location struct).
+SCHEMA_PLACE_XMP = XMP.replace(b"GPS", b"Gauge").replace(
+    b"<dc:title>",
+    b'<xmpDM:shotLocation xmlns:xmpDM="http://ns.adobe.com/xmp/1.0/DynamicMedia/">Eiffel Tower</xmpDM:shotLocation>'
+    b'<dwc:dctermsLocation xmlns:dwc="http://rs.tdwg.org/dwc/index.htm" rdf:parseType="Resource">'
+    b"<dwc:locality>Champ de Mars</dwc:locality><dwc:decimalLatitude>48.858</dwc:decimalLatitude>"
+    b"</dwc:dctermsLocation><dc:title>",
+)
+
+
+def test_a_video_shot_location_and_a_darwin_core_location_are_blanked(tmp_path):
+    path = xmp_jpeg(tmp_path, SCHEMA_PLACE_XMP)
+    tags = ("XMP-xmpDM:ShotLocation", "XMP-dwc:DCLocality", "XMP-dwc:DCDecimalLatitude")
+    before = exiftool(path)
+    assert [before.get(tag) for tag in tags] == ["Eiffel Tower", "Champ de Mars", 48.858]
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    after = exiftool(path)
+    assert [tag for tag in tags if tag in after] == [] and after["XMP-dc:Title"] == "Harbour"
+    assert not any(value in path.read_bytes() for value in (b"Eiffel", b"Champ", b"48.858"))
+
+
 def test_a_location_namespace_without_a_prefix_is_refused(tmp_path):
     packet = XMP.replace(b"GPS", b"Gauge").replace(
         b"<dc:title>", b'<cellid xmlns="http://developer.sonyericsson.com/cell/1.0/">31337</cellid><dc:title>'
