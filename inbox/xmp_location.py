@@ -3,14 +3,14 @@
 Every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`) or names a
 place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
 `Iptc4xmpExt:LocationCreated`, `LocationShown`, `dwc:dctermsLocation` with everything inside;
-`xmpDM:shotLocation`), and every property of a
-namespace that holds nothing but location (a phone's cell tower, a depth photo's EarthPose), in
-attribute or element form, is overwritten with spaces of the same length; the packet stays
-well-formed. If such a name is still there afterwards (UTF-16 packets, odd syntax), it fails
-closed. When inbox/location.py has cut a motion photo's video off, the packet's flags that
-announce it (Google's `GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to "0" as
-well, so that viewers do not look for a video that is gone, and its container directory keeps
-only the files that remain.
+`xmpDM:shotLocation`), and every property of a namespace that holds nothing but location (a
+phone's cell tower, a depth photo's EarthPose, by the prefix the packet binds or by the one exiftool
+knows it by), in attribute or element form, is overwritten with spaces of the same length; the
+packet stays well-formed. If such a name is still there afterwards (UTF-16 packets, odd syntax, a
+byte in a name that exiftool drops), it fails closed. When inbox/location.py has cut a motion
+photo's video off, the packet's flags that announce it (Google's `GCamera:MotionPhoto="1"`, the
+older `MicroVideo`) are turned to "0" as well, so that viewers do not look for a video that is
+gone, and its container directory keeps only the files that remain.
 
 XMP packets come from every container: a JPEG's APP1, a PNG's iTXt, a WebP's `XMP ` chunk, a
 TIFF's tag 700 (inbox/tiff_blocks.py), a HEIF's XMP item.
@@ -31,11 +31,16 @@ _XMP_PLACE_NAMES = (
     rb"City|State|Country|CountryCode|CountryName|Location|LocationCreated|LocationShown"
     rb"|Sublocation|ProvinceState|WorldRegion|shotLocation|dctermsLocation"
 )
-_XMP_LOCATION_NAME = rb"[\w.-]+:(?:(?i:GPS)[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
 # Namespaces whose every property says where the photo was taken: the cell tower some Sony Ericsson
 # phones note (country, network, area and tower: a place to within a few hundred metres), and the
 # latitude and longitude of a Dynamic Depth photo's device (Google's EarthPose).
 LOCATION_NAMESPACES = (b"http://developer.sonyericsson.com/cell/1.0/", b"http://ns.google.com/photos/dd/1.0/earthpose/")
+# Their usual prefixes: exiftool reads these as those namespaces even where the packet binds them to
+# nothing (or to something else), so their properties go wherever they appear.
+LOCATION_PREFIXES = rb"cell|EarthPose"
+_XMP_LOCATION_NAME = (
+    rb"(?:[\w.-]+:(?:(?i:GPS)[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))|(?:" + LOCATION_PREFIXES + rb"):[\w.-]+)"
+)
 
 
 def _prefix_binding(namespaces: tuple[bytes, ...]) -> re.Pattern:
@@ -53,6 +58,9 @@ def _location_patterns(name: bytes) -> tuple[re.Pattern, re.Pattern]:
 
 _XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE = _location_patterns(_XMP_LOCATION_NAME)
 _XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
+# exiftool names a property by its letters, digits, "-" and "_" alone: "exif:G\xebPSLatitude" is its
+# GPSLatitude. What a packet still names is judged with every other byte taken out.
+_NOT_NAME_OR_MARKUP = re.compile(rb"[^\w\s.:<>=\"'/-]")
 # The "1" of a motion-photo flag, attribute or element form: a video follows the picture. It starts
 # at the colon, not at the namespace prefix: a prefix pattern would rescan every run of name
 # characters from each of its bytes (seconds for one 64 KiB JPEG segment of letters).
@@ -100,8 +108,7 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
     blanked = bytearray(packet)
     for first, last in spans:
         blanked[first:last] = b" " * (last - first)
-    left = prefixes and re.search(rb"[<\s](?:" + prefixes + rb"):[\w.-]", blanked)
-    if _names_location_property(blanked) or b"G\0P\0S" in blanked or left:
+    if _names_location_property(blanked, prefixes) or b"G\0P\0S" in blanked:
         raise LocationError("the XMP packet still names a location property after blanking")
     if items_kept is not None:
         for match in _XMP_MOTION_FLAG.finditer(packet):
@@ -123,8 +130,12 @@ def names_location(packet: bytes) -> bool:
     return _names_location_property(packet) or any(namespace in packet for namespace in LOCATION_NAMESPACES)
 
 
-def _names_location_property(packet: bytes) -> bool:
-    return b":GPS" in packet or _XMP_PLACE_PROPERTY.search(packet) is not None
+def _names_location_property(packet: bytes, prefixes: bytes = b"") -> bool:
+    """True when the packet, as exiftool reads its names, names a GPS or place property, or one of a
+    location namespace (by its usual prefix or by the `prefixes` the packet binds to it)."""
+    names = _NOT_NAME_OR_MARKUP.sub(b"", packet)
+    in_namespace = rb"[<\s](?:" + LOCATION_PREFIXES + (b"|" + prefixes if prefixes else b"") + rb"):"
+    return b":GPS" in names or any(re.search(pattern, names) for pattern in (_XMP_PLACE_PROPERTY, in_namespace))
 
 
 def _location_prefixes(packet: bytes) -> bytes:

@@ -496,6 +496,36 @@ def test_a_location_namespace_without_a_prefix_is_refused(tmp_path):
         remove_location(str(path), "image/jpeg")
 
 
+# exiftool reads a location namespace's own prefix as that namespace even where nothing binds it
+# (its table of standard prefixes), and names a property by its letters and digits alone.
+UNBOUND_CELL_XMP = CELL_XMP.replace(b'xmlns:cell="http://developer.sonyericsson.com/cell/1.0/"', b"")
+REBOUND_CELL_XMP = CELL_XMP.replace(b"xmlns:cell=", b"xmlns:c=")
+HIDDEN_NAME_XMP = {
+    "GPS": (XMP.replace(b"exif:GPSLatitude", b"exif:G\xebPSLatitude"), "XMP-exif:GPSLatitude"),
+    "cell tower": (CELL_XMP.replace(b"cell:mcc", b"cell:\x93mcc"), "XMP-cell:Mcc"),
+}
+
+
+@pytest.mark.parametrize("packet", [UNBOUND_CELL_XMP, REBOUND_CELL_XMP], ids=["unbound", "bound to another prefix"])
+def test_a_location_namespace_prefix_exiftool_knows_is_blanked_however_the_packet_binds_it(tmp_path, packet):
+    path = xmp_jpeg(tmp_path, packet)
+    assert exiftool(path)["XMP-cell:CellTowerID"] == 31337, "exiftool reads the tower by the prefix alone"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert not [tag for tag in exiftool(path) if tag.startswith("XMP-cell:")] and b"31337" not in path.read_bytes()
+
+
+@pytest.mark.parametrize("case", HIDDEN_NAME_XMP)
+def test_a_location_property_name_with_a_byte_exiftool_drops_is_refused(tmp_path, case):
+    packet, tag = HIDDEN_NAME_XMP[case]
+    path = xmp_jpeg(tmp_path, packet)
+    assert tag in exiftool(path), "exiftool drops the byte and reads the property"
+
+    with pytest.raises(LocationError, match="still names a location"):
+        remove_location(str(path), "image/jpeg")
+
+
 PLACE_XMP = XMP.replace(b"exif:ExposureProgram", b'photoshop:City="Berlin" exif:ExposureProgram').replace(
     b"GPS", b"Gauge"
 )
