@@ -1,0 +1,142 @@
+"""Hostile variations of photos that carry location: removal either publishes no location or refuses.
+
+Each photo of the location tests (every format's GPS and place names, maker notes, location
+namespaces, GoPro telemetry, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the same way on every run
+(seeded), and goes through what a delivery does with it: libmagic names its type, and location
+removal walks it. The only ways out are a published file in which exiftool reads no location, or
+LocationError with a reason. Anything else would be a 500 or a leak; a walk over a second would be
+a stuck worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import struct
+import subprocess
+import time
+
+import pytest
+
+from inbox.images import ACCEPTED, detect_type
+from inbox.jpeg_segments import JPEG_XMP
+from inbox.location import LocationError, remove_location
+from inbox.spool import SNIFF_BYTES
+from tests.harness import LOCATION_FORMATS, jpeg_with_segment, photo_with_gps, write_place_names
+from tests.test_location import (
+    CELL_XMP,
+    MAKER_NOTES_NAMING_PLACES,
+    SCHEMA_PLACE_XMP,
+    animated_gif_with_xmp,
+    gopro_telemetry,
+    gpmf,
+)
+
+# More for a longer search: INBOX_FUZZ_VARIANTS=2500 pytest tests/test_location_fuzz.py (about 3 minutes).
+VARIANTS_PER_PHOTO = int(os.environ.get("INBOX_FUZZ_VARIANTS", "300"))
+# What exiftool reads as where a photo was taken: its Location group (GPS, IPTC and XMP places, maker
+# notes' place names, a cell tower), and the tags of the places this service also removes outside it.
+LOCATION_TAGS = ["-Location:all", "-XMP-xmpDM:ShotLocation", "-ModelTiePoint", "-ModelTransform", "-GeoTiffDirectory"]
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory) -> dict[str, bytes]:
+    return location_photos(tmp_path_factory.mktemp("seeds"))
+
+
+def location_photos(folder) -> dict[str, bytes]:
+    """name: the bytes of a photo that carries location (made in `folder`)."""
+    photos = {}
+    for extension in LOCATION_FORMATS:
+        path = folder / f"gps.{extension}"
+        photo_with_gps(extension, path)
+        if extension in ("jpg", "tif"):
+            write_place_names(path, iim=True, digest=True)
+        photos[path.name] = path.read_bytes()
+    for case, (exif, _, _) in MAKER_NOTES_NAMING_PLACES.items():
+        photos[f"maker note, {case}"] = jpeg_with_segment(0xE1, b"Exif\0\0" + exif)
+    for name, packet in (("cell tower", CELL_XMP), ("shot location", SCHEMA_PLACE_XMP)):
+        photos[name] = jpeg_with_segment(0xE1, JPEG_XMP + packet)
+    gps = gpmf(b"GPS5", ord("l"), 20, 1, struct.pack(">5i", 525200000, 134050000, 34000, 0, 0))
+    photos["gopro"] = jpeg_with_segment(0xE6, gopro_telemetry(gps))
+    animated_gif_with_xmp(folder / "xmp.gif")
+    photos["xmp.gif"] = (folder / "xmp.gif").read_bytes()
+    geotiff = folder / "geo.tif"
+    photo_with_gps("tif", geotiff)
+    subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", "-ModelTiePoint=0 0 0 13.4 52.5 0", geotiff])
+    photos["geo.tif"] = geotiff.read_bytes()
+    return photos
+
+
+def damaged(photo: bytes, rng: random.Random) -> bytes:
+    """`photo` with one to four bytes changed, runs cut out or inserted, or an edge value set."""
+    data = bytearray(photo)
+    for _ in range(rng.randint(1, 4)):
+        at, choice = rng.randrange(len(data)), rng.random()
+        if choice < 0.5:
+            data[at] = rng.randrange(256)
+        elif choice < 0.65:
+            data[at] = rng.choice((0x00, 0x7F, 0x80, 0xFF))
+        elif choice < 0.8:
+            del data[at : at + rng.randint(1, 32)]
+        else:
+            data[at:at] = rng.randbytes(rng.randint(1, 16))
+    return bytes(data)
+
+
+def exiftool_locations(folder) -> dict[str, dict]:
+    """file name: the location tags with a value that exiftool reads in it, for every file in `folder`."""
+    out = subprocess.run(
+        ["exiftool", "-j", "-a", "-G1", "-ee", "-q", "-q", *LOCATION_TAGS, str(folder)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = {}
+    for row in json.loads(out or "[]"):
+        # Zeroed values read as nothing, 0 or "n/a" (a Nikon LocationInfo's encoding).
+        tags = {tag: value for tag, value in row.items() if str(value).strip(" \0") not in ("", "0", "n/a")}
+        del tags["SourceFile"]
+        if tags:
+            found[row["SourceFile"].rsplit("/", 1)[-1]] = tags
+    return found
+
+
+def file_name(name: str, content_type: str, number: int | str) -> str:
+    """A file name for a variant that exiftool takes, in a folder, by its extension."""
+    return f"{name.replace(' ', '_').replace(',', '')}-{number}{ACCEPTED[content_type]}"
+
+
+def test_the_check_reads_the_location_of_every_photo_before_removal(seeds, tmp_path):
+    for name, photo in seeds.items():
+        (tmp_path / file_name(name, detect_type(photo[:SNIFF_BYTES]), "original")).write_bytes(photo)
+
+    assert sorted(exiftool_locations(tmp_path)) == sorted(path.name for path in tmp_path.iterdir())
+
+
+def test_damaged_photos_are_published_without_location_or_refused_with_a_reason(seeds, tmp_path):
+    outcomes = {"published": 0, "refused": 0}
+    slowest = 0.0
+    for name, photo in seeds.items():
+        rng = random.Random(name)  # the same variants on every run
+        for number in range(VARIANTS_PER_PHOTO):
+            data = damaged(photo, rng)
+            content_type = detect_type(data[:SNIFF_BYTES])
+            if content_type not in ACCEPTED:
+                continue  # refused before any walk, as a delivery refuses it
+            path = tmp_path / file_name(name, content_type, number)
+            path.write_bytes(data)
+            started = time.monotonic()
+            try:
+                remove_location(str(path), content_type)
+                outcomes["published"] += 1
+            except LocationError as error:
+                assert error.reason, f"{path.name}: refused without a reason"
+                outcomes["refused"] += 1
+                path.unlink()
+            slowest = max(slowest, time.monotonic() - started)
+
+    assert exiftool_locations(tmp_path) == {}
+    assert slowest < 1, f"one walk took {slowest:.2f} s"
+    # Both ways out are taken: the variants reach the walks, not only the type check.
+    assert outcomes["published"] > len(seeds) * VARIANTS_PER_PHOTO // 4 and outcomes["refused"] > 0, outcomes
