@@ -1,11 +1,12 @@
-"""Blanks the place names that GPS cameras keep in their maker notes, inside one EXIF block, in place.
+"""Blanks the places that GPS cameras keep in their maker notes, inside one EXIF block, in place.
 
 Some cameras with GPS look up where a photo was taken and write the place's name into their own
 maker-note tags. exiftool reads these tags (in its Location group), and they stay after the GPS
 IFD is gone:
 - Panasonic: Location, Country, State, City, Landmark and City2 (the travel zooms' landmark database);
 - Nikon: LocationInfo, with the country code and the place's name (the AW and P series);
-- Samsung (the EXIF-style maker notes of the NX series): LocalLocationName and LocationName.
+- Samsung (the EXIF-style maker notes of the NX series): LocalLocationName and LocationName;
+- Kodak: the GPSString of the camera's own IFD (tag 0x8290 of an EXIF IFD, not a maker note).
 
 A maker note is recognised as exiftool recognises it: by its header, then an IFD at a fixed place
 after it, in the byte order its entry count suggests, with offsets counted from the TIFF header
@@ -27,6 +28,8 @@ BYTE_TYPES = (1, 2, 6, 7)  # a maker note is a string of bytes, nearly always UN
 PANASONIC_PLACES = frozenset({0x67, 0x69, 0x6B, 0x6D, 0x6F, 0x80})
 NIKON_PLACES = frozenset({0x39})
 SAMSUNG_PLACES = frozenset({0x30, 0x31})
+KODAK_IFD_TAG = 0x8290
+KODAK_GPS_STRING = 0x0402
 # exiftool's test for Samsung's EXIF-style maker note: its first entry is the version "0100".
 SAMSUNG_TYPE2 = re.compile(rb"(?:\0.\0\x01\0\x07\0{3}\x04|.\0\x01\0\x07\0\x04\0{3})0100", re.DOTALL)
 
@@ -81,3 +84,17 @@ def _place_values(block, start: int, end: int, ifd: int, base: int, places: froz
         else:
             spans.append((base + extent[0], extent[1]))
     return spans
+
+
+def blank_kodak_gps_string(block, offsets: list[int]) -> bool:
+    """Zero the GPSString of the Kodak IFDs at `offsets` (where a KodakIFD tag of `block` points); True if any.
+
+    An IFD outside the block is skipped, as exiftool skips it.
+    """
+    spans = []
+    for ifd in filter(block.holds, offsets):
+        _, entries = block.read_ifd(ifd, next_pointer=False)
+        for at, entry in enumerate(entries):
+            if block.unpack("H", entry[:2]) == KODAK_GPS_STRING:
+                spans.append(block.value_extent(entry) or (ifd + 2 + 12 * at + 8, 4))  # or in the entry itself
+    return any([block.zero(*span) for span in spans])  # a list: every one is zeroed

@@ -10,8 +10,8 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
   Every other tag keeps its bytes and offsets.
 - The blocks an IFD holds go to the modules that read them: XMP (tag 700) to
   inbox/xmp_location.py, IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) to
-  inbox/iptc_places.py, the maker note (tag 0x927C), where some GPS cameras name the place, to
-  inbox/maker_notes.py.
+  inbox/iptc_places.py, the maker note (tag 0x927C), where some GPS cameras name the place, and
+  Kodak's IFD (tag 0x8290) with its GPSString, to inbox/maker_notes.py.
 - A JPEG thumbnail (IFD1's) keeps no metadata of its own: inbox/exif_thumbnail.py zeroes it.
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
@@ -28,7 +28,7 @@ from typing import BinaryIO
 from inbox.exif_thumbnail import blank_thumbnail_metadata
 from inbox.fail_closed import LocationError, read_exact, zero
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
-from inbox.maker_notes import MAKER_NOTE_TAG, blank_maker_note_places
+from inbox.maker_notes import KODAK_IFD_TAG, MAKER_NOTE_TAG, blank_kodak_gps_string, blank_maker_note_places
 from inbox.xmp_location import blank_xmp_location
 
 EXIF_PREFIX = b"Exif\0\0"  # before the TIFF header in a JPEG's APP1, and in some WebP and PNG
@@ -151,6 +151,8 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
                 pending += [(sub_ifd, False) for sub_ifd in _offsets(block, entry)]
             elif tag == MAKER_NOTE_TAG:
                 changed |= blank_maker_note_places(block, entry)
+            elif tag == KODAK_IFD_TAG:
+                changed |= blank_kodak_gps_string(block, _offsets(block, entry))
             blank = _EMBEDDED_BLOCKS.get(tag)
             extent = block.value_extent(entry) if blank else None
             if extent:

@@ -1095,6 +1095,28 @@ def test_a_maker_note_without_place_names_is_left_as_it_is(tmp_path):
     assert path.read_bytes() == original
 
 
+KODAK_GPS = b"N 48.8584 E 2.2945\0"
+# IFD0 with a KodakIFD pointer (0x8290), and that IFD: its version, then a GPSString, as Kodak's GPS cameras write it.
+KODAK_EXIF = tiff_block(
+    8,
+    (8, [MAKE, (0x8290, 4, 1, 38)], 0),
+    (38, [(0x0000, 1, 4, 1), (0x0402, 2, len(KODAK_GPS), 68)], 0),
+)
+
+
+def test_a_kodak_ifd_has_its_gps_string_zeroed_and_keeps_its_other_tags(tmp_path):
+    path = tmp_path / "kodak.jpg"
+    path.write_bytes(jpeg_with_exif(KODAK_EXIF + KODAK_GPS))
+    assert exiftool(path)["KodakIFD:GPSString"] == "N 48.8584 E 2.2945", "exiftool reads where it was taken"
+    size = path.stat().st_size
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    after = exiftool(path)
+    assert not after["KodakIFD:GPSString"] and after["KodakIFD:KodakVersion"] == "1 0 0 0"  # zeros read as ""
+    assert b"48.8584" not in path.read_bytes() and path.stat().st_size == size
+
+
 def photo_with_thumbnail(path, thumbnail: bytes) -> None:
     """A plain JPEG at `path` whose EXIF holds `thumbnail` as its IFD1 thumbnail, as exiftool writes it."""
     path.write_bytes(make_image(".jpg"))

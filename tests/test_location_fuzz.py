@@ -1,6 +1,6 @@
 """Hostile variations of photos that carry location: removal either publishes no location or refuses.
 
-Each photo of the location tests (every format's GPS and place names, maker notes, location
+Each photo of the location tests (every format's GPS and place names, maker notes, Kodak's IFD, location
 namespaces, GoPro telemetry, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the same way on every run
 (seeded), and goes through what a delivery does with it: libmagic names its type, and location
 removal walks it. The only ways out are a published file in which exiftool reads no location, or
@@ -26,6 +26,8 @@ from inbox.spool import SNIFF_BYTES
 from tests.harness import LOCATION_FORMATS, jpeg_with_segment, photo_with_gps, write_place_names
 from tests.test_location import (
     CELL_XMP,
+    KODAK_EXIF,
+    KODAK_GPS,
     MAKER_NOTES_NAMING_PLACES,
     SCHEMA_PLACE_XMP,
     animated_gif_with_xmp,
@@ -56,6 +58,7 @@ def location_photos(folder) -> dict[str, bytes]:
         photos[path.name] = path.read_bytes()
     for case, (exif, _, _) in MAKER_NOTES_NAMING_PLACES.items():
         photos[f"maker note, {case}"] = jpeg_with_segment(0xE1, b"Exif\0\0" + exif)
+    photos["kodak"] = jpeg_with_segment(0xE1, b"Exif\0\0" + KODAK_EXIF + KODAK_GPS)
     for name, packet in (("cell tower", CELL_XMP), ("shot location", SCHEMA_PLACE_XMP)):
         photos[name] = jpeg_with_segment(0xE1, JPEG_XMP + packet)
     gps = gpmf(b"GPS5", ord("l"), 20, 1, struct.pack(">5i", 525200000, 134050000, 34000, 0, 0))
