@@ -1,4 +1,4 @@
-"""Blanks the places that GPS cameras keep in their maker notes, inside one EXIF block, in place.
+"""Blanks the places that GPS cameras keep in tags of their own (maker notes, Kodak's IFD), in one EXIF block, in place.
 
 Some cameras with GPS look up where a photo was taken and write the place's name into their own
 maker-note tags. exiftool reads these tags (in its Location group), and they stay after the GPS
