@@ -1,9 +1,9 @@
 """Hostile variations of photos that carry location: removal either publishes no location or refuses.
 
-Each photo of the location tests (every format's GPS and place names, maker notes, Kodak's IFD, location
-namespaces, GoPro telemetry, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the same way on every run
-(seeded), and goes through what a delivery does with it: libmagic names its type, and location
-removal walks it. The only ways out are a published file in which exiftool reads no location, or
+Each photo of the location tests (every format's GPS and place names, maker notes, Kodak's IFD,
+location namespaces, GoPro telemetry, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the same
+way on every run (seeded), and goes through what a delivery does with it: libmagic names its type,
+and location removal walks it. The only ways out are a published file in which exiftool reads no location, or
 LocationError with a reason. Anything else would be a 500 or a leak; a walk over a second would be
 a stuck worker.
 """
@@ -23,7 +23,7 @@ from inbox.images import ACCEPTED, detect_type
 from inbox.jpeg_segments import JPEG_XMP
 from inbox.location import LocationError, remove_location
 from inbox.spool import SNIFF_BYTES
-from tests.harness import LOCATION_FORMATS, jpeg_with_segment, photo_with_gps, write_place_names
+from tests.harness import LOCATION_FORMATS, jpeg_with_exif, jpeg_with_segment, photo_with_gps, write_place_names
 from tests.test_location import (
     CELL_XMP,
     KODAK_EXIF,
@@ -57,8 +57,8 @@ def location_photos(folder) -> dict[str, bytes]:
             write_place_names(path, iim=True, digest=True)
         photos[path.name] = path.read_bytes()
     for case, (exif, _, _) in MAKER_NOTES_NAMING_PLACES.items():
-        photos[f"maker note, {case}"] = jpeg_with_segment(0xE1, b"Exif\0\0" + exif)
-    photos["kodak"] = jpeg_with_segment(0xE1, b"Exif\0\0" + KODAK_EXIF + KODAK_GPS)
+        photos[f"maker note, {case}"] = jpeg_with_exif(exif)
+    photos["kodak"] = jpeg_with_exif(KODAK_EXIF + KODAK_GPS)
     for name, packet in (("cell tower", CELL_XMP), ("shot location", SCHEMA_PLACE_XMP)):
         photos[name] = jpeg_with_segment(0xE1, JPEG_XMP + packet)
     gps = gpmf(b"GPS5", ord("l"), 20, 1, struct.pack(">5i", 525200000, 134050000, 34000, 0, 0))
@@ -67,7 +67,8 @@ def location_photos(folder) -> dict[str, bytes]:
     photos["xmp.gif"] = (folder / "xmp.gif").read_bytes()
     geotiff = folder / "geo.tif"
     photo_with_gps("tif", geotiff)
-    subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", "-ModelTiePoint=0 0 0 13.4 52.5 0", geotiff])
+    arguments = ["-q", "-q", "-overwrite_original", "-ModelTiePoint=0 0 0 13.4 52.5 0", str(geotiff)]
+    subprocess.run(["exiftool", *arguments], check=True)
     photos["geo.tif"] = geotiff.read_bytes()
     return photos
 
