@@ -9,6 +9,7 @@ recognises them, broken headers included:
 - APP13 Photoshop resources to inbox/iptc_places.py.
 - APP11 JUMBF (C2PA content credentials) to inbox/jumbf.py.
 - APP6 GoPro telemetry (GPMF) that holds GPS is zeroed.
+- APP1 FLIR segments (a thermal camera's data, chunked) to inbox/flir.py, which zeroes their GPS record.
 - A block too large for one segment goes on in the next segment of the same kind, and exiftool
   reads the segments joined: EXIF (the next APP1 starts `Exif\\0\\0` without a TIFF header) and
   Photoshop resources (the next APP13 starts `Photoshop 3.0\\0`). Such blocks are blanked joined,
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import BinaryIO, NamedTuple
 
 from inbox.fail_closed import blank_joined, read_exact, zero
+from inbox.flir import CHUNK_HEADER, FLIR_PREFIX, blank_flir_gps
 from inbox.iptc_places import PHOTOSHOP_3, blank_app13_places, photoshop_resources_start
 from inbox.jpeg_segments import GOPRO_PREFIX, JPEG_XMP, JpegLayout
 from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
@@ -45,7 +47,7 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
     `items_kept`: what followed the picture is cut off and that many images remain (see
     inbox/xmp_location.py), or None.
     """
-    changed, jumbf, blocks = False, [], []
+    changed, jumbf, flir, blocks = False, [], [], []
     for start, stop in layout.metadata:
         kind = read_exact(file, start, min(stop - start, len(JPEG_EXTENDED_XMP)))
         follows = bool(blocks) and blocks[-1].payloads[-1][1] + SEGMENT_HEADER == start
@@ -53,6 +55,8 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
             jumbf.append((start, stop))
         elif kind.startswith(GOPRO_PREFIX):
             changed |= _zero_gopro_gps(file, start, stop)
+        elif kind.startswith(FLIR_PREFIX) and stop - start >= CHUNK_HEADER:
+            flir.append((start, stop))
         elif follows and _goes_on(blocks[-1].blank, kind):
             blocks[-1].payloads.append((start, stop))
         elif (resources := photoshop_resources_start(kind)) is not None:
@@ -64,6 +68,7 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
     for block in blocks:
         changed |= block.blank(file, block.payloads, block.start)
     changed |= zero_jumbf_naming_a_place(file, jumbf)
+    changed |= blank_flir_gps(file, flir)
     if layout.stale_index is not None:
         # Its offsets point past the cut, or inside the first image: readers would take that for a further
         # image (Pillow opens the photo as a two-frame MPO and fails on the second). Zeroed, it is an APP2

@@ -1195,6 +1195,48 @@ def test_gopro_telemetry_with_gps_is_zeroed_and_without_is_kept(tmp_path):
     assert path.read_bytes() == original and exiftool(path)["GoPro:DeviceName"] == "HERO10"
 
 
+def flir_data(directory: int = 0x40) -> bytes:
+    """A FLIR camera's FFF data, as its APP1 segments carry it: a header (big-endian), a directory
+    of two records, CameraInfo (emissivity 0.95) and GPSInfo (little-endian, as FLIR writes it)."""
+    header = (b"FFF\0" + b"TestCam".ljust(16, b"\0") + struct.pack(">IIII", 100, directory, 2, 3)).ljust(0x40, b"\0")
+    entries = struct.pack(">HHIIII", 0x20, 1, 0x64, 1, 0x80, 0x40).ljust(32, b"\0")
+    entries += struct.pack(">HHIIII", 0x2B, 1, 0x64, 2, 0xC0, 0x60).ljust(32, b"\0")
+    camera = (struct.pack(">H", 2).ljust(0x20, b"\0") + struct.pack(">f", 0.95)).ljust(0x40, b"\0")
+    gps = struct.pack("<I4s2s2s4xddf", 1, b"\2\2\0\0", b"N\0", b"E\0", 48.8584, 2.2945, 35.0).ljust(0x60, b"\0")
+    return header + entries + camera + gps
+
+
+def flir_chunks(data: bytes) -> list[bytes]:
+    """`data` in two APP1 payloads: "FLIR\0", a version, the chunk's number and the count less one."""
+    return [b"FLIR\0\x01\x00\x01" + data[:0x90], b"FLIR\0\x01\x01\x01" + data[0x90:]]
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["chunks in order", "chunks reversed"])
+def test_a_flir_photo_loses_its_gps_record_and_keeps_its_thermal_data(tmp_path, order):
+    path = tmp_path / "thermal.jpg"
+    path.write_bytes(jpeg_with_segment(0xE1, *flir_chunks(flir_data())[::order]))
+    assert exiftool(path)["FLIR:GPSLatitude"] == 48.8584, "exiftool reads where the thermal photo was taken"
+    size = path.stat().st_size
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    after = exiftool(path)
+    assert (
+        not [tag for tag, value in after.items() if tag.startswith("FLIR:GPS") and value]
+        and size == path.stat().st_size
+    )
+    assert after["FLIR:Emissivity"] == pytest.approx(0.95) and after["FLIR:CreatorSoftware"] == "TestCam"
+
+
+def test_flir_data_whose_directory_cannot_be_followed_is_zeroed_whole(tmp_path):
+    path = tmp_path / "thermal.jpg"
+    path.write_bytes(jpeg_with_segment(0xE1, *flir_chunks(flir_data(directory=0x4000))))
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert not [tag for tag in exiftool(path) if tag.startswith("FLIR:")] and b"TestCam" not in path.read_bytes()
+
+
 def animated_gif_with_xmp(path) -> None:
     """Three frames, and XMP as exiftool writes it into a GIF: GPS, a city and a title."""
     frames = [Image.new("RGB", (16, 16), color) for color in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]

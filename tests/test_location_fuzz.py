@@ -1,7 +1,7 @@
 """Hostile variations of photos that carry location: removal either publishes no location or refuses.
 
 Each photo of the location tests (every format's GPS and place names, maker notes, Kodak's IFD,
-location namespaces, GoPro telemetry, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the same
+location namespaces, GoPro and FLIR data, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the same
 way on every run (seeded), and goes through what a delivery does with it: libmagic names its type,
 and location removal walks it. The only ways out are a published file in which exiftool reads no location, or
 LocationError with a reason. Anything else would be a 500 or a leak; a walk over a second would be
@@ -31,6 +31,8 @@ from tests.test_location import (
     MAKER_NOTES_NAMING_PLACES,
     SCHEMA_PLACE_XMP,
     animated_gif_with_xmp,
+    flir_chunks,
+    flir_data,
     gopro_telemetry,
     gpmf,
 )
@@ -63,6 +65,7 @@ def location_photos(folder) -> dict[str, bytes]:
         photos[name] = jpeg_with_segment(0xE1, JPEG_XMP + packet)
     gps = gpmf(b"GPS5", ord("l"), 20, 1, struct.pack(">5i", 525200000, 134050000, 34000, 0, 0))
     photos["gopro"] = jpeg_with_segment(0xE6, gopro_telemetry(gps))
+    photos["flir"] = jpeg_with_segment(0xE1, *flir_chunks(flir_data()))
     animated_gif_with_xmp(folder / "xmp.gif")
     photos["xmp.gif"] = (folder / "xmp.gif").read_bytes()
     geotiff = folder / "geo.tif"
@@ -92,14 +95,14 @@ def damaged(photo: bytes, rng: random.Random) -> bytes:
 def exiftool_locations(folder) -> dict[str, dict]:
     """file name: the location tags with a value that exiftool reads in it, for every file in `folder`."""
     out = subprocess.run(
-        ["exiftool", "-j", "-a", "-G1", "-ee", "-q", "-q", *LOCATION_TAGS, str(folder)],
+        ["exiftool", "-j", "-n", "-a", "-G1", "-ee", "-q", "-q", *LOCATION_TAGS, str(folder)],
         capture_output=True,
         text=True,
     ).stdout
     found = {}
     for row in json.loads(out or "[]"):
-        # Zeroed values read as nothing, 0 or "n/a" (a Nikon LocationInfo's encoding).
-        tags = {tag: value for tag, value in row.items() if str(value).strip(" \0") not in ("", "0", "n/a")}
+        # Zeroed values read as nothing or 0 (-n: numbers, not their words).
+        tags = {tag: value for tag, value in row.items() if str(value).strip(" \0") not in ("", "0")}
         del tags["SourceFile"]
         if tags:
             found[row["SourceFile"].rsplit("/", 1)[-1]] = tags
