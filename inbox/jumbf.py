@@ -20,7 +20,8 @@ from inbox.fail_closed import LocationError, read_exact, zero
 
 MAX_JUMBF_BYTES = 16 * 1024 * 1024
 # Key names as the assertions write them (JSON-LD, CBOR, XMP): long enough not to turn up in binary data.
-LOCATION_KEYS = (b"GPSLatitude", b"GPSLongitude", b"LocationCreated", b"LocationShown", b"photoshop:City")
+# Any EXIF GPS key counts (where the camera looked, GPSDest…, is a place too).
+LOCATION_KEYS = (b"exif:GPS", b"GPSLatitude", b"GPSLongitude", b"LocationCreated", b"LocationShown", b"photoshop:City")
 
 
 def is_jumbf(head: bytes) -> bool:

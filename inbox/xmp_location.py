@@ -1,6 +1,7 @@
 """Blanks location inside one XMP packet of an open file, in place, keeping its size.
 
-Every property whose local name starts with `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`) or names a
+Every property whose local name holds `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`, a vendor's
+`CamGPSLatitude`) or names a
 place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
 `Iptc4xmpExt:LocationCreated`, `LocationShown`, `dwc:dctermsLocation` with everything inside;
 `xmpDM:shotLocation`), and every property of a namespace that holds nothing but location (a
@@ -38,8 +39,13 @@ LOCATION_NAMESPACES = (b"http://developer.sonyericsson.com/cell/1.0/", b"http://
 # Their usual prefixes: exiftool reads these as those namespaces even where the packet binds them to
 # nothing (or to something else), so their properties go wherever they appear.
 LOCATION_PREFIXES = rb"cell|EarthPose"
+# A local name with GPS anywhere in it, taken whole at once (a lookahead, then the same bytes again),
+# so that a match that fails after it does not try every split of the name (quadratic in a long
+# one; Python 3.10 has no possessive quantifier).
+_GPS_LOCAL_NAME = rb"(?=(?P<local>[\w.-]*?(?i:GPS)[\w.-]*))(?P=local)"
 _XMP_LOCATION_NAME = (
-    rb"(?:[\w.-]+:(?:(?i:GPS)[\w.-]*|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))|(?:" + LOCATION_PREFIXES + rb"):[\w.-]+)"
+    rb"(?:[\w.-]+:(?:" + _GPS_LOCAL_NAME + rb"|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
+    rb"|(?:" + LOCATION_PREFIXES + rb"):[\w.-]+)"
 )
 
 
@@ -53,11 +59,16 @@ _LOCATION_NAMESPACE_PREFIX = _prefix_binding(LOCATION_NAMESPACES)
 
 def _location_patterns(name: bytes) -> tuple[re.Pattern, re.Pattern]:
     """The element and attribute patterns of the properties whose qualified names match `name`."""
-    return re.compile(rb"<(" + name + rb")(?=[\s/>])[^<>]*>"), re.compile(rb"\s" + name + rb"\s*=\s*([\"'])")
+    element = re.compile(rb"<(" + name + rb")(?=[\s/>])[^<>]*>")
+    return element, re.compile(rb"\s" + name + rb"\s*=\s*(?P<quote>[\"'])")
 
 
 _XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE = _location_patterns(_XMP_LOCATION_NAME)
 _XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
+# A name still holding GPS after blanking: an element's, or an attribute's as exiftool reads one (the
+# bytes before `="`, whatever they are). An attribute's is taken whole from where it starts, so each
+# name is scanned once.
+_XMP_GPS_NAME = re.compile(rb"<[^\s<>/]*GPS|(?<![\w.-])(?=[\w.-]*?GPS)(?=(?P<name>[\w.-]+))(?P=name)\s*=\s*[\"']")
 # exiftool names a property by its letters, digits, "-" and "_" alone: "exif:G\xebPSLatitude" is its
 # GPSLatitude. What a packet still names is judged with every other byte taken out.
 _NOT_NAME_OR_MARKUP = re.compile(rb"[^\w\s.:<>=\"'/-]")
@@ -101,7 +112,7 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
         spans.append((match.start(), close))
         covered = close
     for match in attribute.finditer(packet):
-        close = packet.find(match.group(1), match.end()) + 1
+        close = packet.find(match.group("quote"), match.end()) + 1
         if close <= 0:
             raise LocationError("an XMP location attribute is not closed")
         spans.append((match.start(), close))
@@ -126,7 +137,7 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
 
 
 def names_location(packet: bytes) -> bool:
-    """True when the XMP packet names a GPS or place property (or seems to: `:GPS` anywhere) or a location namespace."""
+    """True when the XMP packet names a GPS or place property (or seems to) or a location namespace."""
     return _names_location_property(packet) or any(namespace in packet for namespace in LOCATION_NAMESPACES)
 
 
@@ -135,7 +146,8 @@ def _names_location_property(packet: bytes, prefixes: bytes = b"") -> bool:
     location namespace (by its usual prefix or by the `prefixes` the packet binds to it)."""
     names = _NOT_NAME_OR_MARKUP.sub(b"", packet)
     in_namespace = rb"[<\s](?:" + LOCATION_PREFIXES + (b"|" + prefixes if prefixes else b"") + rb"):"
-    return b":GPS" in names or any(re.search(pattern, names) for pattern in (_XMP_PLACE_PROPERTY, in_namespace))
+    gps = b":GPS" in names or (b"GPS" in names and _XMP_GPS_NAME.search(names) is not None)
+    return gps or any(re.search(pattern, names) for pattern in (_XMP_PLACE_PROPERTY, in_namespace))
 
 
 def _location_prefixes(packet: bytes) -> bytes:

@@ -564,6 +564,16 @@ def test_a_25_mib_jpeg_costs_a_few_small_reads(tmp_path):
     assert "GPS:GPSLatitude" not in exiftool(path)
 
 
+def test_an_xmp_property_with_gps_inside_its_name_is_blanked(tmp_path):
+    # A vendor's or a damaged name: exiftool shows it, with its coordinate, as an unknown tag.
+    path = xmp_jpeg(tmp_path, XMP.replace(b"exif:GPSLatitude", b"exif:CamGPSLatitude"))
+    assert exiftool(path)["XMP-exif:CamGPSLatitude"] == "52,31.2N"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert [tag for tag in exiftool(path) if "GPS" in tag] == [] and b"52,31.2N" not in path.read_bytes()
+
+
 def test_xmp_gps_in_element_and_attribute_form_keeps_packet_size(tmp_path):
     path = xmp_jpeg(tmp_path, XMP)
     size = os.path.getsize(path)
@@ -1321,6 +1331,17 @@ def test_c2pa_credentials_that_name_the_place_are_zeroed(tmp_path, packets):
     assert os.path.getsize(path) == size
     with Image.open(path) as image:
         image.load()
+
+
+def test_c2pa_credentials_with_any_exif_gps_key_are_zeroed(tmp_path):
+    # Where the camera looked (its GPSDest… keys) is a place too, and holds neither GPSLatitude nor GPSLongitude.
+    path = tmp_path / "c2pa.jpg"
+    path.write_bytes(jpeg_with_c2pa(b'{"exif:GPSDestLatitude": "52,31.2N", "exif:GPSDestLongitude": "13,24.5E"}'))
+    assert exiftool(path)["Doc1:JSON:ExifGPSDestLatitude"] == "52,31.2N", "exiftool reads the place there"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert [tag for tag in exiftool(path) if "GPS" in tag or ":JSON:" in tag] == []
 
 
 def test_c2pa_credentials_naming_no_place_are_kept(tmp_path):
