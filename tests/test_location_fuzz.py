@@ -1,11 +1,11 @@
 """Hostile variations of photos that carry location: removal either publishes no location or refuses.
 
 Each photo of the location tests (every format's GPS and place names, maker notes, Kodak's IFD,
-location namespaces, GoPro and FLIR data, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the same
-way on every run (seeded), and goes through what a delivery does with it: libmagic names its type,
-and location removal walks it. The only ways out are a published file in which exiftool reads no location, or
-LocationError with a reason. Anything else would be a 500 or a leak; a walk over a second would be
-a stuck worker.
+location namespaces, GoPro and FLIR data, C2PA, Photoshop resources, PNG chunks, a GIF's XMP, a
+GeoTIFF) is damaged in a few bytes, the same way on every run (seeded), and goes through what a
+delivery does with it: libmagic names its type, and location removal walks it. The only ways out
+are a published file in which exiftool reads no location, or LocationError with a reason.
+Anything else would be a 500 or a leak; a walk over a second would be a stuck worker.
 """
 
 from __future__ import annotations
@@ -23,25 +23,32 @@ from inbox.images import ACCEPTED, detect_type
 from inbox.jpeg_segments import JPEG_XMP
 from inbox.location import LocationError, remove_location
 from inbox.spool import SNIFF_BYTES
-from tests.harness import LOCATION_FORMATS, jpeg_with_exif, jpeg_with_segment, photo_with_gps, write_place_names
+from tests.harness import LOCATION_FORMATS, XMP, jpeg_with_exif, jpeg_with_segment, photo_with_gps, write_place_names
 from tests.test_location import (
+    C2PA_EXIF,
     CELL_XMP,
+    GPS_TIFF,
     KODAK_EXIF,
     KODAK_GPS,
     MAKER_NOTES_NAMING_PLACES,
+    PNG_CHUNKS_EXIFTOOL_READS,
     SCHEMA_PLACE_XMP,
     animated_gif_with_xmp,
     flir_chunks,
     flir_data,
     gopro_telemetry,
     gpmf,
+    jpeg_with_c2pa,
+    photoshop_resources,
+    png_with_chunk,
 )
 
 # More for a longer search: INBOX_FUZZ_VARIANTS=2500 pytest tests/test_location_fuzz.py (under 2 minutes).
 VARIANTS_PER_PHOTO = int(os.environ.get("INBOX_FUZZ_VARIANTS", "300"))
 # What exiftool reads as where a photo was taken: its Location group (GPS, IPTC and XMP places, maker
-# notes' place names, a cell tower), and the tags of the places this service also removes outside it.
-LOCATION_TAGS = ["-Location:all", "-XMP-xmpDM:ShotLocation", "-ModelTiePoint", "-ModelTransform", "-GeoTiffDirectory"]
+# notes' place names, a cell tower), any tag named GPS (C2PA's JSON), and the places this service also
+# removes outside them.
+LOCATION_TAGS = ["-Location:all", "-*GPS*", "-XMP-xmpDM:ShotLocation", "-ModelTiePoint", "-GeoTiffDirectory"]
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +73,11 @@ def location_photos(folder) -> dict[str, bytes]:
     gps = gpmf(b"GPS5", ord("l"), 20, 1, struct.pack(">5i", 525200000, 134050000, 34000, 0, 0))
     photos["gopro"] = jpeg_with_segment(0xE6, gopro_telemetry(gps))
     photos["flir"] = jpeg_with_segment(0xE1, *flir_chunks(flir_data()))
+    photos["c2pa"] = jpeg_with_c2pa(C2PA_EXIF, packets=3)
+    for resource, data in ((0x0422, GPS_TIFF), (0x0424, XMP)):
+        photos[f"photoshop resource {resource:#x}"] = jpeg_with_segment(0xED, photoshop_resources((resource, data)))
+    for case, (kind, data) in PNG_CHUNKS_EXIFTOOL_READS.items():
+        photos[f"png {case}"] = png_with_chunk(kind, data)
     animated_gif_with_xmp(folder / "xmp.gif")
     photos["xmp.gif"] = (folder / "xmp.gif").read_bytes()
     geotiff = folder / "geo.tif"
