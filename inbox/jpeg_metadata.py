@@ -49,9 +49,11 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
     """
     changed, jumbf, flir, blocks = False, [], [], []
     for start, stop in layout.metadata:
-        kind = read_exact(file, start, min(stop - start, len(JPEG_EXTENDED_XMP)))
+        # The segment's marker and length, then the head of its payload.
+        head = read_exact(file, start - 3, 3 + min(stop - start, len(JPEG_EXTENDED_XMP)))
+        kind = head[3:]
         follows = bool(blocks) and blocks[-1].payloads[-1][1] + SEGMENT_HEADER == start
-        if is_jumbf(kind):
+        if is_jumbf(head[0], kind, stop - start):
             jumbf.append((start, stop))
         elif kind.startswith(GOPRO_PREFIX):
             changed |= _zero_gopro_gps(file, start, stop)

@@ -8,7 +8,8 @@ JUMBF packet is zeroed instead, and readers see APP11 segments they do not know.
 
 An APP11 packet is "JP", a 2-byte box instance, a 4-byte sequence number, then the box's LBox and
 TBox (repeated in every packet, with an XLBox when LBox is 1) and a slice of its content. The
-contents of all packets together, at most MAX_JUMBF_BYTES, are searched for the key names.
+contents of all packets together, at most MAX_JUMBF_BYTES, are searched for the key names. Packets
+that are out of sequence cannot be read as credentials, and are zeroed as well.
 """
 
 from __future__ import annotations
@@ -19,26 +20,42 @@ from typing import BinaryIO
 from inbox.fail_closed import LocationError, read_exact, zero
 
 MAX_JUMBF_BYTES = 16 * 1024 * 1024
+APP11 = 0xEB
 # Key names as the assertions write them (JSON-LD, CBOR, XMP): long enough not to turn up in binary data.
 # Any EXIF GPS key counts (where the camera looked, GPSDest…, is a place too).
 LOCATION_KEYS = (b"exif:GPS", b"GPSLatitude", b"GPSLongitude", b"LocationCreated", b"LocationShown", b"photoshop:City")
 
 
-def is_jumbf(head: bytes) -> bool:
-    """True when the APP11 payload starting with `head` (16 bytes or more) is a JUMBF packet."""
-    return head[:2] == b"JP" and head[12:16] == b"jumb"
+def is_jumbf(marker: int, head: bytes, length: int) -> bool:
+    """True when a segment's payload of `length` bytes starting with `head` is a JUMBF packet, as exiftool
+    tells one: an APP11 payload of 16 bytes or more starting "JP", whatever its box type."""
+    return marker == APP11 and head[:2] == b"JP" and length >= 16
 
 
 def zero_jumbf_naming_a_place(file: BinaryIO, packets: list[tuple[int, int]]) -> bool:
-    """Zero every JUMBF packet (file ranges of APP11 payloads) when one names a place; True when it did."""
+    """Zero every JUMBF packet (file ranges of APP11 payloads) when one names a place, or when they are out
+    of sequence; True when it did."""
     if sum(end - start for start, end in packets) > MAX_JUMBF_BYTES:
         raise LocationError(f"the JPEG's JUMBF boxes (C2PA) are larger than {MAX_JUMBF_BYTES >> 20} MiB")
     content = b"".join(_content(file, start, end) for start, end in packets)
-    if not any(key in content for key in LOCATION_KEYS):
+    if _in_sequence(file, packets) and not any(key in content for key in LOCATION_KEYS):
         return False
     for start, end in packets:
         zero(file, start, end)
     return True
+
+
+def _in_sequence(file: BinaryIO, packets: list[tuple[int, int]]) -> bool:
+    """True when each box's packets are numbered 1, 2, … (in any order), as a reader must join them.
+
+    Packets out of sequence cannot be joined into credentials anyone can check, and exiftool sizes
+    a list by the sequence number (one of 2**31 exhausts its memory).
+    """
+    sequences: dict[bytes, list[int]] = {}
+    for start, _ in packets:
+        head = read_exact(file, start, 8)  # "JP", the box instance, the sequence number
+        sequences.setdefault(head[2:4], []).append(struct.unpack(">I", head[4:8])[0])
+    return all(sorted(numbers) == list(range(1, len(numbers) + 1)) for numbers in sequences.values())
 
 
 def _content(file: BinaryIO, start: int, end: int) -> bytes:

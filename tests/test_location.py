@@ -1344,6 +1344,34 @@ def test_c2pa_credentials_with_any_exif_gps_key_are_zeroed(tmp_path):
     assert [tag for tag in exiftool(path) if "GPS" in tag or ":JSON:" in tag] == []
 
 
+def test_a_jumbf_packet_of_another_box_type_naming_the_place_is_zeroed_with_the_rest(tmp_path):
+    # exiftool takes every APP11 packet starting "JP" for JUMBF, whatever its box type.
+    data = bytearray(jpeg_with_c2pa(C2PA_EXIF, packets=3))
+    third = data.rindex(b"JP\0\x01\0\0\0\x03")
+    data[third + 12 : third + 16] = b"jumd"
+    path = tmp_path / "c2pa.jpg"
+    path.write_bytes(bytes(data))
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert b"52,31.2N" not in path.read_bytes() and b"JP\0\x01" not in path.read_bytes()
+
+
+def test_jumbf_packets_out_of_sequence_are_zeroed(tmp_path):
+    # No C2PA reader can join them, and exiftool sizes a list by the sequence number: one of 2**31 exhausts it.
+    data = bytearray(jpeg_with_c2pa(b'{"actions": [{"action": "c2pa.created"}]}', packets=2))
+    second = data.rindex(b"JP\0\x01\0\0\0\x02")
+    data[second + 4 : second + 8] = struct.pack(">I", 2**31)
+    path = tmp_path / "c2pa.jpg"
+    path.write_bytes(bytes(data))
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert b"JP\0\x01" not in path.read_bytes() and b"c2pa.created" not in path.read_bytes()
+    with Image.open(path) as image:
+        image.load()
+
+
 def test_c2pa_credentials_naming_no_place_are_kept(tmp_path):
     path = tmp_path / "c2pa.jpg"
     path.write_bytes(jpeg_with_c2pa(b'{"actions": [{"action": "c2pa.created"}]}'))
