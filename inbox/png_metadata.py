@@ -16,8 +16,9 @@ Chunks are recognised as exiftool recognises them, since what it reads, metadata
   blank anything, the profile names a location and the PNG is refused. Profiles that name none (an
   ICC profile, EXIF without GPS, IPTC with only a caption) stay as they are.
 
-Every chunk read and every inflation is bounded by MAX_TEXT_BYTES; what cannot be decoded fails
-closed with a reason.
+Every chunk read is bounded by MAX_TEXT_BYTES, and so is what all of one PNG's compressed chunks
+inflate to together (an InflateBudget per PNG): a file of small zlib bombs costs no more than
+one. What cannot be decoded fails closed with a reason.
 """
 
 from __future__ import annotations
@@ -43,13 +44,31 @@ SEND_AGAIN = "save the photo without that metadata and send it again"
 _RAW_PROFILE_HEADER = re.compile(rb"\n?[^\n]{0,80}\n *(\d{1,9})\n")
 
 
-def blank_png_exif(file: BinaryIO, start: int, end: int) -> bool:
+class InflateBudget:
+    """What the compressed chunks of one PNG may inflate to, together."""
+
+    def __init__(self):
+        self.left = MAX_TEXT_BYTES
+
+    def inflate(self, compressed: bytes) -> bytes:
+        inflater = zlib.decompressobj()
+        try:
+            text = inflater.decompress(compressed, self.left + 1)  # (a limit of 0 would mean none)
+        except zlib.error as error:
+            raise LocationError(f"a compressed PNG text chunk cannot be read ({error})") from None
+        if len(text) > self.left:
+            raise LocationError(f"the PNG's compressed chunks inflate to more than {MAX_TEXT_BYTES >> 20} MiB")
+        self.left -= len(text)
+        return text
+
+
+def blank_png_exif(file: BinaryIO, start: int, end: int, budget: InflateBudget) -> bool:
     """Blank the GPS of the EXIF chunk data file[start:end]; True when the file changed."""
     if read_exact(file, start, min(end - start, 1)) != b"\0":
         return blank_exif_chunk_gps(file, start, end)
     if end - start > MAX_TEXT_BYTES:
         raise LocationError(f"the PNG's compressed EXIF chunk is larger than {MAX_TEXT_BYTES >> 20} MiB")
-    exif = _inflate(read_exact(file, start, end - start)[5:])
+    exif = budget.inflate(read_exact(file, start, end - start)[5:])
     if blank_exif_gps(io.BytesIO(exif), 0, len(exif)):
         raise LocationError(
             f"the PNG's compressed EXIF chunk holds where the photo was taken, which cannot be blanked in place; "
@@ -58,7 +77,7 @@ def blank_png_exif(file: BinaryIO, start: int, end: int) -> bool:
     return False
 
 
-def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
+def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: InflateBudget) -> bool:
     """Blank the location in the tEXt, zTXt or iTXt chunk data file[start:end]; True when the file changed.
 
     LocationError when it names a location that cannot be blanked in place, or cannot be read.
@@ -75,7 +94,7 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
     text_start, compressed = _text_start(kind, data, len(keyword))
     if xmp and not compressed:
         return blank_xmp_location(file, start + text_start, end)
-    text = _inflate(data[text_start:]) if compressed else data[text_start:]
+    text = budget.inflate(data[text_start:]) if compressed else data[text_start:]
     if xmp and names_location(text):
         raise LocationError(
             "the PNG's XMP names where the photo was taken (GPS or a place) and is compressed, so it cannot be "
@@ -101,17 +120,6 @@ def _text_start(kind: bytes, data: bytes, keyword_length: int) -> tuple[int, boo
     if len(data) < after_keyword + 2 or len(parts) != 3:
         raise LocationError("a PNG iTXt chunk is malformed")
     return len(data) - len(parts[2]), data[after_keyword] != 0
-
-
-def _inflate(compressed: bytes) -> bytes:
-    inflater = zlib.decompressobj()
-    try:
-        text = inflater.decompress(compressed, MAX_TEXT_BYTES)
-    except zlib.error as error:
-        raise LocationError(f"a compressed PNG text chunk cannot be read ({error})") from None
-    if inflater.unconsumed_tail:
-        raise LocationError(f"a compressed PNG text chunk inflates to more than {MAX_TEXT_BYTES >> 20} MiB")
-    return text
 
 
 def _raw_profile_bytes(text: bytes) -> bytes:
