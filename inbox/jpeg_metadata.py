@@ -30,11 +30,10 @@ from inbox.iptc_places import PHOTOSHOP_3, blank_app13_places, photoshop_resourc
 from inbox.jpeg_segments import GOPRO_PREFIX, JPEG_XMP, JpegLayout
 from inbox.jumbf import is_jumbf, zero_jumbf_naming_a_place
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_gps
-from inbox.xmp_location import blank_xmp_location
+from inbox.xmp_location import LENIENT_XMP_MARK, blank_xmp_location
 
 JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 LENIENT_EXIF_HEADER = re.compile(rb"(.{0,4})exif\0", re.DOTALL | re.IGNORECASE)
-LENIENT_XMP_MARK = re.compile(rb"<(exif:|\?xpacket)")
 TIFF_HEADERS = (b"II*\0", b"MM\0*")
 # The GPMF keys of a GoPro's GPS (exiftool's GoPro tables; GPS9 on newer cameras).
 GOPRO_GPS_KEYS = (b"GPS5", b"GPS9", b"GPRI", b"GLPI", b"GPSU", b"GPSF", b"GPSP", b"GPSA")

@@ -7,7 +7,8 @@ Chunks are recognised as exiftool recognises them, since what it reads, metadata
   once proposed), it is refused when it holds GPS.
 - XMP: iTXt, tEXt or zTXt `XML:com.adobe.xmp`, and the obsolete `tXMP` chunk: blanked in place by
   inbox/xmp_location.py when stored as text; compressed, its bytes cannot change without the
-  chunk's length, so it is refused when it names a location.
+  chunk's length, so it is refused when it names a location. An XMP packet in the text of any
+  other uncompressed text chunk (a comment, a keyword cut short) is blanked in place too.
 - Hex raw profiles (tEXt, zTXt or iTXt `Raw profile type <name>`, usually compressed): ImageMagick
   keeps a converted image's EXIF, XMP, IPTC and Photoshop resources this way, and exiftool writes a
   PNG's IPTC so. The text is a newline, the profile's name, a newline, its length in decimal, a
@@ -32,7 +33,7 @@ from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import IIM_MARKER, blank_iim_places, blank_photoshop_places
 from inbox.jpeg_segments import JPEG_XMP
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_chunk_gps, blank_exif_gps
-from inbox.xmp_location import blank_xmp_location, names_location
+from inbox.xmp_location import LENIENT_XMP_MARK, blank_xmp_location, names_location
 
 MAX_TEXT_BYTES = 16 * 1024 * 1024  # a text chunk's data, and what its text inflates to
 MAX_KEYWORD = 79  # the PNG specification's limit
@@ -86,7 +87,7 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: In
     xmp, lowered = keyword == XMP_KEYWORD, keyword.lower()
     profile = lowered.removeprefix(RAW_PROFILE) if lowered.startswith(RAW_PROFILE) else None
     if not xmp and profile not in LOCATION_PROFILES:  # an ICC profile, say, is never decoded
-        return False
+        return _blank_xmp_in_text(file, kind, start, end)
     chunk = f'the PNG\'s "{keyword.decode("latin-1")}" text chunk'
     if end - start > MAX_TEXT_BYTES:
         raise LocationError(f"{chunk} is larger than {MAX_TEXT_BYTES >> 20} MiB")
@@ -106,6 +107,15 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: In
             f"{SEND_AGAIN}"
         )
     return False
+
+
+def _blank_xmp_in_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
+    """Blank an XMP packet in an uncompressed text chunk of another keyword; readers show its text, packet and all."""
+    if kind == b"zTXt" or end - start > MAX_TEXT_BYTES:
+        return False  # compressed (an iTXt's compressed text shows no mark either), or past what is read
+    if not LENIENT_XMP_MARK.search(read_exact(file, start, end - start)):
+        return False
+    return blank_xmp_location(file, start, end)
 
 
 def _text_start(kind: bytes, data: bytes, keyword_length: int) -> tuple[int, bool]:

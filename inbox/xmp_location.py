@@ -25,6 +25,8 @@ from typing import BinaryIO
 from inbox.fail_closed import LocationError, read_exact
 
 MAX_XMP_BYTES = 4 * 1024 * 1024
+# What marks bytes as XMP whatever holds them (exiftool's test for an APP1 of no known header).
+LENIENT_XMP_MARK = re.compile(rb"<(exif:|\?xpacket)")
 # Local names, whatever the prefix, as for GPS: editors (Lightroom's address lookup, exiftool) write
 # the place a photo was taken as these, in the photoshop, IPTC Core and IPTC Extension schemas, and
 # in Dynamic Media's (a video's shot location) and Darwin Core's (a naturalist's location struct).

@@ -936,6 +936,19 @@ def test_png_chunks_exiftool_reads_lose_their_gps(tmp_path, case):
         image.load()  # every CRC still right
 
 
+def test_an_xmp_packet_in_a_png_text_chunk_of_another_keyword_loses_its_gps(tmp_path):
+    # exiftool shows it as the chunk's text (here PNG:Comment), the packet and its coordinates in it.
+    path = tmp_path / "chunk.png"
+    path.write_bytes(png_with_chunk(b"tEXt", b"Comment\0" + XMP))
+    assert "52,31.2N" in str(exiftool(path)), "whoever reads the text reads where it was taken"
+
+    assert remove_location(str(path), "image/png") is True
+
+    assert "52,31.2N" not in str(exiftool(path)) and b"52,31.2N" not in path.read_bytes()
+    with Image.open(path) as image:
+        image.load()  # the CRC is right
+
+
 @pytest.mark.parametrize(
     "kind, data",
     [(b"zxIf", b"\0" + bytes(4) + zlib.compress(GPS_TIFF)), (b"zTXt", b"XML:com.adobe.xmp\0\0" + zlib.compress(XMP))],
