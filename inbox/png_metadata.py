@@ -35,7 +35,7 @@ from inbox.jpeg_segments import JPEG_XMP
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_chunk_gps, blank_exif_gps
 from inbox.xmp_location import LENIENT_XMP_MARK, blank_xmp_location, names_location
 
-MAX_TEXT_BYTES = 16 * 1024 * 1024  # a text chunk's data, and what its text inflates to
+MAX_TEXT_BYTES = 16 * 1024 * 1024  # a text chunk's data, and what all of a PNG's compressed chunks inflate to
 MAX_KEYWORD = 79  # the PNG specification's limit
 XMP_KEYWORD = b"XML:com.adobe.xmp"
 RAW_PROFILE = b"raw profile type "  # compared in lower case, as exiftool reads it
