@@ -58,7 +58,10 @@ class InflateBudget:
         except zlib.error as error:
             raise LocationError(f"a compressed PNG text chunk cannot be read ({error})") from None
         if len(text) > self.left:
-            raise LocationError(f"the PNG's compressed chunks inflate to more than {MAX_TEXT_BYTES >> 20} MiB")
+            raise LocationError(
+                f"the PNG's compressed chunks inflate to more than {MAX_TEXT_BYTES >> 20} MiB, more than any "
+                f"photo's metadata; {SEND_AGAIN}"
+            )
         self.left -= len(text)
         return text
 
