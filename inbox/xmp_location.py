@@ -45,10 +45,7 @@ LOCATION_PREFIXES = rb"cell|EarthPose"
 # so that a match that fails after it does not try every split of the name (quadratic in a long
 # one; Python 3.10 has no possessive quantifier).
 _GPS_LOCAL_NAME = rb"(?=(?P<local>[\w.-]*?(?i:GPS)[\w.-]*))(?P=local)"
-_XMP_LOCATION_NAME = (
-    rb"(?:[\w.-]+:(?:" + _GPS_LOCAL_NAME + rb"|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
-    rb"|(?:" + LOCATION_PREFIXES + rb"):[\w.-]+)"
-)
+_GPS_OR_PLACE_NAME = rb"[\w.-]+:(?:" + _GPS_LOCAL_NAME + rb"|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
 
 
 def _prefix_binding(namespaces: tuple[bytes, ...]) -> re.Pattern:
@@ -59,13 +56,15 @@ def _prefix_binding(namespaces: tuple[bytes, ...]) -> re.Pattern:
 _LOCATION_NAMESPACE_PREFIX = _prefix_binding(LOCATION_NAMESPACES)
 
 
-def _location_patterns(name: bytes) -> tuple[re.Pattern, re.Pattern]:
-    """The element and attribute patterns of the properties whose qualified names match `name`."""
+def _location_patterns(prefixes: bytes) -> tuple[re.Pattern, re.Pattern]:
+    """The element and attribute patterns of the GPS and place properties, and of every property under
+    `prefixes` (a pattern's alternatives: the location namespaces' prefixes)."""
+    name = rb"(?:" + _GPS_OR_PLACE_NAME + rb"|(?:" + prefixes + rb"):[\w.-]+)"
     element = re.compile(rb"<(" + name + rb")(?=[\s/>])[^<>]*>")
     return element, re.compile(rb"\s" + name + rb"\s*=\s*(?P<quote>[\"'])")
 
 
-_XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE = _location_patterns(_XMP_LOCATION_NAME)
+_XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE = _location_patterns(LOCATION_PREFIXES)
 _XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
 # A name still holding GPS after blanking: an element's, or an attribute's as exiftool reads one (the
 # bytes before `="`, whatever they are). An attribute's is taken whole from where it starts, so each
@@ -98,8 +97,8 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
         raise LocationError(f"the XMP packet is larger than {MAX_XMP_BYTES} bytes")
     packet = read_exact(file, start, end - start)
     element, attribute, prefixes = _XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE, _location_prefixes(packet)
-    if prefixes:
-        element, attribute = _location_patterns(rb"(?:" + _XMP_LOCATION_NAME + rb"|(?:" + prefixes + rb"):[\w.-]+)")
+    if prefixes != LOCATION_PREFIXES:
+        element, attribute = _location_patterns(prefixes)
     spans: list[tuple[int, int]] = []
     covered = 0
     for match in element.finditer(packet):
@@ -143,17 +142,17 @@ def names_location(packet: bytes) -> bool:
     return _names_location_property(packet) or any(namespace in packet for namespace in LOCATION_NAMESPACES)
 
 
-def _names_location_property(packet: bytes, prefixes: bytes = b"") -> bool:
+def _names_location_property(packet: bytes, prefixes: bytes = LOCATION_PREFIXES) -> bool:
     """True when the packet, as exiftool reads its names, names a GPS or place property, or one of a
-    location namespace (by its usual prefix or by the `prefixes` the packet binds to it)."""
+    location namespace (under one of `prefixes`, see _location_prefixes)."""
     names = _NOT_NAME_OR_MARKUP.sub(b"", packet)
-    in_namespace = rb"[<\s](?:" + LOCATION_PREFIXES + (b"|" + prefixes if prefixes else b"") + rb"):"
+    in_namespace = rb"[<\s](?:" + prefixes + rb"):"
     gps = b":GPS" in names or (b"GPS" in names and _XMP_GPS_NAME.search(names) is not None)
     return gps or any(re.search(pattern, names) for pattern in (_XMP_PLACE_PROPERTY, in_namespace))
 
 
 def _location_prefixes(packet: bytes) -> bytes:
-    """The prefixes the packet binds to LOCATION_NAMESPACES, as a pattern's alternatives; b"" for none.
+    """The location namespaces' usual prefixes and those the packet binds to them, as a pattern's alternatives.
 
     LocationError when such a namespace is there but not bound to a prefix (a default namespace).
     """
@@ -161,7 +160,7 @@ def _location_prefixes(packet: bytes) -> bytes:
     prefixes = [match.group(1) for match in _LOCATION_NAMESPACE_PREFIX.finditer(packet)] if uses else []
     if uses != len(prefixes):
         raise LocationError("the XMP packet uses a location namespace without a prefix of its own")
-    return b"|".join(map(re.escape, prefixes))
+    return b"|".join([LOCATION_PREFIXES, *map(re.escape, prefixes)])
 
 
 def _container_items(packet: bytes) -> list[tuple[int, int]]:
