@@ -34,6 +34,13 @@ def zero(file: BinaryIO, start: int, end: int) -> None:
     file.write(bytes(end - start))
 
 
+def zero_all(file: BinaryIO, ranges: list[tuple[int, int]]) -> bool:
+    """Overwrite every (start, end) range of the file with zeros; True (the file changed)."""
+    for start, end in ranges:
+        zero(file, start, end)
+    return True
+
+
 def blank_joined(file: BinaryIO, pieces: list[tuple[int, int]], blank: Callable[[BinaryIO, bytes], bool]) -> bool:
     """Blank a block split over the file ranges `pieces` ((start, length) each), read joined as readers join it.
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO
 
-from inbox.fail_closed import LocationError, blank_joined, read_exact, zero
+from inbox.fail_closed import LocationError, blank_joined, read_exact, zero, zero_all
 
 FLIR_PREFIX = b"FLIR\0"
 CHUNK_HEADER = 8  # "FLIR\0", version, chunk number, number of chunks less one
@@ -33,7 +33,7 @@ def blank_flir_gps(file: BinaryIO, payloads: list[tuple[int, int]]) -> bool:
         return False
     heads = [read_exact(file, start, CHUNK_HEADER) for start, _ in payloads]
     if {head[7] for head in heads} != {len(heads) - 1} or sorted(head[6] for head in heads) != list(range(len(heads))):
-        return _zero_all(file, payloads)  # exiftool reads them only when the counts agree; nothing here can vouch
+        return zero_all(file, payloads)  # exiftool reads them only when the counts agree; nothing here can vouch
     pieces = sorted(
         (head[6], start + CHUNK_HEADER, end - start - CHUNK_HEADER)
         for head, (start, end) in zip(heads, payloads, strict=True)
@@ -41,7 +41,7 @@ def blank_flir_gps(file: BinaryIO, payloads: list[tuple[int, int]]) -> bool:
     try:
         return blank_joined(file, [(start, length) for _, start, length in pieces], _zero_gps_records)
     except LocationError:
-        return _zero_all(file, payloads)
+        return zero_all(file, payloads)
 
 
 def _zero_gps_records(copy: BinaryIO, data: bytes) -> bool:
@@ -65,9 +65,3 @@ def _zero_gps_records(copy: BinaryIO, data: bytes) -> bool:
             zero(copy, offset, offset + length)
             changed = True
     return changed
-
-
-def _zero_all(file: BinaryIO, payloads: list[tuple[int, int]]) -> bool:
-    for start, end in payloads:
-        zero(file, start, end)
-    return True

@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO
 
-from inbox.fail_closed import LocationError, read_exact, zero
+from inbox.fail_closed import LocationError, read_exact, zero_all
 
 MAX_JUMBF_BYTES = 16 * 1024 * 1024
 APP11 = 0xEB
@@ -40,9 +40,7 @@ def zero_jumbf_naming_a_place(file: BinaryIO, packets: list[tuple[int, int]]) ->
     content = b"".join(_content(file, start, end) for start, end in packets)
     if _in_sequence(file, packets) and not any(key in content for key in LOCATION_KEYS):
         return False
-    for start, end in packets:
-        zero(file, start, end)
-    return True
+    return zero_all(file, packets)
 
 
 def _in_sequence(file: BinaryIO, packets: list[tuple[int, int]]) -> bool:
