@@ -1,12 +1,13 @@
 """Blanks location inside one XMP packet of an open file, in place, keeping its size.
 
-Every property whose local name holds `GPS` (`exif:GPSLatitude`, `exifEX:GPS…`, a vendor's
-`CamGPSLatitude`) or names a
-place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
-`Iptc4xmpExt:LocationCreated`, `LocationShown`, `dwc:dctermsLocation` with everything inside;
-`xmpDM:shotLocation`), and every property of a namespace that holds nothing but location (a
-phone's cell tower, a depth photo's EarthPose, by the prefix the packet binds or by the one exiftool
-knows it by), in attribute or element form, is overwritten with spaces of the same length; the
+Every property whose local name holds `GPS`, `Latitude` or `Longitude` (`exif:GPSLatitude`,
+`exifEX:GPS…`, a vendor's `CamGPSLatitude`, a drone's `Latitude`, Darwin Core's `decimalLatitude`)
+or names a place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
+`Iptc4xmpExt:LocationCreated`, `LocationShown`, `dwc:dctermsLocation` with everything inside, and
+Darwin Core's place terms written on their own, `dwc:locality`, `county`…; `xmpDM:shotLocation`),
+and every property of a namespace that holds nothing but location (a phone's cell tower, a depth
+photo's EarthPose, by the prefix the packet binds or by the one exiftool knows it by), in
+attribute or element form, is overwritten with spaces of the same length; the
 packet stays well-formed. If such a name is still there afterwards (UTF-16 packets, odd syntax, a
 byte in a name that exiftool drops), it fails closed. When inbox/location.py has cut a motion
 photo's video off, the packet's flags that announce it (Google's `GCamera:MotionPhoto="1"`, the
@@ -29,10 +30,13 @@ MAX_XMP_BYTES = 4 * 1024 * 1024
 LENIENT_XMP_MARK = re.compile(rb"<(exif:|\?xpacket)")
 # Local names, whatever the prefix, as for GPS: editors (Lightroom's address lookup, exiftool) write
 # the place a photo was taken as these, in the photoshop, IPTC Core and IPTC Extension schemas, and
-# in Dynamic Media's (a video's shot location) and Darwin Core's (a naturalist's location struct).
+# in Dynamic Media's (a video's shot location) and Darwin Core's (a naturalist's location struct, and
+# its terms that name a place, which biodiversity tools also write on their own, outside the struct).
 _XMP_PLACE_NAMES = (
     rb"City|State|Country|CountryCode|CountryName|Location|LocationCreated|LocationShown"
     rb"|Sublocation|ProvinceState|WorldRegion|shotLocation|dctermsLocation"
+    rb"|continent|waterBody|islandGroup|island|stateProvince|county|municipality|locality|verbatimLocality"
+    rb"|higherGeography|verbatimCoordinates|footprintWKT|locationRemarks"
 )
 # Namespaces whose every property says where the photo was taken: the cell tower some Sony Ericsson
 # phones note (country, network, area and tower: a place to within a few hundred metres), and the
@@ -41,11 +45,16 @@ LOCATION_NAMESPACES = (b"http://developer.sonyericsson.com/cell/1.0/", b"http://
 # Their usual prefixes: exiftool reads these as those namespaces even where the packet binds them to
 # nothing (or to something else), so their properties go wherever they appear.
 LOCATION_PREFIXES = rb"cell|EarthPose"
-# A local name with GPS anywhere in it, taken whole at once (a lookahead, then the same bytes again),
+# Words that make a property location wherever they stand in its local name, in any case: exiftool's
+# GPS tags and vendors' (`CamGPSLatitude`, DJI's `GpsLatitude`), a drone's or a mapping tool's
+# `Latitude`, Darwin Core's `decimalLatitude` and `verbatimLongitude`; not a film's ISO speed latitude
+# (EXIF's `ISOSpeedLatitudeyyy`), which is no place.
+_LOCATION_WORDS = rb"(?i:GPS|(?<!ISOSpeed)Latitude|Longitude)"
+# A local name with such a word in it, taken whole at once (a lookahead, then the same bytes again),
 # so that a match that fails after it does not try every split of the name (quadratic in a long
 # one; Python 3.10 has no possessive quantifier).
-_GPS_LOCAL_NAME = rb"(?=(?P<local>[\w.-]*?(?i:GPS)[\w.-]*))(?P=local)"
-_GPS_OR_PLACE_NAME = rb"[\w.-]+:(?:" + _GPS_LOCAL_NAME + rb"|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
+_LOCATION_WORD_NAME = rb"(?=(?P<local>[\w.-]*?" + _LOCATION_WORDS + rb"[\w.-]*))(?P=local)"
+_LOCATION_PROPERTY_NAME = rb"[\w.-]+:(?:" + _LOCATION_WORD_NAME + rb"|(?:" + _XMP_PLACE_NAMES + rb")(?![\w.-]))"
 
 
 def _prefix_binding(namespaces: tuple[bytes, ...]) -> re.Pattern:
@@ -59,17 +68,24 @@ _LOCATION_NAMESPACE_PREFIX = _prefix_binding(LOCATION_NAMESPACES)
 def _location_patterns(prefixes: bytes) -> tuple[re.Pattern, re.Pattern]:
     """The element and attribute patterns of the GPS and place properties, and of every property under
     `prefixes` (a pattern's alternatives: the location namespaces' prefixes)."""
-    name = rb"(?:" + _GPS_OR_PLACE_NAME + rb"|(?:" + prefixes + rb"):[\w.-]+)"
+    name = rb"(?:" + _LOCATION_PROPERTY_NAME + rb"|(?:" + prefixes + rb"):[\w.-]+)"
     element = re.compile(rb"<(" + name + rb")(?=[\s/>])[^<>]*>")
     return element, re.compile(rb"\s" + name + rb"\s*=\s*(?P<quote>[\"'])")
 
 
 _XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE = _location_patterns(LOCATION_PREFIXES)
 _XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
-# A name still holding GPS after blanking: an element's, or an attribute's as exiftool reads one (the
-# bytes before `="`, whatever they are). An attribute's is taken whole from where it starts, so each
-# name is scanned once.
-_XMP_GPS_NAME = re.compile(rb"<[^\s<>/]*GPS|(?<![\w.-])(?=[\w.-]*?GPS)(?=(?P<name>[\w.-]+))(?P=name)\s*=\s*[\"']")
+# A name still holding such a word after blanking: an element's, or an attribute's as exiftool reads
+# one (the bytes before `="`, whatever they are). An attribute's is taken whole from where it starts,
+# so each name is scanned once.
+_XMP_LOCATION_WORD_NAME = re.compile(
+    rb"<[^\s<>/]*"
+    + _LOCATION_WORDS
+    + rb"|(?<![\w.-])(?=[\w.-]*?"
+    + _LOCATION_WORDS
+    + rb")(?=(?P<name>[\w.-]+))(?P=name)\s*=\s*[\"']"
+)
+_LOCATION_WORD = re.compile(_LOCATION_WORDS)
 # exiftool names a property by its letters, digits, "-" and "_" alone: "exif:G\xebPSLatitude" is its
 # GPSLatitude. What a packet still names is judged with every other byte taken out.
 _NOT_NAME_OR_MARKUP = re.compile(rb"[^\w\s.:<>=\"'/-]")
@@ -147,8 +163,9 @@ def _names_location_property(packet: bytes, prefixes: bytes = LOCATION_PREFIXES)
     location namespace (under one of `prefixes`, see _location_prefixes)."""
     names = _NOT_NAME_OR_MARKUP.sub(b"", packet)
     in_namespace = rb"[<\s](?:" + prefixes + rb"):"
-    gps = b":GPS" in names or (b"GPS" in names and _XMP_GPS_NAME.search(names) is not None)
-    return gps or any(re.search(pattern, names) for pattern in (_XMP_PLACE_PROPERTY, in_namespace))
+    # The first search, for the word anywhere, spares the name pattern most packets.
+    word = _LOCATION_WORD.search(names) is not None and _XMP_LOCATION_WORD_NAME.search(names) is not None
+    return b":GPS" in names or word or any(re.search(pattern, names) for pattern in (_XMP_PLACE_PROPERTY, in_namespace))
 
 
 def _location_prefixes(packet: bytes) -> bytes:

@@ -45,6 +45,11 @@ from tests.harness import (
     write_place_names,
 )
 
+# The harness's packet with its GPS properties renamed to names that say nothing of a place.
+XMP_WITHOUT_LOCATION = (
+    XMP.replace(b"GPSLatitude", b"GaugeNorth").replace(b"GPSLongitude", b"GaugeEast").replace(b"GPS", b"Gauge")
+)
+
 
 def remove_location_from(path) -> bool:
     with open(path, "rb") as file:
@@ -429,12 +434,12 @@ def test_many_nested_xmp_gps_elements_do_not_hang(tmp_path):
     assert b"GPS" not in path.read_bytes()
 
 
-CELL_XMP = XMP.replace(b"GPS", b"Gauge").replace(  # what a Sony Ericsson phone notes: its cell tower
+CELL_XMP = XMP_WITHOUT_LOCATION.replace(  # what a Sony Ericsson phone notes: its cell tower
     b'exif:ExposureProgram="2">',
     b'exif:ExposureProgram="2" xmlns:cell="http://developer.sonyericsson.com/cell/1.0/" cell:mcc="262">'
     b"<cell:mnc>01</cell:mnc><cell:lac>4242</cell:lac><cell:cellid>31337</cell:cellid>",
 )
-EARTH_POSE_XMP = XMP.replace(b"GPS", b"Gauge").replace(  # a Dynamic Depth photo's device on the earth
+EARTH_POSE_XMP = XMP_WITHOUT_LOCATION.replace(  # a Dynamic Depth photo's device on the earth
     b'exif:ExposureProgram="2">',
     b'exif:ExposureProgram="2" xmlns:Device="http://ns.google.com/photos/dd/1.0/device/"'
     b' xmlns:EarthPose="http://ns.google.com/photos/dd/1.0/earthpose/"><Device:EarthPos'
@@ -463,7 +468,7 @@ def test_every_property_of_a_location_namespace_is_blanked(tmp_path, case):
 
 # Schemas that name the place in a property of their own, as exiftool writes them: a video's (Adobe's
 # Dynamic Media, which Premiere and Bridge fill in) and a naturalist's (Darwin Core's location struct).
-SCHEMA_PLACE_XMP = XMP.replace(b"GPS", b"Gauge").replace(
+SCHEMA_PLACE_XMP = XMP_WITHOUT_LOCATION.replace(
     b"<dc:title>",
     b'<xmpDM:shotLocation xmlns:xmpDM="http://ns.adobe.com/xmp/1.0/DynamicMedia/">Eiffel Tower</xmpDM:shotLocation>'
     b'<dwc:dctermsLocation xmlns:dwc="http://rs.tdwg.org/dwc/index.htm" rdf:parseType="Resource">'
@@ -485,8 +490,47 @@ def test_a_video_shot_location_and_a_darwin_core_location_are_blanked(tmp_path):
     assert not any(value in path.read_bytes() for value in (b"Eiffel", b"Champ", b"48.858"))
 
 
+# Darwin Core's terms written on their own, as biodiversity tools write them (its own namespace, not
+# exiftool's struct), and a mapping drone's latitude: exiftool reads every one of them by name. Beside
+# them, a film's ISO speed latitude.
+FLAT_PLACE_XMP = XMP_WITHOUT_LOCATION.replace(
+    b"<dc:title>",
+    b'<rdf:Description xmlns:dwc="http://rs.tdwg.org/dwc/terms/" dwc:decimalLatitude="48.8584"'
+    b' dwc:verbatimLongitude="2 17 40 E" xmlns:exifEX="http://cipa.jp/exif/1.0/" exifEX:ISOSpeedLatitudeyyy="200">'
+    b"<dwc:locality>Champ de Mars</dwc:locality>"
+    b"<dwc:stateProvince>Ile-de-France</dwc:stateProvince><dwc:county>Paris</dwc:county>"
+    b"<dwc:verbatimCoordinates>48.8584 2.2945</dwc:verbatimCoordinates><dwc:waterBody>Seine</dwc:waterBody>"
+    b"<dwc:scientificName>Passer domesticus</dwc:scientificName></rdf:Description>"
+    b'<Camera:Latitude xmlns:Camera="http://pix4d.com/camera/1.0/">48.85</Camera:Latitude><dc:title>',
+)
+
+
+def test_darwin_core_terms_outside_its_struct_and_a_vendor_latitude_are_blanked(tmp_path):
+    path = xmp_jpeg(tmp_path, FLAT_PLACE_XMP)
+    places = ("DecimalLatitude", "VerbatimLongitude", "Locality", "StateProvince", "County", "VerbatimCoordinates")
+    before = {tag.split(":")[1]: value for tag, value in exiftool(path).items()}
+    assert [before.get(name) for name in (*places, "WaterBody", "Latitude")] == [
+        48.8584,
+        "2 17 40 E",
+        "Champ de Mars",
+        "Ile-de-France",
+        "Paris",
+        "48.8584 2.2945",
+        "Seine",
+        48.85,
+    ]
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    after = {tag.split(":")[1]: value for tag, value in exiftool(path).items() if ":" in tag}
+    assert [name for name in (*places, "WaterBody", "Latitude") if name in after] == []
+    assert after["ScientificName"] == "Passer domesticus" and after["Title"] == "Harbour"
+    assert after["ISOSpeedLatitudeyyy"] == 200, "a film's latitude is no place"
+    assert not any(value in path.read_bytes() for value in (b"48.85", b"Champ", b"Paris", b"Seine", b"2 17"))
+
+
 def test_a_location_namespace_without_a_prefix_is_refused(tmp_path):
-    packet = XMP.replace(b"GPS", b"Gauge").replace(
+    packet = XMP_WITHOUT_LOCATION.replace(
         b"<dc:title>", b'<cellid xmlns="http://developer.sonyericsson.com/cell/1.0/">31337</cellid><dc:title>'
     )
     path = xmp_jpeg(tmp_path, packet)
@@ -503,6 +547,11 @@ REBOUND_CELL_XMP = CELL_XMP.replace(b"xmlns:cell=", b"xmlns:c=")
 HIDDEN_NAME_XMP = {
     "GPS": (XMP.replace(b"exif:GPSLatitude", b"exif:G\xebPSLatitude"), "XMP-exif:GPSLatitude"),
     "cell tower": (CELL_XMP.replace(b"cell:mcc", b"cell:\x93mcc"), "XMP-cell:Mcc"),
+    "latitude": (
+        FLAT_PLACE_XMP.replace(b"dwc:decimalLatitude", b"dwc:decimal\x93Latitude"),
+        "XMP-tmp0:DecimalLatitude",
+    ),
+    "darwin core place": (FLAT_PLACE_XMP.replace(b"dwc:county>", b"dwc:co\x93unty>"), "XMP-tmp0:County"),
 }
 
 
@@ -526,9 +575,7 @@ def test_a_location_property_name_with_a_byte_exiftool_drops_is_refused(tmp_path
         remove_location(str(path), "image/jpeg")
 
 
-PLACE_XMP = XMP.replace(b"exif:ExposureProgram", b'photoshop:City="Berlin" exif:ExposureProgram').replace(
-    b"GPS", b"Gauge"
-)
+PLACE_XMP = XMP_WITHOUT_LOCATION.replace(b"exif:ExposureProgram", b'photoshop:City="Berlin" exif:ExposureProgram')
 
 
 @pytest.mark.parametrize("packet", [XMP, PLACE_XMP, CELL_XMP], ids=["gps", "place name", "cell tower"])
@@ -543,7 +590,7 @@ def test_compressed_png_xmp_naming_a_location_is_refused(tmp_path, packet):
 
 def test_compressed_png_xmp_naming_no_location_is_published_as_it_is(tmp_path):
     info = PngInfo()
-    info.add_itxt("XML:com.adobe.xmp", XMP.replace(b"GPS", b"Gauge").decode(), zip=True)
+    info.add_itxt("XML:com.adobe.xmp", XMP_WITHOUT_LOCATION.decode(), zip=True)
     path = tmp_path / "zipped.png"
     Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
     original = path.read_bytes()
@@ -868,7 +915,7 @@ RAW_PROFILES_NAMING_A_LOCATION = {
 }
 RAW_PROFILES_NAMING_NO_LOCATION = {
     "exif": ("exif", Image.Exif().tobytes()),
-    "APP1 XMP": ("APP1", JPEG_XMP + XMP.replace(b"GPS", b"Gauge")),
+    "APP1 XMP": ("APP1", JPEG_XMP + XMP_WITHOUT_LOCATION),
     "iptc caption": ("iptc", iim(CAPTION)),
     "8bim caption": ("8bim", photoshop_iim(iim(CAPTION))),
     "icc": ("icc", ICC),
