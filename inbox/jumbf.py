@@ -22,8 +22,12 @@ from inbox.fail_closed import LocationError, read_exact, zero_all
 MAX_JUMBF_BYTES = 16 * 1024 * 1024
 APP11 = 0xEB
 # Key names as the assertions write them (JSON-LD, CBOR, XMP): long enough not to turn up in binary data.
-# Any EXIF GPS key counts (where the camera looked, GPSDest…, is a place too).
-LOCATION_KEYS = (b"exif:GPS", b"GPSLatitude", b"GPSLongitude", b"LocationCreated", b"LocationShown", b"photoshop:City")
+# Any EXIF GPS key counts (where the camera looked, GPSDest…, is a place too), and any key holding a
+# latitude or longitude, as exiftool shows one whatever else its name says (schema.org's are lowercase).
+LOCATION_KEYS = (
+    *(b"exif:GPS", b"Latitude", b"latitude", b"Longitude", b"longitude"),
+    *(b"LocationCreated", b"LocationShown", b"photoshop:City"),
+)
 
 
 def is_jumbf(marker: int, head: bytes, length: int) -> bool:
