@@ -1409,7 +1409,7 @@ def test_c2pa_credentials_that_name_the_place_are_zeroed(tmp_path, packets):
 
 
 C2PA_PLACES = {  # case: (assertion, a tag exiftool reads from it)
-    # Where the camera looked (its GPSDest… keys) is a place too, and holds neither GPSLatitude nor GPSLongitude.
+    # Where the camera looked (its GPSDest… keys) is a place too.
     "any exif gps key": (b'{"exif:GPSDestLatitude": "52,31.2N"}', "Doc1:JSON:ExifGPSDestLatitude"),
     "a vendor's latitude": (b'{"drone:AbsLatitude": 52.52, "drone:AbsLongitude": 13.4}', "Doc1:JSON:DroneAbsLatitude"),
     "schema.org's": (b'{"contentLocation": {"geo": {"latitude": 52.52}}}', "Doc1:JSON:ContentLocationGeoLatitude"),
