@@ -188,7 +188,7 @@ def _refuse_movie_naming_a_place(file: BinaryIO, start: int, end: int) -> None:
     if named := next((atom for atom in MOVIE_LOCATION_ATOMS if atom in movie), None):
         raise LocationError(
             f"the HEIF image sequence's movie data names where it was taken ({named.decode('latin-1')!r}), "
-            "which is not removed here; save it without location and send it again"
+            "which is not removed here"
         )
 
 

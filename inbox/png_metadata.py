@@ -40,7 +40,6 @@ MAX_KEYWORD = 79  # the PNG specification's limit
 XMP_KEYWORD = b"XML:com.adobe.xmp"
 RAW_PROFILE = b"raw profile type "  # compared in lower case, as exiftool reads it
 LOCATION_PROFILES = frozenset({b"exif", b"app1", b"xmp", b"iptc", b"8bim"})  # the others carry none
-SEND_AGAIN = "save the photo without that metadata and send it again"
 # The optional newline, the profile's name, its length (ImageMagick pads it to 8 with spaces).
 _RAW_PROFILE_HEADER = re.compile(rb"\n?[^\n]{0,80}\n *(\d{1,9})\n")
 
@@ -60,7 +59,7 @@ class InflateBudget:
         if len(text) > self.left:
             raise LocationError(
                 f"the PNG's compressed chunks inflate to more than {MAX_TEXT_BYTES >> 20} MiB, more than any "
-                f"photo's metadata; {SEND_AGAIN}"
+                "photo's metadata"
             )
         self.left -= len(text)
         return text
@@ -75,8 +74,7 @@ def blank_png_exif(file: BinaryIO, start: int, end: int, budget: InflateBudget) 
     exif = budget.inflate(read_exact(file, start, end - start)[5:])
     if blank_exif_gps(io.BytesIO(exif), 0, len(exif)):
         raise LocationError(
-            f"the PNG's compressed EXIF chunk holds where the photo was taken, which cannot be blanked in place; "
-            f"{SEND_AGAIN}"
+            "the PNG's compressed EXIF chunk holds where the photo was taken, which cannot be blanked in place"
         )
     return False
 
@@ -102,12 +100,11 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: In
     if xmp and names_location(text):
         raise LocationError(
             "the PNG's XMP names where the photo was taken (GPS or a place) and is compressed, so it cannot be "
-            f"blanked in place; {SEND_AGAIN}"
+            "blanked in place"
         )
     if profile in LOCATION_PROFILES and _profile_names_location(profile, _raw_profile_bytes(text)):
         raise LocationError(
-            f"{chunk} names where the photo was taken (GPS or a place) in hex, which cannot be blanked in place; "
-            f"{SEND_AGAIN}"
+            f"{chunk} names where the photo was taken (GPS or a place) in hex, which cannot be blanked in place"
         )
     return False
 

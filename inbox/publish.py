@@ -91,6 +91,8 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], li
 
 TAKEN_DOWN_REASON = "taken down since this mail was first published"
 CUT_OFF_REASON = "the message ended inside this attachment: only its beginning arrived"
+# What the sender can do about any photo whose location could not be removed: a copy without metadata goes through.
+LOCATION_ADVICE = "export the photo without its metadata and send it again"
 
 
 def _taken_down_since(store: Store, record: dict | None) -> set[str]:
@@ -124,7 +126,7 @@ def store_attachments(store: Store, message: InboundMessage, withheld: set[str])
             try:
                 remove_location(spool.name, verdict.content_type)  # in place; the name keeps the original's hash
             except LocationError as error:
-                reason = f"could not remove location from this image ({error.reason})"
+                reason = f"could not remove location from this image ({error.reason}); {LOCATION_ADVICE}"
         if reason:
             published.rejected.append({**entry, "reason": reason})
             published.too_large = published.too_large or verdict.too_large

@@ -104,8 +104,8 @@ def test_a_png_whose_iptc_names_the_place_is_refused_with_what_to_do_and_one_wit
     assert [item["filename"] for item in body["rejected"]] == ["placed.png"]
     assert body["rejected"][0]["reason"] == (
         'could not remove location from this image (the PNG\'s "Raw profile type iptc" text chunk names where the '
-        "photo was taken (GPS or a place) in hex, which cannot be blanked in place; save the photo without that "
-        "metadata and send it again)"
+        "photo was taken (GPS or a place) in hex, which cannot be blanked in place); export the photo without its "
+        "metadata and send it again"
     )
     (stored,) = body["stored"]
     served = tmp_path / "served.png"
@@ -167,6 +167,7 @@ def test_malformed_exif_is_rejected_with_its_reason_quickly_and_nothing_is_store
     for item, (_, reason) in zip(body["rejected"], MALFORMED_EXIF.values(), strict=True):
         assert item["reason"].startswith("could not remove location from this image (")
         assert reason in item["reason"]
+        assert item["reason"].endswith("); export the photo without its metadata and send it again")
     assert elapsed < 2, f"{len(attachments)} malformed photos took {elapsed:.2f} s"
     assert not os.listdir(os.path.join(settings["STORAGE_PATH"], "images"))
 
