@@ -41,4 +41,4 @@ def blank_thumbnail_metadata(block, offset: int, length: int) -> bool:
         position += 2 + size
     else:
         blanks.append((position, end - position))
-    return any([block.zero(at, size) for at, size in blanks])  # a list: every one is zeroed
+    return block.zero_spans(blanks)

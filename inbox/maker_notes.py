@@ -56,7 +56,7 @@ def blank_maker_note_places(block, entry: bytes) -> bool:
         spans = _place_values(block, offset, offset + length, ifd, base, places)
     except LocationError:
         spans = [(offset, length)]
-    return any([block.zero(start, size) for start, size in spans])  # a list: every one is zeroed
+    return block.zero_spans(spans)
 
 
 def _place_values(block, start: int, end: int, ifd: int, base: int, places: frozenset[int]) -> list[tuple[int, int]]:
@@ -97,4 +97,4 @@ def blank_kodak_gps_string(block, offsets: list[int]) -> bool:
         for at, entry in enumerate(entries):
             if block.unpack("H", entry[:2]) == KODAK_GPS_STRING:
                 spans.append(block.value_extent(entry) or (ifd + 2 + 12 * at + 8, 4))  # or in the entry itself
-    return any([block.zero(*span) for span in spans])  # a list: every one is zeroed
+    return block.zero_spans(spans)

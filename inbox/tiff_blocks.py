@@ -94,6 +94,10 @@ class _TiffBlock:
         zero(self.file, self.start + offset, self.start + offset + length)
         return True
 
+    def zero_spans(self, spans: list[tuple[int, int]]) -> bool:
+        """Zero every (offset, length) span; True when any held a byte that was not zero."""
+        return any([self.zero(offset, length) for offset, length in spans])  # a list: every one is zeroed
+
     def read_ifd(self, offset: int, next_pointer: bool = True) -> tuple[bytes, list[bytes]]:
         """The raw bytes of the IFD at `offset` (count, entries, next pointer) and its 12-byte entries.
 
