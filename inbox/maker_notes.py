@@ -77,8 +77,8 @@ def _place_values(block, start: int, end: int, ifd: int, base: int, places: froz
         if note.unpack("H", entry[:2]) not in places:
             continue
         extent = note.value_extent(entry)
-        if extent is None:  # the value is in the entry itself
-            spans.append((ifd + 2 + 12 * at + 8, 4))
+        if extent is None:
+            spans.append(block.value_in_entry(ifd, at))
         elif base + extent[0] < start:
             raise LocationError("a maker-note value lies before the maker note")
         else:
@@ -96,5 +96,5 @@ def blank_kodak_gps_string(block, offsets: list[int]) -> bool:
         _, entries = block.read_ifd(ifd, next_pointer=False)
         for at, entry in enumerate(entries):
             if block.unpack("H", entry[:2]) == KODAK_GPS_STRING:
-                spans.append(block.value_extent(entry) or (ifd + 2 + 12 * at + 8, 4))  # or in the entry itself
+                spans.append(block.value_extent(entry) or block.value_in_entry(ifd, at))
     return block.zero_spans(spans)

@@ -109,6 +109,11 @@ class _TiffBlock:
         raw = self.read(offset, 2 + 12 * count + 4 * next_pointer)
         return raw, [raw[2 + 12 * i : 14 + 12 * i] for i in range(count)]
 
+    @staticmethod
+    def value_in_entry(ifd: int, index: int) -> tuple[int, int]:
+        """Where the value of the IFD's entry number `index` is when it fits in the entry itself: its last 4 bytes."""
+        return ifd + 2 + 12 * index + 8, 4
+
     def value_extent(self, entry: bytes) -> tuple[int, int] | None:
         """(offset, length) of an entry's out-of-line value; None when it fits in the entry itself."""
         kind, count = self.unpack("H", entry[2:4]), self.unpack("I", entry[4:8])
