@@ -41,28 +41,29 @@ def zero_jumbf_naming_a_place(file: BinaryIO, packets: list[tuple[int, int]]) ->
     of sequence; True when it did."""
     if sum(end - start for start, end in packets) > MAX_JUMBF_BYTES:
         raise LocationError(f"the JPEG's JUMBF boxes (C2PA) are larger than {MAX_JUMBF_BYTES >> 20} MiB")
-    content = b"".join(_content(file, start, end) for start, end in packets)
-    if _in_sequence(file, packets) and not any(key in content for key in LOCATION_KEYS):
+    payloads = [read_exact(file, start, end - start) for start, end in packets]
+    content = b"".join(map(_content, payloads))
+    if _in_sequence(payloads) and not any(key in content for key in LOCATION_KEYS):
         return False
     return zero_all(file, packets)
 
 
-def _in_sequence(file: BinaryIO, packets: list[tuple[int, int]]) -> bool:
+def _in_sequence(payloads: list[bytes]) -> bool:
     """True when each box's packets are numbered 1, 2, … (in any order), as a reader must join them.
 
     Packets out of sequence cannot be joined into credentials anyone can check, and exiftool sizes
     a list by the sequence number (one of 2**31 exhausts its memory).
     """
     sequences: dict[bytes, list[int]] = {}
-    for start, _ in packets:
-        head = read_exact(file, start, 8)  # "JP", the box instance, the sequence number
-        sequences.setdefault(head[2:4], []).append(struct.unpack(">I", head[4:8])[0])
+    for payload in payloads:  # "JP", the box instance, the sequence number
+        sequences.setdefault(payload[2:4], []).append(struct.unpack_from(">I", payload, 4)[0])
     return all(sorted(numbers) == list(range(1, len(numbers) + 1)) for numbers in sequences.values())
 
 
-def _content(file: BinaryIO, start: int, end: int) -> bytes:
-    header = read_exact(file, start, min(end - start, 24))
-    length = 24 if len(header) >= 12 and struct.unpack(">I", header[8:12])[0] == 1 else 16
-    if end - start < length:
+def _content(payload: bytes) -> bytes:
+    """The packet's slice of its box's content: what follows "JP", the box instance, the sequence number, LBox and
+    TBox (and XLBox when LBox is 1)."""
+    length = 24 if len(payload) >= 12 and struct.unpack_from(">I", payload, 8)[0] == 1 else 16
+    if len(payload) < length:
         raise LocationError("a JUMBF packet is shorter than its header")
-    return read_exact(file, start + length, end - start - length)
+    return payload[length:]
