@@ -4,7 +4,8 @@ Every property whose local name holds `GPS`, `Latitude` or `Longitude` (`exif:GP
 `exifEX:GPS…`, a vendor's `CamGPSLatitude`, a drone's `Latitude`, Darwin Core's `decimalLatitude`)
 or names a place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
 `Iptc4xmpExt:LocationCreated`, `LocationShown`, `dwc:dctermsLocation` with everything inside, and
-Darwin Core's place terms written on their own, `dwc:locality`, `county`…; `xmpDM:shotLocation`),
+Darwin Core's place terms written on their own, `dwc:locality`, `county`…; `xmpDM:shotLocation`;
+the short coordinate names, `geo:lat`, `lng`, `lat_long`…),
 and every property of a namespace that holds nothing but location (a phone's cell tower, a depth
 photo's EarthPose, by the prefix the packet binds or by the one exiftool knows it by), in
 attribute or element form, is overwritten with spaces of the same length; the packet stays
@@ -37,6 +38,10 @@ _XMP_PLACE_NAMES = (
     rb"|Sublocation|ProvinceState|WorldRegion|shotLocation|dctermsLocation"
     rb"|continent|waterBody|islandGroup|island|stateProvince|county|municipality|locality|verbatimLocality"
     rb"|higherGeography|verbatimCoordinates|footprintWKT|locationRemarks"
+    # The short coordinate names, in any case, taken whole (too short to look for inside a name): W3C
+    # geo's `geo:lat` and `geo:long`, and what web and mapping tools write (`lng`, `lat_long`, `latlon`…).
+    # Written as a tree, so that each colon of a packet costs two tries, not eleven.
+    rb"|(?i:l(?:at(?:_?l(?:ng|ong?))?|ng|ong?)|coordinates)"
 )
 # Namespaces whose every property says where the photo was taken: the cell tower some Sony Ericsson
 # phones note (country, network, area and tower: a place to within a few hundred metres), and the

@@ -529,6 +529,30 @@ def test_darwin_core_terms_outside_its_struct_and_a_vendor_latitude_are_blanked(
     assert not any(value in path.read_bytes() for value in (b"48.85", b"Champ", b"Paris", b"Seine", b"2 17"))
 
 
+# The short coordinate names: W3C geo's, and what web and mapping tools write. exiftool reads each by
+# name. Beside them, a name with "lat" inside it.
+SHORT_COORDINATES_XMP = XMP_WITHOUT_LOCATION.replace(
+    b"<dc:title>",
+    b'<rdf:Description xmlns:geo="http://www.w3.org/2003/01/geo/wgs84_pos#" geo:lat="48.8584" geo:long="2.2945"'
+    b' xmlns:tool="http://example.com/tool/" tool:Template="square"/>'
+    b'<rdf:Description xmlns:map="http://example.com/map/"><map:Lng>2.29</map:Lng><map:lat_long>48.8,2.2</map:lat_long>'
+    b"<map:coordinates>48.6 2.0</map:coordinates></rdf:Description><dc:title>",
+)
+
+
+def test_short_coordinate_names_are_blanked(tmp_path):
+    path = xmp_jpeg(tmp_path, SHORT_COORDINATES_XMP)
+    tags = ("XMP-geo:Lat", "XMP-geo:Long", "XMP-map:Lng", "XMP-map:Lat_long", "XMP-map:Coordinates")
+    before = exiftool(path)
+    assert [before.get(tag) for tag in tags] == [48.8584, 2.2945, 2.29, "48.8,2.2", "48.6 2.0"]
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    after = exiftool(path)
+    assert [tag for tag in tags if tag in after] == [] and after["XMP-tool:Template"] == "square"
+    assert not any(value in path.read_bytes() for value in (b"48.", b"2.29", b"2.0<"))
+
+
 def test_a_location_namespace_without_a_prefix_is_refused(tmp_path):
     packet = XMP_WITHOUT_LOCATION.replace(
         b"<dc:title>", b'<cellid xmlns="http://developer.sonyericsson.com/cell/1.0/">31337</cellid><dc:title>'
@@ -552,6 +576,7 @@ HIDDEN_NAME_XMP = {
         "XMP-tmp0:DecimalLatitude",
     ),
     "darwin core place": (FLAT_PLACE_XMP.replace(b"dwc:county>", b"dwc:co\x93unty>"), "XMP-tmp0:County"),
+    "short coordinate name": (SHORT_COORDINATES_XMP.replace(b"geo:lat=", b"geo:l\x93at="), "XMP-geo:Lat"),
 }
 
 
