@@ -16,6 +16,10 @@ Chunks are recognised as exiftool recognises them, since what it reads, metadata
   them in a JPEG (inbox/tiff_blocks.py, inbox/xmp_location.py, inbox/iptc_places.py): when it would
   blank anything, the profile names a location and the PNG is refused. Profiles that name none (an
   ICC profile, EXIF without GPS, IPTC with only a caption) stay as they are.
+- Text chunks named for a location: ImageMagick also writes every EXIF and XMP property it read as
+  a text chunk of that name (`exif:GPSLatitude`, `photoshop:City`), and exiftool shows each. A
+  keyword whose parts are named as XMP's location properties are (inbox/xmp_location.py) loses its
+  text to spaces; compressed, to a zlib stream of the same length that inflates to spaces.
 
 Every chunk read is bounded by MAX_TEXT_BYTES, and so is what all of one PNG's compressed chunks
 inflate to together (an InflateBudget per PNG): a file of small zlib bombs costs no more than
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import zlib
 from typing import BinaryIO
 
@@ -33,7 +38,7 @@ from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import IIM_MARKER, blank_iim_places, blank_photoshop_places
 from inbox.jpeg_segments import JPEG_XMP
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_chunk_gps, blank_exif_gps
-from inbox.xmp_location import LENIENT_XMP_MARK, blank_xmp_location, names_location
+from inbox.xmp_location import LENIENT_XMP_MARK, blank_xmp_location, is_location_name, names_location
 
 MAX_TEXT_BYTES = 16 * 1024 * 1024  # a text chunk's data, and what all of a PNG's compressed chunks inflate to
 MAX_KEYWORD = 79  # the PNG specification's limit
@@ -42,6 +47,12 @@ RAW_PROFILE = b"raw profile type "  # compared in lower case, as exiftool reads 
 LOCATION_PROFILES = frozenset({b"exif", b"app1", b"xmp", b"iptc", b"8bim"})  # the others carry none
 # The optional newline, the profile's name, its length (ImageMagick pads it to 8 with spaces).
 _RAW_PROFILE_HEADER = re.compile(rb"\n?[^\n]{0,80}\n *(\d{1,9})\n")
+# exiftool names a text chunk's tag by its keyword's letters, digits, "-" and "_" ("exif:GPSLatitude" is
+# ExifGPSLatitude); the colons are kept to tell a prefix from the name.
+_NOT_KEYWORD_NAME = re.compile(rb"[^\w:.-]")
+# Deflate data of 2, 3 or 4 bytes that inflates to nothing: one, two or three empty fixed-Huffman blocks.
+_EMPTY_DEFLATE = {2: b"\x03\x00", 3: b"\x02\x0c\x00", 4: b"\x02\x08\x30\x00"}
+MAX_STORED_BLOCK = 0xFFFF
 
 
 class InflateBudget:
@@ -85,6 +96,8 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: In
     LocationError when it names a location that cannot be blanked in place, or cannot be read.
     """
     keyword = read_exact(file, start, min(end - start, MAX_KEYWORD + 1)).split(b"\0", 1)[0]
+    if any(map(is_location_name, _NOT_KEYWORD_NAME.sub(b"", keyword).split(b":"))):
+        return _blank_text(file, kind, start, end, keyword)
     xmp, lowered = keyword == XMP_KEYWORD, keyword.lower()
     profile = lowered.removeprefix(RAW_PROFILE) if lowered.startswith(RAW_PROFILE) else None
     if not xmp and profile not in LOCATION_PROFILES:  # an ICC profile, say, is never decoded
@@ -107,6 +120,43 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: In
             f"{chunk} names where the photo was taken (GPS or a place) in hex, which cannot be blanked in place"
         )
     return False
+
+
+def _blank_text(file: BinaryIO, kind: bytes, start: int, end: int, keyword: bytes) -> bool:
+    """Overwrite the text of a chunk whose keyword names a location with spaces, compressed or not.
+
+    ImageMagick writes every EXIF and XMP property it read as a text chunk (`exif:GPSLatitude`,
+    `photoshop:City`), and exiftool shows them.
+    """
+    if end - start > MAX_TEXT_BYTES:
+        raise LocationError(
+            f'the PNG\'s "{keyword.decode("latin-1")}" text chunk is larger than {MAX_TEXT_BYTES >> 20} MiB'
+        )
+    data = read_exact(file, start, end - start)
+    text_start, compressed = _text_start(kind, data, len(keyword))
+    length = len(data) - text_start
+    blank = _zlib_of_spaces(length) if compressed else b" " * length
+    file.seek(start + text_start)
+    file.write(blank)
+    return blank != data[text_start:]
+
+
+def _zlib_of_spaces(length: int) -> bytes:
+    """A zlib stream of exactly `length` bytes that inflates to spaces: stored blocks, or empty ones when too short."""
+    left = length - 6  # for the deflate data, between the zlib header (2 bytes) and the Adler-32 (4)
+    if left < 2:
+        raise LocationError("a compressed PNG text chunk that names a location is too short to be zlib")
+    if left in _EMPTY_DEFLATE:
+        return b"\x78\x01" + _EMPTY_DEFLATE[left] + struct.pack(">I", zlib.adler32(b""))
+    blocks, spaces = [], 0
+    while left:  # each stored block: a header byte, its length and the length's complement, the bytes
+        size = min(left - 5, MAX_STORED_BLOCK)
+        if 0 < left - 5 - size < 5:  # what would remain could not hold a block: leave it room for one
+            size = left - 10
+        final = size == left - 5
+        blocks.append(bytes([final]) + struct.pack("<HH", size, size ^ 0xFFFF) + b" " * size)
+        left, spaces = left - 5 - size, spaces + size
+    return b"\x78\x01" + b"".join(blocks) + struct.pack(">I", zlib.adler32(b" " * spaces))
 
 
 def _blank_xmp_in_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:

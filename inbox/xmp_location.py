@@ -91,6 +91,7 @@ _XMP_LOCATION_WORD_NAME = re.compile(
     + rb")(?=(?P<name>[\w.-]+))(?P=name)\s*=\s*[\"']"
 )
 _LOCATION_WORD = re.compile(_LOCATION_WORDS)
+_LOCATION_LOCAL_NAME = re.compile(rb"[\w.-]*" + _LOCATION_WORDS + rb"[\w.-]*|" + _XMP_PLACE_NAMES)
 # exiftool names a property by its letters, digits, "-" and "_" alone: "exif:G\xebPSLatitude" is its
 # GPSLatitude. What a packet still names is judged with every other byte taken out.
 _NOT_NAME_OR_MARKUP = re.compile(rb"[^\w\s.:<>=\"'/-]")
@@ -161,6 +162,11 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
 def names_location(packet: bytes) -> bool:
     """True when the XMP packet names a GPS or place property (or seems to) or a location namespace."""
     return _names_location_property(packet) or any(namespace in packet for namespace in LOCATION_NAMESPACES)
+
+
+def is_location_name(local_name: bytes) -> bool:
+    """True when a property of this local name (what follows its prefix's colon) is location, as blanked here."""
+    return _LOCATION_LOCAL_NAME.fullmatch(local_name) is not None
 
 
 def _names_location_property(packet: bytes, prefixes: bytes = LOCATION_PREFIXES) -> bool:

@@ -1042,6 +1042,62 @@ def test_compressed_png_exif_without_gps_is_published_as_it_is(tmp_path):
     assert path.read_bytes() == original
 
 
+# What ImageMagick writes when it turns a geotagged photo into a PNG: every EXIF and XMP property it
+# read, as a text chunk of its own (short values as tEXt, long ones compressed), and exiftool shows
+# them all. Beside them, text chunks that say nothing of a place.
+IMAGEMAGICK_TEXT = {  # keyword: (value, compressed)
+    "exif:GPSLatitude": ("39/1, 55/1, 5801/100", False),
+    "exif:GPSLatitudeRef": ("N", True),  # compressed into 9 bytes, too few for a stored block
+    "exif:GPSLongitude": ("75/1, 12/1, 4317/100", True),
+    "exif:GP\x93SAltitude": ("3130/100", False),  # exiftool drops the stray byte from the name
+    "photoshop:City": ("Philadelphia", False),
+    "exif:GPSTrack": (os.urandom(80_000).hex(), True),  # more than one stored block of spaces
+}
+UNPLACED_TEXT = {"date:create": "2026-11-22T07:00:00+00:00", "exif:PixelXDimension": "64", "Comment": "Birthday"}
+
+
+def test_png_text_chunks_named_for_a_location_lose_their_text(tmp_path):
+    info = PngInfo()
+    for keyword, (value, compressed) in IMAGEMAGICK_TEXT.items():
+        info.add_text(keyword, value, zip=compressed)
+    for keyword, value in UNPLACED_TEXT.items():
+        info.add_itxt(keyword, value, zip=keyword == "Comment")
+    info.add_itxt("Location", "Independence Hall", zip=True)
+    path = tmp_path / "magick.png"
+    Image.new("RGB", (8, 8), "teal").save(path, "PNG", pnginfo=info)
+    located = ("ExifGPSLatitude", "ExifGPSLatitudeRef", "ExifGPSLongitude", "ExifGPSAltitude", "PhotoshopCity")
+    before = exiftool(path)
+    assert [before[f"PNG:{tag}"] for tag in located] == [
+        "39/1, 55/1, 5801/100",
+        "N",
+        "75/1, 12/1, 4317/100",
+        "3130/100",
+        "Philadelphia",
+    ]
+    assert before["PNG:Location"] == "Independence Hall" and before["PNG:ExifGPSTrack"]
+
+    assert remove_location(str(path), "image/png") is True
+
+    after = exiftool(path)
+    assert [tag for tag in (*located, "Location", "ExifGPSTrack") if str(after[f"PNG:{tag}"]).strip()] == []
+    assert [after[tag] for tag in ("PNG:Datecreate", "PNG:ExifPixelXDimension", "PNG:Comment")] == [
+        "2026-11-22T07:00:00+00:00",
+        64,
+        "Birthday",
+    ]
+    with Image.open(path) as image:
+        image.load()  # every CRC still right, and every compressed chunk still inflates
+        assert image.text["exif:GPSLongitude"].strip() == "" and image.getpixel((0, 0)) == (0, 128, 128)
+    assert not any(value in path.read_bytes() for value in (b"5801", b"Philadelphia", b"3130", b"Independence"))
+
+
+def test_a_compressed_png_text_chunk_named_for_a_location_too_short_to_be_zlib_is_refused(tmp_path):
+    path = tmp_path / "short.png"
+    path.write_bytes(png_with_chunk(b"zTXt", b"exif:GPSLatitude\0\0" + b"\x78\x9c" + b"52,31"))
+    with pytest.raises(LocationError, match="too short to be zlib"):
+        remove_location(str(path), "image/png")
+
+
 def test_a_heic_top_level_xmp_box_loses_its_gps(tmp_path):
     path = tmp_path / "uuid.heic"
     path.write_bytes(make_image(".heic") + box(b"uuid", bytes.fromhex("be7acfcb97a942e89c71999491e3afac") + XMP))

@@ -2,8 +2,9 @@
 
 Each photo of the location tests (every format's GPS and place names, maker notes, Kodak's IFD,
 location namespaces, Darwin Core's terms, GoPro and FLIR data, C2PA, Photoshop resources, PNG
-chunks, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the same way on every run (seeded), and
-goes through what a delivery does with it: libmagic names its type, and location removal walks it.
+chunks and text chunks named for a place, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the
+same way on every run (seeded), and goes through what a delivery does with it: libmagic names its
+type, and location removal walks it.
 The only ways out are a published file in which exiftool reads no location, or LocationError with
 a reason. Anything else would be a 500 or a leak; a walk over a second would be a stuck worker.
 """
@@ -18,6 +19,8 @@ import subprocess
 import time
 
 import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from inbox.images import ACCEPTED, detect_type
 from inbox.jpeg_segments import JPEG_XMP
@@ -29,6 +32,7 @@ from tests.test_location import (
     CELL_XMP,
     FLAT_PLACE_XMP,
     GPS_TIFF,
+    IMAGEMAGICK_TEXT,
     KODAK_EXIF,
     KODAK_GPS,
     MAKER_NOTES_NAMING_PLACES,
@@ -87,6 +91,12 @@ def location_photos(folder) -> dict[str, bytes]:
         photos[f"photoshop resource {resource:#x}"] = jpeg_with_segment(0xED, photoshop_resources((resource, data)))
     for case, (kind, data) in PNG_CHUNKS_EXIFTOOL_READS.items():
         photos[f"png {case}"] = png_with_chunk(kind, data)
+    magick = PngInfo()
+    for keyword in ("exif:GPSLatitude", "exif:GPSLatitudeRef", "exif:GPSLongitude"):
+        value, compressed = IMAGEMAGICK_TEXT[keyword]
+        magick.add_text(keyword, value, zip=compressed)
+    Image.new("RGB", (8, 8)).save(folder / "magick.png", "PNG", pnginfo=magick)
+    photos["png text chunks"] = (folder / "magick.png").read_bytes()
     animated_gif_with_xmp(folder / "xmp.gif")
     photos["xmp.gif"] = (folder / "xmp.gif").read_bytes()
     geotiff = folder / "geo.tif"
