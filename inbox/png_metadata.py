@@ -134,6 +134,9 @@ def _blank_text(file: BinaryIO, kind: bytes, start: int, end: int, keyword: byte
         )
     data = read_exact(file, start, end - start)
     text_start, compressed = _text_start(kind, data, len(keyword))
+    method = len(keyword) + (1 if kind == b"zTXt" else 2)  # after the keyword's NUL (and an iTXt's flag)
+    if compressed and data[method : method + 1] != b"\0":  # zlib's 0 is the only method: readers show the bytes
+        raise LocationError("a PNG text chunk named for a location is compressed by a method no reader knows")
     length = len(data) - text_start
     blank = _zlib_of_spaces(length) if compressed else b" " * length
     file.seek(start + text_start)

@@ -1091,10 +1091,19 @@ def test_png_text_chunks_named_for_a_location_lose_their_text(tmp_path):
     assert not any(value in path.read_bytes() for value in (b"5801", b"Philadelphia", b"3130", b"Independence"))
 
 
-def test_a_compressed_png_text_chunk_named_for_a_location_too_short_to_be_zlib_is_refused(tmp_path):
-    path = tmp_path / "short.png"
-    path.write_bytes(png_with_chunk(b"zTXt", b"exif:GPSLatitude\0\0" + b"\x78\x9c" + b"52,31"))
-    with pytest.raises(LocationError, match="too short to be zlib"):
+UNBLANKABLE_PLACE_TEXT = {  # case: (chunk data, what the reason says)
+    "too short to be zlib": (b"exif:GPSLatitude\0\0" + b"\x78\x9c" + b"52,31", "too short to be zlib"),
+    # exiftool shows the bytes of a method it does not know as they are
+    "another compression method": (b"exif:GPSLatitude\0\x08" + zlib.compress(b"52,31.2N"), "method no reader knows"),
+}
+
+
+@pytest.mark.parametrize("case", UNBLANKABLE_PLACE_TEXT)
+def test_a_compressed_png_text_chunk_named_for_a_location_that_cannot_be_blanked_is_refused(tmp_path, case):
+    data, reason = UNBLANKABLE_PLACE_TEXT[case]
+    path = tmp_path / "unblankable.png"
+    path.write_bytes(png_with_chunk(b"zTXt", data))
+    with pytest.raises(LocationError, match=reason):
         remove_location(str(path), "image/png")
 
 
