@@ -24,9 +24,8 @@ Where it looks, per type (libmagic's MIME type):
   first image alone, and is zeroed. See inbox/jpeg_segments.py.
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): EXIF, XMP, the text chunks with hex raw profiles (EXIF, XMP, IPTC)
-  and those named for a location (`exif:GPSLatitude`), which inbox/png_metadata.py blanks, or
-  refuses when compressed and naming a location. The CRC of a changed chunk is recomputed. The
-  file ends after IEND.
+  and those named for a location (`exif:GPSLatitude`), which inbox/png_metadata.py blanks,
+  compressed or not. The CRC of a changed chunk is recomputed. The file ends after IEND.
 - WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
 - TIFF: the whole IFD chain (every page) and the IFDs below it, each one's GPSInfo pointer, XMP tag
   and IPTC tags.

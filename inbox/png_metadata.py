@@ -1,28 +1,29 @@
-"""Removes location from a PNG's metadata chunks, or refuses the PNG when one names a location that cannot go in place.
+"""Removes location from a PNG's metadata chunks in place, or refuses the PNG when that cannot be done.
 
 Chunks are recognised as exiftool recognises them, since what it reads, metadata viewers show:
 
 - EXIF: `eXIf`, in any case (`exIf` was the draft's name), with or without an "Exif\0\0" header,
-  blanked in place by inbox/tiff_blocks.py. Compressed (a NUL, 4 bytes, then zlib: the `zxIf`
-  once proposed), it is refused when it holds GPS.
-- XMP: iTXt, tEXt or zTXt `XML:com.adobe.xmp`, and the obsolete `tXMP` chunk: blanked in place by
-  inbox/xmp_location.py when stored as text; compressed, its bytes cannot change without the
-  chunk's length, so it is refused when it names a location. An XMP packet in the text of any
-  other uncompressed text chunk (a comment, a keyword cut short) is blanked in place too.
+  blanked by inbox/tiff_blocks.py; also compressed (a NUL, 4 bytes, then zlib: the `zxIf` once
+  proposed).
+- XMP: iTXt, tEXt or zTXt `XML:com.adobe.xmp`, and the obsolete `tXMP` chunk, blanked by
+  inbox/xmp_location.py; also an XMP packet in the text of any other uncompressed text chunk (a
+  comment, a keyword cut short), which readers show, packet and all.
 - Hex raw profiles (tEXt, zTXt or iTXt `Raw profile type <name>`, usually compressed): ImageMagick
   keeps a converted image's EXIF, XMP, IPTC and Photoshop resources this way, and exiftool writes a
   PNG's IPTC so. The text is a newline, the profile's name, a newline, its length in decimal, a
-  newline and the bytes in hex. They are decoded and handed, on a copy, to the parser that reads
-  them in a JPEG (inbox/tiff_blocks.py, inbox/xmp_location.py, inbox/iptc_places.py): when it would
-  blank anything, the profile names a location and the PNG is refused. Profiles that name none (an
-  ICC profile, EXIF without GPS, IPTC with only a caption) stay as they are.
+  newline and the bytes in hex. They are decoded, blanked by the parser that reads them in a JPEG
+  (inbox/tiff_blocks.py, inbox/xmp_location.py, inbox/iptc_places.py) and written back as hex in
+  the same lines. Other profiles (an ICC profile) are not decoded.
 - Text chunks named for a location: ImageMagick also writes every EXIF and XMP property it read as
   a text chunk of that name (`exif:GPSLatitude`, `photoshop:City`), and exiftool shows each. A
   keyword whose parts are named as XMP's location properties are (inbox/xmp_location.py) loses its
-  text to spaces; compressed, to a zlib stream of the same length that inflates to spaces.
+  text.
 
-Every chunk read is bounded by MAX_TEXT_BYTES, and so is what all of one PNG's compressed chunks
-inflate to together (an InflateBudget per PNG): a file of small zlib bombs costs no more than
+Compressed text is inflated, blanked and compressed again into exactly the bytes it had
+(inbox/zlib_in_place.py), so nothing after it moves; when it no longer fits there, or is
+compressed by a method no reader knows, the PNG is refused. Every chunk read is bounded by
+MAX_TEXT_BYTES, what one PNG's compressed chunks inflate to together is too, and so is the XMP
+decoded from them and from hex (one packet's bound): a file of small zlib bombs costs no more than
 one. What cannot be decoded fails closed with a reason.
 """
 
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import io
 import re
-import struct
 import zlib
 from typing import BinaryIO
 
@@ -38,7 +38,8 @@ from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import IIM_MARKER, blank_iim_places, blank_photoshop_places
 from inbox.jpeg_segments import JPEG_XMP
 from inbox.tiff_blocks import EXIF_PREFIX, blank_exif_chunk_gps, blank_exif_gps
-from inbox.xmp_location import LENIENT_XMP_MARK, blank_xmp_location, is_location_name, names_location
+from inbox.xmp_location import LENIENT_XMP_MARK, MAX_XMP_BYTES, blank_xmp_location, is_location_name
+from inbox.zlib_in_place import zlib_of_length
 
 MAX_TEXT_BYTES = 16 * 1024 * 1024  # a text chunk's data, and what all of a PNG's compressed chunks inflate to
 MAX_KEYWORD = 79  # the PNG specification's limit
@@ -50,16 +51,14 @@ _RAW_PROFILE_HEADER = re.compile(rb"\n?[^\n]{0,80}\n *(\d{1,9})\n")
 # exiftool names a text chunk's tag by its keyword's letters, digits, "-" and "_" ("exif:GPSLatitude" is
 # ExifGPSLatitude); the colons are kept to tell a prefix from the name.
 _NOT_KEYWORD_NAME = re.compile(rb"[^\w:.-]")
-# Deflate data of 2, 3 or 4 bytes that inflates to nothing: one, two or three empty fixed-Huffman blocks.
-_EMPTY_DEFLATE = {2: b"\x03\x00", 3: b"\x02\x0c\x00", 4: b"\x02\x08\x30\x00"}
-MAX_STORED_BLOCK = 0xFFFF
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class InflateBudget:
-    """What the compressed chunks of one PNG may inflate to, together."""
+    """What the compressed chunks of one PNG may inflate to, together, and the XMP decoded from them and from hex."""
 
     def __init__(self):
-        self.left = MAX_TEXT_BYTES
+        self.left, self.xmp_left = MAX_TEXT_BYTES, MAX_XMP_BYTES
 
     def inflate(self, compressed: bytes) -> bytes:
         inflater = zlib.decompressobj()
@@ -75,6 +74,16 @@ class InflateBudget:
         self.left -= len(text)
         return text
 
+    def blanked_xmp(self, packet: bytes) -> bytes:
+        """The decoded packet blanked; all of a PNG's together are held to one packet's bound, since checking
+        XMP costs most per byte (up to 0.15 s per MiB)."""
+        if len(packet) > self.xmp_left:
+            raise LocationError(f"the PNG's compressed or hex XMP is larger than {MAX_XMP_BYTES >> 20} MiB together")
+        self.xmp_left -= len(packet)
+        copy = io.BytesIO(packet)
+        blank_xmp_location(copy, 0, len(packet))
+        return copy.getvalue()
+
 
 def blank_png_exif(file: BinaryIO, start: int, end: int, budget: InflateBudget) -> bool:
     """Blank the GPS of the EXIF chunk data file[start:end]; True when the file changed."""
@@ -82,12 +91,10 @@ def blank_png_exif(file: BinaryIO, start: int, end: int, budget: InflateBudget) 
         return blank_exif_chunk_gps(file, start, end)
     if end - start > MAX_TEXT_BYTES:
         raise LocationError(f"the PNG's compressed EXIF chunk is larger than {MAX_TEXT_BYTES >> 20} MiB")
-    exif = budget.inflate(read_exact(file, start, end - start)[5:])
-    if blank_exif_gps(io.BytesIO(exif), 0, len(exif)):
-        raise LocationError(
-            "the PNG's compressed EXIF chunk holds where the photo was taken, which cannot be blanked in place"
-        )
-    return False
+    exif = io.BytesIO(budget.inflate(read_exact(file, start, end - start)[5:]))
+    if not blank_exif_gps(exif, 0, len(exif.getvalue())):
+        return False
+    return _write_compressed(file, start + 5, end, exif.getvalue(), "the PNG's compressed EXIF chunk")
 
 
 def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: InflateBudget) -> bool:
@@ -96,70 +103,44 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: In
     LocationError when it names a location that cannot be blanked in place, or cannot be read.
     """
     keyword = read_exact(file, start, min(end - start, MAX_KEYWORD + 1)).split(b"\0", 1)[0]
-    if any(map(is_location_name, _NOT_KEYWORD_NAME.sub(b"", keyword).split(b":"))):
-        return _blank_text(file, kind, start, end, keyword)
+    named = any(map(is_location_name, _NOT_KEYWORD_NAME.sub(b"", keyword).split(b":")))
     xmp, lowered = keyword == XMP_KEYWORD, keyword.lower()
     profile = lowered.removeprefix(RAW_PROFILE) if lowered.startswith(RAW_PROFILE) else None
-    if not xmp and profile not in LOCATION_PROFILES:  # an ICC profile, say, is never decoded
+    if not named and not xmp and profile not in LOCATION_PROFILES:  # an ICC profile, say, is never decoded
         return _blank_xmp_in_text(file, kind, start, end)
     chunk = f'the PNG\'s "{keyword.decode("latin-1")}" text chunk'
     if end - start > MAX_TEXT_BYTES:
         raise LocationError(f"{chunk} is larger than {MAX_TEXT_BYTES >> 20} MiB")
     data = read_exact(file, start, end - start)
     text_start, compressed = _text_start(kind, data, len(keyword))
-    if xmp and not compressed:
+    if named:
+        # Its text is the location: spaces, or compressed, a stream of nothing.
+        method = len(keyword) + (1 if kind == b"zTXt" else 2)  # after the keyword's NUL (and an iTXt's flag)
+        if compressed and data[method : method + 1] != b"\0":  # zlib's 0 is the only one: readers show the bytes
+            raise LocationError(f"{chunk} names a location and is compressed by a method no reader knows")
+        text, blanked = data[text_start:], b"" if compressed else b" " * (len(data) - text_start)
+    elif xmp and not compressed:
         return blank_xmp_location(file, start + text_start, end)
-    text = budget.inflate(data[text_start:]) if compressed else data[text_start:]
-    if xmp and names_location(text):
-        raise LocationError(
-            "the PNG's XMP names where the photo was taken (GPS or a place) and is compressed, so it cannot be "
-            "blanked in place"
-        )
-    if profile in LOCATION_PROFILES and _profile_names_location(profile, _raw_profile_bytes(text)):
-        raise LocationError(
-            f"{chunk} names where the photo was taken (GPS or a place) in hex, which cannot be blanked in place"
-        )
-    return False
-
-
-def _blank_text(file: BinaryIO, kind: bytes, start: int, end: int, keyword: bytes) -> bool:
-    """Overwrite the text of a chunk whose keyword names a location with spaces, compressed or not.
-
-    ImageMagick writes every EXIF and XMP property it read as a text chunk (`exif:GPSLatitude`,
-    `photoshop:City`), and exiftool shows them.
-    """
-    if end - start > MAX_TEXT_BYTES:
-        raise LocationError(
-            f'the PNG\'s "{keyword.decode("latin-1")}" text chunk is larger than {MAX_TEXT_BYTES >> 20} MiB'
-        )
-    data = read_exact(file, start, end - start)
-    text_start, compressed = _text_start(kind, data, len(keyword))
-    method = len(keyword) + (1 if kind == b"zTXt" else 2)  # after the keyword's NUL (and an iTXt's flag)
-    if compressed and data[method : method + 1] != b"\0":  # zlib's 0 is the only method: readers show the bytes
-        raise LocationError("a PNG text chunk named for a location is compressed by a method no reader knows")
-    length = len(data) - text_start
-    blank = _zlib_of_spaces(length) if compressed else b" " * length
+    else:
+        text = budget.inflate(data[text_start:]) if compressed else data[text_start:]
+        blanked = budget.blanked_xmp(text) if xmp else _blanked_raw_profile(profile, text, budget)
+    if blanked == text:
+        return False
+    if compressed:
+        return _write_compressed(file, start + text_start, end, blanked, chunk)
     file.seek(start + text_start)
-    file.write(blank)
-    return blank != data[text_start:]
+    file.write(blanked)  # the same length: spaces, or the hex in its layout
+    return True
 
 
-def _zlib_of_spaces(length: int) -> bytes:
-    """A zlib stream of exactly `length` bytes that inflates to spaces: stored blocks, or empty ones when too short."""
-    left = length - 6  # for the deflate data, between the zlib header (2 bytes) and the Adler-32 (4)
-    if left < 2:
-        raise LocationError("a compressed PNG text chunk that names a location is too short to be zlib")
-    if left in _EMPTY_DEFLATE:
-        return b"\x78\x01" + _EMPTY_DEFLATE[left] + struct.pack(">I", zlib.adler32(b""))
-    blocks, spaces = [], 0
-    while left:  # each stored block: a header byte, its length and the length's complement, the bytes
-        size = min(left - 5, MAX_STORED_BLOCK)
-        if 0 < left - 5 - size < 5:  # what would remain could not hold a block: leave it room for one
-            size = left - 10
-        final = size == left - 5
-        blocks.append(bytes([final]) + struct.pack("<HH", size, size ^ 0xFFFF) + b" " * size)
-        left, spaces = left - 5 - size, spaces + size
-    return b"\x78\x01" + b"".join(blocks) + struct.pack(">I", zlib.adler32(b" " * spaces))
+def _write_compressed(file: BinaryIO, start: int, end: int, text: bytes, chunk: str) -> bool:
+    """Write `text`, compressed, over the zlib stream file[start:end], in exactly its bytes."""
+    stream = zlib_of_length(end - start, text)
+    if stream is None:
+        raise LocationError(f"{chunk} holds where the photo was taken, and without it does not compress into its place")
+    file.seek(start)
+    file.write(stream)
+    return True
 
 
 def _blank_xmp_in_text(file: BinaryIO, kind: bytes, start: int, end: int) -> bool:
@@ -185,7 +166,8 @@ def _text_start(kind: bytes, data: bytes, keyword_length: int) -> tuple[int, boo
     return len(data) - len(parts[2]), data[after_keyword] != 0
 
 
-def _raw_profile_bytes(text: bytes) -> bytes:
+def _blanked_raw_profile(name: bytes, text: bytes, budget: InflateBudget) -> bytes:
+    """The hex raw profile `text` with the location its parser blanks, in the same layout (lines, case aside)."""
     header = _RAW_PROFILE_HEADER.match(text)
     if header is None:
         raise LocationError("a PNG raw profile's header (name and length) is malformed")
@@ -195,18 +177,28 @@ def _raw_profile_bytes(text: bytes) -> bytes:
         raise LocationError("a PNG raw profile is not hex") from None
     if len(profile) != int(header.group(1)):
         raise LocationError("a PNG raw profile's length does not match its data")
-    return profile
+    blanked = _blanked_profile(name, profile, budget)
+    if blanked == profile:
+        return text
+    digits, used = blanked.hex().encode(), 0
+
+    def next_digits(run: re.Match) -> bytes:
+        nonlocal used
+        used += len(run.group())
+        return digits[used - len(run.group()) : used]
+
+    return text[: header.end()] + _HEX_RUN.sub(next_digits, text[header.end() :])
 
 
-def _profile_names_location(name: bytes, profile: bytes) -> bool:
-    """True when the parser that reads this profile in a JPEG would blank something in it."""
+def _blanked_profile(name: bytes, profile: bytes, budget: InflateBudget) -> bytes:
+    """The profile with what the parser that reads it in a JPEG blanks there."""
     copy = io.BytesIO(profile)
     if name == b"exif" or (name == b"app1" and profile.startswith(EXIF_PREFIX)):
-        return blank_exif_chunk_gps(copy, 0, len(profile))  # ImageMagick writes exif with and without the prefix
-    if name == b"xmp" or (name == b"app1" and profile.startswith(JPEG_XMP)):
-        return names_location(profile)
-    if name == b"iptc" and profile[:1] == bytes([IIM_MARKER]):
-        return blank_iim_places(copy, 0, len(profile))
-    if name in (b"iptc", b"8bim"):  # exiftool writes a PNG's IPTC as Photoshop resources
-        return blank_photoshop_places(copy, 0, len(profile))
-    return False
+        blank_exif_chunk_gps(copy, 0, len(profile))  # ImageMagick writes exif with and without the prefix
+    elif name == b"xmp" or (name == b"app1" and profile.startswith(JPEG_XMP)):
+        return budget.blanked_xmp(profile)
+    elif name == b"iptc" and profile[:1] == bytes([IIM_MARKER]):
+        blank_iim_places(copy, 0, len(profile))
+    elif name in (b"iptc", b"8bim"):  # exiftool writes a PNG's IPTC as Photoshop resources
+        blank_photoshop_places(copy, 0, len(profile))
+    return copy.getvalue()

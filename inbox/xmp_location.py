@@ -159,11 +159,6 @@ def blank_xmp_location(file: BinaryIO, start: int, end: int, *, items_kept: int 
     return True
 
 
-def names_location(packet: bytes) -> bool:
-    """True when the XMP packet names a GPS or place property (or seems to) or a location namespace."""
-    return _names_location_property(packet) or any(namespace in packet for namespace in LOCATION_NAMESPACES)
-
-
 def is_location_name(local_name: bytes) -> bool:
     """True when a property of this local name (what follows its prefix's colon) is location, as blanked here."""
     return _LOCATION_LOCAL_NAME.fullmatch(local_name) is not None

@@ -2,9 +2,9 @@
 
 Each photo of the location tests (every format's GPS and place names, maker notes, Kodak's IFD,
 location namespaces, Darwin Core's terms, GoPro and FLIR data, C2PA, Photoshop resources, PNG
-chunks and text chunks named for a place, a GIF's XMP, a GeoTIFF) is damaged in a few bytes, the
-same way on every run (seeded), and goes through what a delivery does with it: libmagic names its
-type, and location removal walks it.
+chunks, compressed too, a hex raw profile and text chunks named for a place, a GIF's XMP, a
+GeoTIFF) is damaged in a few bytes, the same way on every run (seeded), and goes through what a
+delivery does with it: libmagic names its type, and location removal walks it.
 The only ways out are a published file in which exiftool reads no location, or LocationError with
 a reason. Anything else would be a 500 or a leak; a walk over a second would be a stuck worker.
 """
@@ -26,10 +26,19 @@ from inbox.images import ACCEPTED, detect_type
 from inbox.jpeg_segments import JPEG_XMP
 from inbox.location import LocationError, remove_location
 from inbox.spool import SNIFF_BYTES
-from tests.harness import LOCATION_FORMATS, XMP, jpeg_with_exif, jpeg_with_segment, photo_with_gps, write_place_names
+from tests.harness import (
+    LOCATION_FORMATS,
+    XMP,
+    exif_with_gps,
+    jpeg_with_exif,
+    jpeg_with_segment,
+    photo_with_gps,
+    write_place_names,
+)
 from tests.test_location import (
     C2PA_EXIF,
     CELL_XMP,
+    COMPRESSED_PNG_CHUNKS,
     FLAT_PLACE_XMP,
     GPS_TIFF,
     IMAGEMAGICK_TEXT,
@@ -46,6 +55,7 @@ from tests.test_location import (
     jpeg_with_c2pa,
     photoshop_resources,
     png_with_chunk,
+    png_with_raw_profile,
 )
 
 # More for a longer search: INBOX_FUZZ_VARIANTS=2500 pytest tests/test_location_fuzz.py (about 3.5 minutes).
@@ -89,8 +99,10 @@ def location_photos(folder) -> dict[str, bytes]:
     photos["c2pa"] = jpeg_with_c2pa(C2PA_EXIF, packets=3)
     for resource, data in ((0x0422, GPS_TIFF), (0x0424, XMP)):
         photos[f"photoshop resource {resource:#x}"] = jpeg_with_segment(0xED, photoshop_resources((resource, data)))
-    for case, (kind, data) in PNG_CHUNKS_EXIFTOOL_READS.items():
+    for case, (kind, data) in (PNG_CHUNKS_EXIFTOOL_READS | COMPRESSED_PNG_CHUNKS).items():
         photos[f"png {case}"] = png_with_chunk(kind, data)
+    png_with_raw_profile(folder / "profile.png", "exif", exif_with_gps().tobytes())  # hex in a zTXt, as ImageMagick
+    photos["png raw profile"] = (folder / "profile.png").read_bytes()
     magick = PngInfo()
     for keyword in ("exif:GPSLatitude", "exif:GPSLatitudeRef", "exif:GPSLongitude"):
         value, compressed = IMAGEMAGICK_TEXT[keyword]
