@@ -1,19 +1,19 @@
 """Blanks location inside one XMP packet of an open file, in place, keeping its size.
 
 Every property whose local name holds `GPS`, `Latitude` or `Longitude` (`exif:GPSLatitude`,
-`exifEX:GPS…`, a vendor's `CamGPSLatitude`, a drone's `Latitude`, Darwin Core's `decimalLatitude`)
-or names a place (`photoshop:City`, `State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`;
-`Iptc4xmpExt:LocationCreated`, `LocationShown`, `dwc:dctermsLocation` with everything inside, and
-Darwin Core's place terms written on their own, `dwc:locality`, `county`…; `xmpDM:shotLocation`;
-the short coordinate names, `geo:lat`, `lng`, `lat_long`…),
-and every property of a namespace that holds nothing but location (a phone's cell tower, a depth
-photo's EarthPose, by the prefix the packet binds or by the one exiftool knows it by), in
-attribute or element form, is overwritten with spaces of the same length; the packet stays
-well-formed. If such a name is still there afterwards (UTF-16 packets, odd syntax, a byte in a
-name that exiftool drops), it fails closed. When inbox/location.py has cut a motion photo's video
-off, the packet's flags that announce it (Google's `GCamera:MotionPhoto="1"`, the older
-`MicroVideo`) are turned to "0" as well, so that viewers do not look for a video that is gone,
-and its container directory keeps only the files that remain.
+`exifEX:GPS…`, a vendor's `CamGPSLatitude`, a drone's `Latitude`, Darwin Core's `decimalLatitude`),
+is a short coordinate name (`geo:lat`, `lng`, `lat_long`…) or names a place (`photoshop:City`,
+`State`, `Country`; `Iptc4xmpCore:Location`, `CountryCode`; `Iptc4xmpExt:LocationCreated`,
+`LocationShown`, `dwc:dctermsLocation` with everything inside, and Darwin Core's place terms
+written on their own, `dwc:locality`, `county`…; `xmpDM:shotLocation`), and every property of a
+namespace that holds nothing but location (a phone's cell tower, a depth photo's EarthPose, by
+the prefix the packet binds or by the one exiftool knows it by), in attribute or element form, is
+overwritten with spaces of the same length; the packet stays well-formed. If such a name is still
+there afterwards (UTF-16 packets, odd syntax, a byte in a name that exiftool drops), it fails
+closed. When inbox/location.py has cut a motion photo's video off, the packet's flags that
+announce it (Google's `GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to "0" as
+well, so that viewers do not look for a video that is gone, and its container directory keeps
+only the files that remain.
 
 XMP packets come from every container: a JPEG's APP1, a PNG's iTXt, a WebP's `XMP ` chunk, a
 TIFF's tag 700 (inbox/tiff_blocks.py), a HEIF's XMP item.
