@@ -137,7 +137,10 @@ def _write_compressed(file: BinaryIO, start: int, end: int, text: bytes, chunk: 
     """Write `text`, compressed, over the zlib stream file[start:end], in exactly its bytes."""
     stream = zlib_of_length(end - start, text)
     if stream is None:
-        raise LocationError(f"{chunk} holds where the photo was taken, and without it does not compress into its place")
+        raise LocationError(
+            f"{chunk} holds where the photo was taken, and without it does not compress back into the same number "
+            "of bytes"
+        )
     file.seek(start)
     file.write(stream)
     return True

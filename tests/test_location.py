@@ -641,7 +641,7 @@ def test_compressed_png_xmp_whose_location_is_too_small_to_make_room_is_refused(
     noise = random.Random(13).randbytes(300).hex().encode()
     path = tmp_path / "zipped.png"
     zipped_xmp_png(path, XMP_WITHOUT_LOCATION.replace(b"<dc:title>", noise + b"<a:lat/><dc:title>"))
-    with pytest.raises(LocationError, match="does not compress into its place"):
+    with pytest.raises(LocationError, match="does not compress back into the same number of bytes"):
         remove_location(str(path), "image/png")
 
 
@@ -1144,7 +1144,7 @@ def test_png_text_chunks_named_for_a_location_lose_their_text(tmp_path):
 
 
 UNBLANKABLE_PLACE_TEXT = {  # case: (chunk data, what the reason says)
-    "too short to be zlib": (b"exif:GPSLatitude\0\0" + b"\x78\x9c" + b"52,31", "does not compress into its place"),
+    "too short to be zlib": (b"exif:GPSLatitude\0\0" + b"\x78\x9c" + b"52,31", "does not compress back"),
     # exiftool shows the bytes of a method it does not know as they are
     "another compression method": (b"exif:GPSLatitude\0\x08" + zlib.compress(b"52,31.2N"), "method no reader knows"),
 }
