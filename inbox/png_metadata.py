@@ -190,7 +190,10 @@ def _blanked_raw_profile(name: bytes, text: bytes, budget: InflateBudget) -> byt
         used += len(run.group())
         return digits[used - len(run.group()) : used]
 
-    return text[: header.end()] + _HEX_RUN.sub(next_digits, text[header.end() :])
+    rewritten = text[: header.end()] + _HEX_RUN.sub(next_digits, text[header.end() :])
+    if used != len(digits) or len(rewritten) != len(text):  # fromhex takes pairs alone, so this cannot happen
+        raise LocationError("a PNG raw profile's hex could not be written back in its layout")
+    return rewritten
 
 
 def _blanked_profile(name: bytes, profile: bytes, budget: InflateBudget) -> bytes:
