@@ -55,10 +55,11 @@ _HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class InflateBudget:
-    """What the compressed chunks of one PNG may inflate to, together, and the XMP decoded from them and from hex."""
+    """What the compressed chunks of one PNG may inflate to, together, the XMP decoded from them and from hex, and
+    what may be compressed to write them back."""
 
     def __init__(self):
-        self.left, self.xmp_left = MAX_TEXT_BYTES, MAX_XMP_BYTES
+        self.left, self.xmp_left, self.compress_left = MAX_TEXT_BYTES, MAX_XMP_BYTES, 2 * MAX_TEXT_BYTES
 
     def inflate(self, compressed: bytes) -> bytes:
         inflater = zlib.decompressobj()
@@ -73,6 +74,12 @@ class InflateBudget:
             )
         self.left -= len(text)
         return text
+
+    def charge_compression(self, size: int) -> None:
+        """Every chunk can be compressed back once, and small ones tried again many ways (inbox/zlib_in_place.py)."""
+        if size > self.compress_left:
+            raise LocationError("the PNG's compressed chunks took more tries to compress back than any photo's")
+        self.compress_left -= size
 
     def blanked_xmp(self, packet: bytes) -> bytes:
         """The decoded packet blanked; all of a PNG's together are held to one packet's bound, since checking
@@ -94,7 +101,7 @@ def blank_png_exif(file: BinaryIO, start: int, end: int, budget: InflateBudget) 
     exif = io.BytesIO(budget.inflate(read_exact(file, start, end - start)[5:]))
     if not blank_exif_gps(exif, 0, len(exif.getvalue())):
         return False
-    return _write_compressed(file, start + 5, end, exif.getvalue(), "the PNG's compressed EXIF chunk")
+    return _write_compressed(file, start + 5, end, exif.getvalue(), "the PNG's compressed EXIF chunk", budget)
 
 
 def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: InflateBudget) -> bool:
@@ -127,15 +134,15 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: In
     if blanked == text:
         return False
     if compressed:
-        return _write_compressed(file, start + text_start, end, blanked, chunk)
+        return _write_compressed(file, start + text_start, end, blanked, chunk, budget)
     file.seek(start + text_start)
     file.write(blanked)  # the same length: spaces, or the hex in its layout
     return True
 
 
-def _write_compressed(file: BinaryIO, start: int, end: int, text: bytes, chunk: str) -> bool:
+def _write_compressed(file: BinaryIO, start: int, end: int, text: bytes, chunk: str, budget: InflateBudget) -> bool:
     """Write `text`, compressed, over the zlib stream file[start:end], in exactly its bytes."""
-    stream = zlib_of_length(end - start, text)
+    stream = zlib_of_length(end - start, text, budget.charge_compression)
     if stream is None:
         raise LocationError(
             f"{chunk} holds where the photo was taken, and without it does not compress back into the same number "

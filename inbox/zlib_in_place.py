@@ -5,13 +5,16 @@ Deflate allows empty blocks, which add nothing to what a reader inflates. The by
 the usual way and empty blocks make up the length: in front of the compressed blocks (a stored one
 is 5 bytes; a fixed-Huffman one then a stored one, 6), or after them, once a sync flush has ended
 them on a byte, before the Adler-32 (any 2 bytes or more). When neither fits, other settings are
-tried, since each compresses to a different length. Nothing of the old stream is left.
+tried, since each compresses to a different length, then a block boundary at points through the
+text (each costs a byte or so): a short place name blanked in a small profile saves only 2 to 4
+bytes, which no empty block fills. Nothing of the old stream is left.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 
 # Empty blocks, none of them the last, each run ending on a byte.
 _STORED = b"\x00\x00\x00\xff\xff"
@@ -26,28 +29,46 @@ _LAST = {
     6: b"\x02\x04\x00\x00\xff\xff",
 }
 _HEADER = b"\x78\x01"  # a zlib header, for a stream of no blocks of data
-# (level, strategy) to try, best first; beyond RETRIED_BYTES only the first, to bound the time.
+# (level, strategy) to try, best first; beyond RETRIED_BYTES only the first. Block boundaries are
+# tried at SPLITS_TRIED points through a text of SPLIT_BYTES or less.
 _SETTINGS = [(9, zlib.Z_DEFAULT_STRATEGY), (9, zlib.Z_FILTERED), (9, zlib.Z_RLE), (9, zlib.Z_FIXED), (1, 0), (4, 0)]
 RETRIED_BYTES = 1024 * 1024
+SPLIT_BYTES, SPLITS_TRIED = 64 * 1024, 64
 
 
-def zlib_of_length(length: int, data: bytes) -> bytes | None:
-    """A zlib stream of exactly `length` bytes that inflates to `data`; None when no way tried makes one."""
+def zlib_of_length(length: int, data: bytes, charge: Callable[[int], None] = lambda size: None) -> bytes | None:
+    """A zlib stream of exactly `length` bytes that inflates to `data`; None when no way tried makes one.
+
+    `charge(size)` is called before each compression of `size` bytes, and may raise to bound the time.
+    """
     if not data:
         ending = _ending(length - len(_HEADER) - 4)
         return None if ending is None else _HEADER + ending + struct.pack(">I", zlib.adler32(b""))
-    for level, strategy in _SETTINGS[: 1 if len(data) > RETRIED_BYTES else None]:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
-        blocks = compressor.compress(data)
-        whole = blocks + compressor.copy().flush()
+    for whole, synced in _compressions(data, charge):
         before = _empty_blocks(length - len(whole))
         if before is not None:
             return whole[:2] + before + whole[2:]
-        synced = blocks + compressor.flush(zlib.Z_SYNC_FLUSH)
-        ending = _ending(length - len(synced) - 4)
+        ending = _ending(length - len(synced) - 4) if synced else None
         if ending is not None:
             return synced + ending + struct.pack(">I", zlib.adler32(data))
     return None
+
+
+def _compressions(data: bytes, charge: Callable[[int], None]) -> Iterator[tuple[bytes, bytes]]:
+    """`data` compressed in each way tried, best first: the whole stream, and its blocks ended by a sync
+    flush (no Adler-32 yet), or b"" where that is not tried."""
+    for level, strategy in _SETTINGS[: None if len(data) <= RETRIED_BYTES else 1]:
+        charge(len(data))
+        compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
+        blocks = compressor.compress(data)
+        yield blocks + compressor.copy().flush(), blocks + compressor.flush(zlib.Z_SYNC_FLUSH)
+    if len(data) > SPLIT_BYTES:
+        return
+    for at in range(1, len(data), max(1, len(data) // SPLITS_TRIED)):
+        charge(len(data))
+        compressor = zlib.compressobj(9)
+        whole = compressor.compress(data[:at]) + compressor.flush(zlib.Z_PARTIAL_FLUSH)  # an empty block: 10 bits
+        yield whole + compressor.compress(data[at:]) + compressor.flush(), b""
 
 
 def _empty_blocks(size: int) -> bytes | None:

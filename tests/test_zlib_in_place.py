@@ -34,3 +34,17 @@ def test_streams_are_exactly_as_long_as_asked_and_inflate_to_the_text(case):
 def test_a_length_under_any_stream_of_the_text_is_none():
     assert zlib_of_length(7, b"") is None  # a zlib stream is 8 bytes at least
     assert zlib_of_length(len(zlib.compress(b"Philadelphia", 9)) - 1, b"Philadelphia") is None
+
+
+def test_each_compression_is_charged_first_so_the_caller_can_stop_the_tries():
+    charged = []
+
+    def charge(size: int) -> None:
+        charged.append(size)
+        if len(charged) == 3:
+            raise TimeoutError("enough")
+
+    one_over = len(zlib.compress(b"Philadelphia", 9)) + 1  # no empty block is 1 byte: other ways are tried
+    with pytest.raises(TimeoutError):
+        zlib_of_length(one_over, b"Philadelphia", charge)
+    assert charged == [12, 12, 12]
