@@ -31,7 +31,8 @@ _LAST = {
 _HEADER = b"\x78\x01"  # a zlib header, for a stream of no blocks of data
 # (level, strategy) to try, best first; beyond RETRIED_BYTES only the first. Block boundaries are
 # tried at SPLITS_TRIED points through a text of SPLIT_BYTES or less.
-_SETTINGS = [(9, zlib.Z_DEFAULT_STRATEGY), (9, zlib.Z_FILTERED), (9, zlib.Z_RLE), (9, zlib.Z_FIXED), (1, 0), (4, 0)]
+_SETTINGS = [(9, zlib.Z_DEFAULT_STRATEGY), (9, zlib.Z_FILTERED), (9, zlib.Z_RLE), (9, zlib.Z_FIXED)]
+_SETTINGS += [(1, zlib.Z_DEFAULT_STRATEGY), (4, zlib.Z_DEFAULT_STRATEGY)]
 RETRIED_BYTES = 1024 * 1024
 SPLIT_BYTES, SPLITS_TRIED = 64 * 1024, 64
 
