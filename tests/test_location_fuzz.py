@@ -58,7 +58,7 @@ from tests.test_location import (
     png_with_raw_profile,
 )
 
-# More for a longer search: INBOX_FUZZ_VARIANTS=2500 pytest tests/test_location_fuzz.py (about 3.5 minutes).
+# More for a longer search: INBOX_FUZZ_VARIANTS=2500 pytest tests/test_location_fuzz.py (about 4.5 minutes).
 VARIANTS_PER_PHOTO = int(os.environ.get("INBOX_FUZZ_VARIANTS", "300"))
 # What exiftool reads as where a photo was taken: its Location group (GPS, IPTC and XMP places, maker
 # notes' place names, a cell tower), any tag named GPS, Latitude or Longitude (C2PA's JSON, Darwin Core's
