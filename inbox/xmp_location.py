@@ -91,7 +91,7 @@ _XMP_LOCATION_WORD_NAME = re.compile(
     + rb")(?=(?P<name>[\w.-]+))(?P=name)\s*=\s*[\"']"
 )
 _LOCATION_WORD = re.compile(_LOCATION_WORDS)
-_LOCATION_LOCAL_NAME = re.compile(rb"[\w.-]*" + _LOCATION_WORDS + rb"[\w.-]*|" + _XMP_PLACE_NAMES)
+_LOCATION_LOCAL_NAME = re.compile(_LOCATION_WORD_NAME + rb"|" + _XMP_PLACE_NAMES)  # fullmatched
 # exiftool names a property by its letters, digits, "-" and "_" alone: "exif:G\xebPSLatitude" is its
 # GPSLatitude. What a packet still names is judged with every other byte taken out.
 _NOT_NAME_OR_MARKUP = re.compile(rb"[^\w\s.:<>=\"'/-]")
