@@ -56,7 +56,7 @@ from inbox.gif_blocks import blank_gif_xmp
 from inbox.heif_items import metadata_items
 from inbox.jpeg_metadata import blank_jpeg_metadata
 from inbox.jpeg_segments import jpeg_segments
-from inbox.png_metadata import InflateBudget, blank_png_exif, blank_png_text
+from inbox.png_metadata import PngBudget, blank_png_exif, blank_png_text
 from inbox.tiff_blocks import blank_exif_chunk_gps, blank_exif_gps
 from inbox.xmp_location import blank_xmp_location
 
@@ -100,7 +100,7 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
 def _png(file: BinaryIO, size: int) -> bool:
     if read_exact(file, 0, 8) != PNG_SIGNATURE:
         raise LocationError("the PNG signature is wrong")
-    changed, position, budget = False, 8, InflateBudget()
+    changed, position, budget = False, 8, PngBudget()
     for _ in range(MAX_CHUNKS):
         if position == size:
             return changed

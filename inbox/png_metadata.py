@@ -54,9 +54,9 @@ _NOT_KEYWORD_NAME = re.compile(rb"[^\w:.-]")
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
 
 
-class InflateBudget:
-    """What the compressed chunks of one PNG may inflate to, together, the XMP decoded from them and from hex, and
-    what may be compressed to write them back."""
+class PngBudget:
+    """The work one PNG's metadata may cost, together: what its compressed chunks inflate to, the XMP decoded
+    from them and from hex, and what is compressed to write them back."""
 
     def __init__(self):
         self.left, self.xmp_left, self.compress_left = MAX_TEXT_BYTES, MAX_XMP_BYTES, 2 * MAX_TEXT_BYTES
@@ -92,7 +92,7 @@ class InflateBudget:
         return copy.getvalue()
 
 
-def blank_png_exif(file: BinaryIO, start: int, end: int, budget: InflateBudget) -> bool:
+def blank_png_exif(file: BinaryIO, start: int, end: int, budget: PngBudget) -> bool:
     """Blank the GPS of the EXIF chunk data file[start:end]; True when the file changed."""
     if read_exact(file, start, min(end - start, 1)) != b"\0":
         return blank_exif_chunk_gps(file, start, end)
@@ -104,7 +104,7 @@ def blank_png_exif(file: BinaryIO, start: int, end: int, budget: InflateBudget) 
     return _write_compressed(file, start + 5, end, exif.getvalue(), "the PNG's compressed EXIF chunk", budget)
 
 
-def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: InflateBudget) -> bool:
+def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: PngBudget) -> bool:
     """Blank the location in the tEXt, zTXt or iTXt chunk data file[start:end]; True when the file changed.
 
     LocationError when it names a location that cannot be blanked in place, or cannot be read.
@@ -140,7 +140,7 @@ def blank_png_text(file: BinaryIO, kind: bytes, start: int, end: int, budget: In
     return True
 
 
-def _write_compressed(file: BinaryIO, start: int, end: int, text: bytes, chunk: str, budget: InflateBudget) -> bool:
+def _write_compressed(file: BinaryIO, start: int, end: int, text: bytes, chunk: str, budget: PngBudget) -> bool:
     """Write `text`, compressed, over the zlib stream file[start:end], in exactly its bytes."""
     stream = zlib_of_length(end - start, text, budget.charge_compression)
     if stream is None:
@@ -176,7 +176,7 @@ def _text_start(kind: bytes, data: bytes, keyword_length: int) -> tuple[int, boo
     return len(data) - len(parts[2]), data[after_keyword] != 0
 
 
-def _blanked_raw_profile(name: bytes, text: bytes, budget: InflateBudget) -> bytes:
+def _blanked_raw_profile(name: bytes, text: bytes, budget: PngBudget) -> bytes:
     """The hex raw profile `text` with the location its parser blanks, in the same layout (lines, case aside)."""
     header = _RAW_PROFILE_HEADER.match(text)
     if header is None:
@@ -203,7 +203,7 @@ def _blanked_raw_profile(name: bytes, text: bytes, budget: InflateBudget) -> byt
     return rewritten
 
 
-def _blanked_profile(name: bytes, profile: bytes, budget: InflateBudget) -> bytes:
+def _blanked_profile(name: bytes, profile: bytes, budget: PngBudget) -> bytes:
     """The profile with what the parser that reads it in a JPEG blanks there."""
     copy = io.BytesIO(profile)
     if name == b"exif" or (name == b"app1" and profile.startswith(EXIF_PREFIX)):
