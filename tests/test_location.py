@@ -637,10 +637,8 @@ def test_compressed_png_xmp_loses_its_location_and_compresses_into_its_place(tmp
 
 
 def test_compressed_png_xmp_naming_no_location_is_published_as_it_is(tmp_path):
-    info = PngInfo()
-    info.add_itxt("XML:com.adobe.xmp", XMP_WITHOUT_LOCATION.decode(), zip=True)
     path = tmp_path / "zipped.png"
-    Image.new("RGB", (8, 8)).save(path, "PNG", pnginfo=info)
+    zipped_xmp_png(path, XMP_WITHOUT_LOCATION)
     original = path.read_bytes()
     assert remove_location(str(path), "image/png") is False
     assert path.read_bytes() == original
