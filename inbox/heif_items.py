@@ -12,13 +12,15 @@ items (`Exif`, or `mime` with content type application/rdf+xml for XMP), `iloc` 
 item's bytes are: in the file (construction method 0, usually in mdat) or in the meta box's
 `idat` (method 1). A metadata item that is split into several extents, lives in another file, is
 content-encoded or is built by item reference is refused (LocationError): it cannot be blanked
-safely in place. Every count, size and offset is checked against its box.
+safely in place; so are two items that share bytes, which would have them checked again. Every
+count, size and offset is checked against its box.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, read_exact
@@ -92,7 +94,17 @@ def metadata_items(file: BinaryIO, size: int) -> list[tuple[str, int, int]]:
         elif kind == b"uuid" and end - start >= 16 and read_exact(file, start, 16) == XMP_UUID:
             items.append(("xmp", start + 16, end))
         box_start = end  # top-level boxes follow each other
+    _refuse_shared_bytes(items)
     return items
+
+
+def _refuse_shared_bytes(items: list[tuple[str, int, int]]) -> None:
+    # Items of any number of meta boxes may point at the same extent: 20 XMP items over one crafted
+    # megabyte took 2.6 s to check, 65,535 of them would keep a worker for hours. No writer shares
+    # a metadata item's bytes, so the file is refused rather than each range checked once.
+    ranges = sorted((start, end) for kind, start, end in items if kind in ("exif", "xmp"))
+    if any(start < end for (_, end), (start, _) in pairwise(ranges)):
+        raise LocationError("two of the HEIF file's metadata items share bytes")
 
 
 def _meta_items(meta: bytes, meta_offset: int, file_size: int) -> list[tuple[str, int, int]]:
