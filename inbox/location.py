@@ -71,16 +71,18 @@ MOVIE_LOCATION_ATOMS = (b"ISO6709", b"\xa9xyz", b"loci", b"gps ", b"GPS ", b":GP
 HEIF_TYPES = ("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif")
 
 
-def remove_location(path: str, content_type: str) -> bool:
+def remove_location(path: str, content_type: str, png_budget: PngBudget | None = None) -> bool:
     """Blank the location metadata of the image at `path` in place and cut off what follows the image.
 
-    True when the file changed.
+    True when the file changed. The PNGs of one message share one `png_budget`; without it, a PNG
+    has one of its own.
     """
     walk = _WALKERS.get(content_type)
     if walk is None:
         return False
     with open(path, "r+b") as file:
-        return walk(file, os.fstat(file.fileno()).st_size)
+        size = os.fstat(file.fileno()).st_size
+        return _png(file, size, png_budget or PngBudget()) if walk is _png else walk(file, size)
 
 
 def _jpeg(file: BinaryIO, size: int) -> bool:
@@ -97,10 +99,11 @@ def _cut_off_after(file: BinaryIO, end: int, size: int) -> bool:
     return False
 
 
-def _png(file: BinaryIO, size: int) -> bool:
+def _png(file: BinaryIO, size: int, budget: PngBudget) -> bool:
     if read_exact(file, 0, 8) != PNG_SIGNATURE:
         raise LocationError("the PNG signature is wrong")
-    changed, position, budget = False, 8, PngBudget()
+    changed, position = False, 8
+    budget.start_png()
     for _ in range(MAX_CHUNKS):
         if position == size:
             return changed
@@ -200,7 +203,7 @@ def _heif_exif(file: BinaryIO, start: int, end: int) -> bool:
     return blank_exif_gps(file, start + 4 + header_offset, end)
 
 
-_WALKERS: dict[str, Callable[[BinaryIO, int], bool]] = {
+_WALKERS: dict[str, Callable[..., bool]] = {  # (file, size), and a PNG budget for PNGs
     "image/jpeg": _jpeg,
     "image/png": _png,
     "image/webp": _webp,

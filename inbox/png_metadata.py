@@ -22,9 +22,10 @@ Chunks are recognised as exiftool recognises them, since what it reads, metadata
 Compressed text is inflated, blanked and compressed again into exactly the bytes it had
 (inbox/zlib_in_place.py), so nothing after it moves; when it no longer fits there, or is
 compressed by a method no reader knows, the PNG is refused. Every chunk read is bounded by
-MAX_TEXT_BYTES, what one PNG's compressed chunks inflate to together is too, and so is the XMP
-decoded from them and from hex (one packet's bound): a file of small zlib bombs costs no more than
-one. What cannot be decoded fails closed with a reason.
+MAX_TEXT_BYTES; what compressed chunks inflate to together is too, and so is the XMP decoded from
+them and from hex (one packet's bound), for all the PNGs of a message together: a file of small
+zlib bombs, or a message of small PNGs each holding one, costs no more than one. What cannot be
+decoded fails closed with a reason.
 """
 
 from __future__ import annotations
@@ -55,11 +56,24 @@ _HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class PngBudget:
-    """The work one PNG's metadata may cost, together: what its compressed chunks inflate to, the XMP decoded
-    from them and from hex, and what is compressed to write them back."""
+    """The work PNG metadata may cost, together: what compressed chunks inflate to, the XMP decoded from
+    them and from hex, and what is compressed to write them back. One is shared by a message's PNGs,
+    since a 4 KiB PNG can hold 4 MiB of crafted XMP (0.7 s to check)."""
+
+    FULL = (MAX_TEXT_BYTES, MAX_XMP_BYTES, 2 * MAX_TEXT_BYTES)
 
     def __init__(self):
-        self.left, self.xmp_left, self.compress_left = MAX_TEXT_BYTES, MAX_XMP_BYTES, 2 * MAX_TEXT_BYTES
+        self.left, self.xmp_left, self.compress_left = self.FULL
+        self.shared = False
+
+    def start_png(self) -> None:
+        """A PNG begins: if the budget runs out in it after other PNGs spent part, its reason says so."""
+        self.shared = (self.left, self.xmp_left, self.compress_left) != self.FULL
+
+    def _exceeded(self, reason: str) -> LocationError:
+        if self.shared:
+            reason += ", with the PNGs before it in this message: send it in a mail of its own"
+        return LocationError(reason)
 
     def inflate(self, compressed: bytes) -> bytes:
         inflater = zlib.decompressobj()
@@ -68,7 +82,7 @@ class PngBudget:
         except zlib.error as error:
             raise LocationError(f"a compressed PNG text chunk cannot be read ({error})") from None
         if len(text) > self.left:
-            raise LocationError(
+            raise self._exceeded(
                 f"the PNG's compressed chunks inflate to more than {MAX_TEXT_BYTES >> 20} MiB, more than any "
                 "photo's metadata"
             )
@@ -78,14 +92,14 @@ class PngBudget:
     def charge_compression(self, size: int) -> None:
         """Every chunk can be compressed back once, and small ones tried again many ways (inbox/zlib_in_place.py)."""
         if size > self.compress_left:
-            raise LocationError("the PNG's compressed chunks took more tries to compress back than any photo's")
+            raise self._exceeded("the PNG's compressed chunks took more tries to compress back than any photo's")
         self.compress_left -= size
 
     def blanked_xmp(self, packet: bytes) -> bytes:
         """The decoded packet blanked; all of a PNG's together are held to one packet's bound, since checking
         XMP costs most per byte (up to 0.15 s per MiB)."""
         if len(packet) > self.xmp_left:
-            raise LocationError(f"the PNG's compressed or hex XMP is larger than {MAX_XMP_BYTES >> 20} MiB together")
+            raise self._exceeded(f"the PNG's compressed or hex XMP is larger than {MAX_XMP_BYTES >> 20} MiB together")
         self.xmp_left -= len(packet)
         copy = io.BytesIO(packet)
         blank_xmp_location(copy, 0, len(packet))

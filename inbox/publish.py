@@ -1,10 +1,9 @@
 """One admitted message, carried through: judge, clean and store each image, reply once, keep the record.
 
-A message that answers one of our replies with `delete` takes down what that reply listed
-instead, when it comes from the same publisher; the record then says so, and a later
-delivery of that mail publishes nothing. A later delivery does not bring back an image the
-operator took down either: what its record lists and storage no longer holds is not stored
-again. The steps raise their own exceptions
+A message that answers one of our replies with `delete` takes down what that reply listed instead, when
+it comes from the same publisher; the record then says so, and a later delivery of that mail publishes
+nothing. A later delivery does not bring back an image the operator took down either: what its record
+lists and storage no longer holds is not stored again. The steps raise their own exceptions
 (StorageUnavailable, ReplyUnavailable, …); the webhook turns them and the result into answers.
 """
 
@@ -24,6 +23,7 @@ from .location import LocationError, remove_location
 from .message import InboundMessage
 from .messages_api import ReplyRefused, send_reply, write_outbox
 from .mime import referenced_content_ids
+from .png_metadata import PngBudget
 from .receipts import find_record, message_key, save_record
 from .reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
 from .senders import NotAPublisher, from_address
@@ -110,6 +110,7 @@ def store_attachments(store: Store, message: InboundMessage, withheld: set[str])
     # Only a part with a Content-ID can be shown inline: most messages need no scan of their HTML.
     inline_parts = message.html and any(attachment.content_id for attachment in message.attachments)
     shown_inline = referenced_content_ids(message.html) if inline_parts else set()
+    png_budget = PngBudget()  # one for the message: a hundred small PNGs must not cost a hundred PNGs' bound
     for attachment in message.attachments:
         spool = attachment.stream
         spool.finish()  # parts, fetched and MIME-decoded attachments alike: all on disk before it is read by path
@@ -124,7 +125,7 @@ def store_attachments(store: Store, message: InboundMessage, withheld: set[str])
             reason = TINY_REASON
         if reason is None and config["INBOX_STRIP_LOCATION"]:
             try:
-                remove_location(spool.name, verdict.content_type)  # in place; the name keeps the original's hash
+                remove_location(spool.name, verdict.content_type, png_budget)  # in place: the name keeps the hash
             except LocationError as error:
                 reason = f"could not remove location from this image ({error.reason}); {LOCATION_ADVICE}"
         if reason:

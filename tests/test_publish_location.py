@@ -4,6 +4,7 @@ read back by exiftool and Pillow, on the local store and on the real S3, Azure a
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from inbox import create_app
 from inbox.storage import current_store, object_name
@@ -19,6 +21,7 @@ from tests.harness import (
     LOCATION_FORMATS,
     MALFORMED_EXIF,
     VIDEO_PLACE,
+    XMP,
     XMP_PLACES,
     assert_location_gone,
     exiftool,
@@ -177,6 +180,43 @@ def test_a_malformed_photo_does_not_keep_the_good_one_beside_it_from_being_publi
     body = response.get_json()
     assert [item["filename"] for item in body["stored"]] == ["good.png"]
     assert [item["filename"] for item in body["rejected"]] == ["bad.jpg"] and reason in body["rejected"][0]["reason"]
+
+
+def png_of_crafted_xmp(red: int) -> bytes:
+    """A 3 KB PNG whose compressed XMP packet inflates to a megabyte, crafted to cost 0.2 s to check."""
+    info = PngInfo()
+    info.add_itxt(
+        "XML:com.adobe.xmp",
+        XMP.replace(b"<exif:GPSAltitude>", b" a:" * 350_000 + b"<exif:GPSAltitude>").decode(),
+        zip=True,
+    )
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8), (red, 0, 0)).save(image, "PNG", pnginfo=info)
+    return image.getvalue()
+
+
+def test_a_message_of_small_pngs_holding_big_metadata_costs_no_more_than_one_png(deliver, client, tmp_path):
+    # 5,000 of them, as many parts as a post may have, took 17 minutes to check: the worker was killed, and
+    # Mailgun's retries would have started it again for eight hours.
+    attachments = [(f"{red}.png", png_of_crafted_xmp(red)) for red in range(20)]
+    started = time.monotonic()
+    response = deliver(*attachments)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert [item["filename"] for item in body["stored"]] == ["0.png", "1.png", "2.png"]
+    assert [item["filename"] for item in body["rejected"]] == [f"{red}.png" for red in range(3, 20)]
+    reasons = [item["reason"] for item in body["rejected"]]
+    assert "XMP is larger than 4 MiB together" in reasons[0]  # later ones' (inflated first) pass 16 MiB inflated
+    assert all("with the PNGs before it in this message: send it in a mail of its own" in text for text in reasons)
+    assert elapsed < 2, f"20 small PNGs took {elapsed:.2f} s"
+    served = tmp_path / "served.png"
+    served.write_bytes(client.get(urlsplit(body["stored"][2]["url"]).path).data)
+    assert [tag for tag in exiftool(served) if "GPS" in tag] == []
+
+    alone = deliver(attachments[-1]).get_json()  # as the reason says: in a mail of its own, it is published
+    assert [item["filename"] for item in alone["stored"]] == ["19.png"] and alone["rejected"] == []
 
 
 @pytest.mark.parametrize("provider", list(REAL))
