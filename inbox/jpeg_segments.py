@@ -3,13 +3,14 @@
 The images are the first and every one its APP2 `MPF` index lists (camera previews, phones' HDR
 gain maps, stereo views), appended after it, each with segments of its own up to its SOS. The
 picture ends at the last image's EOI. When an offset of the index does not land on a JPEG (an
-editor grew the first image's metadata and left the offsets) or the index cannot be read, the
-picture is the first image alone, read through to its EOI, and the index is reported stale. A
-file that ends in FF D9 is taken to end there, as a camera writes it, unless the first image's
-XMP has a Google container directory: a Pixel portrait photo is several JPEGs one after another
-(the depth map, the unblurred original), listed there and not in an MPF index. Any other file is
-read through its image data, marker by marker, to find its EOI. inbox/jpeg_metadata.py blanks
-what it finds and zeroes a stale index; inbox/location.py cuts off what follows.
+editor grew the first image's metadata and left the offsets), lands inside the segments of the
+image before it, or the index cannot be read, the picture is the first image alone, read through
+to its EOI, and the index is reported stale. A file that ends in FF D9 is taken to end there,
+as a camera writes it, unless the first image's XMP has a Google container directory: a Pixel
+portrait photo is several JPEGs one after another (the depth map, the unblurred original),
+listed there and not in an MPF index. Any other file is read through its image data, marker by
+marker, to find its EOI. inbox/jpeg_metadata.py blanks what it finds and zeroes a stale index;
+inbox/location.py cuts off what follows.
 
 Reading every JPEG through (0.36 ms per MiB, holding the GIL) would cost a 25 MiB photo a fifth
 of its delivery, so a further JPEG appended with no such listing ends the same way and passes.
@@ -50,23 +51,40 @@ def jpeg_segments(file: BinaryIO, size: int) -> JpegLayout:
     """Where the metadata of every image of the JPEG is, and where its picture ends."""
     segments = iter(range(MAX_SEGMENTS))  # one budget for all the file's images, however many are listed
     metadata, index, first_marker = _image_segments(file, 0, size, segments)
-    later_images = _listed_images(file, index)
-    if later_images is None or not all(
-        start + 2 <= size and read_exact(file, start, 2) == b"\xff\xd8" for start in later_images
-    ):
+    later_images = _later_images(file, size, index, first_marker, segments)
+    if later_images is None:
         # The index is wrong, as when an editor grows the first image's metadata and leaves the offsets
-        # (exiftool does), or cannot be read: what follows cannot be vouched for, so the first image alone
-        # is published.
+        # (exiftool does) or when it lists an image inside another, or cannot be read: what follows cannot
+        # be vouched for, so the first image alone is published.
         return JpegLayout(metadata, _image_end(_EntropyScanner(file, size), first_marker, segments), 1, index)
+    payloads, marker, count = later_images
     lists_appended_files = _lists_appended_files(file, metadata)
-    marker = first_marker
-    for start in later_images:  # in file order: the last one walked is the last image
+    if read_exact(file, size - 2, 2) == b"\xff\xd9" and not lists_appended_files:
+        return JpegLayout(metadata + payloads, size, 1 + count, None)
+    return JpegLayout(metadata + payloads, _image_end(_EntropyScanner(file, size), marker, segments), 1 + count, None)
+
+
+def _later_images(
+    file: BinaryIO, size: int, index: tuple[int, int] | None, marker: int, segments: Iterator[int]
+) -> tuple[list[tuple[int, int]], int, int] | None:
+    """The images after the first that the MPF index whose payload is file[index] lists, walked.
+
+    Returns their metadata payloads, where the last one's walk ended (see _image_segments) and how
+    many there are; None when the index cannot be read or points beside its images. `marker` is
+    where the first image's walk ended.
+    """
+    starts = _listed_images(file, index)
+    if starts is None or not all(start + 2 <= size and read_exact(file, start, 2) == b"\xff\xd8" for start in starts):
+        return None
+    metadata = []
+    for start in starts:  # in file order: the last one walked is the last image
+        if start < marker:
+            # Inside the segments of the image before, which no writer puts an image in: walking them
+            # again for every such offset would cost the file's metadata hundreds of times over.
+            return None
         payloads, _, marker = _image_segments(file, start, size, segments)
         metadata += payloads
-    images = 1 + len(later_images)
-    if read_exact(file, size - 2, 2) == b"\xff\xd9" and not lists_appended_files:
-        return JpegLayout(metadata, size, images, None)
-    return JpegLayout(metadata, _image_end(_EntropyScanner(file, size), marker, segments), images, None)
+    return metadata, marker, len(starts)
 
 
 def _listed_images(file: BinaryIO, index: tuple[int, int] | None) -> list[int] | None:
