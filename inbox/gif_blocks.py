@@ -17,7 +17,8 @@ from inbox.xmp_location import blank_xmp_location
 
 MAX_BLOCKS = 100_000  # images and extensions: an animated GIF has two per frame
 GIF_XMP = b"\xff\x0bXMP DataXMP"  # an application extension's label, identifier length and identifier
-SCAN_BYTES = 1024 * 1024  # sub-blocks are followed through windows of this size
+SCAN_BYTES = 1024 * 1024  # sub-blocks are followed through windows of up to this size
+FIRST_WINDOW = 256  # a sub-block, at most, and the next one's length
 
 
 def blank_gif_xmp(file: BinaryIO, size: int) -> tuple[bool, int]:
@@ -53,12 +54,14 @@ def _colour_table(flags: int) -> int:
 def _sub_blocks_end(file: BinaryIO, position: int, size: int) -> int:
     """Where the sub-blocks starting at `position` end: just past their zero-length terminator, or
     the file's size when it ends first."""
-    window, at = b"", 0
+    # Most extensions are a few bytes, image data may be megabytes: the window starts at one sub-block
+    # and doubles, so a long run is read about once and a tiny block costs a small read, not a megabyte.
+    window, at, wanted = b"", 0, FIRST_WINDOW
     while position + at < size:
         if at >= len(window):  # the next length byte lies past this window
             position, at = position + at, 0
             file.seek(position)
-            window = file.read(SCAN_BYTES)
+            window, wanted = file.read(wanted), min(2 * wanted, SCAN_BYTES)
         length = window[at]
         at += 1 + length
         if length == 0:

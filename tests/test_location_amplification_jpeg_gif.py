@@ -92,3 +92,31 @@ def correct_last_image_size(path) -> None:
     offset = struct.unpack(order + "I", data[last + 8 : last + 12])[0]
     data[last + 4 : last + 8] = struct.pack(order + "I", len(data) - header - offset)
     path.write_bytes(data)
+
+
+GIF_HEAD = b"GIF89a" + struct.pack("<HH", 1, 1) + b"\x00\x00\x00"  # no colour table
+
+
+def test_a_gif_of_many_tiny_extensions_is_walked_in_time(tmp_path):
+    path = tmp_path / "tiny blocks.gif"
+    gif = GIF_HEAD + b"\x21\x01\x00" * 50_000 + b"\x3b"  # extensions with no data, then the trailer
+    path.write_bytes(gif + bytes(1024 * 1024))
+    started = time.monotonic()
+
+    assert remove_location(str(path), "image/gif") is True  # what follows the trailer is cut off
+
+    assert time.monotonic() - started < 1  # a megabyte read for each block: 2.4 s
+    assert path.read_bytes() == gif
+
+
+def test_a_gif_whose_image_data_runs_for_megabytes_ends_at_its_trailer(tmp_path):
+    # Sub-blocks of every length, across the windows they are read through, then the trailer.
+    runs = b"".join(bytes((length,)) + os.urandom(length) for length in list(range(1, 256)) * 100)
+    gif = GIF_HEAD + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x08" + runs + b"\x00\x3b"
+    assert len(gif) > 3 * 1024 * 1024
+    path = tmp_path / "long image.gif"
+    path.write_bytes(gif + b"appended, with the place it was shot")
+
+    assert remove_location(str(path), "image/gif") is True
+
+    assert path.read_bytes() == gif
