@@ -4,7 +4,8 @@ A camera writes its thumbnail bare, but one made from a tagged photo may keep th
 segments: APP1 (EXIF with its GPS, XMP), APP11 (C2PA) and APP13 (Photoshop resources, IPTC).
 exiftool does not show them, but anyone who extracts the thumbnail can read them. Their payloads
 are zeroed; the thumbnail keeps its size, its tables and its picture. Photoshop's `Adobe_CM`
-APP13 is colour management and stays. The walk is bounded by the thumbnail and MAX_SEGMENTS.
+APP13 is colour management and stays. The walk is bounded by the thumbnail and MAX_SEGMENTS, and
+a thumbnail that several IFDs point at is walked once; two that overlap are refused.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def blank_thumbnail_metadata(block, offset: int, length: int) -> bool:
     """
     if not block.holds(offset, length) or length < 4:
         return False  # not a thumbnail anyone can extract
-    if block.read(offset, 2) != b"\xff\xd8":
-        return False
+    if block.read(offset, 2) != b"\xff\xd8" or not block.first_time("thumbnails", offset, length):
+        return False  # not a JPEG, or one that another IFD points at too: blanked already
     position, end, blanks = offset + 2, offset + length, []
     for _ in range(MAX_SEGMENTS):
         if position + 4 > end:

@@ -1,14 +1,19 @@
 """What every location parser shares: the error that keeps an image from being published, the
-bounded read that raises it when the file ends before the metadata it claims, zeroing a range, and
-blanking a block that writers split over several segments."""
+bounded read that raises it when the file ends before the metadata it claims, zeroing a range (once,
+however many values share it), reading a block once however many pointers lead to it, and blanking a
+block that writers split over several segments."""
 
 from __future__ import annotations
 
+import bisect
 import io
 from collections.abc import Callable
 from typing import BinaryIO
 
 MAX_JOINED_BYTES = 16 * 1024 * 1024
+# Zeroed runs from this length up are remembered, so that values sharing them are not read again; a
+# shorter one costs little to read again, and remembering each would grow the list with the file.
+REMEMBERED_ZEROS = 4096
 
 
 class LocationError(Exception):
@@ -38,6 +43,40 @@ def zero_all(file: BinaryIO, ranges: list[tuple[int, int]]) -> bool:
     """Overwrite every (start, end) range of the file with zeros; True (the file changed)."""
     for start, end in ranges:
         zero(file, start, end)
+    return True
+
+
+def zero_once(file: BinaryIO, start: int, end: int, zeroed: list[int]) -> bool:
+    """Overwrite file[start:end] with zeros; True when any byte was not zero already.
+
+    `zeroed` holds the runs known zero, as sorted file positions (start, end, start, end...): their
+    bytes are not read again, and this range joins them when it is long.
+    """
+    lo, hi = bisect.bisect_left(zeroed, start), bisect.bisect_right(zeroed, end)
+    outside = [start] * (lo % 2 == 0), [end] * (hi % 2 == 0)  # the range's ends that lie outside those runs
+    edges = outside[0] + zeroed[lo:hi] + outside[1]  # where the bytes not known zero start and end
+    if end - start >= REMEMBERED_ZEROS:
+        zeroed[lo:hi] = outside[0] + outside[1]
+    gaps = [(at, to) for at, to in zip(edges[::2], edges[1::2], strict=True)]
+    gaps = [(at, to) for at, to in gaps if read_exact(file, at, to - at).count(0) < to - at]
+    return bool(gaps) and zero_all(file, gaps)
+
+
+def first_time(read: list[tuple[int, int]], kind: str, start: int, length: int, limit: int) -> bool:
+    """True the first time the `length` bytes at `start` are read as one of `kind`; False when they were already.
+
+    `read` holds the sorted (start, end) ranges of `kind` read so far. LocationError when this range overlaps
+    another of them, which no writer makes and which would be read again, or when there are more than `limit`.
+    """
+    span = (start, start + length)
+    at = bisect.bisect_left(read, span)
+    if at < len(read) and read[at] == span:
+        return False
+    if (at and read[at - 1][1] > start) or (at < len(read) and read[at][0] < span[1]):
+        raise LocationError(f"two {kind} share bytes")
+    if len(read) == limit:
+        raise LocationError(f"there are more than {limit} {kind}")
+    read.insert(at, span)
     return True
 
 

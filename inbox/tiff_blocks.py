@@ -16,7 +16,8 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
 
-Everything read is bounded by the range given: offsets, counts, the number of IFDs, and loops.
+Everything read is bounded by the range given: offsets, counts, the number of IFDs, and loops. A block
+many tags point at is read once; two of a kind that overlap, or IFDs larger together than the data, are refused.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import struct
 from typing import BinaryIO
 
 from inbox.exif_thumbnail import blank_thumbnail_metadata
-from inbox.fail_closed import LocationError, read_exact, zero
+from inbox.fail_closed import LocationError, first_time, read_exact, zero_once
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
 from inbox.maker_notes import KODAK_IFD_TAG, MAKER_NOTE_TAG, blank_kodak_gps_string, blank_maker_note_places
 from inbox.xmp_location import blank_xmp_location
@@ -65,6 +66,7 @@ class _TiffBlock:
             raise LocationError("the EXIF data has no TIFF header")
         self.order = BYTE_ORDERS[header[:4]]
         self.first_ifd = self.unpack("I", header[4:])
+        self.zeroed, self.read_ranges = [], {}  # zero_once's file positions; first_time's offsets in this block
 
     def view(self, base: int, end: int, order: str) -> _TiffBlock:
         """This block's bytes from `base` to `end`, read in `order` with offsets counted from `base` (a maker note)."""
@@ -89,10 +91,13 @@ class _TiffBlock:
 
     def zero(self, offset: int, length: int) -> bool:
         """Overwrite `length` bytes at `offset` with zeros; True when any was not zero already."""
-        if not any(self.read(offset, length)):
-            return False
-        zero(self.file, self.start + offset, self.start + offset + length)
-        return True
+        if not self.holds(offset, length):
+            raise LocationError("an EXIF offset points past the end of its data")
+        return zero_once(self.file, self.start + offset, self.start + offset + length, self.zeroed)
+
+    def first_time(self, kind: str, offset: int, length: int) -> bool:
+        """fail_closed.first_time for block[offset:offset + length], one of `kind`: at most one per IFD."""
+        return first_time(self.read_ranges.setdefault(kind, []), f"{kind} in the EXIF data", offset, length, MAX_IFDS)
 
     def zero_spans(self, spans: list[tuple[int, int]]) -> bool:
         """Zero every (offset, length) span; True when any held a byte that was not zero."""
@@ -136,7 +141,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
     """
     block = _TiffBlock(file, start, end)
     visited: set[int] = set()
-    changed = False
+    changed, ifd_bytes = False, 0
     # IFDs still to read, each marked True when it is in the chain from IFD0 rather than below it. The
     # chain is read first (its next IFD is pushed last), then the IFDs its sub-IFD tags point at.
     pending = [(block.first_ifd, True)]
@@ -152,19 +157,21 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             raise LocationError("the EXIF IFDs form a loop")
         visited.add(offset)
         raw, entries = block.read_ifd(offset)
+        if (ifd_bytes := ifd_bytes + len(raw)) > end - start:  # more than the data holds: some overlap
+            raise LocationError("two IFDs in the EXIF data share bytes")
         tags = [block.unpack("H", entry[:2]) for entry in entries]
         for entry, tag in zip(entries, tags, strict=True):
             if tag == PHOTOSHOP_TAG and in_photoshop_resources:
                 raise LocationError("the EXIF inside Photoshop resources holds Photoshop resources again")
-            if tag in SUB_IFD_TAGS:
+            if tag in SUB_IFD_TAGS and len(pending) <= MAX_IFDS:  # past that, the EXIF is refused below anyway
                 pending += [(sub_ifd, False) for sub_ifd in _offsets(block, entry)]
             elif tag == MAKER_NOTE_TAG:
                 changed |= blank_maker_note_places(block, entry)
             elif tag == KODAK_IFD_TAG:
                 changed |= blank_kodak_gps_string(block, _offsets(block, entry))
-            blank = _EMBEDDED_BLOCKS.get(tag)
+            kind, blank = _EMBEDDED_BLOCKS.get(tag, ("", None))
             extent = block.value_extent(entry) if blank else None
-            if extent:
+            if extent and block.first_time(kind, *extent):
                 changed |= blank(file, start + extent[0], start + extent[0] + extent[1])
         if all(tag in tags for tag in THUMBNAIL_TAGS):
             thumbnail = [_offsets(block, entries[tags.index(tag)]) for tag in THUMBNAIL_TAGS]
@@ -216,9 +223,7 @@ def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:
     if offset in visited:
         raise LocationError("the EXIF GPS IFD points back into the IFD chain")
     raw, entries = block.read_ifd(offset)
-    for extent in filter(None, map(block.value_extent, entries)):
-        block.zero(*extent)
-    block.zero(offset, len(raw))
+    block.zero_spans([*filter(None, map(block.value_extent, entries)), (offset, len(raw))])
 
 
 def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
@@ -241,4 +246,5 @@ def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
 
 
 # The blocks a TIFF IFD may hold that can name a place, each with what blanks it.
-_EMBEDDED_BLOCKS = {XMP_TAG: blank_xmp_location, IPTC_TAG: blank_iim_places, PHOTOSHOP_TAG: blank_photoshop_places}
+_EMBEDDED_BLOCKS = {XMP_TAG: ("XMP packets", blank_xmp_location), IPTC_TAG: ("IPTC blocks", blank_iim_places)}
+_EMBEDDED_BLOCKS[PHOTOSHOP_TAG] = ("Photoshop resource blocks", blank_photoshop_places)
