@@ -7,13 +7,14 @@ its chunk number and the number of chunks less one, and the chunks are read in c
 order. Then the FFF header's directory is followed, and only the GPSInfo records are zeroed.
 
 When the chunks or the directory cannot be followed safely (counts that disagree, a directory
-or a record outside the data), every FLIR segment is zeroed: the photo stays, its thermal data
-goes with whatever place it held.
+or a record outside the data, GPS records that overlap), every FLIR segment is zeroed: the photo
+stays, its thermal data goes with whatever place it held. A GPS record listed twice is zeroed once.
 """
 
 from __future__ import annotations
 
 import struct
+from itertools import pairwise
 from typing import BinaryIO
 
 from inbox.fail_closed import LocationError, blank_joined, read_exact, zero, zero_all
@@ -54,14 +55,20 @@ def _zero_gps_records(copy: BinaryIO, data: bytes) -> bool:
     directory, count = struct.unpack_from(order + "II", data, 0x18)
     if count > MAX_RECORDS or directory + count * RECORD_ENTRY > len(data):
         raise LocationError("the FLIR record directory lies outside its data")
-    changed = False
+    records = set()
     for entry in range(directory, directory + count * RECORD_ENTRY, RECORD_ENTRY):
         if struct.unpack_from(order + "H", data, entry)[0] != GPS_RECORD:
             continue
         offset, length = struct.unpack_from(order + "II", data, entry + 0x0C)
         if offset + length > len(data):
             raise LocationError("a FLIR GPS record lies outside its data")
-        if any(data[offset : offset + length]):
+        records.add((offset, length))
+    records = sorted(records)
+    if any(offset + length > following for (offset, length), (following, _) in pairwise(records)):
+        raise LocationError("two FLIR GPS records share bytes")  # no camera writes that; each would be read again
+    changed = False
+    for offset, length in records:
+        if data.count(0, offset, offset + length) != length:  # not any(): that goes byte by byte in Python
             zero(copy, offset, offset + length)
             changed = True
     return changed

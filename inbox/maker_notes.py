@@ -13,12 +13,18 @@ after it, in the byte order its entry count suggests, with offsets counted from 
 (Nikon's from its own header). The values of those tags are zeroed, and every other tag keeps
 its bytes. When the IFD or one of those values does not lie inside the maker note, an editor
 has moved the maker note without mending its offsets, and readers guess where the values went.
-Then the whole maker note is zeroed: nothing in it can be found safely.
+Then the whole maker note is zeroed: nothing in it can be found safely. So it is when two of its
+place values share bytes, which no camera writes.
+
+Each maker note, Kodak IFD and GPSString is read once per EXIF block, however many tags point at
+it. Two of a kind that overlap without being the same bytes, which no camera writes either, make
+the photo refused: reading each would read the same bytes again and again.
 """
 
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from inbox.fail_closed import LocationError
 
@@ -52,6 +58,8 @@ def blank_maker_note_places(block, entry: bytes) -> bool:
         ifd, base, places = offset, 0, SAMSUNG_PLACES
     else:
         return False
+    if not block.first_time("maker notes", offset, length):
+        return False  # another MakerNote tag points at it: its places are zeroed already
     try:
         spans = _place_values(block, offset, offset + length, ifd, base, places)
     except LocationError:
@@ -83,6 +91,9 @@ def _place_values(block, start: int, end: int, ifd: int, base: int, places: froz
             raise LocationError("a maker-note value lies before the maker note")
         else:
             spans.append((base + extent[0], extent[1]))
+    spans = sorted(set(spans))
+    if any(at + length > following for (at, length), (following, _) in pairwise(spans)):
+        raise LocationError("two maker-note values share bytes")
     return spans
 
 
@@ -92,9 +103,14 @@ def blank_kodak_gps_string(block, offsets: list[int]) -> bool:
     An IFD outside the block is skipped, as exiftool skips it.
     """
     spans = []
-    for ifd in filter(block.holds, offsets):
+    for ifd in filter(block.holds, set(offsets)):  # an offset listed again is the same IFD
+        count = block.unpack("H", block.read(ifd, 2))
+        if not block.first_time("Kodak IFDs", ifd, 2 + 12 * count):
+            continue
         _, entries = block.read_ifd(ifd, next_pointer=False)
         for at, entry in enumerate(entries):
             if block.unpack("H", entry[:2]) == KODAK_GPS_STRING:
-                spans.append(block.value_extent(entry) or block.value_in_entry(ifd, at))
+                span = block.value_extent(entry) or block.value_in_entry(ifd, at)
+                if block.first_time("Kodak GPS strings", *span):
+                    spans.append(span)
     return block.zero_spans(spans)
