@@ -168,7 +168,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             elif tag == MAKER_NOTE_TAG:
                 changed |= blank_maker_note_places(block, entry)
             elif tag == KODAK_IFD_TAG:
-                changed |= blank_kodak_gps_string(block, _offsets(block, entry))
+                changed |= blank_kodak_gps_string(block, _offsets(block, entry, once="Kodak IFD lists"))
             kind, blank = _EMBEDDED_BLOCKS.get(tag, ("", None))
             extent = block.value_extent(entry) if blank else None
             if extent and block.first_time(kind, *extent):
@@ -195,17 +195,17 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
 
 
 def blank_exif_chunk_gps(file: BinaryIO, start: int, end: int) -> bool:
-    """blank_exif_gps for EXIF as a PNG or WebP chunk or an ImageMagick profile holds it: a TIFF
-    structure, after the APP1 header "Exif\0\0" that some writers copy along."""
+    """blank_exif_gps for EXIF as a PNG or WebP chunk or an ImageMagick profile holds it (maybe after "Exif\0\0")."""
     prefixed = read_exact(file, start, min(end - start, len(EXIF_PREFIX))) == EXIF_PREFIX
     return blank_exif_gps(file, start + len(EXIF_PREFIX) * prefixed, end)
 
 
-def _offsets(block: _TiffBlock, entry: bytes) -> list[int]:
+def _offsets(block: _TiffBlock, entry: bytes, once: str = "") -> list[int]:
     """The offsets an entry of SHORTs, LONGs or IFDs holds: the IFDs a sub-IFD tag (ExifIFD, InteropIFD,
     SubIFDs) points at, the thumbnail's start and its length.
 
-    Empty for an entry of another type or whose list lies outside the data: exiftool cannot follow it either.
+    Empty for an entry of another type or whose list lies outside the data: exiftool cannot follow it either;
+    and, `once` a kind, for a list read before as one of that kind (block.first_time): its IFDs were read.
     """
     kind, count = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8])
     if kind not in OFFSET_TYPES or not 1 <= count <= MAX_IFDS:
@@ -213,7 +213,7 @@ def _offsets(block: _TiffBlock, entry: bytes) -> list[int]:
     width = TYPE_SIZES[kind]
     raw, listed_at = entry[8:12], block.unpack("I", entry[8:12])
     if width * count > 4:
-        if not block.holds(listed_at, width * count):
+        if not block.holds(listed_at, width * count) or (once and not block.first_time(once, listed_at, width * count)):
             return []
         raw = block.read(listed_at, width * count)
     return [block.unpack(OFFSET_TYPES[kind], raw[at : at + width]) for at in range(0, width * count, width)]
