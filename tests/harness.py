@@ -122,6 +122,15 @@ def photo_with_gps(extension: str, path, size=(64, 48)) -> None:
     image.save(path, LOCATION_FORMATS[extension], **options)
 
 
+def mpf_image_list(data: bytes) -> tuple[int, str, int]:
+    """Where an MPO's MP header is (its offsets count from there), its byte order, and its MPEntry tag."""
+    header = data.index(b"MPF\0") + 4
+    order = "<" if data[header : header + 2] == b"II" else ">"
+    ifd = header + struct.unpack(order + "I", data[header + 4 : header + 8])[0]
+    entries = [ifd + 2 + 12 * i for i in range(struct.unpack(order + "H", data[ifd : ifd + 2])[0])]
+    return header, order, next(at for at in entries if struct.unpack(order + "H", data[at : at + 2])[0] == 0xB002)
+
+
 VIDEO_PLACE = b"+48.8584+002.2945/"  # ISO 6709, as phones write it into a video's udta
 
 

@@ -41,6 +41,7 @@ from tests.harness import (
     large_photo,
     make_image,
     motion_video,
+    mpf_image_list,
     photo_with_gps,
     tiff_block,
     write_caption,
@@ -93,11 +94,7 @@ def mpf_photo(tmp_path, case: str) -> str:
     path = tmp_path / "photo.mpo"
     photo_with_gps("mpo", path)
     data = bytearray(path.read_bytes())
-    header = data.index(b"MPF\0") + 4  # the MP header, which the index's offsets count from
-    order = "<" if data[header : header + 2] == b"II" else ">"
-    ifd = header + struct.unpack(order + "I", data[header + 4 : header + 8])[0]
-    entries = [ifd + 2 + 12 * i for i in range(struct.unpack(order + "H", data[ifd : ifd + 2])[0])]
-    image_list = next(at for at in entries if struct.unpack(order + "H", data[at : at + 2])[0] == 0xB002)
+    header, order, image_list = mpf_image_list(data)
     second_image_offset = header + struct.unpack(order + "I", data[image_list + 8 : image_list + 12])[0] + 24
     changes = {
         "past the end": (second_image_offset, len(data)),

@@ -15,7 +15,7 @@ from PIL import Image
 
 from inbox.jpeg_segments import JPEG_XMP
 from inbox.location import remove_location
-from tests.harness import XMP, exif_with_gps, exiftool, make_image
+from tests.harness import XMP, exif_with_gps, exiftool, make_image, mpf_image_list
 
 
 def segment(marker: int, payload: bytes) -> bytes:
@@ -83,11 +83,7 @@ def test_an_mpo_of_three_images_loses_the_location_of_each_and_keeps_them(tmp_pa
 def correct_last_image_size(path) -> None:
     """Pillow 13 lists the third image of an MPO as long as the first two together: a camera does not."""
     data = bytearray(path.read_bytes())
-    header = data.index(b"MPF\0") + 4  # the MP header, which the index's offsets count from
-    order = "<" if data[header : header + 2] == b"II" else ">"
-    ifd = header + struct.unpack(order + "I", data[header + 4 : header + 8])[0]
-    entries = [ifd + 2 + 12 * i for i in range(struct.unpack(order + "H", data[ifd : ifd + 2])[0])]
-    image_list = next(at for at in entries if struct.unpack(order + "H", data[at : at + 2])[0] == 0xB002)
+    header, order, image_list = mpf_image_list(data)
     last = header + struct.unpack(order + "I", data[image_list + 8 : image_list + 12])[0] + 32
     offset = struct.unpack(order + "I", data[last + 8 : last + 12])[0]
     data[last + 4 : last + 8] = struct.pack(order + "I", len(data) - header - offset)
