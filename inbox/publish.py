@@ -91,6 +91,8 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], li
 
 TAKEN_DOWN_REASON = "taken down since this mail was first published"
 CUT_OFF_REASON = "the message ended inside this attachment: only its beginning arrived"
+MAX_IMAGES = 100  # per mail: each is a write (a PUT on a cloud store) and a line of the reply
+TOO_MANY_REASON = f"more than {MAX_IMAGES} images in one mail: send this one and those after it in another"
 # What the sender can do about any photo whose location could not be removed: a copy without metadata goes through.
 LOCATION_ADVICE = "export the photo without its metadata and send it again"
 
@@ -117,12 +119,10 @@ def store_attachments(store: Store, message: InboundMessage, withheld: set[str])
         verdict = inspect(spool.head, spool.size, config["INBOX_MAX_ATTACHMENT_BYTES"])
         entry = {"attachment": attachment.field, "filename": attachment.filename, "content_type": verdict.content_type}
         reason = CUT_OFF_REASON if attachment.cut_off else verdict.reason
-        if (
-            reason is None
-            and attachment.content_id in shown_inline
-            and is_tiny_inline(spool.head, spool.size, verdict.content_type)
-        ):
-            reason = TINY_REASON
+        if reason is None and attachment.content_id in shown_inline:
+            reason = TINY_REASON if is_tiny_inline(spool.head, spool.size, verdict.content_type) else None
+        if reason is None and len(published.names) == MAX_IMAGES:
+            reason = TOO_MANY_REASON
         if reason is None and config["INBOX_STRIP_LOCATION"]:
             try:
                 remove_location(spool.name, verdict.content_type, png_budget)  # in place: the name keeps the hash

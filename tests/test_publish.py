@@ -1,0 +1,34 @@
+"""inbox/publish.py: what one mail may publish at most."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from PIL import Image
+
+from inbox.publish import MAX_IMAGES
+
+
+def gif(number: int) -> bytes:
+    """A small GIF of its own: each mail's photos differ."""
+    image = io.BytesIO()
+    Image.new("L", (8 + number % 64, 8 + number // 64), number % 256).save(image, "GIF")
+    return image.getvalue()
+
+
+def test_a_mail_of_more_photos_than_one_may_publish_stores_the_first_and_says_why_for_the_rest(deliver, settings):
+    photos = [(f"{number}.gif", gif(number)) for number in range(MAX_IMAGES + 5)]
+    response = deliver(*photos)
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert [item["filename"] for item in body["stored"]] == [name for name, _ in photos[:MAX_IMAGES]]
+    assert [item["filename"] for item in body["rejected"]] == [name for name, _ in photos[MAX_IMAGES:]]
+    assert {item["reason"] for item in body["rejected"]} == {
+        f"more than {MAX_IMAGES} images in one mail: send this one and those after it in another"
+    }
+    assert len(os.listdir(os.path.join(settings["STORAGE_PATH"], "images"))) == MAX_IMAGES
+
+    the_rest = deliver(*photos[MAX_IMAGES:], message_id="<the-rest@example.com>").get_json()
+    assert [item["filename"] for item in the_rest["stored"]] == [name for name, _ in photos[MAX_IMAGES:]]
