@@ -3,12 +3,14 @@
 `compose_reply` and `compose_deletion_confirmation` build the Messages API form fields that
 messages_api.py sends (or writes to the development outbox). Every reply carries a Message-Id
 we choose, `<inbox.KEY@domain>`, so a reply to our reply can be traced back to the message it
-answered.
+answered. A sender or From field that cannot be read as an address (longer than MAX_ADDRESS_CHARS,
+or comments nested past the parser's depth) gets no reply, and says why.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from collections.abc import Sequence
 from email.utils import parseaddr
@@ -17,9 +19,14 @@ from typing import Protocol
 from .mime import first_header
 
 MAX_REFERENCES = 20
+MAX_ADDRESS_CHARS = 2000  # as senders.MAX_FROM_CHARS: far more than any real mailbox needs
+# Our References keeps the last MAX_REFERENCES - 1 ids, of at most 252 characters each.
+MAX_REFERENCES_CHARS = 8192
+MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
 MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
 RE_PREFIX = re.compile(r"^\s*(?:re|aw|sv)\s*:\s*", re.IGNORECASE)
+RE_PREFIXES = re.compile(r"(?:\s*(?:re|aw|sv)\s*:\s*)*", re.IGNORECASE)
 FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
 AUTOMATIC_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply"})
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
@@ -40,16 +47,37 @@ def header(message: Message, name: str) -> str | None:
     return first_header(message.headers, name)
 
 
+class Unaddressable(ValueError):
+    """A sender or From field that cannot be read as an address; the message says why."""
+
+
+def address(value: str, what: str) -> str:
+    """The address in a sender or From field ("" when it names none); Unaddressable when it cannot be read."""
+    if len(value or "") > MAX_ADDRESS_CHARS:
+        raise Unaddressable(f"{what} is longer than {MAX_ADDRESS_CHARS} characters")
+    try:
+        return parseaddr(value or "")[1]
+    except RecursionError:  # the parser recurses once per nested comment, "((((..."
+        raise Unaddressable(f"{what} cannot be read: its comments '(' nest too deeply") from None
+
+
 def reply_blocker(message: Message, reply_from: str) -> str | None:
-    """Why we must not answer this message automatically (RFC 3834, no loops), or None."""
-    sender = parseaddr(message.sender or "")[1].lower()
+    """Why we must not answer this message automatically (RFC 3834, no loops, no readable address), or None."""
+    try:
+        return _why_not_answer(message, reply_from)
+    except Unaddressable as error:
+        return str(error)
+
+
+def _why_not_answer(message: Message, reply_from: str) -> str | None:
+    sender = address(message.sender, "the envelope sender").lower()
     local = sender.rpartition("@")[0]
     if not sender or "@" not in sender:
         return "the envelope sender is null: a bounce or notification"
     if local in AUTOMATIC_LOCAL_PARTS or local.startswith("owner-") or local.endswith("-request"):
         return f"the envelope sender {sender} is a mail system or list address"
     ours = parseaddr(reply_from)[1].lower()
-    if ours in (sender, parseaddr(message.from_header or "")[1].lower()):
+    if ours in (sender, address(message.from_header, "the From header").lower()):
         return f"the mail comes from our own reply address {ours}"
     auto_submitted = (header(message, "Auto-Submitted") or "no").split(";")[0].strip().lower()
     if auto_submitted != "no":
@@ -81,8 +109,11 @@ def reply_key(message_id: str, domain: str) -> str | None:
 
 def replied_keys(message: Message, domain: str) -> list[str]:
     """Keys of our replies that this message answers (its In-Reply-To and References)."""
-    named = " ".join(filter(None, (header(message, "In-Reply-To"), header(message, "References"))))
-    keys = (reply_key(found, domain) for found in MESSAGE_ID.findall(named)[: MAX_REFERENCES + 1])
+    named = (header(message, "In-Reply-To") or "", header(message, "References") or "")
+    found = itertools.islice(
+        (match.group() for value in named for match in MESSAGE_ID.finditer(value)), MAX_REFERENCES + 1
+    )
+    keys = (reply_key(message_id, domain) for message_id in found)
     return list(dict.fromkeys(key for key in keys if key))
 
 
@@ -91,13 +122,18 @@ def one_line(value: str) -> str:
 
 
 def _reply_fields(message: Message, *, reply_from: str, key: str, domain: str, text: str, body_html: str) -> dict:
-    """The form fields every reply has: addressing, threading (RFC 5322 3.6.4), RFC 3834, tracking off."""
+    """The form fields every reply has: addressing, threading (RFC 5322 3.6.4), RFC 3834, tracking off.
+
+    For a message reply_blocker lets through (its sender is readable).
+    """
     subject = one_line(message.subject) or "your photos"
     original = MESSAGE_ID.search(message.message_id or "")
-    references = MESSAGE_ID.findall(header(message, "References") or "")[-(MAX_REFERENCES - 1) :]
+    # A cut through an id leaves no "<" before its rest, so no partial id is taken.
+    latest = (header(message, "References") or "")[-MAX_REFERENCES_CHARS:]
+    references = MESSAGE_ID.findall(latest)[-(MAX_REFERENCES - 1) :]
     fields = {
         "from": one_line(reply_from),
-        "to": parseaddr(message.sender)[1],
+        "to": address(message.sender, "the envelope sender"),
         "subject": subject if RE_PREFIX.match(subject) else f"Re: {subject}",
         "text": text,
         "html": body_html,
@@ -189,10 +225,9 @@ def compose_deletion_confirmation(
 
 def is_delete_command(text: str, subject: str) -> bool:
     """Whether the first word of the text, or of the subject after its Re: prefixes, is `delete`."""
-    subject = subject or ""
-    while prefix := RE_PREFIX.match(subject):
-        subject = subject[prefix.end() :]
+    subject = (subject or "")[:MAX_COMMAND_CHARS]
+    subject = subject[RE_PREFIXES.match(subject).end() :]
     return any(
-        (word := FIRST_WORD.match((part or "")[:1000])) and word.group(1).lower() == "delete"
+        (word := FIRST_WORD.match((part or "")[:MAX_COMMAND_CHARS])) and word.group(1).lower() == "delete"
         for part in (text, subject)
     )

@@ -110,6 +110,8 @@ def from_address(from_header: str) -> str:
         addresses = header.addresses
     except (email.errors.HeaderParseError, IndexError, ValueError) as error:
         raise NotAPublisher(f"From {from_header!r} cannot be read: {error}") from None
+    except RecursionError:  # the parser recurses once per nested comment, "((((..."
+        raise NotAPublisher("the From header cannot be read: its comments '(' nest too deeply") from None
     if (
         len(addresses) != 1
         or not LOCAL_PART.fullmatch(addresses[0].username)

@@ -8,6 +8,7 @@ from logging.handlers import BufferingHandler
 import pytest
 
 from inbox.delivery import build_delivery
+from inbox.senders import parse_publishers
 from inbox.storage import current_store
 from inbox.takedown import take_down
 from tests.harness import SIGNING_KEY, make_image
@@ -478,3 +479,27 @@ def test_an_automatic_answer_starting_with_delete_takes_down_without_a_confirmat
     assert answer.status_code == 200 and answer.json["deleted"] == [item["url"] for item in original["stored"]]
     assert answer.json["reply"] == {"sent": False, "reason": "Auto-Submitted: auto-replied"}
     assert len(mailgun_api.sent()) == 1
+
+
+NESTED_FROM = "(" * 1500 + "alice@family.example"
+
+
+def test_a_from_of_deeply_nested_comments_is_refused_with_406_and_the_reason(post, mailgun_api, published):
+    answer = post(mail(("beach.jpg", PHOTO), from_header=NESTED_FROM))
+
+    assert answer.status_code == 406
+    assert answer.json["reason"] == "not published: the From header cannot be read: its comments '(' nest too deeply"
+    assert published() == [] and mailgun_api.sent() == []
+
+
+def test_with_anyone_publishing_such_a_from_is_published_but_gets_no_reply(client, post, mailgun_api, published):
+    client.application.config["INBOX_PUBLISHERS"] = parse_publishers("*")
+    answer = post(mail(("beach.jpg", PHOTO), from_header=NESTED_FROM))
+
+    assert answer.status_code == 200, answer.json
+    assert len(answer.json["stored"]) == 1 and len(published()) == 1
+    assert answer.json["reply"] == {
+        "sent": False,
+        "reason": "the From header cannot be read: its comments '(' nest too deeply",
+    }
+    assert mailgun_api.sent() == []

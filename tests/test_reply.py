@@ -6,6 +6,7 @@ import email
 import email.policy
 import socket
 import time
+import tracemalloc
 from dataclasses import dataclass, replace
 
 import pytest
@@ -171,10 +172,70 @@ def test_the_deletion_confirmation_threads_under_the_takedown_request():
         ("please delete", "Re: Holiday", False),
         ("> delete", "Re: Holiday", False),
         ("", "", False),
+        ("", "Re: Re: AW: delete", True),
+        ("", "sv:re :  Delete them", True),
+        ("", "Re: Holiday delete", False),
+        ("", "Re: " * 20 + "delete", True),
     ],
 )
 def test_delete_must_be_the_first_word(text, subject, wanted):
     assert is_delete_command(text, subject) is wanted
+
+
+def test_a_subject_of_a_million_re_prefixes_is_read_at_once():
+    started = time.monotonic()
+    assert is_delete_command("thanks", "re:" * 1_000_000 + "delete") is False
+    assert time.monotonic() - started < 1
+
+
+NESTED = "(" * 1500 + "alice@example.org"
+HUGE = "alice@example.org," + "a," * 2_000_000
+
+
+@pytest.mark.parametrize(
+    "mail, reason",
+    [
+        (Mail(sender=NESTED), "the envelope sender cannot be read: its comments '(' nest too deeply"),
+        (Mail(from_header=NESTED), "the From header cannot be read: its comments '(' nest too deeply"),
+        (Mail(sender=HUGE), "the envelope sender is longer than 2000 characters"),
+        (Mail(from_header=HUGE), "the From header is longer than 2000 characters"),
+    ],
+    ids=["nested sender", "nested From", "huge sender", "huge From"],
+)
+def test_a_sender_or_from_that_cannot_be_read_gets_no_reply_with_the_reason(mail, reason):
+    started = time.monotonic()
+    assert reply_blocker(mail, REPLY_FROM) == reason
+    assert time.monotonic() - started < 1
+
+
+def test_real_senders_with_names_and_comments_are_still_answered():
+    mail = Mail(sender="<alice@example.org> (Alice)", from_header='"Smith, Alice" (home) <Alice@Example.org>')
+    assert reply_blocker(mail, REPLY_FROM) is None
+    assert reply(mail)["to"] == "alice@example.org"
+
+
+def peak_megabytes(work) -> float:
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_millions_of_references_cost_no_memory_to_trace_or_thread():
+    many = "<a>" * 3_000_000
+    answer = Mail(headers=(("In-Reply-To", "<inbox.k1@mg.example.com>"), ("References", many)))
+    assert peak_megabytes(lambda: replied_keys(answer, "mg.example.com")) < 1
+    assert replied_keys(answer, "mg.example.com") == ["k1"]
+    assert peak_megabytes(lambda: reply(answer)) < 1
+    assert reply(answer)["h:References"] == "<a> <m1@example.org>"
+
+
+def test_a_long_real_references_keeps_its_last_ids_whole():
+    ids = [f"<{n:03}{'x' * 225}@mail.example.org>" for n in range(40)]
+    fields = reply(Mail(headers=(("References", "\r\n ".join(ids)),)))
+    assert fields["h:References"] == " ".join([*ids[-19:], "<m1@example.org>"])
 
 
 def test_send_reply_posts_the_fields_and_returns_mailguns_id(mailgun_api):

@@ -154,6 +154,18 @@ def test_a_from_that_is_not_one_address_is_refused(from_header):
     assert "From" in refusal(ALICE, from_header, "alice@example.com", headers(SPF_PASS))
 
 
+@pytest.mark.parametrize("depth", [400, 1900])
+def test_a_from_of_deeply_nested_comments_is_refused_with_a_reason(depth):
+    from_header = "(" * depth + "alice@example.com"
+    assert refusal(ALICE, from_header, "alice@example.com", headers(SPF_PASS)) == (
+        "the From header cannot be read: its comments '(' nest too deeply"
+    )
+
+
+def test_a_from_with_real_comments_is_still_admitted():
+    admit(ALICE, "(Alice) Alice Smith <alice@example.com> (home)", "alice@example.com", headers(SPF_PASS))
+
+
 def test_too_many_dkim_signatures_fail_closed():
     many = [("DKIM-Signature", "d=evil.test; b=x")] * 17
     reason = refusal(ALICE, "alice@example.com", "x@evil.test", headers(DKIM_PASS, below=many, signature=None))
