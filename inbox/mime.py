@@ -12,18 +12,21 @@ Decisions:
   every text/plain one is joined into `text`, every text/html one into `html` (Apple Mail
   splits the body around inline images), each bounded by `max_text_bytes`.
 - Header bytes that are not UTF-8 are read as Latin-1: a name comes out readable, not refused.
-- Headers are parsed with the compat32 policy: policy.default's header objects cost seconds
-  (and can recurse too deep) on a few KiB of crafted parameters; RFC 2047 words are decoded here.
+- Headers are parsed with compat32: policy.default's header objects cost seconds (and can recurse too
+  deep) on a few KiB of crafted parameters. Where email is quadratic, RFC 2047 words are decoded in a
+  value's first MAX_ENCODED_CHARS; a Content-Type/-Disposition of over MAX_PARAMETERS ';'s is refused.
+- A text part whose charset names no mail text encoding ("base64", "punycode", unknown) reads as UTF-8.
 """
 
 from __future__ import annotations
 
+import codecs
 import email.errors
 import email.header
 import email.policy
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import Parser
@@ -38,6 +41,9 @@ MAX_PART_HEADER_BYTES = 16 * 1024
 MAX_ALL_PART_HEADER_BYTES = 1024 * 1024
 MAX_HEADER_FIELD = 32 * 1024
 MAX_TEXT_BYTES = 1024 * 1024
+MAX_ENCODED_CHARS = 4096  # a 255-character CJK file name takes ~1.2 KiB of base64 words
+MAX_PARAMETERS = 200  # a 255-character CJK file name in RFC 2231 pieces takes a few dozen
+NOT_MAIL_CHARSETS = {"punycode", "idna", "undefined"}  # Python codecs: quadratic (punycode) or always failing
 CID_REFERENCE = re.compile(r"""cid:([^\s"'<>()]{1,998})""", re.IGNORECASE)
 FOLD = re.compile(r"\r?\n(?=[ \t])")
 # RFC 2046 allows 70 characters; some mailers write a few more.
@@ -60,8 +66,7 @@ class MimePart:
 
 def first_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
     """The value of the first header called `name` (any case) among (name, value) pairs, None when there is none."""
-    name = name.lower()
-    return next((value for key, value in headers if key.lower() == name), None)
+    return next((value for key, value in headers if key.lower() == name.lower()), None)
 
 
 @dataclass
@@ -87,9 +92,11 @@ def _text(data: bytes) -> str:
 def decoded_words(value: str) -> str:
     """A header value unfolded, its RFC 2047 encoded words decoded (kept as they came when broken)."""
     value = FOLD.sub(" ", value).strip()
-    if "=?" in value:
+    # email scans from each "=?" of a line to its next "?=": cut after the last "?=" of one line, each ends at a word.
+    end = value.rfind("?=", 0, MAX_ENCODED_CHARS) + 2
+    if "=?" in value[:end] and len(value[:end].splitlines()) == 1:
         try:
-            return str(email.header.make_header(email.header.decode_header(value)))
+            return str(email.header.make_header(email.header.decode_header(value[:end]))) + value[end:]
         except (ValueError, LookupError, email.errors.HeaderParseError):
             pass
     return value
@@ -103,6 +110,8 @@ def _parse_headers(block: bytes) -> Message:
 
 def _part_info(part: Message) -> tuple[str, str, str, str | None, str]:
     """(content type, boundary, transfer encoding, disposition, file name) with email's errors translated."""
+    if any(str(part.get(name) or "").count(";") > MAX_PARAMETERS for name in ("content-type", "content-disposition")):
+        raise MalformedMime(f"a part's Content-Type or Content-Disposition has over {MAX_PARAMETERS} parameters")
     try:
         content_type = part.get_content_type()
         boundary = str(part.get_param("boundary") or "") if part.get_content_maintype() == "multipart" else ""
@@ -117,11 +126,9 @@ class _Reader:
     def __init__(self, file, new_spool, max_parts: int, max_depth: int, max_text_bytes: int):
         self.lines = iter(Lines(file))
         self.new_spool, self.max_parts, self.max_depth = new_spool, max_parts, max_depth
-        self.entities = 0
-        self.part_header_budget = MAX_ALL_PART_HEADER_BYTES
+        self.entities, self.part_header_budget = 0, MAX_ALL_PART_HEADER_BYTES
         self.boundaries: list[bytes] = []  # of the enclosing multiparts, innermost last
-        self.text = Sink(io.BytesIO(), max_text_bytes)
-        self.html = Sink(io.BytesIO(), max_text_bytes)
+        self.text, self.html = Sink(io.BytesIO(), max_text_bytes), Sink(io.BytesIO(), max_text_bytes)
         self.message = MimeMessage(headers=[])
 
     def boundary_of(self, line: bytes, starts: bool) -> tuple[bytes, bool] | None:
@@ -157,13 +164,10 @@ class _Reader:
         self.entities += 1
         if self.entities > self.max_parts:
             raise MalformedMime(f"more than {self.max_parts} MIME parts")
-        if depth == 0:
-            block, delimiter = self.read_headers(MAX_HEADER_BYTES)
-        else:
-            block, delimiter = self.read_headers(MAX_PART_HEADER_BYTES)
-            self.part_header_budget -= len(block)
-            if self.part_header_budget < 0:
-                raise MalformedMime(f"the parts' headers are over {MAX_ALL_PART_HEADER_BYTES} bytes together")
+        block, delimiter = self.read_headers(MAX_PART_HEADER_BYTES if depth else MAX_HEADER_BYTES)
+        self.part_header_budget -= len(block) if depth else 0
+        if self.part_header_budget < 0:
+            raise MalformedMime(f"the parts' headers are over {MAX_ALL_PART_HEADER_BYTES} bytes together")
         headers = _parse_headers(block)
         if depth == 0:  # the message's own headers, in order and decoded; a part's are only asked
             self.message.headers = [(name, decoded_words(str(value))) for name, value in headers.items()]
@@ -185,8 +189,7 @@ class _Reader:
             self.message.parts.append(part := MimePart(filename, content_type, content_id, is_inline, spool))
             sink = Sink(spool)
         decoder = Decoder(encoding, sink)
-        if delimiter is None:
-            delimiter = self.read_body(decoder)
+        delimiter = delimiter or self.read_body(decoder)
         decoder.finish()
         if delimiter is None and depth > 0 and part is not None:
             part.cut_off = True  # a part inside a multipart ends at a delimiter, not at the end of the file
@@ -198,15 +201,13 @@ class _Reader:
         sink.flush()
         raw = sink.target.getvalue()
         try:
-            text = raw.decode(headers.get_content_charset() or "utf-8", errors="replace")
-        except LookupError:  # an unknown charset, or a codec that is not one ("quoted-printable", "base64")
+            codec = codecs.lookup(headers.get_content_charset() or "utf-8").name
+            text = raw.decode("utf-8" if codec in NOT_MAIL_CHARSETS else codec, errors="replace")
+        except (LookupError, ValueError):  # unknown, not text ("quoted-printable", "base64"), or "a\0b"
             text = raw.decode("utf-8", errors="replace")
-        sink.target.seek(0)
-        sink.target.truncate()
-        if content_type == "text/plain":
-            self.message.text = "\n".join(filter(None, (self.message.text, text)))
-        else:
-            self.message.html = "\n".join(filter(None, (self.message.html, text)))
+        sink.target = io.BytesIO()
+        name = "text" if content_type == "text/plain" else "html"
+        setattr(self.message, name, "\n".join(filter(None, (getattr(self.message, name), text))))
 
     def read_body(self, decoder: Decoder | None) -> tuple[bytes, bool] | None:
         for line, starts in self.lines:
@@ -233,9 +234,10 @@ class _Reader:
         return self.read_body(None)  # the epilogue
 
 
-def referenced_content_ids(html: str) -> set[str]:
-    """The Content-IDs the HTML shows as `cid:` URLs (percent-decoded, as RFC 2392 writes them)."""
-    return {unquote(match) for match in CID_REFERENCE.findall(html)}
+def referenced_content_ids(html: str, among: Collection[str]) -> set[str]:
+    """The Content-IDs of `among` (the message's own) that the HTML shows as `cid:` URLs, percent-decoded as
+    RFC 2392 writes them; only those are kept, since a 25 MB body can name millions of others."""
+    return {cid for match in CID_REFERENCE.finditer(html) if (cid := unquote(match[1])) in among}
 
 
 def read_mime(

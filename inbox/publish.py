@@ -110,8 +110,8 @@ def store_attachments(store: Store, message: InboundMessage, withheld: set[str])
     config = current_app.config
     published = Published()
     # Only a part with a Content-ID can be shown inline: most messages need no scan of their HTML.
-    inline_parts = message.html and any(attachment.content_id for attachment in message.attachments)
-    shown_inline = referenced_content_ids(message.html) if inline_parts else set()
+    content_ids = {attachment.content_id for attachment in message.attachments if attachment.content_id}
+    shown_inline = referenced_content_ids(message.html, among=content_ids) if message.html and content_ids else set()
     png_budget = PngBudget()  # one for the message: a hundred small PNGs must not cost a hundred PNGs' bound
     for attachment in message.attachments:
         spool = attachment.stream

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import pytest
 
 from inbox.images import detect_type, is_tiny_inline
-from inbox.mime import MalformedMime, read_mime, referenced_content_ids
+from inbox.mime import MalformedMime, decoded_words, read_mime, referenced_content_ids
 from tests.harness import make_image
 
 
@@ -131,7 +131,9 @@ def test_a_latin_1_header_byte_is_read_not_refused(new_spool):
     assert message.text == "hi"
 
 
-@pytest.mark.parametrize("charset", ["quoted-printable", "base64", "no-such-charset"])
+@pytest.mark.parametrize(
+    "charset", ["quoted-printable", "base64", "no-such-charset", "idna", "undefined", "punycode", "utf\x008"]
+)
 def test_a_text_part_whose_charset_is_no_text_encoding_is_read_as_utf_8(new_spool, charset):
     raw = f"Subject: hi\r\nContent-Type: text/plain; charset={charset}\r\n\r\nCaf\u00e9 delete\r\n".encode()
 
@@ -242,7 +244,7 @@ def test_a_signature_logo_is_tiny_and_a_pasted_photo_beside_it_is_not(new_spool)
 
     result = read(message.as_bytes(), new_spool)
 
-    referenced = referenced_content_ids(result.html)
+    referenced = referenced_content_ids(result.html, among={part.content_id for part in result.parts})
     assert referenced == {"photo+1@gmail", "logo@corp"}
     tiny = {
         part.filename: is_tiny_inline(part.spool.head, part.spool.size, detect_type(part.spool.head))
@@ -270,3 +272,77 @@ def test_crafted_part_headers_cost_no_time(new_spool, header):
     except MalformedMime:
         pass  # refusing is fine too; taking long or raising anything else is not
     assert time.perf_counter() - started < 2
+
+
+def test_a_punycode_text_and_html_are_read_as_utf_8_in_no_time(new_spool):
+    body = b"-" + b"a" * (1024 * 1024 - 1)  # punycode's decoder inserts each of these characters: quadratic
+    raw = b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n' + b"".join(
+        b"--b\r\nContent-Type: text/%s; charset=punycode\r\n\r\n%s\r\n" % (kind, body) for kind in (b"plain", b"html")
+    )
+
+    started = time.monotonic()
+    message = read(raw + b"--b--\r\n", new_spool)
+
+    assert time.monotonic() - started < 1
+    assert message.text == message.html == body.decode()
+
+
+UNCLOSED_WORDS = "=?x?q? " * 4500  # 31.5 KB of encoded-word starts without their "?="
+
+
+def test_unclosed_encoded_words_in_headers_and_file_names_cost_no_time(new_spool):
+    headers = "".join(f"X-Junk-{n}: {UNCLOSED_WORDS}\r\n" for n in range(7))
+    part = f'--b\r\nContent-Type: image/jpeg\r\nContent-Disposition: attachment; filename="{UNCLOSED_WORDS[:15000]}"'
+    raw = f'{headers}Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + f"{part}\r\n\r\nx\r\n" * 64 + "--b--\r\n"
+
+    started = time.monotonic()
+    message = read(raw.encode(), new_spool)
+    name = decoded_words("=?utf-8?q?caf=C3=A9?= " + UNCLOSED_WORDS * 4)  # a forward() file name of 126 KB
+    broken = decoded_words(UNCLOSED_WORDS + "\u2028?=")  # a line break that is no fold: no mailer's
+
+    assert time.monotonic() - started < 1
+    assert message.header("x-junk-6") == UNCLOSED_WORDS.strip()
+    assert {part.filename for part in message.parts} == {UNCLOSED_WORDS[:15000].strip()}
+    assert name == "café " + (UNCLOSED_WORDS * 4).strip()
+    assert broken == UNCLOSED_WORDS + "\u2028?="
+
+
+def test_real_encoded_words_are_still_decoded(new_spool):
+    subject = "写真と動画 " * 40  # 240 characters: ~1.2 KB of base64 words, folded over many lines
+    message = EmailMessage()
+    message["Subject"] = subject
+    message.set_content("hi")
+    message.add_attachment(b"\xff\xd8\xff" + bytes(10), "image", "jpeg", filename="写真" * 120 + ".jpg")
+    raw = message.as_bytes()
+    assert raw.count(b"filename*") == 35  # the name in RFC 2231 pieces: 35 parameters
+
+    result = read(raw, new_spool)
+
+    assert result.header("subject") == subject.strip()
+    assert [part.filename for part in result.parts] == ["写真" * 120 + ".jpg"]
+    assert decoded_words("=?utf-8?q?caf=C3=A9?=\r\n =?utf-8?b?w6A=?= Nice =?broken") == "caféà Nice =?broken"
+
+
+def test_a_part_header_of_thousands_of_parameters_is_refused_fast(new_spool):
+    semicolons = ";" * 7900  # email's parameter parser recounts the quotes before each ';' after a '"'
+    part = f'--b\r\nContent-Type: image/jpeg; x="{semicolons}\r\nContent-Disposition: attachment; x="{semicolons}'
+    raw = 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + f"{part}\r\n\r\nx\r\n" * 64 + "--b--\r\n"
+
+    started = time.monotonic()
+    with pytest.raises(MalformedMime, match="a part's Content-Type or Content-Disposition has over 200 parameters"):
+        read(raw.encode(), new_spool)
+    assert time.monotonic() - started < 1
+
+
+def test_only_the_given_content_ids_are_collected_from_a_huge_html():
+    html = " ".join(f"cid:{n:x}" for n in range(400_000)) + ' <img src="cid:logo%40corp">'
+
+    tracemalloc.start()
+    try:
+        referenced = referenced_content_ids(html, among={"logo@corp", "missing@corp"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert referenced == {"logo@corp"}
+    assert peak < 1024 * 1024, f"peak {peak} bytes"

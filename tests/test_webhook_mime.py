@@ -154,3 +154,30 @@ def test_a_text_part_with_a_transfer_encoding_for_its_charset_is_read_and_the_ph
 
     assert response.status_code == 200, response.get_json()
     assert [item["filename"] for item in response.get_json()["stored"]] == ["a.jpg"]
+
+
+@pytest.mark.parametrize("charset", ["idna", "undefined"])
+def test_a_text_part_in_a_charset_python_cannot_decode_is_read_and_the_photo_published(client, images, charset):
+    message = EmailMessage()
+    message["From"], message["Subject"] = "Alice <alice@example.com>", "Holiday"
+    message.set_content("Here they are")
+    message.replace_header("Content-Type", f"text/plain; charset={charset}")
+    message.add_attachment(images[".jpg"], maintype="image", subtype="jpeg", filename="a.jpg")
+
+    response = post_mime(client, message.as_bytes(), multipart)
+
+    assert response.status_code == 200, response.get_json()
+    assert [item["filename"] for item in response.get_json()["stored"]] == ["a.jpg"]
+
+
+def test_a_part_header_of_thousands_of_parameters_is_400_and_says_so(client):
+    semicolons = ";" * 7900
+    raw = (
+        'From: alice@example.com\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        f'--b\r\nContent-Type: image/jpeg\r\nContent-Disposition: attachment; x="{semicolons}\r\n\r\nx\r\n--b--\r\n'
+    )
+
+    response = post_mime(client, raw.encode(), multipart)
+
+    assert response.status_code == 400
+    assert "Content-Type or Content-Disposition has over 200 parameters" in response.get_json()["reason"]
