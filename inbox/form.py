@@ -7,7 +7,11 @@ What differs from Werkzeug's own form parser, and why:
   (multipart.py, which also finds boundaries without compiling a regex for each request);
 - each spool file is closed when its part ends (one open file at a time);
 - `check_signature` is called as soon as the three signature fields are in, so an unsigned
-  body is not read to its end;
+  body is not read to its end, and at the latest when the body ends (missing fields as ""),
+  so no form is handed on before its signature holds;
+- only the message's text (`body-*`, `stripped-*`) may take MAX_FORM_MEMORY_SIZE: every other
+  field is a mail header or a few bytes of Mailgun's, bounded as a raw message's header block
+  is (FieldTooLarge, naming the field);
 - url-encoded bodies are capped in field count, as multipart ones are;
 - large bodies are read a megabyte at a time into one reused buffer.
 """
@@ -24,6 +28,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, NeedData
 
+from .mime import MAX_HEADER_BYTES
 from .multipart import MailgunDecoder
 from .spool import EXTENSION, SpoolFile
 
@@ -35,14 +40,29 @@ SMALL_BODY = 1024 * 1024
 LARGE_READ = 1024 * 1024
 SIGNATURE_FIELDS = ("timestamp", "token", "signature")
 FILE_FIELD = re.compile(r"attachment-\d+")
+# The message's text: body-plain, body-html, a body-<type> for each other text part, stripped-*.
+TEXT_FIELD = re.compile(r"(?:body|stripped)-.+")
+# JSON of many headers or attachments (escapes make a header up to 3 times longer); every
+# other field is one header, bounded as a raw message's whole header block (mime.py).
+LIST_FIELD_BYTES = {"message-headers": 4 * MAX_HEADER_BYTES, "attachments": 4 * MAX_HEADER_BYTES}
 # filename="…" as browsers and Mailgun send it: no escapes inside, '"' itself sent as %22.
 LITERAL_FILENAME = re.compile(r'(?i)(?:^|;)\s*filename\s*=\s*"([^"]*)"')
+
+
+class FieldTooLarge(Exception):
+    """A field that holds a mail header (or Mailgun's JSON of them) is larger than any mail's; says which."""
 
 
 def check_when_signed(check_signature: Callable[[str, str, str], None] | None, fields: Mapping[str, str]) -> None:
     """Call `check_signature(timestamp, token, signature)` when all three are among `fields`."""
     if check_signature is not None and all(name in fields for name in SIGNATURE_FIELDS):
         check_signature(*(fields[name] for name in SIGNATURE_FIELDS))
+
+
+def check_unsigned_at_end(check_signature: Callable[[str, str, str], None] | None, fields: Mapping[str, str]) -> None:
+    """The body has ended: if the three fields never all arrived, `check_signature` refuses it now (missing as "")."""
+    if check_signature is not None and not all(name in fields for name in SIGNATURE_FIELDS):
+        check_signature(*(fields.get(name, "") for name in SIGNATURE_FIELDS))
 
 
 def _file_name(part: Field | File) -> str:
@@ -77,7 +97,25 @@ class InboxFormParser(FormDataParser):
             )
         except ValueError:  # more fields than any message Mailgun sends
             raise RequestEntityTooLarge() from None
+        for name, value in items:
+            if len(value) > (limit := self._field_limit(name)):
+                raise self._too_large(name, limit)
+        check_unsigned_at_end(self.check_signature, fields)  # framed and bounded first, as a multipart body is
         return stream, self.cls(items), self.cls()
+
+    def _field_limit(self, name: str) -> int:
+        """The most bytes field `name` may hold: MAX_FORM_MEMORY_SIZE for the message's text, far less for a header."""
+        if TEXT_FIELD.fullmatch(name):
+            return self.max_form_memory_size
+        return min(LIST_FIELD_BYTES.get(name, MAX_HEADER_BYTES), self.max_form_memory_size)
+
+    def _too_large(self, name: str, limit: int) -> Exception:
+        if limit == self.max_form_memory_size:
+            return RequestEntityTooLarge()  # answered with all of the service's limits
+        return FieldTooLarge(
+            f"form field {name[:40]!r} is over {limit // 1024} KiB, more than any mail's headers; only the "
+            "message's text (body-*, stripped-*) may be larger"
+        )
 
     def _parse_multipart(self, stream, mimetype, content_length, options):
         boundary = options.get("boundary", "").encode("ascii", "replace")
@@ -91,7 +129,7 @@ class InboxFormParser(FormDataParser):
     def _read_parts(self, reader, boundary: bytes, size: int):
         decoder = MailgunDecoder(boundary, self.max_form_memory_size, max_parts=self.max_form_parts)
         fields, files, signature = [], [], {}
-        part, spool, pieces, length = None, None, [], 0
+        part, spool, pieces, length, limit = None, None, [], 0, 0
         for chunk in _chunks(reader.read, size):
             decoder.receive_data(chunk)
             event = decoder.next_event()
@@ -102,13 +140,14 @@ class InboxFormParser(FormDataParser):
                     part, pieces, length = event, [], 0
                     is_file = isinstance(event, File) or FILE_FIELD.fullmatch(event.name)
                     spool = self.new_spool() if is_file else None
+                    limit = self._field_limit(event.name)
                 elif isinstance(event, Data):
                     if spool is not None:
                         spool.write(event.data)
                     else:
                         length += len(event.data)
-                        if length > self.max_form_memory_size:
-                            raise RequestEntityTooLarge()
+                        if length > limit:
+                            raise self._too_large(part.name, limit)
                         pieces.append(event.data)
                     if not event.more_data:
                         if spool is not None:
@@ -123,6 +162,7 @@ class InboxFormParser(FormDataParser):
                                 signature[part.name] = value
                                 check_when_signed(self.check_signature, signature)
                 event = decoder.next_event()
+        check_unsigned_at_end(self.check_signature, signature)
         return fields, files
 
 

@@ -1,7 +1,9 @@
 """The read step: Mailgun's post, parsed (forward()) or raw (a route URL ending in mime), into an InboundMessage.
 
 A parsed forward is a form whose file parts form.py spooled; a raw-MIME post carries the whole
-message in `body-mime`, which mimeform.py spools and mime.py splits into spooled parts.
+message in `body-mime`, which mimeform.py spools and mime.py splits into spooled parts. Both
+form readers have checked the signature by the time they return (request.check_signature):
+nothing here, file names, JSON fields or MIME, is looked at for a post that is not signed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 
 from flask import Request
 
+from .form import FieldTooLarge
 from .mime import MalformedMime, decoded_words, first_header, read_mime
 from .mimeform import MalformedForm, read_mime_form
 from .spool import SpoolFile
@@ -19,6 +22,10 @@ from .spool import SpoolFile
 
 class MalformedMessage(Exception):
     """The request is not a form post Mailgun could have sent; the message says what is wrong."""
+
+
+class OversizedField(Exception):
+    """A header field of the post is larger than any mail's headers; the message names it."""
 
 
 class WrongWebhook(Exception):
@@ -157,6 +164,8 @@ def read_message(request: Request) -> InboundMessage:
         )
     try:
         form, files = request.form, request.files
+    except FieldTooLarge as error:
+        raise OversizedField(str(error)) from None
     except UnicodeDecodeError:
         raise MalformedMessage(
             "a part header is not UTF-8 (a file name in another encoding?); Mailgun posts UTF-8"

@@ -2,9 +2,10 @@
 
 Werkzeug's form parser keeps every non-file field in memory and refuses one over
 MAX_FORM_MEMORY_SIZE (413); `body-mime` is the whole message, 25 MB and more. Here it goes
-to disk as it arrives, urlencoded or multipart; the other fields stay small and few. As on
-the forward() route (form.py, whose decoder it shares), the signature is checked the moment
-its three fields are in.
+to disk as it arrives, urlencoded or multipart; the other fields stay small and few (every
+field counts, a name repeated too). As on the forward() route (form.py, whose decoder it
+shares), the signature is checked the moment its three fields are in, and at the latest when
+the body ends: a post without them is refused before its message is looked at.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, NeedData
 
-from .form import SIGNATURE_FIELDS, check_when_signed
+from .form import SIGNATURE_FIELDS, check_unsigned_at_end, check_when_signed
 from .multipart import MailgunDecoder
 
 MIME_FIELD = "body-mime"
@@ -43,10 +44,11 @@ class _Fields:
 
     def __init__(self, new_spool, check_signature):
         self.new_spool, self.check_signature, self.small, self.body_mime = new_spool, check_signature, {}, None
-        self.name, self.value = "", bytearray()
+        self.name, self.value, self.count = "", bytearray(), 0
 
     def start(self, name: str) -> None:
-        if len(self.small) >= MAX_FIELDS:
+        self.count += 1
+        if self.count > MAX_FIELDS:
             raise MalformedForm(f"more than {MAX_FIELDS} form fields")
         if name == MIME_FIELD and self.body_mime is not None:
             raise MalformedForm(f"{MIME_FIELD} appears twice")
@@ -70,6 +72,7 @@ class _Fields:
         self.name, self.value = "", bytearray()
 
     def result(self) -> MimeForm:
+        check_unsigned_at_end(self.check_signature, self.small)
         if self.body_mime is None:
             raise MalformedForm(
                 f"no {MIME_FIELD} field: a raw-MIME route's URL ends in mime "

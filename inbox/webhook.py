@@ -3,7 +3,8 @@
 Mailgun treats 200 as delivered, 406 as "rejected, do not retry", anything else as "retry
 for about 8 hours". So: 200 when at least one image was stored; 415/413 (or 406, if the
 operator chose INBOX_REJECT_STATUS=406) when nothing was acceptable; 503 when storage
-failed, so the retry completes the message; 400/403 for requests Mailgun did not send.
+failed, so the retry completes the message; 400/403 for requests Mailgun did not send, 413
+for a header field larger than any mail's.
 The steps raise their own exceptions; the error handlers below turn each into its answer.
 """
 
@@ -15,7 +16,14 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from .fetch import FetchError, fetch_attachments
 from .mailgun import SignatureError, verify_signature
-from .message import InboundMessage, MalformedMessage, WrongWebhook, read_message, read_mime_message
+from .message import (
+    InboundMessage,
+    MalformedMessage,
+    OversizedField,
+    WrongWebhook,
+    read_message,
+    read_mime_message,
+)
 from .messages_api import ReplyUnavailable
 from .publish import answer_to_a_reply, publish
 from .receipts import Answered, Claim, TokenInProgress, TokenReused, claim_token
@@ -36,6 +44,11 @@ def refuse(status: int, reason: str):
 @bp.errorhandler(MalformedMessage)
 def _malformed(error: MalformedMessage):
     return refuse(400, str(error))
+
+
+@bp.errorhandler(OversizedField)
+def _oversized_field(error: OversizedField):
+    return refuse(413, str(error))
 
 
 @bp.errorhandler(WrongWebhook)
@@ -100,15 +113,16 @@ def receive_message():
 
     Mailgun signs only timestamp and token, which it posts as form fields wherever it likes in
     the body, often after the attachments: the signature can only be verified once they have
-    been read. So the form parser calls `_verify_and_claim` the moment the three fields are in:
-    an unsigned body is not read on, and a replay of the token cannot overtake this request
-    while its attachments are still arriving. Reading before that costs no more than spooling
-    each part to disk; nothing is stored or fetched before the signature holds.
+    been read. So the form parser calls `_verify_and_claim` the moment the three fields are in
+    (an unsigned body is not read on, and a replay of the token cannot overtake this request
+    while its attachments are still arriving), and at the latest when the body ends, before the
+    message in it is read. Reading before that costs no more than spooling each part to disk;
+    no file name, JSON field or MIME is parsed, nothing stored or fetched, before it holds.
     """
     request.check_signature = _verify_and_claim
     try:
         message = read_mime_message(request) if request.path.endswith("/mime") else read_message(request)
-        _verify_and_claim(message.timestamp, message.token, message.signature)  # fields came last, or not at all
+        _verify_and_claim(message.timestamp, message.token, message.signature)  # a no-op: the form readers have checked
         if isinstance(g.claim, Answered):
             status, body = g.claim.for_message(message)
             log.info("repeat message_id=%s status=%d (answer recorded for this token)", message.message_id, status)

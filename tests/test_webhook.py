@@ -7,12 +7,17 @@ import json
 import logging
 import os
 import shutil
+import time
+import tracemalloc
 
 import pytest
 
 from inbox import create_app
+from inbox import message as message_module
 from inbox.delivery import build_delivery, signed_fields
 from tests.harness import SIGNING_KEY, mailgun_form, make_image, pasted_photo
+from tests.test_mimeform import FIELDS as MIME_FIELDS
+from tests.test_mimeform import multipart, urlencoded
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
@@ -439,3 +444,118 @@ def test_fewer_attachments_than_mailgun_counted_are_reported_missing(deliver, im
 def test_a_count_that_matches_reports_nothing_missing(deliver, images):
     body = deliver(("a.jpg", images[".jpg"])).get_json()
     assert "missing" not in body and "incomplete" not in body
+
+
+UNSIGNED = {"timestamp": None, "token": None, "signature": None}
+REQUIRED = "timestamp, token and signature fields are required (a Mailgun-signed request)"
+
+
+@pytest.fixture
+def parsed(monkeypatch):
+    """The names of the message's parsing steps that ran: file names, JSON fields, MIME."""
+    ran = []
+    for step in ("clean_filename", "_message_headers", "_content_ids", "read_mime"):
+        original = getattr(message_module, step)
+        monkeypatch.setattr(message_module, step, lambda *args, s=step, f=original: ran.append(s) or f(*args))
+    return ran
+
+
+@pytest.mark.parametrize("missing", [UNSIGNED, {"signature": None}])
+@pytest.mark.parametrize("attached", [True, False], ids=["multipart", "urlencoded"])
+def test_an_unsigned_forward_is_403_before_its_file_names_or_fields_are_read(
+    client, settings, images, parsed, missing, attached
+):
+    crafted = "=?x?q? " * 18_000  # 126 KB of encoded-word openings: 18 s of decoding before the 403
+    attachments = [(crafted, images[".jpg"], "image/jpeg")] if attached else []
+    form = build_delivery(attachments, key=SIGNING_KEY, **missing).form()
+
+    started = time.monotonic()
+    response = client.post("/webhooks/mailgun", data=form)
+
+    assert time.monotonic() - started < 1
+    assert response.status_code == 403 and response.get_json()["reason"] == REQUIRED
+    assert parsed == [] and stored_files(settings) == []
+
+
+@pytest.mark.parametrize("encode", [multipart, urlencoded])
+def test_an_unsigned_raw_mime_post_is_403_before_its_message_is_read(client, parsed, encode):
+    words = "=?x?q? " * 4500  # seven 32 KB headers of encoded-word openings: 5.6 s before the 403
+    raw = "From: alice@example.com\r\n" + "".join(f"X-H{n}: {words}\r\n" for n in range(7)) + "\r\nhi\r\n"
+    body, content_type = encode({**MIME_FIELDS, "body-mime": raw.encode()})
+
+    started = time.monotonic()
+    response = client.post("/webhooks/mailgun/mime", data=body, content_type=content_type)
+
+    assert time.monotonic() - started < 1
+    assert response.status_code == 403 and response.get_json()["reason"] == REQUIRED
+    assert parsed == []
+
+
+def test_a_raw_mime_post_repeating_one_field_name_is_held_to_the_field_cap(client):
+    body = b"body-mime=x&" + b"a=&" * 2_000_000  # 6 MB; each repeat replaced the last, 3.5 s before the 403
+
+    started = time.monotonic()
+    response = client.post("/webhooks/mailgun/mime", data=body, content_type="application/x-www-form-urlencoded")
+
+    assert time.monotonic() - started < 1
+    assert response.status_code == 400 and response.get_json()["reason"] == "more than 100 form fields"
+
+
+@pytest.mark.parametrize(
+    "name, value, limit",
+    [
+        ("message-headers", "[" + '["",""],' * 200_000 + '["From","a@b.c"]]', 1024),
+        ("content-id-map", json.dumps({f"<{n}@x>": "attachment-1" for n in range(20_000)}), 256),
+        ("References", "<a@b> " * 50_000, 256),
+        ("from", "Alice " * 50_000 + "<alice@example.com>", 256),
+    ],
+    ids=["message-headers", "content-id-map", "References", "from"],
+)
+@pytest.mark.parametrize("attached", [True, False], ids=["multipart", "urlencoded"])
+def test_a_header_field_larger_than_any_mails_headers_is_413_naming_it(
+    client, settings, images, name, value, limit, attached
+):
+    form = mailgun_form(*([("a.jpg", images[".jpg"])] if attached else []), **{name: value})
+
+    response = client.post("/webhooks/mailgun", data=form)
+
+    assert response.status_code == 413
+    assert response.get_json()["reason"] == (
+        f"form field {name!r} is over {limit} KiB, more than any mail's headers; "
+        "only the message's text (body-*, stripped-*) may be larger"
+    )
+    assert stored_files(settings) == []
+
+
+def test_a_huge_message_headers_field_is_refused_before_it_fills_memory(client, images):
+    body, content_type = build_delivery(
+        [("a.jpg", images[".jpg"], "image/jpeg")],
+        key=SIGNING_KEY,
+        **{"message-headers": "[" + '["",""],' * 500_000 + "]"},  # 4 MB: 94 MB of pairs in memory before
+    ).encode()
+
+    tracemalloc.start()
+    try:
+        response = client.post("/webhooks/mailgun", data=body, content_type=content_type)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert response.status_code == 413 and "'message-headers'" in response.get_json()["reason"]
+    assert peak < 24 * 1024 * 1024
+
+
+def test_a_long_threads_headers_and_a_large_calendar_part_are_read_as_mailgun_posts_them(client, images):
+    thread = " ".join(f"<thread.{n}.1700000000@mail.example.com>" for n in range(6000))  # 246 KB
+    form = mailgun_form(
+        ("a.jpg", images[".jpg"]),
+        subject="Ferien im Süden 🌞 " * 1000,  # twice as long in message-headers' JSON
+        headers=[("In-Reply-To", "<thread.5999.1700000000@mail.example.com>"), ("References", thread)],
+        **{"body-calendar": "BEGIN:VCALENDAR\r\n" + "DESCRIPTION:Wir fahren los\r\n" * 40_000 + "END:VCALENDAR\r\n"},
+    )
+    assert len(form["message-headers"]) > 256 * 1024 and len(form["body-calendar"]) > 1024 * 1024
+
+    response = client.post("/webhooks/mailgun", data=form)
+
+    assert response.status_code == 200, response.get_json()
+    assert len(response.get_json()["stored"]) == 1
