@@ -32,7 +32,7 @@ from email.message import Message
 from email.parser import Parser
 from urllib.parse import unquote
 
-from .transfer import Decoder, Lines, Sink
+from .transfer import Decoder, Lines, MalformedMime, Sink
 
 MAX_DEPTH = 10
 MAX_PARTS = 1000
@@ -48,10 +48,6 @@ CID_REFERENCE = re.compile(r"""cid:([^\s"'<>()]{1,998})""", re.IGNORECASE)
 FOLD = re.compile(r"\r?\n(?=[ \t])")
 # RFC 2046 allows 70 characters; some mailers write a few more.
 BOUNDARY_CHARACTERS = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{1,100}")
-
-
-class MalformedMime(Exception):
-    """The raw message cannot be read safely; the message says why."""
 
 
 @dataclass

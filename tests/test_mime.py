@@ -205,6 +205,29 @@ def test_a_part_count_bomb_fails_fast(new_spool):
         read(raw, new_spool)
 
 
+def test_a_message_of_millions_of_empty_lines_is_refused_in_bounded_time(new_spool):
+    # Each line costs a microsecond or two of Python: 25 MB of them took 23 s to read.
+    raw = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\n' + b"\n" * (3 << 20) + b"--b--\r\n"
+    started = time.monotonic()
+
+    with pytest.raises(MalformedMime, match="more than 1,048,576 lines; a mail of photos has far fewer"):
+        read(raw, new_spool)
+
+    assert time.monotonic() - started < 4  # a million lines, then the reason
+
+
+def test_a_photo_of_as_many_lines_as_a_25_mb_mail_has_is_read(new_spool):
+    photo = os.urandom(18 << 20)  # about 25 MB in base64, 76 characters a line: 330,000 lines
+    raw = (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: image/jpeg\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(photo) + b"--b--\r\n"
+    )
+
+    (part,) = read(raw, new_spool).parts
+
+    assert content(part.spool) == photo
+
+
 def test_huge_headers_and_a_bad_boundary_are_refused(new_spool):
     with pytest.raises(MalformedMime, match="a header field is over 32768 bytes"):
         read(b"X-Junk: " + b"a" * 1024 * 1024 + b"\r\n\r\nbody", new_spool)
