@@ -57,8 +57,8 @@ def zero_once(file: BinaryIO, start: int, end: int, zeroed: list[int]) -> bool:
     edges = outside[0] + zeroed[lo:hi] + outside[1]  # where the bytes not known zero start and end
     if end - start >= REMEMBERED_ZEROS:
         zeroed[lo:hi] = outside[0] + outside[1]
-    gaps = [(at, to) for at, to in zip(edges[::2], edges[1::2], strict=True)]
-    gaps = [(at, to) for at, to in gaps if read_exact(file, at, to - at).count(0) < to - at]
+    pairs = zip(edges[::2], edges[1::2], strict=True)
+    gaps = [(at, to) for at, to in pairs if read_exact(file, at, to - at).count(0) < to - at]
     return bool(gaps) and zero_all(file, gaps)
 
 
