@@ -1,13 +1,14 @@
 """What every location parser shares: the error that keeps an image from being published, the
 bounded read that raises it when the file ends before the metadata it claims, zeroing a range (once,
-however many values share it), reading a block once however many pointers lead to it, and blanking a
-block that writers split over several segments."""
+however many values share it), reading a block once however many pointers lead to it, telling spans
+that overlap, and blanking a block that writers split over several segments."""
 
 from __future__ import annotations
 
 import bisect
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import pairwise
 from typing import BinaryIO
 
 MAX_JOINED_BYTES = 16 * 1024 * 1024
@@ -78,6 +79,11 @@ def first_time(read: list[tuple[int, int]], kind: str, start: int, length: int, 
         raise LocationError(f"there are more than {limit} {kind}")
     read.insert(at, span)
     return True
+
+
+def overlap(spans: Iterable[tuple[int, int]]) -> bool:
+    """Whether two of the (offset, length) spans share bytes; the same span given twice does."""
+    return any(offset + length > following for (offset, length), (following, _) in pairwise(sorted(spans)))
 
 
 def blank_joined(file: BinaryIO, pieces: list[tuple[int, int]], blank: Callable[[BinaryIO, bytes], bool]) -> bool:

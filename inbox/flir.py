@@ -14,10 +14,9 @@ stays, its thermal data goes with whatever place it held. A GPS record listed tw
 from __future__ import annotations
 
 import struct
-from itertools import pairwise
 from typing import BinaryIO
 
-from inbox.fail_closed import LocationError, blank_joined, read_exact, zero, zero_all
+from inbox.fail_closed import LocationError, blank_joined, overlap, read_exact, zero, zero_all
 
 FLIR_PREFIX = b"FLIR\0"
 CHUNK_HEADER = 8  # "FLIR\0", version, chunk number, number of chunks less one
@@ -63,8 +62,7 @@ def _zero_gps_records(copy: BinaryIO, data: bytes) -> bool:
         if offset + length > len(data):
             raise LocationError("a FLIR GPS record lies outside its data")
         records.add((offset, length))
-    records = sorted(records)
-    if any(offset + length > following for (offset, length), (following, _) in pairwise(records)):
+    if overlap(records):
         raise LocationError("two FLIR GPS records share bytes")  # no camera writes that; each would be read again
     changed = False
     for offset, length in records:

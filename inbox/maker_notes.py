@@ -24,9 +24,8 @@ the photo refused: reading each would read the same bytes again and again.
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 
-from inbox.fail_closed import LocationError
+from inbox.fail_closed import LocationError, overlap
 
 MAKER_NOTE_TAG = 0x927C
 MAX_MAKER_NOTE_BYTES = 16 * 1024 * 1024
@@ -92,7 +91,7 @@ def _place_values(block, start: int, end: int, ifd: int, base: int, places: froz
         else:
             spans.append((base + extent[0], extent[1]))
     spans = sorted(set(spans))
-    if any(at + length > following for (at, length), (following, _) in pairwise(spans)):
+    if overlap(spans):
         raise LocationError("two maker-note values share bytes")
     return spans
 
