@@ -3,7 +3,7 @@
 `compose_reply` and `compose_deletion_confirmation` build the Messages API form fields that
 messages_api.py sends (or writes to the development outbox). Every reply carries a Message-Id
 we choose, `<inbox.KEY@domain>`, so a reply to our reply can be traced back to the message it
-answered. A sender or From field that cannot be read as an address (longer than MAX_ADDRESS_CHARS,
+answered. A sender or From field that cannot be read as an address (longer than MAX_FROM_CHARS,
 or comments nested past the parser's depth) gets no reply, and says why.
 """
 
@@ -17,16 +17,16 @@ from email.utils import parseaddr
 from typing import Protocol
 
 from .mime import first_header
+from .senders import MAX_FROM_CHARS
 
 MAX_REFERENCES = 20
-MAX_ADDRESS_CHARS = 2000  # as senders.MAX_FROM_CHARS: far more than any real mailbox needs
 # Our References keeps the last MAX_REFERENCES - 1 ids, of at most 252 characters each.
 MAX_REFERENCES_CHARS = 8192
 MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
 MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
-RE_PREFIX = re.compile(r"^\s*(?:re|aw|sv)\s*:\s*", re.IGNORECASE)
-RE_PREFIXES = re.compile(r"(?:\s*(?:re|aw|sv)\s*:\s*)*", re.IGNORECASE)
+_PREFIX = r"\s*(?:re|aw|sv)\s*:\s*"
+RE_PREFIX, RE_PREFIXES = re.compile(_PREFIX, re.IGNORECASE), re.compile(f"(?:{_PREFIX})*", re.IGNORECASE)
 FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
 AUTOMATIC_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply"})
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
@@ -53,8 +53,8 @@ class Unaddressable(ValueError):
 
 def address(value: str, what: str) -> str:
     """The address in a sender or From field ("" when it names none); Unaddressable when it cannot be read."""
-    if len(value or "") > MAX_ADDRESS_CHARS:
-        raise Unaddressable(f"{what} is longer than {MAX_ADDRESS_CHARS} characters")
+    if len(value or "") > MAX_FROM_CHARS:  # as for a publisher's From: far more than any real mailbox needs
+        raise Unaddressable(f"{what} is longer than {MAX_FROM_CHARS} characters")
     try:
         return parseaddr(value or "")[1]
     except RecursionError:  # the parser recurses once per nested comment, "((((..."
