@@ -62,7 +62,8 @@ class MimePart:
 
 def first_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
     """The value of the first header called `name` (any case) among (name, value) pairs, None when there is none."""
-    return next((value for key, value in headers if key.lower() == name.lower()), None)
+    name = name.lower()
+    return next((value for key, value in headers if key.lower() == name), None)
 
 
 @dataclass
@@ -202,8 +203,10 @@ class _Reader:
         except (LookupError, ValueError):  # unknown, not text ("quoted-printable", "base64"), or "a\0b"
             text = raw.decode("utf-8", errors="replace")
         sink.target = io.BytesIO()
-        name = "text" if content_type == "text/plain" else "html"
-        setattr(self.message, name, "\n".join(filter(None, (getattr(self.message, name), text))))
+        if content_type == "text/plain":
+            self.message.text = "\n".join(filter(None, (self.message.text, text)))
+        else:
+            self.message.html = "\n".join(filter(None, (self.message.html, text)))
 
     def read_body(self, decoder: Decoder | None) -> tuple[bytes, bool] | None:
         for line, starts in self.lines:
