@@ -4,10 +4,15 @@ A store() notification carries the form of a forward() without the files: `attac
 JSON list of {"url", "content-type", "name", "size"}, each URL on Mailgun's storage hosts,
 readable with Basic auth `api` + the private API key for three days. Only Mailgun hosts are
 contacted, and only after the notification's signature was verified.
+
+A mail can list thousands of tiny parts, and each is a round trip to Mailgun: at most
+MAX_FETCHES are fetched, within FETCH_DEADLINE seconds together, so a request stays far
+shorter than the age at which its token's claim counts as abandoned (receipts.ABANDONED_AFTER).
 """
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 import requests
@@ -17,6 +22,9 @@ from .mailgun import RETRY_STATUSES, TIMEOUT, api_session
 from .message import Attachment, MalformedMessage, clean_filename
 
 CHUNK = 1024 * 1024
+MAX_FETCHES = 100  # publish.MAX_IMAGES: a mail of more images than that cannot be published whole anyway
+NOT_FETCHED_REASON = f"more than {MAX_FETCHES} attachments in one mail: send this one and those after it in another"
+FETCH_DEADLINE = 60  # seconds for all of a notification's fetches: past it, Mailgun is slow now
 
 
 class FetchError(Exception):
@@ -29,16 +37,21 @@ def is_mailgun_url(url: str) -> bool:
     return parts.scheme == "https" and (host == "mailgun.net" or host.endswith(".mailgun.net"))
 
 
-def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> list[Attachment]:
-    """Download every stored attachment into a spool (at most one byte past the size limit)."""
+def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tuple[list[Attachment], list[dict]]:
+    """Download the first MAX_FETCHES stored attachments into spools (at most one byte past the size limit).
+
+    Returns them, and the webhook answer's `rejected` entries of those not fetched.
+    """
     if not api_key:
         raise FetchError("MAILGUN_API_KEY is not set: it is needed to fetch messages Mailgun stored (store() routes)")
+    for item in items:  # all of them before the first fetch: a foreign host refuses the notification whole
+        if not is_mailgun_url(str(item["url"])):
+            raise MalformedMessage(f"attachment URL {str(item['url'])!r} is not on a Mailgun host")
+    deadline = time.monotonic() + FETCH_DEADLINE
     attachments = []
     with api_session(api_key, Retry(total=3, backoff_factor=0.5, status_forcelist=RETRY_STATUSES)) as session:
-        for number, item in enumerate(items, start=1):
+        for number, item in enumerate(items[:MAX_FETCHES], start=1):
             url = str(item["url"])
-            if not is_mailgun_url(url):
-                raise MalformedMessage(f"attachment URL {url!r} is not on a Mailgun host")
             spool = new_spool()
             try:
                 with session.get(url, stream=True, timeout=TIMEOUT) as response:
@@ -50,13 +63,32 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> list
                     response.raise_for_status()
                     for chunk in response.iter_content(CHUNK):
                         spool.write(chunk)
-                        if spool.size > spool.limit:
+                        if spool.size > spool.limit or time.monotonic() > deadline:
                             break
             except requests.RequestException as error:
                 raise FetchError(f"cannot fetch {url}: {error}") from None
+            if time.monotonic() > deadline:
+                raise FetchError(f"fetching {number} of {len(items)} attachments took over {FETCH_DEADLINE} s")
             declared = item.get("size")
             if spool.size > spool.limit and isinstance(declared, int):
                 spool.size = max(spool.size, declared)  # stopped at the limit: report the real size
-            name = clean_filename(str(item.get("name", "")))
-            attachments.append(Attachment(field=f"attachment-{number}", filename=name, stream=spool))
-    return attachments
+            attachments.append(Attachment(field=f"attachment-{number}", filename=_name(item), stream=spool))
+    not_fetched = [
+        {
+            "attachment": f"attachment-{number}",
+            "filename": _name(item),
+            "content_type": _listed_type(item),  # not looked at: as Mailgun listed it
+            "reason": NOT_FETCHED_REASON,
+        }
+        for number, item in enumerate(items[MAX_FETCHES:], start=MAX_FETCHES + 1)
+    ]
+    return attachments, not_fetched
+
+
+def _name(item: dict) -> str:
+    return clean_filename(str(item.get("name", "")))
+
+
+def _listed_type(item: dict) -> str | None:
+    listed = item.get("content-type")
+    return listed if isinstance(listed, str) else None

@@ -66,10 +66,11 @@ def _publisher(message: InboundMessage) -> str:
         return message.sender.lower()
 
 
-def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], list]) -> Published:
+def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], tuple]) -> Published:
     """Store the message's images and reply once, unless its sender took them down after an earlier delivery.
 
-    `fetch_stored` brings the attachments of a store() notification from Mailgun.
+    `fetch_stored` brings the attachments of a store() notification from Mailgun, and the rejected
+    entries of those it did not fetch.
     """
     key = message_key(store.name_key, message) if _replies_on() else None
     record = find_record(store, key) if key else None
@@ -78,9 +79,12 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], li
         return Published(
             reason=f"not published again: its sender took this mail's photos down ({record['taken_down']})"
         )
+    not_fetched = []
     if message.stored_attachments is not None:
-        message = replace(message, attachments=message.attachments + fetch_stored())
+        fetched, not_fetched = fetch_stored()
+        message = replace(message, attachments=message.attachments + fetched)
     published = store_attachments(store, message, withheld=_taken_down_since(store, record))
+    published.rejected += not_fetched
     if not published.stored and any(item["reason"] == TAKEN_DOWN_REASON for item in published.rejected):
         published.reason = f"not published again: {TAKEN_DOWN_REASON}"
     if published.stored or published.rejected or message.incomplete:

@@ -2,11 +2,13 @@
 
 import base64
 import json
+import time
+from pathlib import Path
 
 import pytest
 import responses
 
-from inbox import create_app
+from inbox import create_app, fetch
 from inbox.delivery import build_delivery
 from tests.harness import SIGNING_KEY, make_image
 
@@ -81,7 +83,9 @@ def test_a_storage_hiccup_is_retried_then_a_failure_is_503_for_mailgun_to_retry(
 )
 @responses.activate
 def test_only_mailgun_hosts_are_contacted(client, url):
-    answer = client.post("/webhooks/mailgun", data=notification({"url": url, "name": "a.jpg", "size": 10}))
+    # Listed after a good one: the list is judged whole before anything is fetched.
+    form = notification(item(0, "a.jpg", 10), {"url": url, "name": "b.jpg", "size": 10})
+    answer = client.post("/webhooks/mailgun", data=form)
     assert answer.status_code == 400
     assert "not on a Mailgun host" in answer.get_json()["reason"]
     assert len(responses.calls) == 0
@@ -122,3 +126,58 @@ def test_a_notification_without_attachments_is_415(client):
     answer = client.post("/webhooks/mailgun", data=notification())
     assert answer.status_code == 415
     assert answer.get_json()["reason"] == "the message has no attachments"
+
+
+@responses.activate
+def test_a_mail_of_thousands_of_parts_costs_a_hundred_fetches_and_says_which_were_left(client):
+    photos = [make_image(".gif", color=(number, 0, 0)) for number in range(100)]
+    for number, photo in enumerate(photos):
+        responses.get(f"{STORAGE}/{number}", body=photo)  # any other URL is a connection error: a 503
+    items = [item(number, f"photo {number}.gif", 100, "image/gif") for number in range(3000)]
+
+    answer = client.post("/webhooks/mailgun", data=notification(*items))
+
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert len(responses.calls) == 100
+    assert [entry["filename"] for entry in body["stored"]] == [f"photo {number}.gif" for number in range(100)]
+    assert client.get(body["stored"][99]["url"]).data == photos[99]
+    assert len(body["rejected"]) == 2900
+    assert body["rejected"][0] == {
+        "attachment": "attachment-101",
+        "filename": "photo 100.gif",
+        "content_type": "image/gif",
+        "reason": "more than 100 attachments in one mail: send this one and those after it in another",
+    }
+    assert body["rejected"][-1]["attachment"] == "attachment-3000"
+
+
+@responses.activate
+def test_a_slow_storage_is_a_503_before_the_claim_could_pass_for_abandoned_and_the_retry_publishes(
+    client, settings, monkeypatch
+):
+    photos = [make_image(".png", color=(0, number, 0)) for number in range(3)]
+
+    def slowly(number):
+        def answer(request):
+            time.sleep(0.2)
+            return 200, {}, photos[number]
+
+        return answer
+
+    for number in range(3):
+        responses.add_callback(responses.GET, f"{STORAGE}/{number}", callback=slowly(number))
+    form = notification(*(item(number, f"{number}.png", len(photos[number])) for number in range(3)))
+    monkeypatch.setattr(fetch, "FETCH_DEADLINE", 0.3)
+
+    slow = client.post("/webhooks/mailgun", data=form)
+
+    assert slow.status_code == 503
+    assert "fetching 2 of 3 attachments took over 0.3 s" in slow.get_json()["reason"]
+    assert len(responses.calls) == 2
+    images = [path for path in (Path(settings["STORAGE_PATH"])).rglob("*.png")]
+    assert images == []  # nothing half-published
+    monkeypatch.setattr(fetch, "FETCH_DEADLINE", 60)
+    retried = client.post("/webhooks/mailgun", data=form)  # Mailgun's retry: the same token
+    assert retried.status_code == 200
+    assert [client.get(entry["url"]).data for entry in retried.get_json()["stored"]] == photos
