@@ -22,6 +22,7 @@ from .senders import MAX_FROM_CHARS
 MAX_REFERENCES = 20
 # Our References keeps the last MAX_REFERENCES - 1 ids, of at most 252 characters each.
 MAX_REFERENCES_CHARS = 8192
+NAMES_PER_REASON = 3  # in the reply; the webhook answer lists every attachment
 MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
 MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -181,14 +182,11 @@ def compose_reply(
             )
         markup.append("</ul>")
     if rejected:
+        grouped = _by_reason(rejected)
         text += ["", f"Not published ({len(rejected)}):", ""]
-        text += [f"  {item.get('filename') or item.get('attachment')}: {item['reason']}" for item in rejected]
+        text += [f"  {names}: {reason}" for reason, names in grouped]
         markup += [f"<p>Not published ({len(rejected)}):</p>", "<ul>"]
-        markup += [
-            f"<li>{html.escape(item.get('filename') or item.get('attachment') or '')}: "
-            f"{html.escape(item['reason'])}</li>"
-            for item in rejected
-        ]
+        markup += [f"<li>{html.escape(names)}: {html.escape(reason)}</li>" for reason, names in grouped]
         markup.append("</ul>")
     if not_arrived:
         advice = f"Not everything arrived: {not_arrived}. Please send those photos again."
@@ -200,6 +198,23 @@ def compose_reply(
     return _reply_fields(
         message, reply_from=reply_from, key=key, domain=message_id_domain, text="\n".join(text), body_html=_page(markup)
     )
+
+
+def _by_reason(rejected: Sequence[dict]) -> list[tuple[str, str]]:
+    """(reason, the attachments' names) in the order the reasons first came: one line per reason, not per file.
+
+    A mail of 150 photos, or of a folder of PDFs, would otherwise get a reply of a hundred equal lines.
+    """
+    names: dict[str, list[str]] = {}
+    for item in rejected:
+        names.setdefault(item["reason"], []).append(item.get("filename") or item.get("attachment") or "")
+    return [(reason, _some(listed)) for reason, listed in names.items()]
+
+
+def _some(names: list[str], shown: int = NAMES_PER_REASON) -> str:
+    if len(names) <= shown + 1:  # "and 1 more" would take the place of the one name
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown:,} more"
 
 
 def compose_deletion_confirmation(

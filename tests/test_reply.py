@@ -131,6 +131,31 @@ def test_the_reply_lists_every_url_and_rejection_with_html_escaped():
     assert "<script>" not in page and "<b>PE32" not in page
 
 
+def test_rejections_for_one_reason_share_a_line_naming_the_first_few():
+    too_many = "more than 100 images in one mail: send this one and those after it in another"
+    pdf = "not an accepted image: the content is application/pdf"
+    rejected = [
+        {"attachment": f"attachment-{n}", "filename": f"IMG_{n}.jpg", "reason": too_many} for n in range(101, 151)
+    ]
+    rejected[1:1] = [{"attachment": "attachment-7", "filename": "", "reason": pdf}]
+    rejected.append({"attachment": "attachment-160", "filename": "b&w.pdf", "reason": pdf})
+
+    fields = reply(rejected=rejected)
+
+    listed = fields["text"].split("Not published (52):\n\n")[1].split("\n\n")[0].splitlines()
+    assert listed == [
+        f"  IMG_101.jpg, IMG_102.jpg, IMG_103.jpg and 47 more: {too_many}",
+        f"  attachment-7, b&w.pdf: {pdf}",
+    ]
+    assert f"<li>attachment-7, b&amp;w.pdf: {pdf}</li>" in fields["html"]
+    assert fields["html"].count("<li>") == len(STORED) + 2
+
+
+def test_four_names_are_listed_rather_than_three_and_one_more():
+    rejected = [{"attachment": f"attachment-{n}", "filename": f"{n}.txt", "reason": "text"} for n in range(4)]
+    assert "  0.txt, 1.txt, 2.txt, 3.txt: text" in reply(rejected=rejected)["text"]
+
+
 def test_a_reply_to_our_reply_is_traced_back_by_its_message_id():
     ours = reply()
     answer = Mail(
