@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
-from flask import current_app, url_for
+from flask import current_app, request, url_for
 
 from .images import TINY_REASON, inspect, is_tiny_inline
 from .location import LocationError, remove_location
@@ -24,7 +24,7 @@ from .message import InboundMessage
 from .messages_api import ReplyRefused, send_reply, write_outbox
 from .mime import referenced_content_ids
 from .png_metadata import PngBudget
-from .receipts import find_record, message_key, save_record
+from .receipts import Claim, claim_record, find_record, message_key, save_record
 from .reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
 from .senders import NotAPublisher, from_address
 from .spool import current_spool_folder
@@ -177,6 +177,9 @@ def _reply_once(store: Store, message: InboundMessage, published: Published, key
         return {"sent": False, "reason": blocker}
     if record is not None:
         return record["reply"]  # a redelivery (new token): the reply went out the first time
+    held = claim_record(store, request.new_spool, key)
+    if not isinstance(held, Claim):
+        return held["reply"]  # a delivery of it at the same time has just answered
     fields = compose_reply(
         message,
         reply_from=_reply_from(message),
@@ -186,7 +189,11 @@ def _reply_once(store: Store, message: InboundMessage, published: Published, key
         rejected=published.rejected,
         not_arrived=message.incomplete,
     )
-    reply = send(fields)
+    try:
+        reply = send(fields)
+    except BaseException:
+        held.release()  # so Mailgun's retry (after our 503) can send it
+        raise
     save_record(
         store,
         current_spool_folder(current_app),

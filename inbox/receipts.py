@@ -13,8 +13,10 @@ proceeds; a claim whose worker died is taken over once older than any request ma
 A message that got a reply also has a record (its Message-Id, sender, publisher, objects,
 URLs and the reply) under a key derived from its Message-Id and sender: a redelivery with a
 new token finds it and sends no second reply, and a `delete` reply to our reply finds the
-objects to take down. Both live in the storage backend, so every worker and instance shares
-them.
+objects to take down. The record is claimed as a token is, before the reply goes out, so two
+deliveries of one mail at once (two routes that match it, each without stop()) send one
+reply: the second gets 503 and, on Mailgun's retry, the recorded reply. Both live in
+the storage backend, so every worker and instance shares them.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from .storage import StorageUnavailable, Store, delete_if_present, find_object, 
 ABANDONED_AFTER = 300
 
 
-class TokenInProgress(Exception):
-    """Another request holds this token's claim now."""
+class InProgress(Exception):
+    """Another request holds this claim now: the token's, or the reply's of this message."""
 
 
 class TokenReused(Exception):
@@ -139,10 +141,21 @@ def claim_token(store: Store, new_spool, token: str) -> Claim | Answered:
     """Claim the token the moment its signature holds, before the message is read on.
 
     Returns the Claim, or the answer given to the token's first message (Answered); raises
-    TokenInProgress while another request holds it. `new_spool(limit)` makes the claim's file
+    InProgress while another request holds it. `new_spool(limit)` makes the claim's file
     (the request's, so it is removed with the request).
     """
-    name = _token_name(token)
+    held = _claim(store, new_spool, _token_name(token), "a delivery with this token is in progress")
+    if isinstance(held, Claim):
+        return held
+    return Answered(held.get("fingerprint", ""), held["status"], held["body"])
+
+
+def _claim(store: Store, new_spool, name: str, busy: str) -> Claim | dict:
+    """Create `name` in the private container unless it exists; else what it holds once finished.
+
+    A claim holds {"since": …} until it is finished (or released). While another request holds
+    it, InProgress(`busy`); a claim older than any request may last is taken over.
+    """
     for _ in range(2):  # a second round only after removing an abandoned claim
         file = new_spool(1 << 20)
         file.write(json.dumps({"since": int(time.time())}).encode())
@@ -155,21 +168,33 @@ def claim_token(store: Store, new_spool, token: str) -> Claim | Answered:
         if found is None:
             continue  # released between our create and our read
         held, modified = found
-        if "status" in held:
-            return Answered(held.get("fingerprint", ""), held["status"], held["body"])
+        if held and "since" not in held:
+            return held
         # No "since": torn. The local store rewrites a claim in place, so this may be that very
         # moment (the file is new) or what a crash left (the file grows old).
         since = held.get("since") or modified
         if time.time() - since < ABANDONED_AFTER:
-            raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")
+            raise InProgress(f"{busy}; Mailgun will retry")
         delete_if_present(store, store.receipts, name)
-    raise TokenInProgress("a delivery with this token is in progress; Mailgun will retry")
+    raise InProgress(f"{busy}; Mailgun will retry")
 
 
 def find_record(store: Store, key: str) -> dict | None:
-    """The record of the message with this key: message_id, sender, publisher, objects, urls, reply (, taken_down)."""
+    """The record of the message with this key: message_id, sender, publisher, objects, urls, reply (, taken_down).
+
+    None also while the record is only claimed: its reply is being sent now.
+    """
     found = _read(store, _record_name(key))
-    return (found[0] or None) if found else None
+    return found[0] if found and found[0] and "since" not in found[0] else None
+
+
+def claim_record(store: Store, new_spool, key: str) -> Claim | dict:
+    """Claim the message's record before its reply is sent: the Claim, or the record another delivery finished.
+
+    Raises InProgress while another delivery of the message holds it. The Claim is finished by
+    save_record, or released if the reply could not be sent.
+    """
+    return _claim(store, new_spool, _record_name(key), "another delivery of this mail is being answered now")
 
 
 def save_record(store: Store, spool: SpoolFolder, key: str, record: dict) -> None:

@@ -26,7 +26,7 @@ from .message import (
 )
 from .messages_api import ReplyUnavailable
 from .publish import answer_to_a_reply, publish
-from .receipts import Answered, Claim, TokenInProgress, TokenReused, claim_token
+from .receipts import Answered, Claim, InProgress, TokenReused, claim_token
 from .senders import NotAPublisher, admit
 from .spool import SpoolUnavailable
 from .storage import StorageUnavailable, Store, current_store
@@ -56,8 +56,8 @@ def _wrong_webhook(error: WrongWebhook):
     return refuse(406, str(error))  # Mailgun stops retrying what would never succeed here
 
 
-@bp.errorhandler(TokenInProgress)
-def _token_in_progress(error: TokenInProgress):
+@bp.errorhandler(InProgress)
+def _in_progress(error: InProgress):
     return refuse(503, str(error))
 
 

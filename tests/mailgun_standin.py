@@ -6,8 +6,8 @@
 like Mailgun: 200 {"id", "message"}, 401 for a wrong key, 404 for a domain not served.
 Test controls: `GET /_requests` lists the message posts received (fields as lists of values, and the
 client port of the connection each came on),
-`POST /_fail?status=503&count=N` answers the next N posts with that status, `POST /_reset`
-forgets both.
+`POST /_fail?status=503&count=N` answers the next N posts with that status,
+`POST /_delay?seconds=S` answers each later post after S seconds, `POST /_reset` forgets all three.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import re
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -33,6 +34,7 @@ class State:
         self.lock = threading.Lock()
         self.requests: list[dict] = []
         self.failures: list[int] = []
+        self.delay = 0.0
 
 
 def form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
@@ -79,10 +81,14 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.failures = [int(query["status"][0])] * int(query.get("count", ["1"])[0])
             return self.answer(200, {"message": "ok"})
+        if url.path == "/_delay":
+            self.state.delay = float(parse_qs(url.query)["seconds"][0])
+            return self.answer(200, {"message": "ok"})
         if url.path == "/_reset":
             with self.state.lock:
                 self.state.requests.clear()
                 self.state.failures.clear()
+                self.state.delay = 0.0
             return self.answer(200, {"message": "ok"})
         match = MESSAGES_PATH.fullmatch(url.path)
         if not match:
@@ -96,6 +102,7 @@ class Handler(BaseHTTPRequestHandler):
         if match.group(1) not in self.state.domains:
             return self.answer(404, {"message": f"Domain not found: {match.group(1)}"})
         fields = form_fields(self.headers.get("Content-Type", ""), body)
+        time.sleep(self.state.delay)
         message_id = f"<{uuid.uuid4().hex}@{match.group(1)}>"
         with self.state.lock:
             self.state.requests.append(

@@ -265,6 +265,10 @@ class MailgunAPI:
         """Answer the next `count` message posts with `status`."""
         requests.post(f"{self.base}/_fail", params={"status": status, "count": count}, timeout=5).raise_for_status()
 
+    def delay(self, seconds: float) -> None:
+        """Answer each later message post after `seconds` (a slow Mailgun)."""
+        requests.post(f"{self.base}/_delay", params={"seconds": seconds}, timeout=5).raise_for_status()
+
     def reset(self) -> None:
         requests.post(f"{self.base}/_reset", timeout=5).raise_for_status()
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from logging.handlers import BufferingHandler
+from pathlib import Path
 
 import pytest
 
 from inbox.delivery import build_delivery
+from inbox.receipts import ABANDONED_AFTER
 from inbox.senders import parse_publishers
 from inbox.storage import current_store
 from inbox.takedown import take_down
@@ -185,6 +190,53 @@ def test_a_redelivery_same_token_or_new_token_sends_no_second_reply(post, mailgu
     assert new_token.json["stored"] == first.json["stored"] and new_token.json["reply"] == first.json["reply"]
     assert len(mailgun_api.sent()) == 1
     assert len(published()) == 1
+
+
+def test_two_deliveries_of_one_mail_at_once_send_one_reply(app, client, mailgun_api, published):
+    # Two routes matching one mail, or two of our addresses in it: Mailgun posts it twice, with two tokens.
+    first, second = (mail(("beach.jpg", PHOTO), message_id="<both@family.example>") for _ in range(2))
+    mailgun_api.delay(1.5)  # the first delivery is still sending its reply when the second arrives
+    with ThreadPoolExecutor(2) as pool:
+        answering = pool.submit(app.test_client().post, "/webhooks/mailgun", data=first.form())
+        time.sleep(0.5)
+        meanwhile = pool.submit(app.test_client().post, "/webhooks/mailgun", data=second.form()).result()
+        overlapped = not answering.done()
+        answered = answering.result()
+
+    assert answered.status_code == 200
+    assert meanwhile.status_code == 503, f"{len(mailgun_api.sent())} replies"
+    assert overlapped  # the second was answered while the first was sending its reply
+    assert meanwhile.json["reason"] == "another delivery of this mail is being answered now; Mailgun will retry"
+    mailgun_api.delay(0)
+    retried = client.post("/webhooks/mailgun", data=second.form())  # Mailgun's retry: the same token
+    assert retried.status_code == 200
+    assert retried.json["reply"] == answered.json["reply"] and retried.json["stored"] == answered.json["stored"]
+    assert len(mailgun_api.sent()) == 1
+    assert len(published()) == 1
+
+
+def test_a_reply_claim_whose_worker_died_holds_the_mail_until_it_is_old_then_is_taken_over(post, settings, mailgun_api):
+    assert post(mail(("beach.jpg", PHOTO), message_id="<crash@family.example>")).status_code == 200
+    (record,) = (Path(settings["STORAGE_PATH"]) / "images-receipts").glob("message-*.json")
+    record.write_text(json.dumps({"since": int(time.time())}))  # claimed, and its reply not sent yet
+
+    held = post(mail(("beach.jpg", PHOTO), message_id="<crash@family.example>"))
+    assert held.status_code == 503 and "being answered now" in held.json["reason"]
+
+    record.write_text(json.dumps({"since": int(time.time()) - ABANDONED_AFTER - 1}))  # its worker died
+    taken_over = post(mail(("beach.jpg", PHOTO), message_id="<crash@family.example>"))
+    assert taken_over.status_code == 200 and taken_over.json["reply"]["sent"] is True
+    assert len(mailgun_api.sent()) == 2
+    assert json.loads(record.read_text())["reply"] == taken_over.json["reply"]
+
+
+def test_a_reply_mailgun_could_not_take_is_sent_by_the_retry_of_another_delivery(post, mailgun_api):
+    mailgun_api.fail_next(503, count=3)
+    assert post(mail(("beach.jpg", PHOTO), message_id="<later@family.example>")).status_code == 503
+    # The same mail again, with a new token: the first attempt left no claim behind.
+    answer = post(mail(("beach.jpg", PHOTO), message_id="<later@family.example>"))
+    assert answer.status_code == 200 and answer.json["reply"]["sent"] is True
+    assert len(mailgun_api.sent()) == 1
 
 
 @pytest.mark.parametrize(
