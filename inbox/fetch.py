@@ -23,7 +23,9 @@ from .message import Attachment, MalformedMessage, clean_filename
 
 CHUNK = 1024 * 1024
 MAX_FETCHES = 100  # publish.MAX_IMAGES: a mail of more images than that cannot be published whole anyway
-NOT_FETCHED_REASON = f"more than {MAX_FETCHES} attachments in one mail: send this one and those after it in another"
+NOT_FETCHED_REASON = (
+    f"more than {MAX_FETCHES} attachments in one mail: send those after the first {MAX_FETCHES} in another"
+)
 FETCH_DEADLINE = 60  # seconds for all of a notification's fetches: past it, Mailgun is slow now
 
 

@@ -147,7 +147,7 @@ def test_a_mail_of_thousands_of_parts_costs_a_hundred_fetches_and_says_which_wer
         "attachment": "attachment-101",
         "filename": "photo 100.gif",
         "content_type": "image/gif",
-        "reason": "more than 100 attachments in one mail: send this one and those after it in another",
+        "reason": "more than 100 attachments in one mail: send those after the first 100 in another",
     }
     assert body["rejected"][-1]["attachment"] == "attachment-3000"
 

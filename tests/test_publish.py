@@ -26,7 +26,7 @@ def test_a_mail_of_more_photos_than_one_may_publish_stores_the_first_and_says_wh
     assert [item["filename"] for item in body["stored"]] == [name for name, _ in photos[:MAX_IMAGES]]
     assert [item["filename"] for item in body["rejected"]] == [name for name, _ in photos[MAX_IMAGES:]]
     assert {item["reason"] for item in body["rejected"]} == {
-        f"more than {MAX_IMAGES} images in one mail: send this one and those after it in another"
+        f"more than {MAX_IMAGES} images in one mail: send those after the first {MAX_IMAGES} in another"
     }
     assert len(os.listdir(os.path.join(settings["STORAGE_PATH"], "images"))) == MAX_IMAGES
 

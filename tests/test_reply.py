@@ -132,7 +132,7 @@ def test_the_reply_lists_every_url_and_rejection_with_html_escaped():
 
 
 def test_rejections_for_one_reason_share_a_line_naming_the_first_few():
-    too_many = "more than 100 images in one mail: send this one and those after it in another"
+    too_many = "more than 100 images in one mail: send those after the first 100 in another"
     pdf = "not an accepted image: the content is application/pdf"
     rejected = [
         {"attachment": f"attachment-{n}", "filename": f"IMG_{n}.jpg", "reason": too_many} for n in range(101, 151)
