@@ -57,10 +57,11 @@ def send(args) -> int:
             file=sys.stderr,
         )
         return 2
-    missing = [path for path in args.files if not os.path.isfile(path)]
-    if missing:
-        print(f"inbox: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    for path in args.files:
+        if not os.path.isfile(path):
+            problem = f"{path} is a folder: name the files in it ({os.path.join(path, '*.jpg')})"
+            print(f"inbox: {problem if os.path.isdir(path) else f'no such file: {path}'}", file=sys.stderr)
+            return 2
     key = development_key(create=False)
     if key is None:
         print(

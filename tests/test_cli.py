@@ -92,6 +92,9 @@ def test_send_explains_missing_files_and_unreachable_servers(served):
     folder, _ = served
     missing = send(folder, "http://127.0.0.1:1", "nope.jpg")
     assert missing.returncode == 2 and "no such file: nope.jpg" in missing.stderr
+    (folder / "holiday").mkdir()
+    a_folder = send(folder, "http://127.0.0.1:1", "holiday")
+    assert a_folder.returncode == 2 and "holiday is a folder: name the files in it (holiday/*.jpg)" in a_folder.stderr
     (folder / "x.jpg").write_bytes(b"\xff\xd8\xff")
     down = send(folder, f"http://127.0.0.1:{free_port()}", "x.jpg")
     assert down.returncode == 2 and "Is `inbox serve` running?" in down.stderr
