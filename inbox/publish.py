@@ -223,6 +223,16 @@ def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None
 
 
 def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) -> Published:
+    # Two deliveries of one `delete` at once would both confirm: the second waits (503) for the first.
+    held = claim_record(store, request.new_spool, f"{keys[0]}.takedown")
+    try:
+        return _take_down(store, message, keys)
+    finally:
+        if isinstance(held, Claim):
+            held.release()
+
+
+def _take_down(store: Store, message: InboundMessage, keys: list[str]) -> Published:
     publisher = _publisher(message)
     # Already taken down, or somebody else's photos: nothing happens to either.
     records = {

@@ -417,6 +417,27 @@ def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(
     assert len(mailgun_api.sent()) == 2
 
 
+def test_two_deliveries_of_one_delete_at_once_send_one_confirmation(app, client, mailgun_api, published):
+    _, reply = publish_for_alice(lambda delivery: client.post("/webhooks/mailgun", data=delivery.form()), mailgun_api)
+    first, second = (answer_to(reply, "delete") for _ in range(2))  # one mail, two tokens
+    mailgun_api.delay(1.5)  # the first is still sending its confirmation when the second arrives
+    with ThreadPoolExecutor(2) as pool:
+        confirming = pool.submit(app.test_client().post, "/webhooks/mailgun", data=first.form())
+        time.sleep(0.5)
+        meanwhile = pool.submit(app.test_client().post, "/webhooks/mailgun", data=second.form()).result()
+        overlapped = not confirming.done()
+        confirmed = confirming.result()
+
+    assert confirmed.status_code == 200 and len(confirmed.json["deleted"]) == 2
+    assert meanwhile.status_code == 503, f"{len(mailgun_api.sent())} mails sent"
+    assert overlapped
+    mailgun_api.delay(0)
+    retried = client.post("/webhooks/mailgun", data=second.form())
+    assert retried.status_code == 200 and retried.json["deleted"] == []
+    assert len(mailgun_api.sent()) == 2  # the reply and one confirmation
+    assert published() == []
+
+
 def test_photos_taken_down_stay_down_when_the_same_mail_is_delivered_again(post, client, mailgun_api, published):
     original, reply = publish_for_alice(post, mailgun_api)
     assert post(answer_to(reply, "delete")).status_code == 200
