@@ -6,8 +6,10 @@ readable with Basic auth `api` + the private API key for three days. Only Mailgu
 contacted, and only after the notification's signature was verified.
 
 A mail can list thousands of tiny parts, and each is a round trip to Mailgun: at most
-MAX_FETCHES are fetched, within FETCH_DEADLINE seconds together, so a request stays far
-shorter than the age at which its token's claim counts as abandoned (receipts.ABANDONED_AFTER).
+MAX_FETCHES are fetched, and past FETCH_DEADLINE seconds (looked at before each fetch and after
+each megabyte) the notification is left for Mailgun's retry. With the last fetch's own timeouts
+and retries (under 3 minutes), fetching ends before the age at which its token's
+claim counts as abandoned (receipts.ABANDONED_AFTER, 5 minutes).
 """
 
 from __future__ import annotations
