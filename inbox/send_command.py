@@ -57,11 +57,16 @@ def send(args) -> int:
             file=sys.stderr,
         )
         return 2
-    for path in args.files:
-        if not os.path.isfile(path):
-            problem = f"{path} is a folder: name the files in it ({os.path.join(path, '*.jpg')})"
-            print(f"inbox: {problem if os.path.isdir(path) else f'no such file: {path}'}", file=sys.stderr)
-            return 2
+    problems = [
+        f"{path} is a folder: name the files in it ({os.path.join(path, '*.jpg')})"
+        if os.path.isdir(path)
+        else f"no such file: {path}"
+        for path in args.files
+        if not os.path.isfile(path)
+    ]
+    if problems:
+        print(f"inbox: {'; '.join(problems)}", file=sys.stderr)
+        return 2
     key = development_key(create=False)
     if key is None:
         print(
