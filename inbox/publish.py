@@ -95,7 +95,7 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], tu
 
 TAKEN_DOWN_REASON = "taken down since this mail was first published"
 CUT_OFF_REASON = "the message ended inside this attachment: only its beginning arrived"
-MAX_IMAGES = 100  # per mail: each is a write (a PUT on a cloud store) and a line of the reply
+MAX_IMAGES = 100  # per mail: each is a write (a PUT on a cloud store) and a link in the reply
 TOO_MANY_REASON = f"more than {MAX_IMAGES} images in one mail: send those after the first {MAX_IMAGES} in another"
 # What the sender can do about any photo whose location could not be removed: a copy without metadata goes through.
 LOCATION_ADVICE = "export the photo without its metadata and send it again"
