@@ -192,22 +192,31 @@ def test_a_redelivery_same_token_or_new_token_sends_no_second_reply(post, mailgu
     assert len(published()) == 1
 
 
-def test_two_deliveries_of_one_mail_at_once_send_one_reply(app, client, mailgun_api, published):
-    # Two routes matching one mail, or two of our addresses in it: Mailgun posts it twice, with two tokens.
-    first, second = (mail(("beach.jpg", PHOTO), message_id="<both@family.example>") for _ in range(2))
-    mailgun_api.delay(1.5)  # the first delivery is still sending its reply when the second arrives
+def at_once(app, mailgun_api, first, second):
+    """Post `second` while `first` is still sending its mail (Mailgun slowed to 1.5 s).
+
+    Returns both answers, and whether the second came while the first was still running.
+    """
+    mailgun_api.delay(1.5)
     with ThreadPoolExecutor(2) as pool:
         answering = pool.submit(app.test_client().post, "/webhooks/mailgun", data=first.form())
         time.sleep(0.5)
         meanwhile = pool.submit(app.test_client().post, "/webhooks/mailgun", data=second.form()).result()
         overlapped = not answering.done()
         answered = answering.result()
+    mailgun_api.delay(0)
+    return answered, meanwhile, overlapped
+
+
+def test_two_deliveries_of_one_mail_at_once_send_one_reply(app, client, mailgun_api, published):
+    # Two routes matching one mail, or two of our addresses in it: Mailgun posts it twice, with two tokens.
+    first, second = (mail(("beach.jpg", PHOTO), message_id="<both@family.example>") for _ in range(2))
+    answered, meanwhile, overlapped = at_once(app, mailgun_api, first, second)
 
     assert answered.status_code == 200
     assert meanwhile.status_code == 503, f"{len(mailgun_api.sent())} replies"
     assert overlapped  # the second was answered while the first was sending its reply
     assert meanwhile.json["reason"] == "another delivery of this mail is being answered now; Mailgun will retry"
-    mailgun_api.delay(0)
     retried = client.post("/webhooks/mailgun", data=second.form())  # Mailgun's retry: the same token
     assert retried.status_code == 200
     assert retried.json["reply"] == answered.json["reply"] and retried.json["stored"] == answered.json["stored"]
@@ -420,18 +429,11 @@ def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(
 def test_two_deliveries_of_one_delete_at_once_send_one_confirmation(app, client, mailgun_api, published):
     _, reply = publish_for_alice(lambda delivery: client.post("/webhooks/mailgun", data=delivery.form()), mailgun_api)
     first, second = (answer_to(reply, "delete") for _ in range(2))  # one mail, two tokens
-    mailgun_api.delay(1.5)  # the first is still sending its confirmation when the second arrives
-    with ThreadPoolExecutor(2) as pool:
-        confirming = pool.submit(app.test_client().post, "/webhooks/mailgun", data=first.form())
-        time.sleep(0.5)
-        meanwhile = pool.submit(app.test_client().post, "/webhooks/mailgun", data=second.form()).result()
-        overlapped = not confirming.done()
-        confirmed = confirming.result()
+    confirmed, meanwhile, overlapped = at_once(app, mailgun_api, first, second)
 
     assert confirmed.status_code == 200 and len(confirmed.json["deleted"]) == 2
     assert meanwhile.status_code == 503, f"{len(mailgun_api.sent())} mails sent"
     assert overlapped
-    mailgun_api.delay(0)
     retried = client.post("/webhooks/mailgun", data=second.form())
     assert retried.status_code == 200 and retried.json["deleted"] == []
     assert len(mailgun_api.sent()) == 2  # the reply and one confirmation
