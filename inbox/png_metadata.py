@@ -95,12 +95,18 @@ class PngBudget:
             raise self._exceeded("the PNG's compressed chunks took more tries to compress back than any photo's")
         self.compress_left -= size
 
+    def charge_xmp(self, size: int) -> None:
+        """Checking XMP costs most per byte (up to 0.15 s per MiB): the XMP decoded from the message's PNGs is
+        held to one packet's bound together. Decoded EXIF counts whole, as its tag 700 can hold XMP."""
+        if size > self.xmp_left:
+            raise self._exceeded(
+                f"the PNG's compressed or hex XMP and EXIF are larger than {MAX_XMP_BYTES >> 20} MiB together"
+            )
+        self.xmp_left -= size
+
     def blanked_xmp(self, packet: bytes) -> bytes:
-        """The decoded packet blanked; all of a PNG's together are held to one packet's bound, since checking
-        XMP costs most per byte (up to 0.15 s per MiB)."""
-        if len(packet) > self.xmp_left:
-            raise self._exceeded(f"the PNG's compressed or hex XMP is larger than {MAX_XMP_BYTES >> 20} MiB together")
-        self.xmp_left -= len(packet)
+        """The decoded packet blanked."""
+        self.charge_xmp(len(packet))
         copy = io.BytesIO(packet)
         blank_xmp_location(copy, 0, len(packet))
         return copy.getvalue()
@@ -113,6 +119,7 @@ def blank_png_exif(file: BinaryIO, start: int, end: int, budget: PngBudget) -> b
     if end - start > MAX_TEXT_BYTES:
         raise LocationError(f"the PNG's compressed EXIF chunk is larger than {MAX_TEXT_BYTES >> 20} MiB")
     exif = io.BytesIO(budget.inflate(read_exact(file, start, end - start)[5:]))
+    budget.charge_xmp(len(exif.getvalue()))
     if not blank_exif_gps(exif, 0, len(exif.getvalue())):
         return False
     return _write_compressed(file, start + 5, end, exif.getvalue(), "the PNG's compressed EXIF chunk", budget)
@@ -221,6 +228,7 @@ def _blanked_profile(name: bytes, profile: bytes, budget: PngBudget) -> bytes:
     """The profile with what the parser that reads it in a JPEG blanks there."""
     copy = io.BytesIO(profile)
     if name == b"exif" or (name == b"app1" and profile.startswith(EXIF_PREFIX)):
+        budget.charge_xmp(len(profile))
         blank_exif_chunk_gps(copy, 0, len(profile))  # ImageMagick writes exif with and without the prefix
     elif name == b"xmp" or (name == b"app1" and profile.startswith(JPEG_XMP)):
         return budget.blanked_xmp(profile)

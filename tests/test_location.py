@@ -836,7 +836,7 @@ def test_a_png_of_endless_empty_chunks_is_refused_quickly(tmp_path):
 
 BOMBS = {  # case: (what each of 60 chunks holds, once inflated: 4 MiB; what the reason says)
     # 60 of them, 4 KiB each, in a 250 KiB PNG: checking each would keep a worker for half a minute and more
-    "xmp": (b"XML:com.adobe.xmp\0\0", b" " * (4 * 1024 * 1024 - 1024), "XMP is larger than 4 MiB together"),
+    "xmp": (b"XML:com.adobe.xmp\0\0", b" " * (4 * 1024 * 1024 - 1024), "XMP and EXIF are larger than 4 MiB together"),
     # cheap to check each, but no photo's metadata inflates to that much
     "raw profile": (
         b"Raw profile type exif\0\0",

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import time
+import zlib
 from urllib.parse import urlsplit
 
 import pytest
@@ -30,6 +32,7 @@ from tests.harness import (
     mailgun_form,
     motion_video,
     photo_with_gps,
+    tiff_block,
     write_caption,
     write_place_names,
 )
@@ -208,7 +211,9 @@ def test_a_message_of_small_pngs_holding_big_metadata_costs_no_more_than_one_png
     assert [item["filename"] for item in body["stored"]] == ["0.png", "1.png", "2.png"]
     assert [item["filename"] for item in body["rejected"]] == [f"{red}.png" for red in range(3, 20)]
     reasons = [item["reason"] for item in body["rejected"]]
-    assert "XMP is larger than 4 MiB together" in reasons[0]  # later ones' (inflated first) pass 16 MiB inflated
+    assert (
+        "XMP and EXIF are larger than 4 MiB together" in reasons[0]
+    )  # later ones' (inflated first) pass 16 MiB inflated
     assert all("with the PNGs before it in this message: send it in a mail of its own" in text for text in reasons)
     assert elapsed < 2, f"20 small PNGs took {elapsed:.2f} s"
     served = tmp_path / "served.png"
@@ -217,6 +222,29 @@ def test_a_message_of_small_pngs_holding_big_metadata_costs_no_more_than_one_png
 
     alone = deliver(attachments[-1]).get_json()  # as the reason says: in a mail of its own, it is published
     assert [item["filename"] for item in alone["stored"]] == ["19.png"] and alone["rejected"] == []
+
+
+def png_of_xmp_in_compressed_exif(red: int) -> bytes:
+    """A 3 KB PNG whose compressed eXIf holds a 3 MiB XMP packet (EXIF tag 700) crafted to be slow to check."""
+    packet = b"<?xpacket " + b" a:" * (1 << 20)
+    exif = b"\0" + bytes(4) + zlib.compress(tiff_block(8, (8, [(700, 7, len(packet), 26)], 0)) + packet, 9)
+    chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif))
+    plain = io.BytesIO()
+    Image.new("RGB", (8, 8), (red, 0, 0)).save(plain, "PNG")
+    return plain.getvalue()[:33] + chunk + plain.getvalue()[33:]
+
+
+def test_xmp_inside_the_compressed_exif_of_a_message_s_pngs_counts_against_their_xmp_bound(deliver):
+    # It counted only against the 16 MiB inflate bound: four such PNGs cost a message 3 s of checking, not 0.75.
+    first, second = png_of_xmp_in_compressed_exif(1), png_of_xmp_in_compressed_exif(2)
+
+    body = deliver(("1.png", first), ("2.png", second)).get_json()
+
+    assert [item["filename"] for item in body["stored"]] == ["1.png"]
+    assert [item["filename"] for item in body["rejected"]] == ["2.png"]
+    assert "XMP and EXIF are larger than 4 MiB together, with the PNGs before it" in body["rejected"][0]["reason"]
+    alone = deliver(("2.png", second), message_id="<alone@example.com>").get_json()
+    assert [item["filename"] for item in alone["stored"]] == ["2.png"]
 
 
 @pytest.mark.parametrize("provider", list(REAL))
