@@ -15,8 +15,9 @@ URLs and the reply) under a key derived from its Message-Id and sender: a redeli
 new token finds it and sends no second reply, and a `delete` reply to our reply finds the
 objects to take down. The record is claimed as a token is, before the reply goes out, so two
 deliveries of one mail at once (two routes that match it, each without stop()) send one
-reply: the second gets 503 and, on Mailgun's retry, the recorded reply. Both live in
-the storage backend, so every worker and instance shares them.
+reply: the second gets 503 and, on Mailgun's retry, the recorded reply. A `delete` is claimed
+the same way while its photos are taken down. Receipts and records live in the storage backend,
+so every worker and instance shares them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ ABANDONED_AFTER = 300
 
 
 class InProgress(Exception):
-    """Another request holds this claim now: the token's, or the reply's of this message."""
+    """Another request holds this claim now: a token's, or a message's reply or takedown."""
 
 
 class TokenReused(Exception):
