@@ -1,17 +1,16 @@
 """One admitted message, carried through: judge, clean and store each image, reply once, keep the record.
 
-A message that answers one of our replies with `delete` takes down what that reply listed instead, when
-it comes from the same publisher; the record then says so, and a later delivery of that mail publishes
-nothing. A later delivery does not bring back an image the operator took down either: what its record
-lists and storage no longer holds is not stored again. The steps raise their own exceptions
-(StorageUnavailable, ReplyUnavailable, …); the webhook turns them and the result into answers.
+A mail whose sender took its photos down by reply (inbox/reply_commands.py) is marked so in its
+record, and a later delivery of it publishes nothing. A later delivery does not bring back an image
+the operator took down either: what its record lists and storage no longer holds is not stored
+again. The steps raise their own exceptions (StorageUnavailable, ReplyUnavailable, …); the webhook
+turns them and the result into answers.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
@@ -25,11 +24,10 @@ from .messages_api import ReplyRefused, send_reply, write_outbox
 from .mime import referenced_content_ids
 from .png_metadata import PngBudget
 from .receipts import Claim, claim_record, find_record, message_key, save_record
-from .reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
+from .reply import compose_reply, reply_blocker
 from .senders import NotAPublisher, from_address
 from .spool import current_spool_folder
 from .storage import Store, find_object, object_name, store_image
-from .takedown import take_down
 
 log = logging.getLogger("inbox")
 
@@ -51,15 +49,15 @@ def _public_url(store: Store, name: str) -> str:
     return f"{store.public_base}/{quote(name)}"
 
 
-def _reply_domain(message: InboundMessage) -> str:
+def reply_domain(message: InboundMessage) -> str:
     return current_app.config.get("MAILGUN_DOMAIN") or message.recipient.rpartition("@")[2] or "localhost"
 
 
-def _reply_from(message: InboundMessage) -> str:
+def reply_address(message: InboundMessage) -> str:
     return current_app.config.get("INBOX_REPLY_FROM") or message.recipient
 
 
-def _publisher(message: InboundMessage) -> str:
+def publisher_of(message: InboundMessage) -> str:
     try:
         return from_address(message.from_header)
     except NotAPublisher:  # anyone may publish (`*`) and the From line is odd: the envelope speaks for them
@@ -172,7 +170,7 @@ def send(fields: dict) -> dict:
 
 def _reply_once(store: Store, message: InboundMessage, published: Published, key: str, record: dict | None) -> dict:
     """Reply to the sender with what was published, once per message however often it is delivered."""
-    blocker = reply_blocker(message, _reply_from(message))
+    blocker = reply_blocker(message, reply_address(message))
     if blocker:
         return {"sent": False, "reason": blocker}
     if record is not None:
@@ -182,9 +180,9 @@ def _reply_once(store: Store, message: InboundMessage, published: Published, key
         return held["reply"]  # a delivery of it at the same time has just answered
     fields = compose_reply(
         message,
-        reply_from=_reply_from(message),
+        reply_from=reply_address(message),
         key=key,
-        message_id_domain=_reply_domain(message),
+        message_id_domain=reply_domain(message),
         stored=published.stored,
         rejected=published.rejected,
         not_arrived=message.incomplete,
@@ -201,71 +199,10 @@ def _reply_once(store: Store, message: InboundMessage, published: Published, key
         {
             "message_id": message.message_id,
             "sender": message.sender,
-            "publisher": _publisher(message),
+            "publisher": publisher_of(message),
             "objects": published.names,
             "urls": [item["url"] for item in published.stored],
             "reply": reply,
         },
     )
     return reply
-
-
-def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None:
-    """A message answering our reply: `delete` takes its photos down; without photos, nothing to do; else None."""
-    keys = replied_keys(message, _reply_domain(message))
-    if not keys:
-        return None
-    if is_delete_command(message.text, message.subject):
-        return _take_down_by_reply(store, message, keys)
-    if not message.attachments and not message.stored_attachments:
-        return Published(reason="a reply to our reply without photos: nothing to publish")
-    return None
-
-
-def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) -> Published:
-    # Two deliveries of one `delete` at once would both confirm: the second waits (503) for the first.
-    held = claim_record(store, request.new_spool, f"{keys[0]}.takedown")
-    try:
-        return _take_down(store, message, keys)
-    finally:
-        if isinstance(held, Claim):
-            held.release()
-
-
-def _take_down(store: Store, message: InboundMessage, keys: list[str]) -> Published:
-    publisher = _publisher(message)
-    # Already taken down, or somebody else's photos: nothing happens to either.
-    records = {
-        key: record
-        for key in keys
-        if (record := find_record(store, key)) is not None
-        and record.get("publisher") == publisher
-        and not record.get("taken_down")
-    }
-    if not records:
-        return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
-    deleted = []
-    for record in records.values():
-        take_down(store, record["objects"])  # a retry finds them gone already, which is fine
-        deleted += record["urls"]
-    reply = _confirm_deletion(message, next(iter(records)), deleted)
-    # Only now: if the confirmation could not be sent (503), Mailgun's retry finds the records and confirms.
-    taken_down = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    spool = current_spool_folder(current_app)
-    for key, record in records.items():
-        save_record(store, spool, key, {**record, "objects": [], "urls": [], "taken_down": taken_down})
-    return Published(deleted=deleted, reply=reply)
-
-
-def _confirm_deletion(message: InboundMessage, key: str, deleted: list[str]) -> dict:
-    blocker = reply_blocker(message, _reply_from(message))
-    if blocker:  # an automatic answer (a vacation notice) still takes down, but gets no mail back
-        return {"sent": False, "reason": blocker}
-    fields = compose_deletion_confirmation(
-        message,
-        reply_from=_reply_from(message),
-        key=f"{key}.deleted",
-        message_id_domain=_reply_domain(message),
-        deleted=deleted,
-    )
-    return send(fields)

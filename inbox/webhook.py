@@ -25,8 +25,9 @@ from .message import (
     read_mime_message,
 )
 from .messages_api import ReplyUnavailable
-from .publish import answer_to_a_reply, publish
+from .publish import publish
 from .receipts import Answered, Claim, InProgress, TokenReused, claim_token
+from .reply_commands import answer_to_a_reply
 from .senders import NotAPublisher, admit
 from .spool import SpoolUnavailable
 from .storage import StorageUnavailable, Store, current_store
