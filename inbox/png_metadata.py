@@ -118,9 +118,10 @@ def blank_png_exif(file: BinaryIO, start: int, end: int, budget: PngBudget) -> b
         return blank_exif_chunk_gps(file, start, end)
     if end - start > MAX_TEXT_BYTES:
         raise LocationError(f"the PNG's compressed EXIF chunk is larger than {MAX_TEXT_BYTES >> 20} MiB")
-    exif = io.BytesIO(budget.inflate(read_exact(file, start, end - start)[5:]))
-    budget.charge_xmp(len(exif.getvalue()))
-    if not blank_exif_gps(exif, 0, len(exif.getvalue())):
+    inflated = budget.inflate(read_exact(file, start, end - start)[5:])
+    budget.charge_xmp(len(inflated))
+    exif = io.BytesIO(inflated)
+    if not blank_exif_gps(exif, 0, len(inflated)):
         return False
     return _write_compressed(file, start + 5, end, exif.getvalue(), "the PNG's compressed EXIF chunk", budget)
 
