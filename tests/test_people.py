@@ -426,8 +426,8 @@ def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(
     assert len(mailgun_api.sent()) == 2
 
 
-def test_two_deliveries_of_one_delete_at_once_send_one_confirmation(app, client, mailgun_api, published):
-    _, reply = publish_for_alice(lambda delivery: client.post("/webhooks/mailgun", data=delivery.form()), mailgun_api)
+def test_two_deliveries_of_one_delete_at_once_send_one_confirmation(app, client, post, mailgun_api, published):
+    _, reply = publish_for_alice(post, mailgun_api)
     first, second = (answer_to(reply, "delete") for _ in range(2))  # one mail, two tokens
     confirmed, meanwhile, overlapped = at_once(app, mailgun_api, first, second)
 
