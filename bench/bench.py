@@ -2,13 +2,14 @@
 
 Starts under gunicorn (one sync worker each, 127.0.0.1, free ports), on temporary folders:
 the service with location removal on and, beside it, off; the blog-tutorial handler
-(bench/tutorial.py); the write floor and the read floor (bench/floor.py); and for the 200 KiB
-case the service with replies on, sent to a loopback stand-in for Mailgun's Messages API
-(bench/standin.py). All get the same signed deliveries, round-robin (the order alternates).
-Prints per case the medians and ratios against both floors and the tutorial with the
-targets met or not, the worker's CPU time and peak RSS growth, its disk writes per 25 MiB,
-fsyncs and new files per delivery counted by strace, requests/s with 2 workers and 2 clients
-(service, tutorial and both floors), and what this disk charges to create a file and to fsync one.
+(bench/tutorial.py); the write floor, the durable floor (the write floor made durable) and the
+read floor (bench/floor.py); and for the 200 KiB case the service with replies on, sent to a
+loopback stand-in for Mailgun's Messages API (bench/standin.py). All get the same signed
+deliveries, round-robin (the order alternates). Prints per case the medians and ratios against
+the floors and the tutorial with the targets met or not, the worker's CPU time and peak RSS
+growth, its disk writes per 25 MiB, fsyncs and new files per delivery counted by strace,
+requests/s with 2 workers and 2 clients (service, tutorial and the floors), and what this disk
+charges to create a file and to fsync one.
 
     .venv/bin/python -m bench.bench [--rounds 15] [--warmup 2] [--quick] [--json figures.json]
 """
@@ -51,10 +52,11 @@ LATENCY_SERVERS = {
     "reply on": (SERVICE, {"INBOX_STRIP_LOCATION": "true", **REPLY_SETTINGS}, ["200KiB"]),
     "tutorial": ("tutorial:app", {}, list(CASES)),
     "write floor": ("floor:write_app", {}, list(CASES)),
+    "durable floor": ("floor:durable_app", {}, list(CASES)),
     "read floor": ("floor:app", {}, list(CASES)),
 }
-THROUGHPUT_SERVERS = ("service", "tutorial", "write floor", "read floor")
-TRACED_SERVERS = ("service", "tutorial", "write floor")
+THROUGHPUT_SERVERS = ("service", "tutorial", "write floor", "durable floor", "read floor")
+TRACED_SERVERS = ("service", "tutorial", "write floor", "durable floor")
 
 
 def environment(name: str, key: str, workdir: Path, standin_port: int) -> dict:
