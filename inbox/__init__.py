@@ -10,7 +10,7 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import files, health, spool, storage, webhook
+from . import files, health, spool, store_opening, webhook
 from .config import ConfigError, load_config
 from .form import InboxRequest
 
@@ -23,7 +23,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.request_class = InboxRequest
     app.config.update(load_config(os.environ if config is None else config))
     _configure_logging()
-    store = storage.init_app(app)  # raises ConfigError naming the provider, the step and what to fix
+    store = store_opening.init_app(app)  # raises ConfigError naming the provider, the step and what to fix
     spool.init_app(app, store.spool_folder, writeback=store.links_spool)
     hops = app.config["INBOX_TRUSTED_PROXIES"]
     if hops:

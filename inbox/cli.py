@@ -59,8 +59,9 @@ def serve(args) -> int:
 
 def delete(args) -> int:
     """Take published images down from the configured store: one line per reference; 1 if any was not found."""
-    from . import ConfigError, create_app
-    from .storage import StorageUnavailable, current_store
+    from .config import ConfigError, load_config
+    from .storage import StorageUnavailable
+    from .store_opening import open_store
     from .takedown import take_down
 
     key = development_key(create=False)
@@ -73,13 +74,16 @@ def delete(args) -> int:
         return 2
     settings = {**os.environ, "MAILGUN_WEBHOOK_SIGNING_KEY": key}
     if not settings.get("INBOX_PUBLISHERS"):
-        settings["INBOX_PUBLISHERS"] = "*"  # who may publish plays no part in a takedown; the app only opens the store
+        settings["INBOX_PUBLISHERS"] = "*"  # who may publish plays no part in a takedown
     try:
-        app = create_app(settings)
+        config = load_config(settings)
+        store = open_store(config, create=False)  # the service's store, or an error: never a new, empty one
     except ConfigError as error:
         print(f"inbox: {error}", file=sys.stderr)
         return 2
-    store = current_store(app)
+    where = f"{store.provider} container {store.images.name}"
+    if store.serves_files:  # the local store: say which folder was looked in
+        where += f" at {store.images.driver.get_container_cdn_url(store.images)}"
     removed = not_found = 0
     for reference in args.references:
         try:  # one at a time, so a storage failure midway still leaves the lines of what was removed
@@ -95,12 +99,10 @@ def delete(args) -> int:
             print(f"not found: {reference} (not the name of an image this service publishes)", flush=True)
         else:
             not_found += 1
-            print(
-                f"not found: {reference} (no such image in {store.provider} container {store.images.name})", flush=True
-            )
+            print(f"not found: {reference} (no such image in {where})", flush=True)
     if removed:
         print(
-            f"inbox: a CDN or browser may still serve a cached copy for up to {app.config['INBOX_CACHE_MAX_AGE']} s "
+            f"inbox: a CDN or browser may still serve a cached copy for up to {config['INBOX_CACHE_MAX_AGE']} s "
             "(INBOX_CACHE_MAX_AGE)",
             file=sys.stderr,
         )

@@ -55,7 +55,7 @@ def test_inbox_delete_takes_a_photo_down_in_the_serve_folder(served, images):
     again = inbox(folder, "delete", gone, kept.rsplit("/", 1)[1])
     assert again.returncode == 1
     assert again.stdout.splitlines() == [
-        f"not found: {gone} (no such image in local container images)",
+        f"not found: {gone} (no such image in local container images at {storage / 'images'})",
         f"removed {kept.rsplit('/', 1)[1]}",
     ]
     assert requests.get(kept, timeout=10).status_code == 404
@@ -97,6 +97,42 @@ def test_inbox_delete_outside_a_serve_folder_without_settings_explains_and_makes
     assert list(tmp_path.iterdir()) == []
 
 
+def test_inbox_delete_in_another_folder_says_there_is_no_store_and_makes_none(served, tmp_path, images):
+    folder, url = served
+    (folder / "a.jpg").write_bytes(images[".jpg"])
+    (photo,) = sent_urls(folder, url, "a.jpg")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    result = inbox(elsewhere, "delete", photo, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY)
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"inbox: STORAGE_PATH='./var/storage': there is no store at {elsewhere / 'var' / 'storage'}; run this "
+        "where the service runs (inbox serve keeps it in var/storage), or set its STORAGE_PATH\n"
+    )
+    assert list(elsewhere.iterdir()) == []
+    assert requests.get(photo, timeout=10).status_code == 200
+
+
+def test_inbox_delete_with_a_mistyped_container_names_it_and_creates_nothing(served, images):
+    folder, url = served
+    (folder / "a.jpg").write_bytes(images[".jpg"])
+    (photo,) = sent_urls(folder, url, "a.jpg")
+    storage = folder / "var" / "storage"
+    before = sorted(path.relative_to(storage) for path in storage.rglob("*"))
+
+    result = inbox(folder, "delete", photo, STORAGE_CONTAINER="imagez")
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"inbox: STORAGE_PROVIDER=local: there is no container 'imagez' in {storage}; check STORAGE_CONTAINER "
+        "(and STORAGE_PATH), or run this with the service's settings\n"
+    )
+    assert sorted(path.relative_to(storage) for path in storage.rglob("*")) == before
+    assert requests.get(photo, timeout=10).status_code == 200
+
+
 def test_inbox_delete_with_a_wrong_setting_is_a_one_line_configuration_error(tmp_path):
     result = inbox(tmp_path, "delete", "x.jpg", MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, STORAGE_PROVIDER="dropbox")
     assert result.returncode == 2
@@ -119,6 +155,18 @@ def test_inbox_delete_reads_the_production_environment(moto_s3, tmp_path, images
     assert result.stdout == f"removed {url}\n"
     assert requests.get(url, timeout=10).status_code in (403, 404)
     assert not (tmp_path / "var").exists()
+
+    mistyped = inbox(
+        tmp_path,
+        "delete",
+        url,
+        MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY,
+        **settings | {"STORAGE_CONTAINER": container + "x"},
+    )
+    assert mistyped.returncode == 2
+    assert f"there is no container '{container}x'; check STORAGE_CONTAINER" in mistyped.stderr
+    driver = current_store(app).images.driver
+    assert container + "x" not in [bucket.name for bucket in driver.list_containers()]  # no new public bucket
 
 
 @pytest.mark.parametrize("provider", list(REAL))
