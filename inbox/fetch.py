@@ -53,7 +53,9 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
             raise MalformedMessage(f"attachment URL {str(item['url'])!r} is not on a Mailgun host")
     deadline = time.monotonic() + FETCH_DEADLINE
     attachments = []
-    with api_session(api_key, Retry(total=3, backoff_factor=0.5, status_forcelist=RETRY_STATUSES)) as session:
+    # Retry-After not obeyed: it could hold the delivery past FETCH_DEADLINE (see messages_api.SEND_RETRY).
+    retry = Retry(total=3, backoff_factor=0.5, status_forcelist=RETRY_STATUSES, respect_retry_after_header=False)
+    with api_session(api_key, retry) as session:
         for number, item in enumerate(items[:MAX_FETCHES], start=1):
             url = str(item["url"])
             spool = new_spool()

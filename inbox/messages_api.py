@@ -22,7 +22,8 @@ from urllib3.util.retry import Retry
 from .mailgun import NOTHING_DONE_STATUSES, TIMEOUT, api_session, said
 
 # Retried only where the reply cannot go out twice (NOTHING_DONE_STATUSES); otherwise the
-# caller answers 503 and Mailgun redelivers.
+# caller answers 503 and Mailgun redelivers. Retry-After is not obeyed: urllib3 would sleep as
+# long as it says, holding the delivery; Mailgun's redelivery comes later anyway.
 SEND_RETRY = Retry(
     total=2,
     connect=2,
@@ -33,6 +34,7 @@ SEND_RETRY = Retry(
     allowed_methods={"POST"},
     backoff_factor=0.5,
     raise_on_status=False,
+    respect_retry_after_header=False,
 )
 UNAVAILABLE_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 # Well under the idle time after which HTTP servers and load balancers close a connection (60 s and more).

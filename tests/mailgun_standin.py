@@ -6,7 +6,7 @@
 like Mailgun: 200 {"id", "message"}, 401 for a wrong key, 404 for a domain not served.
 Test controls: `GET /_requests` lists the message posts received (fields as lists of values, and the
 client port of the connection each came on),
-`POST /_fail?status=503&count=N` answers the next N posts with that status,
+`POST /_fail?status=503&count=N[&retry_after=S]` answers the next N posts with that status (and Retry-After: S),
 `POST /_delay?seconds=S` answers each later post after S seconds, `POST /_reset` forgets all three.
 """
 
@@ -34,6 +34,7 @@ class State:
         self.lock = threading.Lock()
         self.requests: list[dict] = []
         self.failures: list[int] = []
+        self.retry_after: str | None = None
         self.delay = 0.0
 
 
@@ -56,9 +57,11 @@ class Handler(BaseHTTPRequestHandler):
     state: State
     protocol_version = "HTTP/1.1"  # keeps connections open, as Mailgun's API does
 
-    def answer(self, status: int, body) -> None:
+    def answer(self, status: int, body, retry_after: str | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        if retry_after:
+            self.send_header("Retry-After", retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -80,6 +83,7 @@ class Handler(BaseHTTPRequestHandler):
             query = parse_qs(url.query)
             with self.state.lock:
                 self.state.failures = [int(query["status"][0])] * int(query.get("count", ["1"])[0])
+                self.state.retry_after = query.get("retry_after", [None])[0]
             return self.answer(200, {"message": "ok"})
         if url.path == "/_delay":
             self.state.delay = float(parse_qs(url.query)["seconds"][0])
@@ -95,7 +99,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(404, {"message": "Not Found"})
         with self.state.lock:
             if self.state.failures:
-                return self.answer(self.state.failures.pop(0), {"message": "Service unavailable (stand-in)"})
+                status = self.state.failures.pop(0)
+                return self.answer(status, {"message": "Service unavailable (stand-in)"}, self.state.retry_after)
         expected = "Basic " + base64.b64encode(f"api:{self.state.key}".encode()).decode()
         if self.headers.get("Authorization") != expected:
             return self.answer(401, {"message": "Invalid private key"})

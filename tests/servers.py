@@ -261,9 +261,10 @@ class MailgunAPI:
         """The message posts received since the test began: {"domain", "id", "fields", "connection"}."""
         return requests.get(f"{self.base}/_requests", timeout=5).json()
 
-    def fail_next(self, status: int, count: int = 1) -> None:
-        """Answer the next `count` message posts with `status`."""
-        requests.post(f"{self.base}/_fail", params={"status": status, "count": count}, timeout=5).raise_for_status()
+    def fail_next(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
+        """Answer the next `count` message posts with `status` (and a Retry-After of that many seconds)."""
+        params = {"status": status, "count": count} | ({"retry_after": retry_after} if retry_after else {})
+        requests.post(f"{self.base}/_fail", params=params, timeout=5).raise_for_status()
 
     def delay(self, seconds: float) -> None:
         """Answer each later message post after `seconds` (a slow Mailgun)."""

@@ -303,6 +303,16 @@ def test_mailgun_failing_on_is_unavailable(mailgun_api, status):
     assert mailgun_api.sent() == []
 
 
+def test_a_long_retry_after_does_not_hold_the_delivery(mailgun_api):
+    # urllib3 sleeps as long as Retry-After says; an hour of it would hold a worker thread for two.
+    mailgun_api.fail_next(429, count=5, retry_after=3600)
+    start = time.monotonic()
+    with pytest.raises(ReplyUnavailable):
+        send_reply(mailgun_api.api_url, mailgun_api.domain, mailgun_api.api_key, reply())
+    assert time.monotonic() - start < 5
+    assert mailgun_api.sent() == []
+
+
 def test_a_wrong_key_is_refused_naming_the_variable(mailgun_api):
     with pytest.raises(ReplyRefused) as error:
         send_reply(mailgun_api.api_url, mailgun_api.domain, "key-wrong", reply())
