@@ -10,7 +10,6 @@ or comments nested past the parser's depth) gets no reply, and says why.
 from __future__ import annotations
 
 import html
-import itertools
 import re
 from collections.abc import Sequence
 from email.utils import parseaddr
@@ -23,12 +22,10 @@ MAX_REFERENCES = 20
 # Our References keeps the last MAX_REFERENCES - 1 ids, of at most 252 characters each.
 MAX_REFERENCES_CHARS = 8192
 NAMES_PER_REASON = 3  # in the reply; the webhook answer lists every attachment
-MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
 MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _PREFIX = r"\s*(?:re|aw|sv)\s*:\s*"
 RE_PREFIX, RE_PREFIXES = re.compile(_PREFIX, re.IGNORECASE), re.compile(f"(?:{_PREFIX})*", re.IGNORECASE)
-FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
 AUTOMATIC_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply"})
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 
@@ -106,16 +103,6 @@ def reply_key(message_id: str, domain: str) -> str | None:
     """The key of one of our replies named by this Message-Id, or None."""
     match = re.fullmatch(rf"<inbox\.({KEY.pattern})@{re.escape(domain)}>", message_id.strip(), re.IGNORECASE)
     return match.group(1) if match else None
-
-
-def replied_keys(message: Message, domain: str) -> list[str]:
-    """Keys of our replies that this message answers (its In-Reply-To and References)."""
-    named = (header(message, "In-Reply-To") or "", header(message, "References") or "")
-    found = itertools.islice(
-        (match.group() for value in named for match in MESSAGE_ID.finditer(value)), MAX_REFERENCES + 1
-    )
-    keys = (reply_key(message_id, domain) for message_id in found)
-    return list(dict.fromkeys(key for key in keys if key))
 
 
 def one_line(value: str) -> str:
@@ -235,14 +222,4 @@ def compose_deletion_confirmation(
     ]
     return _reply_fields(
         message, reply_from=reply_from, key=key, domain=message_id_domain, text="\n".join(text), body_html=_page(markup)
-    )
-
-
-def is_delete_command(text: str, subject: str) -> bool:
-    """Whether the first word of the text, or of the subject after its Re: prefixes, is `delete`."""
-    subject = (subject or "")[:MAX_COMMAND_CHARS]
-    subject = subject[RE_PREFIXES.match(subject).end() :]
-    return any(
-        (word := FIRST_WORD.match((part or "")[:MAX_COMMAND_CHARS])) and word.group(1).lower() == "delete"
-        for part in (text, subject)
     )

@@ -1,13 +1,17 @@
 """Answers to our replies: a `delete` from the publisher takes down what that reply listed, and is confirmed once.
 
-The answer must come from the publisher the record names, and pass the same checks as any mail
-(the webhook admitted it). The records it names are marked taken down, so a later delivery of the
-original mail publishes nothing (publish.py). An answer without photos needs nothing done; one with
+The reply answered is the one In-Reply-To names (replied_key): a `delete` in a long thread
+takes down the mail of the reply it answers, not every mail of the thread. The answer must come
+from the publisher the record names, and pass the same checks as any mail (the webhook admitted
+it). The record is marked taken down, so a later delivery of the original mail publishes nothing
+(publish.py). An answer without photos needs nothing done; one with
 photos is published as any message.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
 
 from flask import current_app, request
@@ -15,56 +19,90 @@ from flask import current_app, request
 from .message import InboundMessage
 from .publish import Published, publisher_of, reply_address, reply_domain, send
 from .receipts import Claim, claim_record, find_record, save_record
-from .reply import compose_deletion_confirmation, is_delete_command, replied_keys, reply_blocker
+from .reply import (
+    MAX_REFERENCES,
+    MAX_REFERENCES_CHARS,
+    MESSAGE_ID,
+    RE_PREFIXES,
+    Message,
+    compose_deletion_confirmation,
+    header,
+    reply_blocker,
+    reply_key,
+)
 from .spool import current_spool_folder
 from .storage import Store
 from .takedown import take_down
 
+MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
+FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
+
 
 def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None:
     """A message answering our reply: `delete` takes its photos down; without photos, nothing to do; else None."""
-    keys = replied_keys(message, reply_domain(message))
-    if not keys:
+    key = replied_key(message, reply_domain(message))
+    if key is None:
         return None
     if is_delete_command(message.text, message.subject):
-        return _take_down_by_reply(store, message, keys)
+        return _take_down_by_reply(store, message, key)
     if not message.attachments and not message.stored_attachments:
         return Published(reason="a reply to our reply without photos: nothing to publish")
     return None
 
 
-def _take_down_by_reply(store: Store, message: InboundMessage, keys: list[str]) -> Published:
+def replied_key(message: Message, domain: str) -> str | None:
+    """The key of the reply of ours this message answers, or None.
+
+    The one its In-Reply-To names: References lists the whole thread, and a `delete` answering
+    our second reply must not reach the mail of our first. Only a message without In-Reply-To
+    (or whose In-Reply-To names none of ours) is traced by References, to the latest of ours there.
+    """
+    parent = header(message, "In-Reply-To") or ""
+    named = itertools.islice((match.group() for match in MESSAGE_ID.finditer(parent)), MAX_REFERENCES)
+    key = next((key for message_id in named if (key := reply_key(message_id, domain))), None)
+    if key:
+        return key
+    # A client appends the id it answers last: the latest ids hold it, and a cut leaves no partial id.
+    latest = MESSAGE_ID.findall((header(message, "References") or "")[-MAX_REFERENCES_CHARS:])
+    return next((key for message_id in reversed(latest) if (key := reply_key(message_id, domain))), None)
+
+
+def is_delete_command(text: str, subject: str) -> bool:
+    """Whether the first word of the text, or of the subject after its Re: prefixes, is `delete`."""
+    subject = (subject or "")[:MAX_COMMAND_CHARS]
+    subject = subject[RE_PREFIXES.match(subject).end() :]
+    return any(
+        (word := FIRST_WORD.match((part or "")[:MAX_COMMAND_CHARS])) and word.group(1).lower() == "delete"
+        for part in (text, subject)
+    )
+
+
+def _take_down_by_reply(store: Store, message: InboundMessage, key: str) -> Published:
     # Two deliveries of one `delete` at once would both confirm: the second waits (503) for the first.
-    held = claim_record(store, request.new_spool, f"{keys[0]}.takedown")
+    held = claim_record(store, request.new_spool, f"{key}.takedown")
     try:
-        return _take_down(store, message, keys)
+        return _take_down(store, message, key)
     finally:
         if isinstance(held, Claim):
             held.release()
 
 
-def _take_down(store: Store, message: InboundMessage, keys: list[str]) -> Published:
-    publisher = publisher_of(message)
+def _take_down(store: Store, message: InboundMessage, key: str) -> Published:
+    record = find_record(store, key)
     # Already taken down, or somebody else's photos: nothing happens to either.
-    records = {
-        key: record
-        for key in keys
-        if (record := find_record(store, key)) is not None
-        and record.get("publisher") == publisher
-        and not record.get("taken_down")
-    }
-    if not records:
+    if record is None or record.get("publisher") != publisher_of(message) or record.get("taken_down"):
         return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
-    deleted = []
-    for record in records.values():
-        take_down(store, record["objects"])  # a retry finds them gone already, which is fine
-        deleted += record["urls"]
-    reply = _confirm_deletion(message, next(iter(records)), deleted)
-    # Only now: if the confirmation could not be sent (503), Mailgun's retry finds the records and confirms.
+    take_down(store, record["objects"])  # a retry finds them gone already, which is fine
+    deleted = record["urls"]
+    reply = _confirm_deletion(message, key, deleted)
+    # Only now: if the confirmation could not be sent (503), Mailgun's retry finds the record and confirms.
     taken_down = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    spool = current_spool_folder(current_app)
-    for key, record in records.items():
-        save_record(store, spool, key, {**record, "objects": [], "urls": [], "taken_down": taken_down})
+    save_record(
+        store,
+        current_spool_folder(current_app),
+        key,
+        {**record, "objects": [], "urls": [], "taken_down": taken_down},
+    )
     return Published(deleted=deleted, reply=reply)
 
 

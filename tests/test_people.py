@@ -32,6 +32,7 @@ NOT_SPAM, SPF_PASS, DKIM_PASS = (
 )
 SPF_FAIL, DKIM_FAIL = ("X-Mailgun-Spf", "Fail"), ("X-Mailgun-Dkim-Check-Result", "Fail")
 PHOTO, OTHER_PHOTO = make_image(".jpg", color=(10, 120, 200)), make_image(".jpg", color=(250, 200, 0))
+FOREST = make_image(".jpg", color=(0, 90, 0))
 
 
 def dkim_signature(domain: str) -> tuple[str, str]:
@@ -62,6 +63,7 @@ def mail(
     signer="family.example",
     below=(),
     headers=(),
+    references="<earlier@family.example>",
     **fields,
 ):
     """A signed Mailgun delivery of a message to the inbox; post `.form()` (a fresh body each time)."""
@@ -72,7 +74,7 @@ def mail(
         recipient="photos@mg.example.com",
         from_header=from_header,
         **{"subject": "Holiday", **fields},
-        headers=[("Date", "Mon, 02 Jun 2025 09:59:57 +0000"), ("References", "<earlier@family.example>"), *headers],
+        headers=[("Date", "Mon, 02 Jun 2025 09:59:57 +0000"), ("References", references), *headers],
         trace=trace(*verdicts, signer=signer, below=below),
     )
 
@@ -387,7 +389,7 @@ def publish_for_alice(post, mailgun_api, message_id="<holiday@family.example>"):
 def answer_to(
     reply: dict, text: str, *photos, subject=None, message_id="<answer-1@family.example>", headers=(), **options
 ):
-    """A mail client's answer to our reply: threaded under it, the quote below the text Mailgun strips."""
+    """A mail client's answer to our reply: threaded under it (RFC 5322 3.6.4), the quote below the stripped text."""
     quoted = "\n".join("> " + line for line in reply["text"].splitlines())
     return mail(
         *photos,
@@ -396,6 +398,7 @@ def answer_to(
         text=f"{text}\n\nOn Mon, 2 Jun 2025, Family photos wrote:\n{quoted}",
         **{"stripped-text": text},
         headers=[("In-Reply-To", reply["h:Message-Id"]), *headers],
+        references=f"{reply.get('h:References', '')} {reply['h:Message-Id']}".strip(),
         **options,
     )
 
@@ -424,6 +427,22 @@ def test_delete_by_the_publisher_takes_the_photos_down_and_confirms(
     again = post(answer_to(reply, "delete", message_id="<answer-2@family.example>"))
     assert again.status_code == 200 and again.json["deleted"] == [] and "nothing to take down" in again.json["reason"]
     assert len(mailgun_api.sent()) == 2
+
+
+def test_delete_answering_a_later_reply_in_the_thread_takes_down_only_that_mails_photos(
+    post, client, mailgun_api, published
+):
+    first, reply = publish_for_alice(post, mailgun_api)
+    more = post(answer_to(reply, "one more", ("forest.jpg", FOREST), message_id="<more@family.example>"))
+    second_reply = fields_of(mailgun_api.sent()[-1])
+    assert reply["h:Message-Id"] in second_reply["h:References"]  # the thread: her answer carries both replies
+
+    answer = post(answer_to(second_reply, "delete", message_id="<delete@family.example>"))
+
+    assert answer.status_code == 200 and answer.json["deleted"] == [more.json["stored"][0]["url"]]
+    assert client.get(more.json["stored"][0]["url"]).status_code == 404
+    assert [client.get(item["url"]).status_code for item in first["stored"]] == [200, 200]
+    assert len(published()) == 2
 
 
 def test_two_deliveries_of_one_delete_at_once_send_one_confirmation(app, client, post, mailgun_api, published):

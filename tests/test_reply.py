@@ -14,7 +14,8 @@ import requests
 
 from inbox import messages_api
 from inbox.messages_api import ReplyRefused, ReplyUnavailable, send_reply, write_outbox
-from inbox.reply import compose_deletion_confirmation, compose_reply, is_delete_command, replied_keys, reply_blocker
+from inbox.reply import compose_deletion_confirmation, compose_reply, reply_blocker
+from inbox.reply_commands import is_delete_command, replied_key
 
 REPLY_FROM = "Photos <photos@example.com>"
 
@@ -165,10 +166,20 @@ def test_a_reply_to_our_reply_is_traced_back_by_its_message_id():
             ("References", ours["h:References"] + " " + ours["h:Message-Id"]),
         ),
     )
-    assert replied_keys(answer, "mg.example.com") == ["k123"]
-    assert replied_keys(answer, "other.example.com") == []
+    assert replied_key(answer, "mg.example.com") == "k123"
+    assert replied_key(answer, "other.example.com") is None
     with pytest.raises(ValueError):
         reply(key="../../etc")
+
+
+def test_an_answer_deep_in_a_thread_is_traced_to_the_reply_it_answers_not_to_earlier_ones():
+    thread = "<m1@example.org> <inbox.first@mg.example.com> <m2@example.org> <inbox.second@mg.example.com>"
+    answer = Mail(headers=(("In-Reply-To", "<inbox.second@mg.example.com>"), ("References", thread)))
+    assert replied_key(answer, "mg.example.com") == "second"
+    # No In-Reply-To, or one naming none of ours: the latest reply of ours in References.
+    assert replied_key(Mail(headers=(("References", thread + " <m3@example.org>"),)), "mg.example.com") == "second"
+    answers_own_mail = Mail(headers=(("In-Reply-To", "<m2@example.org>"), ("References", thread)))
+    assert replied_key(answers_own_mail, "mg.example.com") == "second"
 
 
 def test_the_deletion_confirmation_threads_under_the_takedown_request():
@@ -251,8 +262,11 @@ def peak_megabytes(work) -> float:
 def test_millions_of_references_cost_no_memory_to_trace_or_thread():
     many = "<a>" * 3_000_000
     answer = Mail(headers=(("In-Reply-To", "<inbox.k1@mg.example.com>"), ("References", many)))
-    assert peak_megabytes(lambda: replied_keys(answer, "mg.example.com")) < 1
-    assert replied_keys(answer, "mg.example.com") == ["k1"]
+    assert peak_megabytes(lambda: replied_key(answer, "mg.example.com")) < 1
+    assert replied_key(answer, "mg.example.com") == "k1"
+    without_parent = Mail(headers=(("References", "<inbox.k0@mg.example.com>" + many + "<inbox.k2@mg.example.com>"),))
+    assert peak_megabytes(lambda: replied_key(without_parent, "mg.example.com")) < 1
+    assert replied_key(without_parent, "mg.example.com") == "k2"
     assert peak_megabytes(lambda: reply(answer)) < 1
     assert reply(answer)["h:References"] == "<a> <m1@example.org>"
 
