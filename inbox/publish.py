@@ -23,7 +23,7 @@ from .message import InboundMessage
 from .messages_api import ReplyRefused, send_reply, write_outbox
 from .mime import referenced_content_ids
 from .png_metadata import PngBudget
-from .receipts import Claim, claim_record, find_record, message_key, save_record
+from .receipts import Claim, claim_record, find_record, message_identity, message_key, save_record
 from .reply import compose_reply, reply_blocker
 from .senders import NotAPublisher, from_address
 from .spool import current_spool_folder
@@ -77,11 +77,12 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], tu
         return Published(
             reason=f"not published again: its sender took this mail's photos down ({record['taken_down']})"
         )
+    identity = message_identity(message)  # before the fetch: a store() notification's attachments are its URLs
     not_fetched = []
     if message.stored_attachments is not None:
         fetched, not_fetched = fetch_stored()
         message = replace(message, attachments=message.attachments + fetched)
-    published = store_attachments(store, message, withheld=_taken_down_since(store, record))
+    published = store_attachments(store, message, identity, withheld=_taken_down_since(store, record))
     published.rejected += not_fetched
     if not published.stored and any(item["reason"] == TAKEN_DOWN_REASON for item in published.rejected):
         published.reason = f"not published again: {TAKEN_DOWN_REASON}"
@@ -107,8 +108,11 @@ def _taken_down_since(store: Store, record: dict | None) -> set[str]:
     return {name for name in record.get("objects", []) if find_object(store, store.images, name) is None}
 
 
-def store_attachments(store: Store, message: InboundMessage, withheld: set[str]) -> Published:
-    """Judge every attachment; remove location from the accepted images and store them, except those `withheld`."""
+def store_attachments(store: Store, message: InboundMessage, identity: str, withheld: set[str]) -> Published:
+    """Judge every attachment; remove location from the accepted images and store them, except those `withheld`.
+
+    The images are named for the message's `identity` (receipts.message_identity), sender and content.
+    """
     config = current_app.config
     published = Published()
     # Only a part with a Content-ID can be shown inline: most messages need no scan of their HTML.
@@ -134,9 +138,7 @@ def store_attachments(store: Store, message: InboundMessage, withheld: set[str])
             published.rejected.append({**entry, "reason": reason})
             published.too_large = published.too_large or verdict.too_large
             continue
-        name = object_name(
-            store.name_key, message.message_id, message.sender, spool.sha256.hexdigest(), verdict.extension
-        )
+        name = object_name(store.name_key, identity, message.sender, spool.sha256.hexdigest(), verdict.extension)
         if name in withheld:
             published.rejected.append({**entry, "reason": TAKEN_DOWN_REASON})
             continue

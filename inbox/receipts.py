@@ -11,13 +11,13 @@ nothing is stored. A first attempt that fails releases its claim, so Mailgun's r
 proceeds; a claim whose worker died is taken over once older than any request may last.
 
 A message that got a reply also has a record (its Message-Id, sender, publisher, objects,
-URLs and the reply) under a key derived from its Message-Id and sender: a redelivery with a
-new token finds it and sends no second reply, and a `delete` reply to our reply finds the
-objects to take down. The record is claimed as a token is, before the reply goes out, so two
-deliveries of one mail at once (two routes that match it, each without stop()) send one
-reply: the second gets 503 and, on Mailgun's retry, the recorded reply. A `delete` is claimed
-the same way while its photos are taken down. Receipts and records live in the storage backend,
-so every worker and instance shares them.
+URLs and the reply) under a key derived from its Message-Id (without one, its content) and
+sender: a redelivery with a new token finds it and sends no second reply, and a `delete`
+reply to our reply finds the objects to take down. The record is claimed as a token is,
+before the reply goes out, so two deliveries of one mail at once (two routes that match it,
+each without stop()) send one reply: the second gets 503 and, on Mailgun's retry, the
+recorded reply. A `delete` is claimed the same way while its photos are taken down. Receipts
+and records live in the storage backend, so every worker and instance shares them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from .claims import upload_if_absent
 from .message import InboundMessage
+from .mime import first_header
 from .spool import SpoolFile, SpoolFolder
 from .storage import StorageUnavailable, Store, delete_if_present, find_object, unavailable_on_failure
 
@@ -54,9 +55,23 @@ def _record_name(key: str) -> str:
     return f"message-{key}.json"
 
 
+def message_identity(message: InboundMessage) -> str:
+    """What tells this mail from the sender's others in every delivery of it: its Message-Id, else its content.
+
+    A mail without a Message-Id is named by its Date, Subject and attachments: a redelivery of it
+    finds its record and its names, a different mail of the same sender does not.
+    """
+    if message.message_id:
+        return message.message_id
+    parts = [first_header(message.headers, "Date") or "", message.subject]
+    parts += [attachment.stream.sha256.hexdigest() for attachment in message.attachments]
+    parts += [str(item.get("url")) for item in message.stored_attachments or ()]
+    return "no Message-Id: " + hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
 def message_key(name_key: bytes, message: InboundMessage) -> str:
     """The message's record key: the same for every delivery of it, unguessable without the name key."""
-    digest = hmac.new(name_key, f"{message.message_id}\0{message.sender}".encode(), hashlib.sha256)
+    digest = hmac.new(name_key, f"{message_identity(message)}\0{message.sender}".encode(), hashlib.sha256)
     return digest.hexdigest()[:32]
 
 

@@ -210,6 +210,36 @@ def at_once(app, mailgun_api, first, second):
     return answered, meanwhile, overlapped
 
 
+def without_message_id(*photos, **fields):
+    return mail(*photos, message_id="", **{"Message-Id": None}, **fields)
+
+
+def test_mails_without_a_message_id_are_told_apart_by_their_content(post, client, mailgun_api, published):
+    beach = post(without_message_id(("beach.jpg", PHOTO)))
+    forest = post(without_message_id(("forest.jpg", FOREST)))
+
+    assert beach.status_code == forest.status_code == 200 and beach.json["message_id"] is None
+    assert len(mailgun_api.sent()) == 2 and beach.json["reply"] != forest.json["reply"]
+    assert forest.json["stored"][0]["url"] in fields_of(mailgun_api.sent()[-1])["text"]
+    again = post(without_message_id(("beach.jpg", PHOTO)))  # the first mail again, with a new token
+    assert again.json["stored"] == beach.json["stored"] and again.json["reply"] == beach.json["reply"]
+    assert len(mailgun_api.sent()) == 2 and len(published()) == 2
+
+
+def test_after_a_delete_the_senders_next_mail_without_a_message_id_is_published(post, client, mailgun_api, published):
+    first = post(without_message_id(("beach.jpg", PHOTO)))
+    reply = fields_of(mailgun_api.sent()[-1])
+    assert post(answer_to(reply, "delete")).json["deleted"] == [first.json["stored"][0]["url"]]
+
+    later = post(without_message_id(("forest.jpg", FOREST)))
+    same_photo_again = post(without_message_id(("beach.jpg", PHOTO), subject="Holiday, once more"))
+
+    assert later.status_code == 200 and client.get(later.json["stored"][0]["url"]).data == FOREST
+    assert same_photo_again.status_code == 200 and len(same_photo_again.json["stored"]) == 1
+    assert client.get(first.json["stored"][0]["url"]).status_code == 404  # a new mail, a new name
+    assert len(mailgun_api.sent()) == 4  # two replies, the confirmation and a reply to each new mail
+
+
 def test_two_deliveries_of_one_mail_at_once_send_one_reply(app, client, mailgun_api, published):
     # Two routes matching one mail, or two of our addresses in it: Mailgun posts it twice, with two tokens.
     first, second = (mail(("beach.jpg", PHOTO), message_id="<both@family.example>") for _ in range(2))
