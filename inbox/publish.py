@@ -175,11 +175,22 @@ def _reply_once(store: Store, message: InboundMessage, published: Published, key
     blocker = reply_blocker(message, reply_address(message))
     if blocker:
         return {"sent": False, "reason": blocker}
-    if record is not None:
-        return record["reply"]  # a redelivery (new token): the reply went out the first time
-    held = claim_record(store, request.new_spool, key)
-    if not isinstance(held, Claim):
-        return held["reply"]  # a delivery of it at the same time has just answered
+    if record is None:
+        held = claim_record(store, request.new_spool, key)
+        if isinstance(held, Claim):
+            return _reply_and_record(store, message, published, key, held)
+        record = held  # a delivery of it at the same time has just answered
+    # A redelivery (new token): the reply went out the first time. What it stored that the first
+    # did not (an attachment that arrived only now) joins the record, so a `delete` takes it down too.
+    added = [name not in record["objects"] for name in published.names]
+    if any(added):
+        objects = record["objects"] + [name for name, new in zip(published.names, added, strict=True) if new]
+        urls = record["urls"] + [item["url"] for item, new in zip(published.stored, added, strict=True) if new]
+        save_record(store, current_spool_folder(current_app), key, {**record, "objects": objects, "urls": urls})
+    return record["reply"]
+
+
+def _reply_and_record(store: Store, message: InboundMessage, published: Published, key: str, held: Claim) -> dict:
     fields = compose_reply(
         message,
         reply_from=reply_address(message),

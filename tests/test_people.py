@@ -528,6 +528,24 @@ def test_what_the_operator_took_down_stays_down_when_the_same_mail_is_delivered_
     assert answer.status_code == 200 and answer.json["deleted"] == [beach, dunes] and published() == []
 
 
+def test_delete_takes_down_what_a_redelivery_added_to_a_mail_that_first_arrived_incomplete(
+    post, client, mailgun_api, published
+):
+    # Mailgun counted two attachments, one arrived: the reply lists beach.jpg and asks for the rest.
+    first = post(mail(("beach.jpg", PHOTO), message_id="<two@family.example>", **{"attachment-count": "2"}))
+    reply = fields_of(mailgun_api.sent()[-1])
+    # The whole mail again, with a new token: dunes.jpg is published now, without a second reply.
+    whole = post(mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), message_id="<two@family.example>"))
+    assert whole.status_code == 200 and whole.json["reply"] == first.json["reply"] and len(mailgun_api.sent()) == 1
+    urls = [item["url"] for item in whole.json["stored"]]
+    assert urls[0] == first.json["stored"][0]["url"] and client.get(urls[1]).data == OTHER_PHOTO
+
+    answer = post(answer_to(reply, "delete"))
+
+    assert answer.status_code == 200 and answer.json["deleted"] == urls
+    assert [client.get(url).status_code for url in urls] == [404, 404] and published() == []
+
+
 def test_delete_from_another_publisher_does_nothing(post, client, mailgun_api, published):
     original, reply = publish_for_alice(post, mailgun_api)
 
