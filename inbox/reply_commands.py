@@ -92,6 +92,8 @@ def _take_down(store: Store, message: InboundMessage, key: str) -> Published:
     # Already taken down, or somebody else's photos: nothing happens to either.
     if record is None or record.get("publisher") != publisher_of(message) or record.get("taken_down"):
         return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
+    if not record["objects"]:  # the reply said "Nothing was published": no confirmation of nothing either
+        return Published(deleted=[], reason="nothing to take down: that mail published no photos")
     take_down(store, record["objects"])  # a retry finds them gone already, which is fine
     deleted = record["urls"]
     reply = _confirm_deletion(message, key, deleted)

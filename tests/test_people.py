@@ -475,6 +475,18 @@ def test_delete_answering_a_later_reply_in_the_thread_takes_down_only_that_mails
     assert len(published()) == 2
 
 
+def test_delete_answering_a_reply_that_published_nothing_does_nothing_and_sends_no_mail(post, mailgun_api):
+    assert post(mail(("notes.pdf", b"%PDF-1.4\n"), message_id="<pdf@family.example>")).status_code == 415
+    reply = fields_of(mailgun_api.sent()[-1])
+    assert reply["text"].startswith("Nothing was published.")
+
+    answer = post(answer_to(reply, "delete"))
+
+    assert answer.status_code == 200 and answer.json["deleted"] == [] and "reply" not in answer.json
+    assert answer.json["reason"] == "nothing to take down: that mail published no photos"
+    assert len(mailgun_api.sent()) == 1
+
+
 def test_two_deliveries_of_one_delete_at_once_send_one_confirmation(app, client, post, mailgun_api, published):
     _, reply = publish_for_alice(post, mailgun_api)
     first, second = (answer_to(reply, "delete") for _ in range(2))  # one mail, two tokens
