@@ -79,16 +79,20 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
             if spool.size > spool.limit and isinstance(declared, int):
                 spool.size = max(spool.size, declared)  # stopped at the limit: report the real size
             attachments.append(Attachment(field=f"attachment-{number}", filename=_name(item), stream=spool))
-    not_fetched = [
+    return attachments, unfetched(items[MAX_FETCHES:], NOT_FETCHED_REASON, first=MAX_FETCHES + 1)
+
+
+def unfetched(items: list[dict], reason: str, first: int = 1) -> list[dict]:
+    """The `rejected` entries of stored attachments left on Mailgun's storage, numbered from `first`."""
+    return [
         {
             "attachment": f"attachment-{number}",
             "filename": _name(item),
             "content_type": _listed_type(item),  # not looked at: as Mailgun listed it
-            "reason": NOT_FETCHED_REASON,
+            "reason": reason,
         }
-        for number, item in enumerate(items[MAX_FETCHES:], start=MAX_FETCHES + 1)
+        for number, item in enumerate(items, start=first)
     ]
-    return attachments, not_fetched
 
 
 def _name(item: dict) -> str:

@@ -169,12 +169,8 @@ def compose_reply(
             )
         markup.append("</ul>")
     if rejected:
-        grouped = _by_reason(rejected)
-        text += ["", f"Not published ({len(rejected)}):", ""]
-        text += [f"  {names}: {reason}" for reason, names in grouped]
-        markup += [f"<p>Not published ({len(rejected)}):</p>", "<ul>"]
-        markup += [f"<li>{html.escape(names)}: {html.escape(reason)}</li>" for reason, names in grouped]
-        markup.append("</ul>")
+        text += ["", *_rejected_lines(rejected)]
+        markup += _rejected_markup(rejected)
     if not_arrived:
         advice = f"Not everything arrived: {not_arrived}. Please send those photos again."
         text += ["", advice]
@@ -185,6 +181,19 @@ def compose_reply(
     return _reply_fields(
         message, reply_from=reply_from, key=key, domain=message_id_domain, text="\n".join(text), body_html=_page(markup)
     )
+
+
+def _rejected_lines(rejected: Sequence[dict]) -> list[str]:
+    return [
+        f"Not published ({len(rejected)}):",
+        "",
+        *(f"  {names}: {reason}" for reason, names in _by_reason(rejected)),
+    ]
+
+
+def _rejected_markup(rejected: Sequence[dict]) -> list[str]:
+    items = [f"<li>{html.escape(names)}: {html.escape(reason)}</li>" for reason, names in _by_reason(rejected)]
+    return [f"<p>Not published ({len(rejected)}):</p>", "<ul>", *items, "</ul>"]
 
 
 def _by_reason(rejected: Sequence[dict]) -> list[tuple[str, str]]:
@@ -211,8 +220,9 @@ def compose_deletion_confirmation(
     key: str,
     message_id_domain: str,
     deleted: Sequence[str],
+    rejected: Sequence[dict] = (),
 ) -> dict:
-    """The short confirmation that the objects at `deleted` (URLs) are gone."""
+    """The short confirmation that the objects at `deleted` (URLs) are gone, and why `rejected` was not published."""
     text = [f"Taken down ({len(deleted)}):", "", *(f"  {url}" for url in deleted), ""]
     markup = [
         f"<p>Taken down ({len(deleted)}):</p>",
@@ -220,6 +230,9 @@ def compose_deletion_confirmation(
         *(f"<li>{html.escape(url)}</li>" for url in deleted),
         "</ul>",
     ]
+    if rejected:
+        text += [*_rejected_lines(rejected), ""]
+        markup += _rejected_markup(rejected)
     return _reply_fields(
         message, reply_from=reply_from, key=key, domain=message_id_domain, text="\n".join(text), body_html=_page(markup)
     )

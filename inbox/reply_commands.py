@@ -4,8 +4,10 @@ The reply answered is the one In-Reply-To names (replied_key): a `delete` in a l
 takes down the mail of the reply it answers, not every mail of the thread. The answer must come
 from the publisher the record names, and pass the same checks as any mail (the webhook admitted
 it). The record is marked taken down, so a later delivery of the original mail publishes nothing
-(publish.py). An answer without photos needs nothing done; one with
-photos is published as any message.
+(publish.py). Photos attached to a `delete` are not published but listed as rejected, saying
+to send them in a mail of their own, where they get their own reply (and their own `delete`).
+An answer without photos needs nothing done; one with photos, not `delete`, is published as
+any message.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import time
 
 from flask import current_app, request
 
+from .fetch import unfetched
+from .images import detect_type
 from .message import InboundMessage
 from .publish import Published, publisher_of, reply_address, reply_domain, send
 from .receipts import Claim, claim_record, find_record, save_record
@@ -81,22 +85,40 @@ def _take_down_by_reply(store: Store, message: InboundMessage, key: str) -> Publ
     # Two deliveries of one `delete` at once would both confirm: the second waits (503) for the first.
     held = claim_record(store, request.new_spool, f"{key}.takedown")
     try:
-        return _take_down(store, message, key)
+        return _take_down(store, message, key, _not_published(message))
     finally:
         if isinstance(held, Claim):
             held.release()
 
 
-def _take_down(store: Store, message: InboundMessage, key: str) -> Published:
+DELETE_PUBLISHES_NOTHING = "a delete reply publishes nothing: send these photos in a mail of their own"
+
+
+def _not_published(message: InboundMessage) -> list[dict]:
+    """The `rejected` entries of the attachments of a `delete`: it may be meant for the earlier ones only."""
+    posted = [
+        {
+            "attachment": attachment.field,
+            "filename": attachment.filename,
+            "content_type": detect_type(attachment.stream.head),
+            "reason": DELETE_PUBLISHES_NOTHING,
+        }
+        for attachment in message.attachments
+    ]
+    return posted + unfetched(message.stored_attachments or [], DELETE_PUBLISHES_NOTHING, first=len(posted) + 1)
+
+
+def _take_down(store: Store, message: InboundMessage, key: str, rejected: list[dict]) -> Published:
     record = find_record(store, key)
     # Already taken down, or somebody else's photos: nothing happens to either.
     if record is None or record.get("publisher") != publisher_of(message) or record.get("taken_down"):
-        return Published(deleted=[], reason="nothing to take down: no photos of yours are published from that mail")
+        reason = "nothing to take down: no photos of yours are published from that mail"
+        return Published(deleted=[], rejected=rejected, reason=reason)
     if not record["objects"]:  # the reply said "Nothing was published": no confirmation of nothing either
-        return Published(deleted=[], reason="nothing to take down: that mail published no photos")
+        return Published(deleted=[], rejected=rejected, reason="nothing to take down: that mail published no photos")
     take_down(store, record["objects"])  # a retry finds them gone already, which is fine
     deleted = record["urls"]
-    reply = _confirm_deletion(message, key, deleted)
+    reply = _confirm_deletion(message, key, deleted, rejected)
     # Only now: if the confirmation could not be sent (503), Mailgun's retry finds the record and confirms.
     taken_down = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     save_record(
@@ -105,10 +127,10 @@ def _take_down(store: Store, message: InboundMessage, key: str) -> Published:
         key,
         {**record, "objects": [], "urls": [], "taken_down": taken_down},
     )
-    return Published(deleted=deleted, reply=reply)
+    return Published(deleted=deleted, rejected=rejected, reply=reply)
 
 
-def _confirm_deletion(message: InboundMessage, key: str, deleted: list[str]) -> dict:
+def _confirm_deletion(message: InboundMessage, key: str, deleted: list[str], rejected: list[dict]) -> dict:
     blocker = reply_blocker(message, reply_address(message))
     if blocker:  # an automatic answer (a vacation notice) still takes down, but gets no mail back
         return {"sent": False, "reason": blocker}
@@ -118,5 +140,6 @@ def _confirm_deletion(message: InboundMessage, key: str, deleted: list[str]) -> 
         key=f"{key}.deleted",
         message_id_domain=reply_domain(message),
         deleted=deleted,
+        rejected=rejected,
     )
     return send(fields)

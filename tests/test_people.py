@@ -487,6 +487,23 @@ def test_delete_answering_a_reply_that_published_nothing_does_nothing_and_sends_
     assert len(mailgun_api.sent()) == 1
 
 
+def test_photos_attached_to_a_delete_are_not_published_and_the_answer_and_confirmation_say_so(
+    post, client, mailgun_api, published
+):
+    original, reply = publish_for_alice(post, mailgun_api)
+
+    answer = post(answer_to(reply, "Delete those, here is a better one", ("forest.jpg", FOREST)))
+
+    assert answer.status_code == 200 and answer.json["deleted"] == [item["url"] for item in original["stored"]]
+    reason = "a delete reply publishes nothing: send these photos in a mail of their own"
+    assert answer.json["stored"] == [] and answer.json["rejected"] == [
+        {"attachment": "attachment-1", "filename": "forest.jpg", "content_type": "image/jpeg", "reason": reason}
+    ]
+    assert published() == []
+    confirmation = fields_of(mailgun_api.sent()[-1])
+    assert f"forest.jpg: {reason}" in confirmation["text"] and "forest.jpg" in confirmation["html"]
+
+
 def test_two_deliveries_of_one_delete_at_once_send_one_confirmation(app, client, post, mailgun_api, published):
     _, reply = publish_for_alice(post, mailgun_api)
     first, second = (answer_to(reply, "delete") for _ in range(2))  # one mail, two tokens
