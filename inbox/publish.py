@@ -172,15 +172,12 @@ def send(fields: dict) -> dict:
 
 def _reply_once(store: Store, message: InboundMessage, published: Published, key: str, record: dict | None) -> dict:
     """Reply to the sender with what was published, once per message however often it is delivered."""
-    blocker = reply_blocker(message, reply_address(message))
-    if blocker:
-        return {"sent": False, "reason": blocker}
     if record is None:
         held = claim_record(store, request.new_spool, key)
         if isinstance(held, Claim):
             return _reply_and_record(store, message, published, key, held)
         record = held  # a delivery of it at the same time has just answered
-    # A redelivery (new token): the reply went out the first time. What it stored that the first
+    # A redelivery (new token): the first delivery replied (or found it must not). What it stored that the first
     # did not (an attachment that arrived only now) joins the record, so a `delete` takes it down too.
     added = [name not in record["objects"] for name in published.names]
     if any(added):
@@ -191,20 +188,12 @@ def _reply_once(store: Store, message: InboundMessage, published: Published, key
 
 
 def _reply_and_record(store: Store, message: InboundMessage, published: Published, key: str, held: Claim) -> dict:
-    fields = compose_reply(
-        message,
-        reply_from=reply_address(message),
-        key=key,
-        message_id_domain=reply_domain(message),
-        stored=published.stored,
-        rejected=published.rejected,
-        not_arrived=message.incomplete,
-    )
-    try:
-        reply = send(fields)
-    except BaseException:
-        held.release()  # so Mailgun's retry (after our 503) can send it
-        raise
+    """Reply, unless the mail must not be answered, and record it: a mail we never answer keeps a record too.
+
+    Without one, a redelivery of it would bring back what the operator took down since.
+    """
+    blocker = reply_blocker(message, reply_address(message))
+    reply = {"sent": False, "reason": blocker} if blocker else _send_reply(message, published, key, held)
     save_record(
         store,
         current_spool_folder(current_app),
@@ -219,3 +208,20 @@ def _reply_and_record(store: Store, message: InboundMessage, published: Publishe
         },
     )
     return reply
+
+
+def _send_reply(message: InboundMessage, published: Published, key: str, held: Claim) -> dict:
+    fields = compose_reply(
+        message,
+        reply_from=reply_address(message),
+        key=key,
+        message_id_domain=reply_domain(message),
+        stored=published.stored,
+        rejected=published.rejected,
+        not_arrived=message.incomplete,
+    )
+    try:
+        return send(fields)
+    except BaseException:
+        held.release()  # so Mailgun's retry (after our 503) can send it
+        raise

@@ -575,6 +575,23 @@ def test_delete_takes_down_what_a_redelivery_added_to_a_mail_that_first_arrived_
     assert [client.get(url).status_code for url in urls] == [404, 404] and published() == []
 
 
+def test_what_the_operator_took_down_stays_down_when_a_mail_we_never_answered_is_delivered_again(
+    post, app, client, mailgun_api, published
+):
+    listed = dict(message_id="<list@family.example>", headers=[("List-Id", "<family.lists.family.example>")])
+    first = post(mail(("beach.jpg", PHOTO), **listed))
+    assert first.status_code == 200 and first.json["reply"] == {"sent": False, "reason": "list mail (List-Id)"}
+    url = first.json["stored"][0]["url"]
+    with app.app_context():
+        assert take_down(current_store(), [url]).removed == [url]  # inbox delete
+
+    again = post(mail(("beach.jpg", PHOTO), **listed))  # the same mail, a new token
+
+    assert again.status_code == 200 and again.json["stored"] == [], again.json
+    assert again.json["rejected"][0]["reason"] == "taken down since this mail was first published"
+    assert client.get(url).status_code == 404 and published() == [] and mailgun_api.sent() == []
+
+
 def test_delete_from_another_publisher_does_nothing(post, client, mailgun_api, published):
     original, reply = publish_for_alice(post, mailgun_api)
 
