@@ -3,16 +3,18 @@
 The reply answered is the one In-Reply-To names (replied_key): a `delete` in a long thread
 takes down the mail of the reply it answers, not every mail of the thread. The answer must come
 from the publisher the record names, and pass the same checks as any mail (the webhook admitted
-it). The record is marked taken down, so a later delivery of the original mail publishes nothing
-(publish.py). Photos attached to a `delete` are not published but listed as rejected, saying
-to send them in a mail of their own, where they get their own reply (and their own `delete`).
-An answer without photos needs nothing done; one with photos, not `delete`, is published as
-any message.
+it); with INBOX_PUBLISHERS=*, where the webhook checks nobody, Mailgun must vouch for its From
+here all the same, as for a listed publisher. The record is marked taken down, so a later
+delivery of the original mail publishes nothing (publish.py). Photos attached to a `delete` are
+not published but listed as rejected, saying to send them in a mail of their own, where they get
+their own reply (and their own `delete`). An answer without photos needs nothing done; one with
+photos, not `delete`, is published as any message.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import time
 
@@ -34,10 +36,12 @@ from .reply import (
     reply_blocker,
     reply_key,
 )
+from .senders import NotAPublisher, authenticate
 from .spool import current_spool_folder
 from .storage import Store
 from .takedown import take_down
 
+log = logging.getLogger("inbox")
 MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
 FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
 
@@ -82,6 +86,12 @@ def is_delete_command(text: str, subject: str) -> bool:
 
 
 def _take_down_by_reply(store: Store, message: InboundMessage, key: str) -> Published:
+    try:
+        # The webhook authenticated listed publishers only: with INBOX_PUBLISHERS=* a From is anyone's to write.
+        authenticate(publisher_of(message), message.sender, message.headers)
+    except NotAPublisher as error:
+        log.warning("delete refused message_id=%s sender=%s: %s", message.message_id, message.sender, error)
+        return Published(deleted=[], rejected=_not_published(message), reason=f"nothing taken down: {error}")
     # Two deliveries of one `delete` at once would both confirm: the second waits (503) for the first.
     held = claim_record(store, request.new_spool, f"{key}.takedown")
     try:

@@ -173,6 +173,15 @@ def admit(publishers: Publishers, from_header: str, sender: str, headers: Sequen
     address = from_address(from_header)
     if not publishers.allow(address):
         raise NotAPublisher(f"From {address} is not in INBOX_PUBLISHERS")
+    authenticate(address, sender, headers)
+
+
+def authenticate(address: str, sender: str, headers: Sequence[tuple[str, str]]) -> None:
+    """Raise NotAPublisher unless Mailgun vouches for `address`: SPF or DKIM Pass of a domain aligned with its own.
+
+    `sender` is the envelope MAIL FROM, `headers` Mailgun's `message-headers` pairs in order.
+    """
+    block = mailgun_block(headers)
     if block is None:
         raise NotAPublisher(
             "no Received line by Mailgun's MX (mx*.mailgun.org) in message-headers: not mail Mailgun received"

@@ -621,6 +621,22 @@ def test_delete_from_someone_unauthenticated_is_refused_and_does_nothing(post, c
     assert len(published()) == 2 and len(mailgun_api.sent()) == 1
 
 
+def test_with_anyone_publishing_a_delete_under_a_forged_from_does_nothing(post, client, mailgun_api, published):
+    client.application.config["INBOX_PUBLISHERS"] = parse_publishers("*")
+    original, reply = publish_for_alice(post, mailgun_api)
+    # Mallory learnt <inbox.KEY@…> (a forwarded thread) and writes Alice's From from her own server.
+    forged = answer_to(reply, "delete", sender="mallory@evil.test", verdicts=(NOT_SPAM, SPF_FAIL, DKIM_FAIL))
+
+    answer = post(forged)
+
+    assert answer.status_code == 200 and answer.json["deleted"] == []
+    assert answer.json["reason"].startswith("nothing taken down: From alice@family.example is not authenticated")
+    assert all(client.get(item["url"]).status_code == 200 for item in original["stored"])
+    assert len(mailgun_api.sent()) == 1  # no confirmation to the forger
+    real = post(answer_to(reply, "delete", message_id="<answer-2@family.example>"))
+    assert real.json["deleted"] == [item["url"] for item in original["stored"]] and published() == []
+
+
 def test_thanks_without_a_photo_stores_nothing_and_sends_no_reply(post, mailgun_api, published):
     _, reply = publish_for_alice(post, mailgun_api)
 
