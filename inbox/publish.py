@@ -24,8 +24,8 @@ from .messages_api import ReplyRefused, send_reply, write_outbox
 from .mime import referenced_content_ids
 from .png_metadata import PngBudget
 from .receipts import Claim, claim_record, find_record, message_identity, message_key, save_record
-from .reply import compose_reply, reply_blocker
-from .senders import NotAPublisher, from_address
+from .reply import Unaddressable, address, compose_reply, reply_blocker
+from .senders import NotAPublisher, authenticate, from_address
 from .spool import current_spool_folder
 from .storage import Store, find_object, object_name, store_image
 
@@ -55,6 +55,25 @@ def reply_domain(message: InboundMessage) -> str:
 
 def reply_address(message: InboundMessage) -> str:
     return current_app.config.get("INBOX_REPLY_FROM") or message.recipient
+
+
+def why_not_reply(message: InboundMessage) -> str | None:
+    """Why this message gets no mail from us (RFC 3834, loops, an address nobody vouches for), or None.
+
+    Where anyone may publish, the envelope sender is anyone's to write: we mail it only when
+    Mailgun's SPF or DKIM vouches for it, or our domain would send our text (and the subject the
+    forger chose) to whomever the forger named.
+    """
+    blocker = reply_blocker(message, reply_address(message))
+    if blocker:
+        return blocker
+    try:
+        authenticate(
+            address(message.sender, "the envelope sender"), message.sender, message.headers, "the envelope sender"
+        )
+    except (NotAPublisher, Unaddressable) as error:
+        return str(error)
+    return None
 
 
 def publisher_of(message: InboundMessage) -> str:
@@ -192,7 +211,7 @@ def _reply_and_record(store: Store, message: InboundMessage, published: Publishe
 
     Without one, a redelivery of it would bring back what the operator took down since.
     """
-    blocker = reply_blocker(message, reply_address(message))
+    blocker = why_not_reply(message)
     reply = {"sent": False, "reason": blocker} if blocker else _send_reply(message, published, key, held)
     save_record(
         store,

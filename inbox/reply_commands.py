@@ -23,7 +23,7 @@ from flask import current_app, request
 from .fetch import unfetched
 from .images import detect_type
 from .message import InboundMessage
-from .publish import Published, publisher_of, reply_address, reply_domain, send
+from .publish import Published, publisher_of, reply_address, reply_domain, send, why_not_reply
 from .receipts import Claim, claim_record, find_record, save_record
 from .reply import (
     MAX_REFERENCES,
@@ -33,7 +33,6 @@ from .reply import (
     Message,
     compose_deletion_confirmation,
     header,
-    reply_blocker,
     reply_key,
 )
 from .senders import NotAPublisher, authenticate
@@ -141,7 +140,7 @@ def _take_down(store: Store, message: InboundMessage, key: str, rejected: list[d
 
 
 def _confirm_deletion(message: InboundMessage, key: str, deleted: list[str], rejected: list[dict]) -> dict:
-    blocker = reply_blocker(message, reply_address(message))
+    blocker = why_not_reply(message)
     if blocker:  # an automatic answer (a vacation notice) still takes down, but gets no mail back
         return {"sent": False, "reason": blocker}
     fields = compose_deletion_confirmation(

@@ -176,10 +176,11 @@ def admit(publishers: Publishers, from_header: str, sender: str, headers: Sequen
     authenticate(address, sender, headers)
 
 
-def authenticate(address: str, sender: str, headers: Sequence[tuple[str, str]]) -> None:
+def authenticate(address: str, sender: str, headers: Sequence[tuple[str, str]], what: str = "From") -> None:
     """Raise NotAPublisher unless Mailgun vouches for `address`: SPF or DKIM Pass of a domain aligned with its own.
 
-    `sender` is the envelope MAIL FROM, `headers` Mailgun's `message-headers` pairs in order.
+    `sender` is the envelope MAIL FROM, `headers` Mailgun's `message-headers` pairs in order;
+    `what` names the address in the reason (the From, or the envelope sender a reply goes to).
     """
     block = mailgun_block(headers)
     if block is None:
@@ -197,7 +198,7 @@ def authenticate(address: str, sender: str, headers: Sequence[tuple[str, str]]) 
         if sender_domain and aligns(sender_domain, from_domain):
             return
         failures.append(
-            f"SPF Pass for sender domain {sender_domain or '(none)'} does not align with From domain {from_domain}"
+            f"SPF Pass for sender domain {sender_domain or '(none)'} does not align with {what} domain {from_domain}"
         )
     else:
         failures.append(f"SPF verdict is {spf or 'absent'}")
@@ -206,10 +207,10 @@ def authenticate(address: str, sender: str, headers: Sequence[tuple[str, str]]) 
         if any(aligns(domain, from_domain) for domain in signers):
             return
         shown = ", ".join(f"d={domain}" for domain in signers) or "no DKIM-Signature d="
-        failures.append(f"DKIM Pass but {shown} does not align with From domain {from_domain}")
+        failures.append(f"DKIM Pass but {shown} does not align with {what} domain {from_domain}")
     else:
         failures.append(f"DKIM verdict is {dkim or 'absent'}")
-    raise NotAPublisher(f"From {address} is not authenticated: " + "; ".join(failures))
+    raise NotAPublisher(f"{what} {address} is not authenticated: " + "; ".join(failures))
 
 
 def refuse_spam(block: Sequence[tuple[str, str]]) -> None:

@@ -307,6 +307,30 @@ def test_mail_we_must_never_answer_is_published_without_a_reply(post, mailgun_ap
     assert mailgun_api.sent() == []
 
 
+def test_with_anyone_publishing_no_reply_goes_to_an_envelope_sender_mailgun_does_not_vouch_for(
+    client, post, mailgun_api, published
+):
+    client.application.config["INBOX_PUBLISHERS"] = parse_publishers("*")
+    lure = "Your mailbox is full: verify at https://evil.example/login within 24 h"
+    forged = dict(sender="victim@example.org", from_header="IT <helpdesk@example.org>", signer="evil.test")
+
+    answer = post(
+        mail((f"{lure}.pdf", b"%PDF-1.4\n"), subject=lure, verdicts=(NOT_SPAM, SPF_FAIL, DKIM_FAIL), **forged)
+    )
+
+    assert answer.status_code == 415 and mailgun_api.sent() == []
+    assert answer.json["reply"] == {
+        "sent": False,
+        "reason": "the envelope sender victim@example.org is not authenticated: SPF verdict is fail; "
+        "DKIM verdict is fail",
+    }
+    # SPF failed on the way (a forwarder), but the DKIM signature of the sender's domain holds: answered.
+    bob = dict(sender="bob@friends.example", from_header="Bob <bob@friends.example>", signer="friends.example")
+    signed = post(mail(("beach.jpg", PHOTO), verdicts=(NOT_SPAM, SPF_FAIL, DKIM_PASS), **bob))
+    assert signed.status_code == 200 and signed.json["reply"]["sent"] is True
+    assert fields_of(mailgun_api.sent()[-1])["to"] == "bob@friends.example"
+
+
 def test_mail_from_our_own_reply_address_is_not_answered(client, settings, mailgun_api, published):
     client.application.config["INBOX_REPLY_FROM"] = "alice@family.example"  # a loop: the inbox writing to itself
     answer = client.post("/webhooks/mailgun", data=mail(("beach.jpg", PHOTO)).form())
