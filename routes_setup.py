@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from inbox.config import ConfigError, mailgun_api_url
 from inbox.route_spec import RouteSpecError, check_pattern, check_webhook_url, describe, route_spec
 from inbox.routes import API_URLS, MailgunAPIError, RoutesClient, delete_routes, ensure_route, our_routes
 
@@ -117,11 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             "--mime and --store do not go together: store(notify=URL) posts a notification, not the raw "
             "message; a stored message can be fetched raw later"
         )
-    if not os.environ.get("MAILGUN_API_KEY"):
+    api_key = os.environ.get("MAILGUN_API_KEY", "").strip()  # as the service reads it: pasted whitespace dropped
+    if not api_key:
         parser.error("MAILGUN_API_KEY is not set: put the account's private API key there (Mailgun → API Keys)")
     api_url = API_URLS[args.region] if args.region else os.environ.get("MAILGUN_API_URL") or API_URLS["us"]
     try:
-        run(args, RoutesClient(os.environ["MAILGUN_API_KEY"], api_url))
+        api_url = mailgun_api_url(api_url)  # the check the service makes at start-up
+    except ConfigError as error:
+        parser.error(str(error))
+    try:
+        run(args, RoutesClient(api_key, api_url))
     except RouteSpecError as error:
         parser.error(str(error))
     except MailgunAPIError as error:

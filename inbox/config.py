@@ -8,6 +8,8 @@ the first delivery.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from email.errors import HeaderParseError
+from email.headerregistry import HeaderRegistry
 from urllib.parse import urlsplit
 
 from .senders import PublishersError, parse_publishers
@@ -32,8 +34,6 @@ DEFAULTS = {
 }
 
 PASSED_THROUGH = (
-    "MAILGUN_API_KEY",
-    "MAILGUN_DOMAIN",
     "STORAGE_KEY",
     "STORAGE_SECRET",
     "STORAGE_REGION",
@@ -73,6 +73,50 @@ def absolute_url(settings: Mapping, name: str) -> str:
     return value
 
 
+def mailgun_api_url(value: str, name: str = "MAILGUN_API_URL") -> str:
+    """The Messages/Routes API base in `value`, which ends in /v3; else ConfigError naming `name`."""
+    url = absolute_url({name: value}, name)
+    if not urlsplit(url).path.endswith("/v3"):
+        raise ConfigError(
+            f"{name}={url!r} does not end in /v3 (the API version every call needs): "
+            "use https://api.mailgun.net/v3 or, for the EU region, https://api.eu.mailgun.net/v3"
+        )
+    return url
+
+
+def _mailgun(settings: Mapping, config: dict) -> None:
+    """The API settings replies, store() fetches and routes_setup.py use; pasted whitespace is dropped."""
+    config["MAILGUN_API_URL"] = mailgun_api_url(settings["MAILGUN_API_URL"])
+    key = settings.get("MAILGUN_API_KEY", "").strip()
+    if key:
+        config["MAILGUN_API_KEY"] = key
+    domain = settings.get("MAILGUN_DOMAIN", "").strip()
+    if domain:
+        if any(character in domain for character in "/:@") or any(character.isspace() for character in domain):
+            raise ConfigError(
+                f"MAILGUN_DOMAIN={domain!r} is not a domain name: put the sending domain alone, "
+                "as Mailgun lists it under Sending → Domains, e.g. mg.example.com"
+            )
+        config["MAILGUN_DOMAIN"] = domain
+    config["INBOX_REPLIES"] = bool(key and domain)
+
+
+def _one_address(settings: Mapping, name: str) -> str:
+    """settings[name] as one mail address, with or without a display name; else ConfigError."""
+    value = settings[name].strip()
+    try:
+        header = HeaderRegistry()("from", value)
+        addresses, defects = header.addresses, header.defects
+    except (HeaderParseError, IndexError):  # IndexError: the stdlib parser on e.g. 'photos@'
+        addresses, defects = (), (None,)
+    if len(addresses) != 1 or defects or not (addresses[0].username and addresses[0].domain):
+        raise ConfigError(
+            f"{name}={value!r} is not one mail address: use e.g. photos@mg.example.com "
+            "or 'Family photos <photos@mg.example.com>'"
+        )
+    return value
+
+
 def _boolean(settings: Mapping, name: str, meaning: str) -> bool:
     value = str(settings[name]).strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no"):
@@ -97,12 +141,11 @@ def _people(settings: Mapping, config: dict) -> None:
         config["INBOX_PUBLISHERS"] = parse_publishers(settings.get("INBOX_PUBLISHERS", ""))
     except PublishersError as error:
         raise ConfigError(str(error)) from None
-    if "INBOX_REPLY_FROM" in settings:
-        config["INBOX_REPLY_FROM"] = settings["INBOX_REPLY_FROM"].strip()
+    if settings.get("INBOX_REPLY_FROM", "").strip():
+        config["INBOX_REPLY_FROM"] = _one_address(settings, "INBOX_REPLY_FROM")
     # Development only (inbox serve sets it): replies are written here as .eml files instead of sent.
     if "INBOX_OUTBOX" in settings:
         config["INBOX_OUTBOX"] = settings["INBOX_OUTBOX"]
-    config["INBOX_REPLIES"] = bool(settings.get("MAILGUN_API_KEY") and settings.get("MAILGUN_DOMAIN"))
 
 
 def load_config(source: Mapping[str, str]) -> dict:
@@ -117,7 +160,7 @@ def load_config(source: Mapping[str, str]) -> dict:
         )
     config = {name: settings[name] for name in PASSED_THROUGH if name in settings}
     config["MAILGUN_WEBHOOK_SIGNING_KEY"] = key
-    config["MAILGUN_API_URL"] = absolute_url(settings, "MAILGUN_API_URL")
+    _mailgun(settings, config)
     if "INBOX_NAME_KEY" in settings:  # else storage makes one, once, in the private container
         name_key = settings["INBOX_NAME_KEY"].strip()
         if len(name_key) < 32:

@@ -4,6 +4,7 @@ import pytest
 
 from inbox import ConfigError, create_app
 from inbox.config import load_config
+from tests.harness import SIGNING_KEY, mailgun_form, pasted_photo
 
 MINIMAL = {"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "INBOX_PUBLISHERS": "*"}
 
@@ -22,6 +23,12 @@ def test_refuses_to_start_without_a_signing_key(tmp_path):
         ("INBOX_REJECT_STATUS", "422", "use 415 .* or 406"),
         ("PUBLIC_BASE_URL", "cdn.example.com", "PUBLIC_BASE_URL='cdn.example.com' is not an absolute http"),
         ("MAILGUN_API_URL", "api.mailgun.net", "MAILGUN_API_URL="),
+        ("MAILGUN_API_URL", "https://api.eu.mailgun.net", "does not end in /v3.*https://api.eu.mailgun.net/v3"),
+        ("MAILGUN_DOMAIN", "https://mg.example.com/", "MAILGUN_DOMAIN='https://mg.example.com/' is not a domain"),
+        ("MAILGUN_DOMAIN", "photos@mg.example.com", "MAILGUN_DOMAIN='photos@mg.example.com' is not a domain"),
+        ("INBOX_REPLY_FROM", "not an address", "INBOX_REPLY_FROM='not an address' is not one mail address"),
+        ("INBOX_REPLY_FROM", "a@example.com, b@example.com", "INBOX_REPLY_FROM=.* is not one mail address"),
+        ("INBOX_REPLY_FROM", "photos@", "INBOX_REPLY_FROM='photos@' is not one mail address"),
         ("STORAGE_CONTAINER", "../etc", "STORAGE_CONTAINER='../etc' is not a container name"),
         ("STORAGE_RECEIPTS_CONTAINER", "images", "must differ from STORAGE_CONTAINER"),
         ("STORAGE_SECURE", "maybe", "STORAGE_SECURE='maybe'"),
@@ -68,3 +75,22 @@ def test_reads_the_environment_when_given_no_mapping(monkeypatch, tmp_path):
 def test_production_refuses_to_start_without_a_publishers_list(tmp_path):
     with pytest.raises(ConfigError, match=r"INBOX_PUBLISHERS is not set.*set it to \* to let anyone publish"):
         create_app({"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "STORAGE_PATH": str(tmp_path)})
+
+
+def test_whitespace_pasted_around_the_api_key_and_domain_does_not_stop_replies(tmp_path, mailgun_api):
+    # A key read from a secrets file ends in a newline; a domain copied from a web page, in a space.
+    app = create_app(
+        {
+            "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY,
+            "INBOX_PUBLISHERS": "*",
+            "STORAGE_PATH": str(tmp_path / "storage"),
+            "MAILGUN_API_URL": mailgun_api.api_url + "/",
+            "MAILGUN_API_KEY": mailgun_api.api_key + "\n",
+            "MAILGUN_DOMAIN": f" {mailgun_api.domain} ",
+            "INBOX_REPLY_FROM": " Family photos <photos@mg.example.com> ",
+        }
+    )
+    answer = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", pasted_photo())))
+
+    assert answer.status_code == 200 and answer.json["reply"]["sent"] is True
+    assert [sent["domain"] for sent in mailgun_api.sent()] == [mailgun_api.domain]

@@ -313,12 +313,25 @@ def test_mailguns_reason_for_refusing_a_route_is_shown(mock, capsys):
     )
 
 
-def test_an_api_url_without_v3_is_pointed_out(mock, capsys, monkeypatch):
+def test_an_api_url_without_v3_is_refused_before_calling_mailgun(mock, capsys, monkeypatch):
     monkeypatch.setenv("MAILGUN_API_URL", "https://api.mailgun.net")
-    mock.get("https://api.mailgun.net/routes", status=404, body="404 page not found")
-    code, _, err = run(capsys, *SETUP)
+    with pytest.raises(SystemExit) as exit:
+        routes_setup.main(SETUP)
 
-    assert code == 1 and "check MAILGUN_API_URL (it ends in /v3)" in err
+    assert exit.value.code == 2 and "MAILGUN_API_URL='https://api.mailgun.net' does not end in /v3" in (
+        capsys.readouterr().err
+    )
+    assert len(mock.calls) == 0
+
+
+def test_the_api_key_is_read_as_the_service_reads_it_without_a_pasted_newline(mailgun, capsys, monkeypatch):
+    monkeypatch.setenv("MAILGUN_API_KEY", "private-api-key\n")  # as read from a secrets file
+    code, out, err = run(capsys, *SETUP)
+
+    assert (code, err, out.split(" route ")[0]) == (0, "", "created")
+    assert {call.request.headers["Authorization"] for call in mailgun.mock.calls} == {
+        requests.auth._basic_auth_str("api", "private-api-key")
+    }
 
 
 @pytest.mark.parametrize(
