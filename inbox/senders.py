@@ -83,6 +83,14 @@ def parse_publishers(value: str) -> Publishers:
     addresses, domains = set(), set()
     for entry in entries:
         local, at, domain = entry.rpartition("@")
+        if "*" in entry:  # read literally, '*@friends.example' would start fine and refuse every friend
+            if local == "*" and DOMAIN.fullmatch(domain):
+                instead = f"did you mean @{domain}? (everyone at {domain})"
+            else:
+                instead = "write @domain for everyone at a domain (each subdomain separately)"
+            raise PublishersError(
+                f"INBOX_PUBLISHERS entry {entry!r}: * is not a pattern, it means anyone and stands alone; {instead}"
+            )
         if not at or not DOMAIN.fullmatch(domain) or (local and not LOCAL_PART.fullmatch(local)):
             raise PublishersError(
                 f"INBOX_PUBLISHERS entry {entry!r} is neither an address (alice@example.com) "

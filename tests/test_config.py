@@ -34,6 +34,7 @@ def test_refuses_to_start_without_a_signing_key(tmp_path):
         ("STORAGE_SECURE", "maybe", "STORAGE_SECURE='maybe'"),
         ("STORAGE_PORT", "http", "STORAGE_PORT='http'"),
         ("INBOX_PUBLISHERS", "alice", "INBOX_PUBLISHERS entry 'alice' is neither an address"),
+        ("INBOX_PUBLISHERS", "*@friends.example", "INBOX_PUBLISHERS entry .* did you mean @friends.example\\?"),
         ("INBOX_STRIP_LOCATION", "maybe", "INBOX_STRIP_LOCATION='maybe'"),
         ("INBOX_CACHE_MAX_AGE", "a day", "INBOX_CACHE_MAX_AGE='a day' is not a whole number"),
     ],

@@ -194,6 +194,10 @@ def test_publisher_list_separators_and_case():
         ("@", "'@' is neither"),
         ("alice@localhost", "'alice@localhost'"),
         ("a@b@example.com", "'a@b@example.com'"),
+        ("*@friends.example", "'*@friends.example': * is not a pattern"),
+        ("alice@example.com *@Friends.Example", "did you mean @friends.example?"),
+        ("@*.example.com", "'@*.example.com': * is not a pattern"),
+        ("*.example.com", "each subdomain separately"),
     ],
 )
 def test_malformed_publisher_lists_say_what_to_write(value, named):
