@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,8 @@ from inbox import cli, workspace
 from tests.harness import INBOX
 from tests.processes import free_port, scrubbed_environ
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "examples"
 
 
 def send(folder, url, *args, **env):
@@ -210,3 +213,83 @@ def test_the_reply_options_have_help_texts(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--text TEXT the message text, e.g. delete" in text
     assert "--in-reply-to MESSAGE_ID answer this mail" in text
+
+
+VENV_PACKAGE = f"python{sys.version_info[0]}.{sys.version_info[1]}-venv"
+# A Debian/Ubuntu machine, simulated on PATH: python3 without pythonX.Y-venv (no ensurepip: `-m venv`
+# leaves a .venv without pip, prints Debian's hint and fails); dpkg, apt-get and sudo that only
+# pretend. apt-get installing pythonX.Y-venv touches `venv-installed`, after which venvs get a pip.
+FAKE_MACHINE = {
+    "python3": f"""#!/bin/sh
+here=$(dirname "$0")
+if [ ! -e "$here/venv-installed" ]; then
+    export PYTHONPATH="$here/no-ensurepip"
+    if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+        {sys.executable} -m venv --without-pip "$3"
+        echo "The virtual environment was not successfully created because ensurepip is not available."
+        echo "    apt install {VENV_PACKAGE}"
+        exit 1
+    fi
+fi
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+    {sys.executable} -m venv --without-pip "$3" || exit 1
+    printf '#!/bin/sh\\necho "$@" >> "%s/pip-calls"\\n' "$here" > "$3/bin/pip" && chmod +x "$3/bin/pip"
+    exit 0
+fi
+exec {sys.executable} "$@"
+""",
+    "no-ensurepip/ensurepip.py": "raise ImportError('ensurepip is in Debian package pythonX.Y-venv')\n",
+    "dpkg": f'#!/bin/sh\n[ "$2" != {VENV_PACKAGE} ] || [ -e "$(dirname "$0")/venv-installed" ]\n',
+    "apt-get": f"""#!/bin/sh
+echo "$@" >> "$(dirname "$0")/apt-calls"
+case "$*" in *install*{VENV_PACKAGE}*) touch "$(dirname "$0")/venv-installed" ;; esac
+""",
+    "sudo": '#!/bin/sh\nexec "$@"\n',
+}
+
+
+@pytest.fixture
+def debian_machine(tmp_path):
+    """A copy of scripts/bootstrap and pyproject.toml, and the simulated machine's bin folder (on PATH first)."""
+    project, machine = tmp_path / "project", tmp_path / "bin"
+    (project / "scripts").mkdir(parents=True)
+    for name in ("scripts/bootstrap", "pyproject.toml"):
+        (project / name).write_bytes((ROOT / name).read_bytes())
+    (project / "scripts" / "bootstrap").chmod(0o755)
+    for name, text in FAKE_MACHINE.items():
+        (machine / name).parent.mkdir(parents=True, exist_ok=True)
+        (machine / name).write_text(text)
+        (machine / name).chmod(0o755)
+
+    def bootstrap():
+        env = {**scrubbed_environ(), "PATH": f"{machine}:{os.environ['PATH']}"}
+        env.pop("PYTHON", None)
+        return subprocess.run(
+            [project / "scripts" / "bootstrap"], cwd=project, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    return project, machine, bootstrap
+
+
+def test_bootstrap_installs_the_venv_package_debian_keeps_apart(debian_machine):
+    project, machine, bootstrap = debian_machine
+
+    result = bootstrap()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"installing system packages: {VENV_PACKAGE}" in result.stdout
+    assert (machine / "pip-calls").read_text() == "install -q -e .\n"
+
+
+def test_bootstrap_run_again_repairs_a_venv_a_failed_first_run_left_without_pip(debian_machine):
+    project, machine, bootstrap = debian_machine
+    subprocess.run([machine / "python3", "-m", "venv", project / ".venv"], capture_output=True)  # the failed first run
+    assert (project / ".venv" / "bin" / "python").exists() and not (project / ".venv" / "bin" / "pip").exists()
+    (machine / "venv-installed").touch()  # then the user ran the apt install Debian's message names
+
+    result = bootstrap()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ".venv has no working pip: making it again" in result.stdout
+    assert (machine / "pip-calls").read_text() == "install -q -e .\n"
+    assert not (machine / "apt-calls").exists()
