@@ -7,8 +7,8 @@ import argparse
 import os
 import sys
 
-from .send_command import DEFAULT_URL, send
-from .workspace import DEV_KEY_FILE, OUTBOX, command_name, development_key
+from .send_command import DEFAULT_URL, send, send_command_line
+from .workspace import DEV_KEY_FILE, OUTBOX, development_key
 
 
 def serve(args) -> int:
@@ -48,9 +48,10 @@ def serve(args) -> int:
         def load(self):
             return create_app(settings)
 
+    webhook = f"http://127.0.0.1:{args.port}/webhooks/mailgun"
     print(
-        f"inbox: webhook at http://127.0.0.1:{args.port}/webhooks/mailgun, storage "
-        f"{settings.get('STORAGE_PROVIDER', 'local')}; from this folder try: {command_name()} send PHOTO.jpg",
+        f"inbox: webhook at {webhook}, storage {settings.get('STORAGE_PROVIDER', 'local')}; "
+        f"from this folder try: {send_command_line(webhook)} PHOTO.jpg",
         file=sys.stderr,
     )
     Server().run()

@@ -8,6 +8,7 @@ import email.policy
 import json
 import mimetypes
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -28,10 +29,18 @@ AUTHENTICATED_TRACE = [
 ]
 
 
-def show_reply(answer: dict, command: str, posted_at: float) -> None:
+def send_command_line(url: str) -> str:
+    """`inbox send` as the hints print it: with --url unless it is the default, so a pasted hint reaches `url`."""
+    command = f"{command_name()} send"
+    return command if url == DEFAULT_URL else f"{command} --url {shlex.quote(url)}"
+
+
+def show_reply(answer: dict, resend: str, posted_at: float) -> None:
     """Print the reply the server wrote to its outbox (inbox serve), as the emailer would read it.
 
     A redelivery answers the reply recorded the first time (written before `posted_at`): no second one went out.
+    The takedown hint answers it as the emailer would: `resend` (send_command_line), from the address the
+    reply went to, to the address it came from.
     """
     reply = answer.get("reply") if isinstance(answer, dict) else None
     if not isinstance(reply, dict) or not reply.get("outbox"):
@@ -41,6 +50,7 @@ def show_reply(answer: dict, command: str, posted_at: float) -> None:
         with open(path, "rb") as file:
             mail = email.message_from_binary_file(file, policy=email.policy.default)
         text = mail.get_body(("plain",)).get_content()
+        emailer, inbox = mail["To"].addresses[0].addr_spec, mail["From"].addresses[0].addr_spec
         earlier = path.stat().st_mtime < posted_at
     except (OSError, AttributeError, LookupError, ValueError) as error:
         print(f"inbox: the server wrote the reply to {path}, which cannot be read from here: {error}", file=sys.stderr)
@@ -51,10 +61,8 @@ def show_reply(answer: dict, command: str, posted_at: float) -> None:
         heading = f"the reply {mail['To']} would get"
     print(f"--- {heading} ({path}) ---\n{text.rstrip()}\n---", file=sys.stderr)
     if answer.get("stored"):
-        print(
-            f"inbox: to take them down by reply: {command} send --in-reply-to '{reply['id']}' --text delete",
-            file=sys.stderr,
-        )
+        answer_options = ["--from", emailer, "--to", inbox, "--in-reply-to", reply["id"], "--text", "delete"]
+        print(f"inbox: to take them down by reply: {resend} {shlex.join(answer_options)}", file=sys.stderr)
 
 
 def send(args) -> int:
@@ -116,7 +124,7 @@ def send(args) -> int:
         print(response.text)
     else:
         print(json.dumps(answer, indent=2, ensure_ascii=False), flush=True)
-        show_reply(answer, command_name(), posted_at)
+        show_reply(answer, send_command_line(args.url), posted_at)
     if response.status_code == 403:
         print(
             "inbox: the server refused the signature: is this the folder where `inbox serve` runs, or "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from gunicorn.app.base import BaseApplication
 from PIL import Image
 
 from inbox import cli, workspace
@@ -179,7 +181,7 @@ def test_send_prints_the_reply_and_a_delete_answer_takes_the_photo_down(served):
     assert (folder / outbox).is_file() and outbox.startswith("var/outbox/")
     assert f"--- the reply alice@example.org would get ({outbox}) ---\nYour photos are published (1):" in result.stderr
     assert f"photo.jpg: {photo_url}" in result.stderr
-    reply_id = re.search(r"send --in-reply-to '(<inbox\.[\w.-]+@example\.com>)' --text delete", result.stderr).group(1)
+    reply_id = re.search(r" --in-reply-to '(<inbox\.[\w.-]+@example\.com>)' --text delete", result.stderr).group(1)
     assert requests.get(photo_url, timeout=10).status_code == 200
 
     taken = send(
@@ -199,6 +201,43 @@ def test_send_prints_the_reply_and_a_delete_answer_takes_the_photo_down(served):
     assert json.loads(taken.stdout)["deleted"] == [photo_url]
     assert f"Taken down (1):\n\n  {photo_url}" in taken.stderr
     assert requests.get(photo_url, timeout=10).status_code == 404
+
+
+def test_the_takedown_hint_pasted_as_printed_takes_the_photo_down(served):
+    folder, url = served  # on a port other than 8000, so the hint needs --url
+    options = ["--from", "alice@family.example", "--to", "photos@family.example", str(EXAMPLES / "photo.jpg")]
+    result = send(folder, url, *options)
+    photo_url = json.loads(result.stdout)["stored"][0]["url"]
+    hint = re.search(r"^inbox: to take them down by reply: (.*)$", result.stderr, re.MULTILINE).group(1)
+
+    pasted = subprocess.run(
+        shlex.split(hint), cwd=folder, env=scrubbed_environ(), capture_output=True, text=True, timeout=60
+    )
+
+    assert pasted.returncode == 0, pasted.stderr
+    assert json.loads(pasted.stdout)["deleted"] == [photo_url]
+    assert requests.get(photo_url, timeout=10).status_code == 404
+
+
+def test_the_command_serve_suggests_on_another_port_reaches_it(served, monkeypatch, capsys, clean_environ):
+    folder, url = served
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "argv", [INBOX, "serve"])
+    monkeypatch.setattr(BaseApplication, "run", lambda application: None)  # the banner, not a second server
+
+    assert cli.main(["serve", "--port", url.rsplit(":", 1)[1]]) == 0
+
+    suggested = re.search(r"from this folder try: (.*) PHOTO\.jpg$", capsys.readouterr().err, re.MULTILINE).group(1)
+    tried = subprocess.run(
+        [*shlex.split(suggested), str(EXAMPLES / "photo.jpg")],
+        cwd=folder,
+        env=scrubbed_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tried.returncode == 0, tried.stderr
+    assert json.loads(tried.stdout)["stored"][0]["url"].startswith(f"{url}/files/images/")
 
 
 def test_send_without_files_needs_a_mail_to_answer(served):
