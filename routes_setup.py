@@ -17,7 +17,7 @@ from inbox.routes import API_URLS, MailgunAPIError, RoutesClient, delete_routes,
 ENVIRONMENT = """environment:
   MAILGUN_API_KEY    the account's private API key (required)
   MAILGUN_API_URL    API base, default https://api.mailgun.net/v3 (--region overrides it)
-  INBOX_ADDRESS      default for --recipient
+  INBOX_ADDRESS      default for --recipient (not for --list, which shows every address)
   INBOX_WEBHOOK_URL  default for --url"""
 
 
@@ -30,7 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--recipient",
-        default=os.environ.get("INBOX_ADDRESS"),
         help="the inbox address, e.g. photos@example.com; it also names the route",
     )
     parser.add_argument(
@@ -109,6 +108,8 @@ def run(args, client: RoutesClient) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.list:  # --list shows every address unless --recipient names one: an old route still takes mail
+        args.recipient = args.recipient or os.environ.get("INBOX_ADDRESS")
     if not args.recipient and not args.list:
         parser.error("--recipient is required (or set INBOX_ADDRESS)")
     if not args.url and not (args.list or args.delete):

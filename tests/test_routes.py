@@ -254,6 +254,22 @@ def test_list_shows_only_its_routes_from_every_page(mock, capsys):
     ]
 
 
+def test_list_shows_every_address_though_inbox_address_names_the_new_one(mock, capsys, monkeypatch):
+    monkeypatch.setenv("INBOX_ADDRESS", "scans@example.com")  # moved here; the old route still delivers mail
+    FakeMailgun(
+        mock, routes=[ours("5f1e00000000000000000001"), ours("5f1e00000000000000000002", NEW_HOOK, "scans@example.com")]
+    )
+
+    code, out, _ = run(capsys, "--list")
+    assert code == 0 and [line.split()[1] for line in out.splitlines()] == [
+        "5f1e00000000000000000001",
+        "5f1e00000000000000000002",
+    ]
+
+    code, out, _ = run(capsys, "--list", "--recipient", ADDRESS)
+    assert code == 0 and [line.split()[1] for line in out.splitlines()] == ["5f1e00000000000000000001"]
+
+
 @pytest.mark.parametrize(
     "routes, argv, expected",
     [
