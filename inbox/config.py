@@ -73,6 +73,14 @@ def absolute_url(settings: Mapping, name: str) -> str:
     return value
 
 
+def container_name(name: str, value: str, example: str) -> str:
+    """`value` of setting `name` as a container name: one path segment (the local store makes it a folder)."""
+    value = value.strip()
+    if not value or "/" in value or value.startswith("."):
+        raise ConfigError(f"{name}={value!r} is not a container name; use e.g. {example!r}")
+    return value
+
+
 def mailgun_api_url(value: str, name: str = "MAILGUN_API_URL") -> str:
     """The Messages/Routes API base in `value`, which ends in /v3; else ConfigError naming `name`."""
     url = absolute_url({name: value}, name)
@@ -171,13 +179,14 @@ def load_config(source: Mapping[str, str]) -> dict:
         config["INBOX_NAME_KEY"] = name_key
 
     _storage_provider(settings, config)
-    container = settings["STORAGE_CONTAINER"].strip()
-    if not container or "/" in container or container.startswith("."):
-        raise ConfigError(f"STORAGE_CONTAINER={container!r} is not a container name; use e.g. 'images'")
-    config["STORAGE_CONTAINER"] = container
-    config["STORAGE_RECEIPTS_CONTAINER"] = settings.get("STORAGE_RECEIPTS_CONTAINER", f"{container}-receipts")
-    if config["STORAGE_RECEIPTS_CONTAINER"] == container:
+    container = config["STORAGE_CONTAINER"] = container_name(
+        "STORAGE_CONTAINER", settings["STORAGE_CONTAINER"], "images"
+    )
+    receipts = settings.get("STORAGE_RECEIPTS_CONTAINER", f"{container}-receipts")
+    receipts = container_name("STORAGE_RECEIPTS_CONTAINER", receipts, f"{container}-receipts")
+    if receipts == container:
         raise ConfigError("STORAGE_RECEIPTS_CONTAINER must differ from STORAGE_CONTAINER: receipts are private")
+    config["STORAGE_RECEIPTS_CONTAINER"] = receipts
     config["STORAGE_PATH"] = settings["STORAGE_PATH"]
     if "STORAGE_PORT" in settings:
         config["STORAGE_PORT"] = integer(settings, "STORAGE_PORT", 1)

@@ -31,6 +31,9 @@ def test_refuses_to_start_without_a_signing_key(tmp_path):
         ("INBOX_REPLY_FROM", "photos@", "INBOX_REPLY_FROM='photos@' is not one mail address"),
         ("STORAGE_CONTAINER", "../etc", "STORAGE_CONTAINER='../etc' is not a container name"),
         ("STORAGE_RECEIPTS_CONTAINER", "images", "must differ from STORAGE_CONTAINER"),
+        ("STORAGE_RECEIPTS_CONTAINER", " images", "must differ from STORAGE_CONTAINER"),
+        ("STORAGE_RECEIPTS_CONTAINER", ".spool", "STORAGE_RECEIPTS_CONTAINER='.spool' is not a container name"),
+        ("STORAGE_RECEIPTS_CONTAINER", "images/private", "STORAGE_RECEIPTS_CONTAINER='images/private' is not a"),
         ("STORAGE_SECURE", "maybe", "STORAGE_SECURE='maybe'"),
         ("STORAGE_PORT", "http", "STORAGE_PORT='http'"),
         ("INBOX_PUBLISHERS", "alice", "INBOX_PUBLISHERS entry 'alice' is neither an address"),
@@ -49,6 +52,12 @@ def test_unwritable_storage_path_is_named(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="STORAGE_PATH=.* cannot be created"):
         create_app({**MINIMAL, "STORAGE_PATH": str(blocker / "storage")})
+
+
+def test_a_receipts_container_outside_the_storage_path_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match="STORAGE_RECEIPTS_CONTAINER='..' is not a container name"):
+        create_app({**MINIMAL, "STORAGE_PATH": str(tmp_path / "storage"), "STORAGE_RECEIPTS_CONTAINER": ".."})
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # no name key nor records beside STORAGE_PATH
 
 
 def test_defaults_and_limits():
