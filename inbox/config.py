@@ -7,6 +7,8 @@ the first delivery.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping
 from email.errors import HeaderParseError
 from email.headerregistry import HeaderRegistry
@@ -125,6 +127,18 @@ def _one_address(settings: Mapping, name: str) -> str:
     return value
 
 
+def _writable_folder(settings: Mapping, name: str) -> str:
+    """settings[name], a folder made if need be, in which a file can be written; else ConfigError."""
+    folder = settings[name].strip()
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{name}={folder!r} cannot be written ({error.strerror}); pick a writable folder") from None
+    return folder
+
+
 def _boolean(settings: Mapping, name: str, meaning: str) -> bool:
     value = str(settings[name]).strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no"):
@@ -152,8 +166,8 @@ def _people(settings: Mapping, config: dict) -> None:
     if settings.get("INBOX_REPLY_FROM", "").strip():
         config["INBOX_REPLY_FROM"] = _one_address(settings, "INBOX_REPLY_FROM")
     # Development only (inbox serve sets it): replies are written here as .eml files instead of sent.
-    if "INBOX_OUTBOX" in settings:
-        config["INBOX_OUTBOX"] = settings["INBOX_OUTBOX"]
+    if settings.get("INBOX_OUTBOX", "").strip():
+        config["INBOX_OUTBOX"] = _writable_folder(settings, "INBOX_OUTBOX")
 
 
 def load_config(source: Mapping[str, str]) -> dict:

@@ -2,7 +2,8 @@
 
 `send_reply` posts the form fields reply.py composed to `{MAILGUN_API_URL}/{MAILGUN_DOMAIN}/messages`
 and tells a transient failure (ReplyUnavailable: the webhook answers 503, Mailgun redelivers)
-from a configuration error (ReplyRefused: the reason names the setting to fix).
+from a configuration error (ReplyRefused: the reason names the setting to fix). An outbox that
+cannot be written fails as Mailgun being down does.
 """
 
 from __future__ import annotations
@@ -110,7 +111,10 @@ def write_outbox(folder: str | os.PathLike, fields: dict) -> Path:
             mail[name[2:]] = value
     mail.set_content(fields["text"])
     mail.add_alternative(fields["html"], subtype="html")
-    Path(folder).mkdir(parents=True, exist_ok=True)
     path = Path(folder, re.sub(r"[^A-Za-z0-9._-]", "_", fields["h:Message-Id"].strip("<>"))[:200] + ".eml")
-    path.write_bytes(mail.as_bytes())
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        path.write_bytes(mail.as_bytes())
+    except OSError as error:  # a full disk, a folder removed or made read-only: like Mailgun being down
+        raise ReplyUnavailable(f"the reply cannot be written to INBOX_OUTBOX={str(folder)!r}: {error}") from None
     return path

@@ -60,6 +60,13 @@ def test_a_receipts_container_outside_the_storage_path_is_refused_before_anythin
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # no name key nor records beside STORAGE_PATH
 
 
+def test_an_outbox_that_cannot_be_written_is_named_at_start_up(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="INBOX_OUTBOX=.*/file/outbox' cannot be written .*pick a writable folder"):
+        create_app({**MINIMAL, "STORAGE_PATH": str(tmp_path / "storage"), "INBOX_OUTBOX": str(blocker / "outbox")})
+
+
 def test_defaults_and_limits():
     config = load_config({**MINIMAL, "INBOX_MAX_ATTACHMENT_BYTES": ""})
     assert config["INBOX_MAX_ATTACHMENT_BYTES"] == 25 * 1024 * 1024

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import shutil
 import socket
 import time
 import tracemalloc
@@ -12,10 +13,11 @@ from dataclasses import dataclass, replace
 import pytest
 import requests
 
-from inbox import messages_api
+from inbox import create_app, messages_api
 from inbox.messages_api import ReplyRefused, ReplyUnavailable, send_reply, write_outbox
 from inbox.reply import compose_deletion_confirmation, compose_reply, reply_blocker
 from inbox.reply_commands import is_delete_command, replied_key
+from tests.harness import mailgun_form, pasted_photo
 
 REPLY_FROM = "Photos <photos@example.com>"
 
@@ -382,3 +384,14 @@ def test_the_outbox_mail_reads_back_as_the_reply(tmp_path):
     assert STORED[0]["url"] in mail.get_body(("plain",)).get_content()
     assert '<img src="https://cdn.example.com/images/1f0e.jpg"' in mail.get_body(("html",)).get_content()
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_an_outbox_that_cannot_be_written_later_gets_a_503_for_a_redelivery_not_a_500(settings, tmp_path):
+    outbox = tmp_path / "outbox"
+    client = create_app({**settings, "INBOX_OUTBOX": str(outbox)}).test_client()
+    shutil.rmtree(outbox, ignore_errors=True)
+    outbox.write_text("")  # the folder became a file (or the disk filled): no reply can be written there
+
+    answer = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", pasted_photo())))
+
+    assert answer.status_code == 503 and "Mailgun will retry" in answer.json["reason"]
