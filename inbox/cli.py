@@ -110,12 +110,22 @@ def delete(args) -> int:
     return 1 if not_found else 0
 
 
+def port_number(text: str) -> int:
+    """A TCP port for argparse: 1-65535, else a usage error instead of gunicorn's traceback."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (1-65535)")
+    return int(text)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="inbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the service on 127.0.0.1 (gunicorn)")
     serve_parser.add_argument(
-        "--port", type=int, default=8000, help="port on 127.0.0.1 to listen on (default 8000; send's --url must match)"
+        "--port",
+        type=port_number,
+        default=8000,
+        help="port on 127.0.0.1 to listen on (default 8000; send's --url must match)",
     )
     serve_parser.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 2)")
     serve_parser.set_defaults(run=serve)

@@ -127,6 +127,20 @@ def test_serve_says_what_is_wrong_instead_of_starting(tmp_path):
     assert "INBOX_REJECT_STATUS='500'" in result.stderr
 
 
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_serve_refuses_a_port_that_is_not_one_with_a_usage_error(tmp_path, port):
+    result = subprocess.run(
+        [INBOX, "serve", "--port", port],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=scrubbed_environ(),
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"argument --port: {port} is not a port number (1-65535)" in result.stderr
+
+
 def test_the_readme_example_stores_the_sample_photo_and_rejects_the_pdf(served):
     folder, url = served
     result = send(folder, url, str(EXAMPLES / "photo.jpg"), str(EXAMPLES / "notes.pdf"))
