@@ -21,9 +21,10 @@ import uuid
 from flask.testing import EnvironBuilder
 from werkzeug.test import run_wsgi_app
 
-from bench.workload import VERDICTS, photo
+from bench.workload import photo
 from inbox import create_app
 from inbox.delivery import build_delivery
+from inbox.send_command import AUTHENTICATED_TRACE
 
 
 def environs(app, key: str, size: int, count: int) -> list[dict]:
@@ -33,7 +34,7 @@ def environs(app, key: str, size: int, count: int) -> list[dict]:
         form = build_delivery(
             [("photo.jpg", photo(size), "image/jpeg")],
             key=key,
-            headers=VERDICTS,
+            trace=AUTHENTICATED_TRACE,
             message_id=f"<{uuid.uuid4()}@bench.local>",
         ).form()
         builder = EnvironBuilder(app, "/webhooks/mailgun", method="POST", data=form)

@@ -4,6 +4,7 @@ import pytest
 
 from inbox import ConfigError, create_app
 from inbox.config import load_config
+from inbox.send_command import AUTHENTICATED_TRACE
 from tests.harness import SIGNING_KEY, mailgun_form, pasted_photo
 
 MINIMAL = {"MAILGUN_WEBHOOK_SIGNING_KEY": "k", "INBOX_PUBLISHERS": "*"}
@@ -107,7 +108,8 @@ def test_whitespace_pasted_around_the_api_key_and_domain_does_not_stop_replies(t
             "INBOX_REPLY_FROM": " Family photos <photos@mg.example.com> ",
         }
     )
-    answer = app.test_client().post("/webhooks/mailgun", data=mailgun_form(("a.jpg", pasted_photo())))
+    form = mailgun_form(("a.jpg", pasted_photo()), trace=AUTHENTICATED_TRACE)
+    answer = app.test_client().post("/webhooks/mailgun", data=form)
 
     assert answer.status_code == 200 and answer.json["reply"]["sent"] is True
     assert [sent["domain"] for sent in mailgun_api.sent()] == [mailgun_api.domain]

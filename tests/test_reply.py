@@ -17,6 +17,7 @@ from inbox import create_app, messages_api
 from inbox.messages_api import ReplyRefused, ReplyUnavailable, send_reply, write_outbox
 from inbox.reply import compose_deletion_confirmation, compose_reply, reply_blocker
 from inbox.reply_commands import is_delete_command, replied_key
+from inbox.send_command import AUTHENTICATED_TRACE
 from tests.harness import mailgun_form, pasted_photo
 
 REPLY_FROM = "Photos <photos@example.com>"
@@ -392,6 +393,6 @@ def test_an_outbox_that_cannot_be_written_later_gets_a_503_for_a_redelivery_not_
     shutil.rmtree(outbox, ignore_errors=True)
     outbox.write_text("")  # the folder became a file (or the disk filled): no reply can be written there
 
-    answer = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", pasted_photo())))
+    answer = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", pasted_photo()), trace=AUTHENTICATED_TRACE))
 
     assert answer.status_code == 503 and "Mailgun will retry" in answer.json["reason"]
