@@ -20,7 +20,7 @@ ADOBE_CM = b"Adobe_CM"  # an APP13 Photoshop puts in its thumbnails: colour mana
 def blank_thumbnail_metadata(block, offset: int, length: int) -> bool:
     """Zero the metadata segments of the JPEG thumbnail at block[offset:offset + length]; True if any held bytes.
 
-    `block` is the EXIF block's inbox.tiff_blocks._TiffBlock. Where the thumbnail's header cannot be
+    `block` is the EXIF block's inbox.tiff_structure.TiffBlock. Where the thumbnail's header cannot be
     walked, the rest of it is zeroed.
     """
     if not block.holds(offset, length) or length < 4:

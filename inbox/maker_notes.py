@@ -42,7 +42,7 @@ SAMSUNG_TYPE2 = re.compile(rb"(?:\0.\0\x01\0\x07\0{3}\x04|.\0\x01\0\x07\0\x04\0{
 def blank_maker_note_places(block, entry: bytes) -> bool:
     """Zero the place names in the maker note that `entry` (a MakerNote tag of `block`) points at; True if any.
 
-    `block` is the EXIF block's inbox.tiff_blocks._TiffBlock. A maker note that is not a string of
+    `block` is the EXIF block's inbox.tiff_structure.TiffBlock. A maker note that is not a string of
     bytes, or that lies outside the block, is skipped: exiftool cannot read it either.
     """
     kind, length, offset = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8]), block.unpack("I", entry[8:12])

@@ -22,14 +22,14 @@ many tags point at is read once; two of a kind that overlap, or IFDs larger toge
 
 from __future__ import annotations
 
-import copy
 import struct
 from typing import BinaryIO
 
 from inbox.exif_thumbnail import blank_thumbnail_metadata
-from inbox.fail_closed import LocationError, first_time, read_exact, zero_once
+from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
 from inbox.maker_notes import KODAK_IFD_TAG, MAKER_NOTE_TAG, blank_kodak_gps_string, blank_maker_note_places
+from inbox.tiff_structure import MAX_IFDS, TYPE_SIZES, TiffBlock
 from inbox.xmp_location import blank_xmp_location
 
 EXIF_PREFIX = b"Exif\0\0"  # before the TIFF header in a JPEG's APP1, and in some WebP and PNG
@@ -46,91 +46,7 @@ THUMBNAIL_TAGS = (0x0201, 0x0202)  # JPEGInterchangeFormat and its length: IFD1'
 MP_ENTRY_TAG = 0xB002  # MPF index: 16 bytes per image (attributes, size, offset, two dependent entries)
 MP_ENTRY_TYPE = 7  # UNDEFINED
 MAX_MP_IMAGES = 256
-MAX_IFDS = 1024  # pages of a TIFF file, IFD0 + IFD1 in EXIF
-MAX_IFD_ENTRIES = 4096
-# Bytes per value of each TIFF field type; an unknown type in a GPS IFD cannot be blanked safely.
-TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}
 OFFSET_TYPES = {3: "H", 4: "I", 13: "I"}  # SHORT, LONG, IFD: what an IFD offset is written as
-
-
-class _TiffBlock:
-    """A TIFF structure occupying file[start:end]; offsets inside it are relative to `start`."""
-
-    def __init__(self, file: BinaryIO, start: int, end: int):
-        self.file, self.start, self.end = file, start, end
-        header = self.read(0, 8)
-        if header[:4] in (b"II+\0", b"MM\0+"):
-            raise LocationError("it is a BigTIFF, whose metadata is not read here; save it as a TIFF or a JPEG")
-        if header[:4] not in BYTE_ORDERS:
-            raise LocationError("the EXIF data has no TIFF header")
-        self.order = BYTE_ORDERS[header[:4]]
-        self.first_ifd = self.unpack("I", header[4:])
-        self.zeroed, self.read_ranges = [], {}  # zero_once's file positions; first_time's offsets in this block
-
-    def view(self, base: int, end: int, order: str) -> _TiffBlock:
-        """This block's bytes from `base` to `end`, read in `order` with offsets counted from `base` (a maker note)."""
-        view = copy.copy(self)
-        view.start, view.end, view.order = self.start + base, self.start + end, order
-        return view
-
-    def unpack(self, kind: str, data: bytes) -> int:
-        return struct.unpack(self.order + kind, data)[0]
-
-    def holds(self, offset: int, length: int = 2) -> bool:
-        return offset >= 0 and self.start + offset + length <= self.end
-
-    def read(self, offset: int, length: int) -> bytes:
-        if not self.holds(offset, length):
-            raise LocationError("an EXIF offset points past the end of its data")
-        return read_exact(self.file, self.start + offset, length)
-
-    def write(self, offset: int, data: bytes) -> None:
-        self.file.seek(self.start + offset)
-        self.file.write(data)
-
-    def zero(self, offset: int, length: int) -> bool:
-        """Overwrite `length` bytes at `offset` with zeros; True when any was not zero already."""
-        if not self.holds(offset, length):
-            raise LocationError("an EXIF offset points past the end of its data")
-        return zero_once(self.file, self.start + offset, self.start + offset + length, self.zeroed)
-
-    def first_time(self, kind: str, offset: int, length: int) -> bool:
-        """fail_closed.first_time for block[offset:offset + length], one of `kind`: at most one per IFD."""
-        return first_time(self.read_ranges.setdefault(kind, []), f"{kind} in the EXIF data", offset, length, MAX_IFDS)
-
-    def zero_spans(self, spans: list[tuple[int, int]]) -> bool:
-        """Zero every (offset, length) span; True when any held a byte that was not zero."""
-        return any([self.zero(offset, length) for offset, length in spans])  # a list: every one is zeroed
-
-    def read_ifd(self, offset: int, next_pointer: bool = True) -> tuple[bytes, list[bytes]]:
-        """The raw bytes of the IFD at `offset` (count, entries, next pointer) and its 12-byte entries.
-
-        `next_pointer=False`: an IFD that may end without one (a maker note's).
-        """
-        count = self.unpack("H", self.read(offset, 2))
-        if count > MAX_IFD_ENTRIES:
-            raise LocationError(f"an EXIF IFD claims {count} entries")
-        raw = self.read(offset, 2 + 12 * count + 4 * next_pointer)
-        return raw, [raw[2 + 12 * i : 14 + 12 * i] for i in range(count)]
-
-    @staticmethod
-    def value_in_entry(ifd: int, index: int) -> tuple[int, int]:
-        """Where the value of the IFD's entry number `index` is when it fits in the entry itself: its last 4 bytes."""
-        return ifd + 2 + 12 * index + 8, 4
-
-    def value_extent(self, entry: bytes) -> tuple[int, int] | None:
-        """(offset, length) of an entry's out-of-line value; None when it fits in the entry itself."""
-        kind, count = self.unpack("H", entry[2:4]), self.unpack("I", entry[4:8])
-        if kind not in TYPE_SIZES:
-            raise LocationError(f"an EXIF tag has the unknown type {kind}")
-        length = TYPE_SIZES[kind] * count
-        if length <= 4:
-            return None
-        offset = self.unpack("I", entry[8:12])
-        if not self.holds(offset, length):
-            raise LocationError("an EXIF value runs past the end of its data")
-        return offset, length
 
 
 def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resources: bool = False) -> bool:
@@ -139,7 +55,7 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
     `in_photoshop_resources`: this EXIF is a Photoshop resource, so Photoshop resources inside it
     would nest without end, and are refused.
     """
-    block = _TiffBlock(file, start, end)
+    block = TiffBlock(file, start, end)
     visited: set[int] = set()
     changed, ifd_bytes = False, 0
     # IFDs still to read, each marked True when it is in the chain from IFD0 rather than below it. The
@@ -200,7 +116,7 @@ def blank_exif_chunk_gps(file: BinaryIO, start: int, end: int) -> bool:
     return blank_exif_gps(file, start + len(EXIF_PREFIX) * prefixed, end)
 
 
-def _offsets(block: _TiffBlock, entry: bytes, once: str = "") -> list[int]:
+def _offsets(block: TiffBlock, entry: bytes, once: str = "") -> list[int]:
     """The offsets an entry of SHORTs, LONGs or IFDs holds: the IFDs a sub-IFD tag (ExifIFD, InteropIFD,
     SubIFDs) points at, the thumbnail's start and its length.
 
@@ -219,7 +135,7 @@ def _offsets(block: _TiffBlock, entry: bytes, once: str = "") -> list[int]:
     return [block.unpack(OFFSET_TYPES[kind], raw[at : at + width]) for at in range(0, width * count, width)]
 
 
-def _zero_gps_ifd(block: _TiffBlock, offset: int, visited: set[int]) -> None:
+def _zero_gps_ifd(block: TiffBlock, offset: int, visited: set[int]) -> None:
     if offset in visited:
         raise LocationError("the EXIF GPS IFD points back into the IFD chain")
     raw, entries = block.read_ifd(offset)
@@ -232,7 +148,7 @@ def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
     `start` is the MP header's byte order mark, which the spec counts the offsets from; the first
     image's offset is 0. An MPF segment without an image list (a later image's) lists nothing.
     """
-    block = _TiffBlock(file, start, end)
+    block = TiffBlock(file, start, end)
     _, entries = block.read_ifd(block.first_ifd)
     lists = [entry for entry in entries if block.unpack("H", entry[:2]) == MP_ENTRY_TAG]
     if not lists:
