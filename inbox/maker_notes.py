@@ -8,6 +8,10 @@ IFD is gone:
 - Samsung (the EXIF-style maker notes of the NX series): LocalLocationName and LocationName;
 - Kodak: the GPSString of the camera's own IFD (tag 0x8290 of an EXIF IFD, not a maker note).
 
+A DNG keeps the camera's original maker note in Adobe's private data (tag 0xC634), with the
+offset it had in the camera's file: it is read and blanked the same way, counted from there. The
+private data's other records (the raw file's own metadata) are zeroed.
+
 A maker note is recognised as exiftool recognises it: by its header, then an IFD at a fixed place
 after it, in the byte order its entry count suggests, with offsets counted from the TIFF header
 (Nikon's from its own header). The values of those tags are zeroed, and every other tag keeps
@@ -24,6 +28,7 @@ the photo refused: reading each would read the same bytes again and again.
 from __future__ import annotations
 
 import re
+import struct
 
 from inbox.fail_closed import LocationError, overlap
 
@@ -34,6 +39,10 @@ PANASONIC_PLACES = frozenset({0x67, 0x69, 0x6B, 0x6D, 0x6F, 0x80})
 NIKON_PLACES = frozenset({0x39})
 SAMSUNG_PLACES = frozenset({0x30, 0x31})
 KODAK_IFD_TAG = 0x8290
+DNG_PRIVATE_DATA_TAG = 0xC634
+ADOBE_DATA = b"Adobe\0"  # what DNG private data starts with when Adobe's converter wrote it
+DNG_BYTE_ORDERS = {b"II": "<", b"MM": ">"}
+MAX_ADOBE_RECORDS = 64  # the converter writes one or two
 KODAK_GPS_STRING = 0x0402
 # exiftool's test for Samsung's EXIF-style maker note: its first entry is the version "0100".
 SAMSUNG_TYPE2 = re.compile(rb"(?:\0.\0\x01\0\x07\0{3}\x04|.\0\x01\0\x07\0\x04\0{3})0100", re.DOTALL)
@@ -48,32 +57,80 @@ def blank_maker_note_places(block, entry: bytes) -> bool:
     kind, length, offset = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8]), block.unpack("I", entry[8:12])
     if kind not in BYTE_TYPES or length <= 4 or not block.holds(offset, length):
         return False
+    return _blank_note(block, offset, length, 0, block.order)
+
+
+def blank_dng_private_data(block, entry: bytes) -> bool:
+    """Blank the DNG private data (tag 0xC634) `entry` points at, when it is Adobe's; True if anything changed.
+
+    Its records follow "Adobe\0", each a 4-byte name, a big-endian length and the data, as exiftool
+    reads them. The camera's original maker note (MakN: its byte order, the offset it had in the
+    camera's file, and the note) loses its place names as in a JPEG, its offsets counted from where
+    the camera's TIFF header would be. Every other record (the raw file's own metadata: a Kodak
+    IFD with its GPS string, a Panasonic raw's JPEG with its EXIF) is zeroed.
+    """
+    extent = block.value_extent(entry)
+    if extent is None or block.read(extent[0], min(extent[1], len(ADOBE_DATA))) != ADOBE_DATA:
+        return False  # Sony's SR2 private data, a Pentax or DJI maker note: none names a place
+    offset, length = extent
+    if not block.first_time("DNG private data blocks", offset, length):
+        return False
+    position, end, spans = offset + len(ADOBE_DATA), offset + length, []
+    changed = False
+    for _ in range(MAX_ADOBE_RECORDS):
+        if position + 8 > end:
+            return block.zero_spans(spans) or changed
+        name, size = struct.unpack(">4sI", block.read(position, 8))
+        position += 8
+        if size > end - position:
+            return block.zero_spans(spans) or changed  # exiftool stops reading there
+        if name == b"MakN":
+            changed |= _blank_original_maker_note(block, position, size)
+        else:
+            spans.append((position, size))
+        position += size
+    raise LocationError(f"the DNG's private data holds more than {MAX_ADOBE_RECORDS} records")
+
+
+def _blank_original_maker_note(block, start: int, size: int) -> bool:
+    if size < 6 or (order := DNG_BYTE_ORDERS.get(block.read(start, 2))) is None:
+        return False  # exiftool reads no maker note there either
+    original = struct.unpack(">I", block.read(start + 2, 4))[0]
+    # Adobe Camera Raw copies a JPEG's maker note 12 bytes early, after "\0\0\0\x01": exiftool skips them.
+    header = 18 if size >= 18 and block.read(start + 6, 4) == b"\0\0\0\x01" else 6
+    return _blank_note(block, start + header, size - header, start + header - original, order)
+
+
+def _blank_note(block, offset: int, length: int, tiff_base: int, order: str) -> bool:
+    """Zero the place names of the maker note block[offset:offset + length], whose offsets count from
+    `tiff_base` (the TIFF header's, 0 in EXIF) unless the note has a header of its own; read in `order` first."""
     head = block.read(offset, min(length, 18))
     if head.startswith(b"Panasonic"):
-        ifd, base, places = offset + 12, 0, PANASONIC_PLACES
+        ifd, base, places = offset + 12, tiff_base, PANASONIC_PLACES
     elif head.startswith(b"Nikon\0\x02"):
         ifd, base, places = offset + 18, offset + 10, NIKON_PLACES
     elif SAMSUNG_TYPE2.match(head):
-        ifd, base, places = offset, 0, SAMSUNG_PLACES
+        ifd, base, places = offset, tiff_base, SAMSUNG_PLACES
     else:
         return False
     if not block.first_time("maker notes", offset, length):
         return False  # another MakerNote tag points at it: its places are zeroed already
     try:
-        spans = _place_values(block, offset, offset + length, ifd, base, places)
+        spans = _place_values(block, offset, offset + length, ifd, base, places, order)
     except LocationError:
         spans = [(offset, length)]
     return block.zero_spans(spans)
 
 
-def _place_values(block, start: int, end: int, ifd: int, base: int, places: frozenset[int]) -> list[tuple[int, int]]:
+def _place_values(
+    block, start: int, end: int, ifd: int, base: int, places: frozenset[int], order: str
+) -> list[tuple[int, int]]:
     """Where in `block` the values of the maker note's `places` tags are; the maker note spans block[start:end].
 
     LocationError when its IFD or one of those values is not inside it.
     """
     if end - start > MAX_MAKER_NOTE_BYTES:
         raise LocationError("the maker note is too large to read")
-    order = block.order
     count = block.unpack("H", block.read(ifd, 2))
     if count & 0xFF00 and count >> 8 > count & 0xFF:  # exiftool's test: too many entries, so the other order
         order = "<" if order == ">" else ">"

@@ -9,9 +9,11 @@ byte range of the file and rewrites only the bytes that carry location, keeping 
   it pointed at is zeroed with its out-of-line values. So are GeoTIFF's tags, with their values.
   Every other tag keeps its bytes and offsets.
 - The blocks an IFD holds go to the modules that read them: XMP (tag 700) to
-  inbox/xmp_location.py, IPTC-IIM (tag 33723) and Photoshop resources (tag 34377) to
-  inbox/iptc_places.py, the maker note (tag 0x927C), where some GPS cameras name the place, and
-  Kodak's IFD (tag 0x8290) with its GPSString, to inbox/maker_notes.py.
+  inbox/xmp_location.py, IPTC-IIM (tag 33723, and AFCP's 0x8568) and Photoshop resources (tag
+  34377) to inbox/iptc_places.py, the maker note (tag 0x927C), where some GPS cameras name the
+  place, Kodak's IFD (tag 0x8290) with its GPSString, and a DNG's private data (tag 0xC634) with
+  the camera's original maker note, to inbox/maker_notes.py. Hasselblad's embedded file (tag
+  0xC51B, a JPEG with EXIF of its own, which exiftool reads) is zeroed.
 - A JPEG thumbnail (IFD1's) keeps no metadata of its own: inbox/exif_thumbnail.py zeroes it.
 - MPF: the image list of a JPEG's Multi-Picture index (also TIFF-structured) is read, so that
   location.py can walk the further images (previews, gain maps, stereo views) appended to it.
@@ -28,7 +30,14 @@ from typing import BinaryIO
 from inbox.exif_thumbnail import blank_thumbnail_metadata
 from inbox.fail_closed import LocationError, read_exact
 from inbox.iptc_places import blank_iim_places, blank_photoshop_places
-from inbox.maker_notes import KODAK_IFD_TAG, MAKER_NOTE_TAG, blank_kodak_gps_string, blank_maker_note_places
+from inbox.maker_notes import (
+    DNG_PRIVATE_DATA_TAG,
+    KODAK_IFD_TAG,
+    MAKER_NOTE_TAG,
+    blank_dng_private_data,
+    blank_kodak_gps_string,
+    blank_maker_note_places,
+)
 from inbox.tiff_structure import MAX_IFDS, TYPE_SIZES, TiffBlock
 from inbox.xmp_location import blank_xmp_location
 
@@ -36,6 +45,8 @@ EXIF_PREFIX = b"Exif\0\0"  # before the TIFF header in a JPEG's APP1, and in som
 GPS_INFO_TAG = 0x8825
 XMP_TAG = 700  # XMP packet inside a TIFF IFD (TIFF files, rarely EXIF)
 IPTC_TAG = 33723  # IPTC-IIM datasets, likewise
+AFCP_IPTC_TAG = 0x8568  # IPTC-IIM datasets as AFCP writes them, which exiftool reads as tag 33723's
+HASSELBLAD_EXIF_TAG = 0xC51B  # a whole file (a Hasselblad's JPEG, with its own EXIF), which exiftool reads too
 PHOTOSHOP_TAG = 34377  # Photoshop resources, with IPTC-IIM among them
 # GeoTIFF's tags, which place the image on the earth: pixel scale, Intergraph matrix, tie points,
 # transformation, and the GeoKey directory with its double and ASCII parameters.
@@ -85,6 +96,10 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
                 changed |= blank_maker_note_places(block, entry)
             elif tag == KODAK_IFD_TAG:
                 changed |= blank_kodak_gps_string(block, _offsets(block, entry, once="Kodak IFD lists"))
+            elif tag == DNG_PRIVATE_DATA_TAG:
+                changed |= blank_dng_private_data(block, entry)
+            elif tag == HASSELBLAD_EXIF_TAG and (embedded := block.value_extent(entry)):
+                changed |= block.zero(*embedded)  # its GPS and all: it is no part of this picture
             kind, blank = _EMBEDDED_BLOCKS.get(tag, ("", None))
             extent = block.value_extent(entry) if blank else None
             if extent and block.first_time(kind, *extent):
@@ -163,4 +178,5 @@ def mpf_images(file: BinaryIO, start: int, end: int) -> list[int]:
 
 # The blocks a TIFF IFD may hold that can name a place, each with what blanks it.
 _EMBEDDED_BLOCKS = {XMP_TAG: ("XMP packets", blank_xmp_location), IPTC_TAG: ("IPTC blocks", blank_iim_places)}
+_EMBEDDED_BLOCKS[AFCP_IPTC_TAG] = _EMBEDDED_BLOCKS[IPTC_TAG]
 _EMBEDDED_BLOCKS[PHOTOSHOP_TAG] = ("Photoshop resource blocks", blank_photoshop_places)

@@ -1387,6 +1387,71 @@ def test_a_kodak_ifd_has_its_gps_string_zeroed_and_keeps_its_other_tags(tmp_path
     assert b"48.8584" not in path.read_bytes() and path.stat().st_size == size
 
 
+def tiff_holding(tag: int, kind: int, value: bytes, make: bytes = b"Cam\0") -> bytes:
+    """Little-endian TIFF bytes: IFD0 with a 4-byte Make and `tag`, whose value follows the IFD (at 38)."""
+    make_entry = (0x010F, 2, 4, int.from_bytes(make, "little"))
+    return tiff_block(8, (8, [make_entry, (tag, kind, len(value), 38)], 0)) + value
+
+
+def dng_private_data(note_offset_in_camera_file: int) -> bytes:
+    """Adobe's DNG private data holding a Panasonic maker note (quality, city, landmark) as the DNG converter
+    keeps it: "MakN", its length, the byte order, the offset the note had in the camera's file, the note,
+    whose value offsets count from the camera's TIFF header."""
+    values_at = 12 + 2 + 12 * 3 + 4
+    entries = [PANASONIC_QUALITY]
+    entries += [
+        (tag, 7, 16, struct.pack("<I", note_offset_in_camera_file + values_at + 16 * i))
+        for i, tag in enumerate((0x6D, 0x6F))
+    ]
+    note = b"Panasonic\0\0\0" + ifd_bytes("<", entries) + b"Paris".ljust(16, b"\0") + b"Eiffel Tower".ljust(16, b"\0")
+    original = b"II" + struct.pack(">I", note_offset_in_camera_file) + note
+    return b"Adobe\0MakN" + struct.pack(">I", len(original)) + original
+
+
+def photo_embedded_with_gps() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG", exif=exif_with_gps().tobytes())
+    return buffer.getvalue()
+
+
+EXIF_TAGS_EXIFTOOL_FOLLOWS = {  # case: (file, its type, exiftool's location tags in it, a tag that stays)
+    "AFCP IPTC": (
+        tiff_holding(0x8568, 7, iim((2, 90, b"Paris"), (2, 101, b"France"), (2, 120, b"Cake"))),
+        "image/tiff",
+        ["IPTC2:City", "IPTC2:Country-PrimaryLocationName"],
+        ("IPTC2:Caption-Abstract", "Cake"),
+    ),
+    "DNG private data with the camera's maker note": (
+        tiff_holding(0xC634, 1, dng_private_data(4000), make=b"Pan\0"),
+        "image/tiff",
+        ["Panasonic:City", "Panasonic:Landmark"],
+        ("Panasonic:ImageQuality", 2),
+    ),
+    "Hasselblad's embedded file": (
+        jpeg_with_exif(tiff_holding(0xC51B, 7, photo_embedded_with_gps())),
+        "image/jpeg",
+        ["Doc1:GPS:GPSLatitude", "Doc1:GPS:GPSLongitude"],
+        ("IFD0:Make", "Cam"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EXIF_TAGS_EXIFTOOL_FOLLOWS)
+def test_the_blocks_exiftool_reads_from_other_exif_tags_lose_their_location(tmp_path, case):
+    data, kind, places, (kept, value) = EXIF_TAGS_EXIFTOOL_FOLLOWS[case]
+    path = tmp_path / "photo"
+    path.write_bytes(data)
+    before = exiftool(path)
+    assert all(before.get(tag) for tag in places) and before[kept] == value, "exiftool reads them"
+
+    assert remove_location(str(path), kind) is True
+
+    after = exiftool(path)
+    assert [tag for tag in places if str(after.get(tag, "")).strip()] == []
+    assert not any(name in str(after) for name in ("Paris", "Eiffel", "France", "GPSLatitude"))
+    assert after[kept] == value and path.stat().st_size == len(data)
+
+
 def photo_with_thumbnail(path, thumbnail: bytes) -> None:
     """A plain JPEG at `path` whose EXIF holds `thumbnail` as its IFD1 thumbnail, as exiftool writes it."""
     path.write_bytes(make_image(".jpg"))
