@@ -33,10 +33,12 @@ from inbox.iptc_places import blank_iim_places, blank_photoshop_places
 from inbox.maker_notes import (
     DNG_PRIVATE_DATA_TAG,
     KODAK_IFD_TAG,
+    MAKE_TAG,
     MAKER_NOTE_TAG,
     blank_dng_private_data,
     blank_kodak_gps_string,
     blank_maker_note_places,
+    camera_make,
 )
 from inbox.tiff_structure import MAX_IFDS, TYPE_SIZES, TiffBlock
 from inbox.xmp_location import blank_xmp_location
@@ -72,9 +74,10 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
     # IFDs still to read, each marked True when it is in the chain from IFD0 rather than below it. The
     # chain is read first (its next IFD is pushed last), then the IFDs its sub-IFD tags point at.
     pending = [(block.first_ifd, True)]
+    makes, maker_notes = set(), []  # read once the walk is done: which maker's note it is depends on the make
     for _ in range(MAX_IFDS):
         if not pending:
-            return changed
+            return _blank_maker_notes(block, maker_notes, makes) or changed
         offset, in_chain = pending.pop()
         if offset == 0:
             continue
@@ -92,12 +95,12 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
                 raise LocationError("the EXIF inside Photoshop resources holds Photoshop resources again")
             if tag in SUB_IFD_TAGS and len(pending) <= MAX_IFDS:  # past that, the EXIF is refused below anyway
                 pending += [(sub_ifd, False) for sub_ifd in _offsets(block, entry)]
-            elif tag == MAKER_NOTE_TAG:
-                changed |= blank_maker_note_places(block, entry)
+            elif tag in (MAKER_NOTE_TAG, DNG_PRIVATE_DATA_TAG):
+                maker_notes.append((tag, entry))
+            elif tag == MAKE_TAG:
+                makes.add(camera_make(block, entry))
             elif tag == KODAK_IFD_TAG:
                 changed |= blank_kodak_gps_string(block, _offsets(block, entry, once="Kodak IFD lists"))
-            elif tag == DNG_PRIVATE_DATA_TAG:
-                changed |= blank_dng_private_data(block, entry)
             elif tag == HASSELBLAD_EXIF_TAG and (embedded := block.value_extent(entry)):
                 changed |= block.zero(*embedded)  # its GPS and all: it is no part of this picture
             kind, blank = _EMBEDDED_BLOCKS.get(tag, ("", None))
@@ -123,6 +126,20 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
             changed = True
         pending.append((block.unpack("I", raw[-4:]), in_chain))
     raise LocationError(f"the EXIF data has more than {MAX_IFDS} IFDs")
+
+
+def _blank_maker_notes(block: TiffBlock, maker_notes: list[tuple[int, bytes]], makes: set[bytes]) -> bool:
+    """Blank the place names of the maker notes (MakerNote and DNG private data entries) the walk found."""
+    if not maker_notes:
+        return False
+    if len(makes) > 1:
+        # exiftool reads a maker note by the make read last before it, in its own order: which one that is
+        # here cannot be told, and a Nikon's or a Leica's note is read by its make alone.
+        named = ", ".join(repr(make.decode("latin-1")) for make in sorted(makes))
+        raise LocationError(f"the EXIF data names two camera makes ({named}), so its maker note cannot be read safely")
+    make = makes.pop() if makes else b""
+    blank = {MAKER_NOTE_TAG: blank_maker_note_places, DNG_PRIVATE_DATA_TAG: blank_dng_private_data}
+    return any([blank[tag](block, entry, make) for tag, entry in maker_notes])  # a list: every one is blanked
 
 
 def blank_exif_chunk_gps(file: BinaryIO, start: int, end: int) -> bool:

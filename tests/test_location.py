@@ -1311,6 +1311,21 @@ MAKER_NOTES_NAMING_PLACES = {  # case: (EXIF, exiftool's place tags in it, the t
         {"Nikon:CountryCode": "FRA", "Nikon:Location": "Tour Eiffel"},
         ("Nikon:MakerNoteVersion", "0211"),
     ),
+    "Leica's name on a Lumix (V-Lux, C-Lux)": (
+        maker_note_exif(b"LEICA", b"LEICA\0\0\0", PANASONIC_QUALITY, {0x6D: b"Paris", 0x6F: b"Eiffel Tower"}),
+        {"Panasonic:City": "Paris", "Panasonic:Landmark": "Eiffel Tower"},
+        ("Panasonic:ImageQuality", 2),
+    ),
+    "Leica's D-Lux": (
+        maker_note_exif(b"LEICA CAMERA AG", b"LEICA CAMERA AG\0\0\0", PANASONIC_QUALITY, {0x69: b"France"}),
+        {"Panasonic:Country": "France"},
+        ("Panasonic:ImageQuality", 2),
+    ),
+    "Nikon without a header (older Coolpix)": (
+        maker_note_exif(b"NIKON", b"", NIKON_VERSION, {0x39: NIKON_LOCATION}),
+        {"Nikon:CountryCode": "FRA", "Nikon:Location": "Tour Eiffel"},
+        ("Nikon:MakerNoteVersion", "0211"),
+    ),
     "Samsung": (
         maker_note_exif(b"SAMSUNG", b"", SAMSUNG_VERSION, {0x30: b"Paris\0 Champ de Mars", 0x31: b"Paris"}),
         {"Samsung:LocalLocationName": "Paris\nChamp de Mars", "Samsung:LocationName": "Paris"},
@@ -1334,6 +1349,17 @@ def test_a_maker_note_naming_the_place_has_those_names_zeroed_and_keeps_its_othe
     assert [after.get(tag) for tag in places] == [""] * len(places) or not set(places) & set(after)
     assert not any(name in str(after) for name in ("Paris", "Eiffel", "FRA", "France"))
     assert after[kept] == value and after["IFD0:Make"] == before["IFD0:Make"] and path.stat().st_size == size
+
+
+def test_a_maker_note_read_by_a_make_named_twice_differently_is_refused(tmp_path):
+    exif = bytearray(maker_note_exif(b"NIKON", b"", NIKON_VERSION, {0x39: NIKON_LOCATION}))
+    exif[34:38] = struct.pack("<I", 38)  # IFD0 goes on to an IFD1 of another Make, in the bytes it leaves free
+    exif[38:56] = ifd_bytes("<", [(0x010F, 2, 4, b"Cam\0")])
+    path = tmp_path / "two makes.jpg"
+    path.write_bytes(jpeg_with_exif(bytes(exif)))
+
+    with pytest.raises(LocationError, match="two camera makes \\('Cam', 'NIKON'\\)"):
+        remove_location(str(path), "image/jpeg")
 
 
 def test_a_moved_maker_note_whose_place_names_cannot_be_found_safely_is_zeroed_whole(tmp_path):
