@@ -4,8 +4,10 @@ What exiftool reads, a viewer's metadata panel may show, so segments are recogni
 recognises them, broken headers included:
 
 - APP1 EXIF after up to 4 bytes of garbage, in any case, with or without its second NUL (some
-  Kodak cameras), to inbox/tiff_blocks.py; XMP and extended XMP, and any APP1 that looks like XMP
-  (an `http…` or `XMP\\0` header, a `<?xpacket`), to inbox/xmp_location.py.
+  Kodak cameras), to inbox/tiff_blocks.py; XMP, and any APP1 that looks like XMP (an `http…` or
+  `XMP\\0` header, a `<?xpacket`), to inbox/xmp_location.py; so is extended XMP, its slices joined
+  per GUID in the order of their offsets, as exiftool reads the packet (refused when they overlap,
+  leave a gap or disagree on its length).
 - APP13 Photoshop resources to inbox/iptc_places.py.
 - APP11 JUMBF (C2PA content credentials) to inbox/jumbf.py.
 - APP6 GoPro telemetry (GPMF) that holds GPS is zeroed.
@@ -21,10 +23,11 @@ recognises them, broken headers included:
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple
 
-from inbox.fail_closed import blank_joined, read_exact, zero
+from inbox.fail_closed import LocationError, blank_joined, read_exact, zero
 from inbox.flir import CHUNK_HEADER, FLIR_PREFIX, blank_flir_gps
 from inbox.iptc_places import PHOTOSHOP_3, blank_app13_places, photoshop_resources_start
 from inbox.jpeg_segments import GOPRO_PREFIX, JPEG_XMP, JpegLayout
@@ -37,6 +40,7 @@ LENIENT_EXIF_HEADER = re.compile(rb"(.{0,4})exif\0", re.DOTALL | re.IGNORECASE)
 TIFF_HEADERS = (b"II*\0", b"MM\0*")
 # The GPMF keys of a GoPro's GPS (exiftool's GoPro tables; GPS9 on newer cameras).
 GOPRO_GPS_KEYS = (b"GPS5", b"GPS9", b"GPRI", b"GLPI", b"GPSU", b"GPSF", b"GPSP", b"GPSA")
+EXTENDED_XMP_HEADER = 40  # after its name: the packet's GUID (32), its full length (4), this slice's offset (4)
 SEGMENT_HEADER = 4  # the marker and the length, between one segment's payload and the next's
 
 
@@ -46,7 +50,7 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
     `items_kept`: what followed the picture is cut off and that many images remain (see
     inbox/xmp_location.py), or None.
     """
-    changed, jumbf, flir, blocks = False, [], [], []
+    changed, jumbf, flir, blocks, extended = False, [], [], [], {}
     for start, stop in layout.metadata:
         # The segment's marker and length, then the head of its payload.
         head = read_exact(file, start - 3, 3 + min(stop - start, len(JPEG_EXTENDED_XMP)))
@@ -64,10 +68,14 @@ def blank_jpeg_metadata(file: BinaryIO, layout: JpegLayout, *, items_kept: int |
             blocks.append(_Block(blank_app13_places, resources, [(start, stop)]))
         elif exif := LENIENT_EXIF_HEADER.match(kind):
             blocks.append(_Block(_blank_exif, exif.end() + 1, [(start, stop)]))
+        elif kind == JPEG_EXTENDED_XMP:
+            _add_extended_xmp_slice(file, start, stop, extended)
         else:
             changed |= _blank_xmp(file, kind, start, stop, items_kept=items_kept)
     for block in blocks:
         changed |= block.blank(file, block.payloads, block.start)
+    for slices in extended.values():
+        changed |= _blank_extended_xmp(file, slices, items_kept=items_kept)
     changed |= zero_jumbf_naming_a_place(file, jumbf)
     changed |= blank_flir_gps(file, flir)
     if layout.stale_index is not None:
@@ -103,6 +111,37 @@ def _blank_exif(file: BinaryIO, payloads: list[tuple[int, int]], header: int) ->
     return blank_joined(file, pieces, lambda copy, joined: blank_exif_gps(copy, header, len(joined)))
 
 
+def _add_extended_xmp_slice(file: BinaryIO, start: int, end: int, extended: dict) -> None:
+    """Note the slice of extended XMP in the payload file[start:end] under its packet's GUID: (offset, full
+    length, where its bytes start, how many). A payload too short for its header holds none, as exiftool reads it."""
+    header = start + len(JPEG_EXTENDED_XMP)
+    if end - header < EXTENDED_XMP_HEADER:
+        return
+    guid, full_length, offset = struct.unpack(">32sII", read_exact(file, header, EXTENDED_XMP_HEADER))
+    data = header + EXTENDED_XMP_HEADER
+    extended.setdefault(guid, []).append((offset, full_length, data, end - data))
+
+
+def _blank_extended_xmp(file: BinaryIO, slices: list[tuple[int, int, int, int]], *, items_kept: int | None) -> bool:
+    """Blank one extended XMP packet, whose slices exiftool joins in the order of their offsets and reads whole.
+
+    A property's name may be cut between two slices: read one by one, neither would show it. Slices
+    that overlap, leave a gap or disagree on the packet's length cannot be joined as every reader would.
+    """
+    slices.sort()
+    joined = 0
+    for offset, full_length, _, length in slices:
+        if offset != joined or full_length != slices[0][1]:
+            raise LocationError("the JPEG's extended XMP slices overlap, leave a gap or disagree on its length")
+        joined += length
+    if joined != slices[0][1]:
+        raise LocationError("the JPEG's extended XMP slices do not add up to the length they give")
+    pieces = [(start, length) for _, _, start, length in slices]
+    return blank_joined(
+        file, pieces, lambda copy, packet: blank_xmp_location(copy, 0, len(packet), items_kept=items_kept)
+    )
+
+
 def _zero_gopro_gps(file: BinaryIO, start: int, end: int) -> bool:
     # GPMF is nested key-length-value telemetry; a segment that holds a GPS key anywhere is zeroed
     # whole (the camera's settings with it) rather than walked.
@@ -116,8 +155,6 @@ def _zero_gopro_gps(file: BinaryIO, start: int, end: int) -> bool:
 def _blank_xmp(file: BinaryIO, kind: bytes, start: int, end: int, *, items_kept: int | None) -> bool:
     if kind.startswith(JPEG_XMP):
         return blank_xmp_location(file, start + len(JPEG_XMP), end, items_kept=items_kept)
-    if kind == JPEG_EXTENDED_XMP:  # then GUID (32), full length (4), offset (4): a slice of a larger packet
-        return blank_xmp_location(file, min(start + len(kind) + 40, end), end, items_kept=items_kept)
     if kind.startswith((b"http", b"XMP\0")) or LENIENT_XMP_MARK.search(read_exact(file, start, end - start)):
         return blank_xmp_location(file, start, end, items_kept=items_kept)
     return False

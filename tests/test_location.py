@@ -1797,6 +1797,62 @@ def test_a_block_carried_on_into_the_next_segment_loses_its_location_across_the_
     assert tags[kept] == value and os.path.getsize(path) == size
 
 
+EXTENDED_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about="" xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/"'
+    b' xmlns:dc="http://purl.org/dc/elements/1.1/" photoshop:City="Paris" dc:format="image/jpeg"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+EXTENDED_XMP_GUID = b"ABB7EDC92D9D4E76BD327E817A7BA5D7"
+
+
+def jpeg_with_extended_xmp(slices: list[tuple[int, int]], full_length: int = len(EXTENDED_XMP)) -> bytes:
+    """A JPEG whose XMP says it goes on in extended XMP, and that packet's (start, end) slices, in that order."""
+    main = JPEG_XMP + XMP_WITHOUT_LOCATION.replace(
+        b"<rdf:Description ",
+        b'<rdf:Description xmlns:xmpNote="http://ns.adobe.com/xmp/note/" xmpNote:HasExtendedXMP="'
+        + EXTENDED_XMP_GUID
+        + b'" ',
+        1,
+    )
+    extension = b"http://ns.adobe.com/xmp/extension/\0" + EXTENDED_XMP_GUID + struct.pack(">I", full_length)
+    return jpeg_with_segment(
+        0xE1, main, *(extension + struct.pack(">I", start) + EXTENDED_XMP[start:end] for start, end in slices)
+    )
+
+
+def test_extended_xmp_is_blanked_as_readers_join_its_slices(tmp_path):
+    # "photoshop:Ci" | "ty=..." : neither slice alone names the city. They come last slice first.
+    cut = EXTENDED_XMP.index(b"photoshop:City") + len(b"photoshop:Ci")
+    path = tmp_path / "extended.jpg"
+    path.write_bytes(jpeg_with_extended_xmp([(cut, len(EXTENDED_XMP)), (0, cut)]))
+    assert exiftool(path)["XMP-photoshop:City"] == "Paris", "exiftool joins the slices"
+    size = path.stat().st_size
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    tags = exiftool(path)
+    assert "XMP-photoshop:City" not in tags and b"Paris" not in path.read_bytes()
+    assert tags["XMP-dc:Format"] == "image/jpeg" and path.stat().st_size == size
+
+
+EXTENDED_XMP_UNJOINABLE = {  # case: (slices, the full length they give)
+    "overlapping": ([(0, 100), (90, len(EXTENDED_XMP))], len(EXTENDED_XMP)),
+    "with a gap": ([(0, 100), (110, len(EXTENDED_XMP))], len(EXTENDED_XMP)),
+    "shorter than they say": ([(0, 100)], len(EXTENDED_XMP)),
+}
+
+
+@pytest.mark.parametrize("case", EXTENDED_XMP_UNJOINABLE)
+def test_extended_xmp_slices_that_cannot_be_joined_are_refused(tmp_path, case):
+    slices, full_length = EXTENDED_XMP_UNJOINABLE[case]
+    path = tmp_path / "extended.jpg"
+    path.write_bytes(jpeg_with_extended_xmp(slices, full_length))
+
+    with pytest.raises(LocationError, match="extended XMP slices"):
+        remove_location(str(path), "image/jpeg")
+
+
 def test_a_bigtiff_is_refused_with_what_to_do(tmp_path):
     path = tmp_path / "big.tif"
     Image.new("RGB", (8, 8)).save(path, big_tiff=True)
