@@ -8,7 +8,8 @@ file, to the end.
 Metadata is read where exiftool reads it: the top-level `meta` box (the still image's), a
 top-level `uuid` box of XMP, and an image sequence's `moov` box (handed over whole: its place
 names sit in QuickTime atoms, which inbox/location.py looks for). In `meta`, `iinf` names the
-items (`Exif`, or `mime` with content type application/rdf+xml for XMP), `iloc` says where each
+items as exiftool names them, by a `mime` item's content type or else the item's type (`Exif`,
+either way, and application/rdf+xml for XMP), `iloc` says where each
 item's bytes are: in the file (construction method 0, usually in mdat) or in the meta box's
 `idat` (method 1). A metadata item that is split into several extents, lives in another file, is
 content-encoded or is built by item reference is refused (LocationError): it cannot be blanked
@@ -28,6 +29,7 @@ MAX_BOXES = 65536
 MAX_ITEMS = 65535
 MAX_META_BYTES = 4 * 1024 * 1024
 XMP_CONTENT_TYPE = b"application/rdf+xml"
+METADATA_ITEM_KINDS = {b"Exif": "exif", XMP_CONTENT_TYPE: "xmp"}  # by content type (mime items) or item type
 XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")  # Adobe's, as in MP4
 
 
@@ -152,13 +154,14 @@ def _item_kinds(meta: bytes, iinf: tuple[int, int], read: Callable[[int, int], b
         entry.take(2)  # protection index
         item_type = entry.take(4)
         # mime items: item name, content type, optional content encoding, each NUL-terminated.
-        name_type_encoding = meta[entry.position : end].split(b"\0")
-        if item_type == b"Exif":
-            kinds[item_id] = "exif"
-        elif item_type == b"mime" and len(name_type_encoding) > 1 and name_type_encoding[1] == XMP_CONTENT_TYPE:
-            if len(name_type_encoding) > 2 and name_type_encoding[2]:
-                raise LocationError("a HEIF XMP item is content-encoded")
-            kinds[item_id] = "xmp"
+        name_type_encoding = meta[entry.position : end].split(b"\0") if item_type == b"mime" else []
+        # exiftool names an item by its content type, or else its type: a mime item of content type "Exif" is EXIF.
+        content_type = name_type_encoding[1] if len(name_type_encoding) > 1 else b""
+        if (kind := METADATA_ITEM_KINDS.get(content_type or item_type)) is None:
+            continue
+        if len(name_type_encoding) > 2 and name_type_encoding[2]:
+            raise LocationError(f"a HEIF {'XMP' if kind == 'xmp' else 'Exif'} item is content-encoded")
+        kinds[item_id] = kind
     return kinds
 
 

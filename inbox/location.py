@@ -29,9 +29,10 @@ Where it looks, per type (libmagic's MIME type):
 - WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
 - TIFF: the whole IFD chain (every page) and the IFDs below it, each one's GPSInfo pointer, XMP tag
   and IPTC tags.
-- HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items and `mime` items of type
-  application/rdf+xml (XMP), wherever iloc puts them (mdat or idat), and a top-level XMP `uuid`
-  box; see inbox/heif_items.py. An image sequence whose `moov` names a place is refused.
+- HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items (also `mime` items of content type
+  `Exif`) and `mime` items of type application/rdf+xml (XMP), wherever iloc puts them (mdat or
+  idat), and a top-level XMP `uuid` box; see inbox/heif_items.py. An image sequence whose `moov`
+  names a place is refused.
   A motion photo's video is cut off: Samsung's (a top-level `mpvd` box) when it ends the file, as
   it does, elsewhere the offsets of what follows would move, so the photo is refused; Google's (an
   MP4 appended after the image's boxes) from its `ftyp` box on.

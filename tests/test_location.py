@@ -992,6 +992,35 @@ def test_heif_exif_item_stored_in_idat_is_blanked(tmp_path):
     assert len(path.read_bytes()) == 8 + 16 + len(meta)
 
 
+def heic_of_one_item(infe_payload: bytes, item: bytes) -> bytes:
+    """A HEIC whose meta box declares one item (infe version 2), located in an mdat box after it."""
+    ftyp = box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
+
+    def meta(offset: int) -> bytes:
+        # version 0: offset and length 4 bytes, no base offset; item 1, this file, one extent
+        iloc = box(b"iloc", struct.pack(">HHHHHII", 0x4400, 1, 1, 0, 1, offset, len(item)), version=0)
+        infe = box(b"infe", infe_payload, version=2)
+        iinf = box(b"iinf", struct.pack(">H", 1) + infe, version=0)
+        return box(b"meta", box(b"hdlr", bytes(4) + b"pict" + bytes(13), version=0) + iinf + iloc, version=0)
+
+    return ftyp + meta(len(ftyp) + len(meta(0)) + 8) + box(b"mdat", item)
+
+
+def test_a_heif_mime_item_of_content_type_exif_loses_its_gps(tmp_path):
+    # exiftool names an item by its content type, or else its type: this mime item is EXIF to it.
+    item = struct.pack(">I", 6) + exif_with_gps().tobytes()  # offset of the TIFF header, past "Exif\0\0"
+    path = tmp_path / "mime.heic"
+    path.write_bytes(heic_of_one_item(struct.pack(">HH4s", 1, 0, b"mime") + b"\0Exif\0", item))
+    assert exiftool(path)["GPS:GPSLatitude"], "exiftool reads it as EXIF"
+    size = path.stat().st_size
+
+    assert remove_location(str(path), "image/heic") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "TestCam"
+    assert path.stat().st_size == size
+
+
 def png_with_raw_profile(path, name: str, profile: bytes, compressed: bool = True) -> None:
     """A PNG carrying `profile` as ImageMagick does: hex in a "Raw profile type <name>" text chunk."""
     digits = profile.hex()
