@@ -1,4 +1,5 @@
-"""Zeroes a JPEG's JUMBF boxes (APP11: C2PA content credentials) when they name where the photo was taken.
+"""Zeroes a JPEG's JUMBF boxes (APP11: C2PA content credentials), and a PNG's (its `caBX` chunk), when they name
+where the photo was taken.
 
 A C2PA manifest may carry the camera's EXIF as a `stds.exif` assertion (JSON-LD or CBOR, keyed
 `exif:GPSLatitude` and so on) and IPTC places as a `stds.iptc` one; exiftool shows them. Blanking
@@ -43,9 +44,23 @@ def zero_jumbf_naming_a_place(file: BinaryIO, packets: list[tuple[int, int]]) ->
         raise LocationError(f"the JPEG's JUMBF boxes (C2PA) are larger than {MAX_JUMBF_BYTES >> 20} MiB")
     payloads = [read_exact(file, start, end - start) for start, end in packets]
     content = b"".join(map(_content, payloads))
-    if _in_sequence(payloads) and not any(key in content for key in LOCATION_KEYS):
+    if _in_sequence(payloads) and not _names_a_place(content):
         return False
     return zero_all(file, packets)
+
+
+def zero_c2pa_chunk_naming_a_place(file: BinaryIO, start: int, end: int) -> bool:
+    """Zero a PNG's `caBX` chunk data file[start:end] (C2PA credentials, one JUMBF box, which exiftool reads as a
+    JPEG's) when it names a place; True when it did. The caller mends the chunk's CRC."""
+    if end - start > MAX_JUMBF_BYTES:
+        raise LocationError(f"the PNG's C2PA chunk (caBX) is larger than {MAX_JUMBF_BYTES >> 20} MiB")
+    if not _names_a_place(read_exact(file, start, end - start)):
+        return False
+    return zero_all(file, [(start, end)])
+
+
+def _names_a_place(content: bytes) -> bool:
+    return any(key in content for key in LOCATION_KEYS)
 
 
 def _in_sequence(payloads: list[bytes]) -> bool:

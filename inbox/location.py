@@ -25,7 +25,8 @@ Where it looks, per type (libmagic's MIME type):
 - PNG: every chunk up to IEND (writers put eXIf before or after IDAT; the walk reads 8 bytes per
   chunk and skips the data): EXIF, XMP, the text chunks with hex raw profiles (EXIF, XMP, IPTC)
   and those named for a location (`exif:GPSLatitude`), which inbox/png_metadata.py blanks,
-  compressed or not. The CRC of a changed chunk is recomputed. The file ends after IEND.
+  compressed or not; and C2PA credentials (`caBX`), zeroed when they name a place, as a JPEG's are
+  (inbox/jumbf.py). The CRC of a changed chunk is recomputed. The file ends after IEND.
 - WebP: every RIFF chunk: `EXIF`, `XMP `. The file ends where the RIFF header says.
 - TIFF: the whole IFD chain (every page) and the IFDs below it, each one's GPSInfo pointer, XMP tag
   and IPTC tags.
@@ -57,6 +58,7 @@ from inbox.gif_blocks import blank_gif_xmp
 from inbox.heif_items import metadata_items
 from inbox.jpeg_metadata import blank_jpeg_metadata
 from inbox.jpeg_segments import jpeg_segments
+from inbox.jumbf import zero_c2pa_chunk_naming_a_place
 from inbox.png_metadata import PngBudget, blank_png_exif, blank_png_text
 from inbox.tiff_blocks import blank_exif_chunk_gps, blank_exif_gps
 from inbox.xmp_location import blank_xmp_location
@@ -121,6 +123,8 @@ def _png(file: BinaryIO, size: int, budget: PngBudget) -> bool:
             blanked = blank_xmp_location(file, start, end)
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
             blanked = blank_png_text(file, kind, start, end, budget)
+        elif kind == b"caBX":
+            blanked = zero_c2pa_chunk_naming_a_place(file, start, end)
         if blanked:
             _write_png_crc(file, position + 4, end)
         changed |= blanked

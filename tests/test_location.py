@@ -1733,6 +1733,31 @@ def test_c2pa_credentials_with_any_key_holding_a_place_are_zeroed(tmp_path, case
     assert [tag for tag in exiftool(path) if "GPS" in tag or ":JSON:" in tag] == []
 
 
+def png_with_c2pa(assertion: bytes) -> bytes:
+    """A small PNG with a JUMBF box (a C2PA assertion labelled stds.exif) in a caBX chunk after IHDR."""
+    description = box(b"jumd", bytes.fromhex("6a736f6e00110010800000aa00389b71") + b"\x03stds.exif\0")
+    superbox = box(b"jumb", description + box(b"json", assertion))
+    png = make_image(".png")
+    chunk = struct.pack(">I4s", len(superbox), b"caBX") + superbox + struct.pack(">I", zlib.crc32(b"caBX" + superbox))
+    return png[:33] + chunk + png[33:]  # the signature and IHDR take 33 bytes
+
+
+@pytest.mark.parametrize("assertion", [C2PA_EXIF, b'{"actions": [{"action": "c2pa.created"}]}'], ids=["gps", "none"])
+def test_png_c2pa_credentials_are_zeroed_when_they_name_the_place(tmp_path, assertion):
+    path = tmp_path / "c2pa.png"
+    path.write_bytes(png_with_c2pa(assertion))
+    original, names_place = path.read_bytes(), b"GPS" in assertion
+    assert any(tag.endswith("JSON:ExifGPSLatitude") for tag in exiftool(path)) is names_place, "exiftool reads them"
+
+    assert remove_location(str(path), "image/png") is names_place
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag] == [] and "Warning" not in str(tags)  # its CRC mended too
+    assert path.read_bytes() == original if not names_place else len(path.read_bytes()) == len(original)
+    with Image.open(path) as image:
+        image.load()
+
+
 def test_a_jumbf_packet_of_another_box_type_naming_the_place_is_zeroed_with_the_rest(tmp_path):
     # exiftool takes every APP11 packet starting "JP" for JUMBF, whatever its box type.
     data = bytearray(jpeg_with_c2pa(C2PA_EXIF, packets=3))
