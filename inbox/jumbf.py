@@ -9,12 +9,14 @@ JUMBF packet is zeroed instead, and readers see APP11 segments they do not know.
 
 An APP11 packet is "JP", a 2-byte box instance, a 4-byte sequence number, then the box's LBox and
 TBox (repeated in every packet, with an XLBox when LBox is 1) and a slice of its content. The
-contents of all packets together, at most MAX_JUMBF_BYTES, are searched for the key names. Packets
+contents of all packets together, at most MAX_JUMBF_BYTES, joined in sequence order, are searched
+for the key names, in any case. Packets
 that are out of sequence cannot be read as credentials, and are zeroed as well.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import BinaryIO
 
@@ -22,13 +24,10 @@ from inbox.fail_closed import LocationError, read_exact, zero_all
 
 MAX_JUMBF_BYTES = 16 * 1024 * 1024
 APP11 = 0xEB
-# Key names as the assertions write them (JSON-LD, CBOR, XMP): long enough not to turn up in binary data.
-# Any EXIF GPS key counts (where the camera looked, GPSDest…, is a place too), and any key holding a
+# Key names as the assertions write them (JSON-LD, CBOR, XMP), in any case and after any prefix (JSON-LD lets a
+# writer pick `EXIF:`): any GPS key (where the camera looked, GPSDest…, is a place too), and any key holding a
 # latitude or longitude, as exiftool shows one whatever else its name says (schema.org's are lowercase).
-LOCATION_KEYS = (
-    *(b"exif:GPS", b"Latitude", b"latitude", b"Longitude", b"longitude"),
-    *(b"LocationCreated", b"LocationShown", b"photoshop:City"),
-)
+LOCATION_KEY = re.compile(rb"(?i)gps|latitude|longitude|LocationCreated|LocationShown|photoshop:City")
 
 
 def is_jumbf(marker: int, head: bytes, length: int) -> bool:
@@ -43,7 +42,8 @@ def zero_jumbf_naming_a_place(file: BinaryIO, packets: list[tuple[int, int]]) ->
     if sum(end - start for start, end in packets) > MAX_JUMBF_BYTES:
         raise LocationError(f"the JPEG's JUMBF boxes (C2PA) are larger than {MAX_JUMBF_BYTES >> 20} MiB")
     payloads = [read_exact(file, start, end - start) for start, end in packets]
-    content = b"".join(map(_content, payloads))
+    # Joined as a reader joins them: each box's packets in the order of their sequence numbers.
+    content = b"".join(map(_content, sorted(payloads, key=lambda payload: (payload[2:4], payload[4:8]))))
     if _in_sequence(payloads) and not _names_a_place(content):
         return False
     return zero_all(file, packets)
@@ -60,7 +60,7 @@ def zero_c2pa_chunk_naming_a_place(file: BinaryIO, start: int, end: int) -> bool
 
 
 def _names_a_place(content: bytes) -> bool:
-    return any(key in content for key in LOCATION_KEYS)
+    return LOCATION_KEY.search(content) is not None
 
 
 def _in_sequence(payloads: list[bytes]) -> bool:

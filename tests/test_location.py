@@ -1682,16 +1682,16 @@ def test_a_geotiff_loses_the_tags_that_place_it_on_the_earth(tmp_path):
         assert new.tobytes() == old.tobytes()
 
 
-def jpeg_with_c2pa(assertion: bytes, packets: int = 1) -> bytes:
-    """A small JPEG with a JUMBF box (a C2PA assertion labelled stds.exif) in `packets` APP11 segments."""
+def jpeg_with_c2pa(assertion: bytes, packets: int = 1, reverse: bool = False) -> bytes:
+    """A small JPEG with a JUMBF box (a C2PA assertion labelled stds.exif) in `packets` APP11 segments (the last
+    first when `reverse`)."""
     description = box(b"jumd", bytes.fromhex("6a736f6e00110010800000aa00389b71") + b"\x03stds.exif\0")
     superbox = box(b"jumb", description + box(b"json", assertion))
     header, content = superbox[:8], superbox[8:]
     size = -(-len(content) // packets)
     slices = enumerate(range(0, len(content), size), start=1)
-    return jpeg_with_segment(
-        0xEB, *(b"JP" + struct.pack(">HI", 1, n) + header + content[at : at + size] for n, at in slices)
-    )
+    payloads = [b"JP" + struct.pack(">HI", 1, n) + header + content[at : at + size] for n, at in slices]
+    return jpeg_with_segment(0xEB, *(payloads[::-1] if reverse else payloads))
 
 
 C2PA_EXIF = b'{"@context": {"exif": "http://ns.adobe.com/exif/1.0/"}, "exif:GPSLatitude": "52,31.2N"}'
@@ -1718,6 +1718,8 @@ C2PA_PLACES = {  # case: (assertion, a tag exiftool reads from it)
     "any exif gps key": (b'{"exif:GPSDestLatitude": "52,31.2N"}', "Doc1:JSON:ExifGPSDestLatitude"),
     "a vendor's latitude": (b'{"drone:AbsLatitude": 52.52, "drone:AbsLongitude": 13.4}', "Doc1:JSON:DroneAbsLatitude"),
     "schema.org's": (b'{"contentLocation": {"geo": {"latitude": 52.52}}}', "Doc1:JSON:ContentLocationGeoLatitude"),
+    # JSON-LD lets the writer name the prefix: exiftool reads the GPS key whatever it is.
+    "a gps key under another prefix": (b'{"EXIF:GPSAreaInformation": "52 Paris"}', "Doc1:JSON:EXIFGPSAreaInformation"),
 }
 
 
@@ -1756,6 +1758,23 @@ def test_png_c2pa_credentials_are_zeroed_when_they_name_the_place(tmp_path, asse
     assert path.read_bytes() == original if not names_place else len(path.read_bytes()) == len(original)
     with Image.open(path) as image:
         image.load()
+
+
+def test_c2pa_packets_out_of_file_order_are_read_in_sequence_order(tmp_path):
+    # The key is cut between the two packets, and the second comes first in the file: joined in file
+    # order, no key would show; exiftool joins them by sequence number and reads it.
+    assertion = next(
+        padded
+        for padded in (b'{"drone:AbsLatitude": 52.52}' + b" " * padding for padding in range(128))
+        if b"Latitude" not in jpeg_with_c2pa(padded, packets=2) and b"Lat" in jpeg_with_c2pa(padded, packets=2)
+    )
+    path = tmp_path / "c2pa.jpg"
+    path.write_bytes(jpeg_with_c2pa(assertion, packets=2, reverse=True))
+    assert exiftool(path)["Doc1:JSON:DroneAbsLatitude"] == 52.52, "exiftool reads the place there"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    assert [tag for tag in exiftool(path) if ":JSON:" in tag] == [] and b"52.52" not in path.read_bytes()
 
 
 def test_a_jumbf_packet_of_another_box_type_naming_the_place_is_zeroed_with_the_rest(tmp_path):
