@@ -12,7 +12,8 @@ What differs from Werkzeug's own form parser, and why:
 - only the message's text (`body-*`, `stripped-*`) may take MAX_FORM_MEMORY_SIZE: every other
   field is a mail header or a few bytes of Mailgun's, bounded as a raw message's header block
   is (FieldTooLarge, naming the field);
-- url-encoded bodies are capped in field count, as multipart ones are;
+- url-encoded bodies are read as they arrive (urlencoded.py), each field bounded and the
+  signature checked just as in a multipart body, and capped in field count as multipart ones are;
 - large bodies are read a megabyte at a time into one reused buffer.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from urllib.parse import parse_qsl, unquote
 
 from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
@@ -31,6 +31,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, NeedData
 from .mime import MAX_HEADER_BYTES
 from .multipart import MailgunDecoder
 from .spool import EXTENSION, SpoolFile
+from .urlencoded import TooManyFields, read_urlencoded
 
 SMALL_BODY = 1024 * 1024
 # Werkzeug reads 64 KiB at a time and the server copies its buffer on every read; large
@@ -47,6 +48,8 @@ TEXT_FIELD = re.compile(r"(?:body|stripped)-.+")
 LIST_FIELD_BYTES = {"message-headers": 4 * MAX_HEADER_BYTES, "attachments": 4 * MAX_HEADER_BYTES}
 # filename="…" as browsers and Mailgun send it: no escapes inside, '"' itself sent as %22.
 LITERAL_FILENAME = re.compile(r'(?i)(?:^|;)\s*filename\s*=\s*"([^"]*)"')
+# A url-encoded field's name is a header's name (Mailgun posts each header as a field), percent-encoded.
+MAX_NAME_BYTES = 4096
 
 
 class FieldTooLarge(Exception):
@@ -86,22 +89,13 @@ class InboxFormParser(FormDataParser):
     check_signature: Callable[[str, str, str], None] | None = None
 
     def _parse_urlencoded(self, stream, mimetype, content_length, options):
-        body = stream.read().decode()
-        fields = {}
-        for match in re.finditer(r"(?:^|&)(timestamp|token|signature)=([^&]*)", body):
-            fields.setdefault(match.group(1), unquote(match.group(2).replace("+", " ")))
-        check_when_signed(self.check_signature, fields)
+        fields = _Fields(self)
         try:
-            items = parse_qsl(
-                body, keep_blank_values=True, errors="werkzeug.url_quote", max_num_fields=self.max_form_parts
-            )
-        except ValueError:  # more fields than any message Mailgun sends
+            read_urlencoded(stream, fields, max_fields=self.max_form_parts, max_name_bytes=MAX_NAME_BYTES)
+        except TooManyFields:  # more fields than any message Mailgun sends
             raise RequestEntityTooLarge() from None
-        for name, value in items:
-            if len(value) > (limit := self._field_limit(name)):
-                raise self._too_large(name, limit)
-        check_unsigned_at_end(self.check_signature, fields)  # framed and bounded first, as a multipart body is
-        return stream, self.cls(items), self.cls()
+        check_unsigned_at_end(self.check_signature, fields.signature)
+        return stream, self.cls(fields.items), self.cls()
 
     def _field_limit(self, name: str) -> int:
         """The most bytes field `name` may hold: MAX_FORM_MEMORY_SIZE for the message's text, far less for a header."""
@@ -128,8 +122,7 @@ class InboxFormParser(FormDataParser):
 
     def _read_parts(self, reader, boundary: bytes, size: int):
         decoder = MailgunDecoder(boundary, self.max_form_memory_size, max_parts=self.max_form_parts)
-        fields, files, signature = [], [], {}
-        part, spool, pieces, length, limit = None, None, [], 0, 0
+        fields, files, part, spool = _Fields(self), [], None, None
         for chunk in _chunks(reader.read, size):
             decoder.receive_data(chunk)
             event = decoder.next_event()
@@ -137,33 +130,51 @@ class InboxFormParser(FormDataParser):
                 if isinstance(event, (Field, File)):
                     if event.name is None:  # werkzeug passes it on; a form field always has one
                         raise ValueError("a part's Content-Disposition has no name")
-                    part, pieces, length = event, [], 0
+                    part = event
                     is_file = isinstance(event, File) or FILE_FIELD.fullmatch(event.name)
                     spool = self.new_spool() if is_file else None
-                    limit = self._field_limit(event.name)
+                    if spool is None:
+                        fields.start(event.name)
                 elif isinstance(event, Data):
-                    if spool is not None:
-                        spool.write(event.data)
+                    if spool is None:
+                        fields.write(event.data)
+                        if not event.more_data:
+                            fields.end()
                     else:
-                        length += len(event.data)
-                        if length > limit:
-                            raise self._too_large(part.name, limit)
-                        pieces.append(event.data)
-                    if not event.more_data:
-                        if spool is not None:
+                        spool.write(event.data)
+                        if not event.more_data:
                             spool.finish()
                             files.append(
                                 (part.name, FileStorage(spool, _file_name(part), part.name, headers=part.headers))
                             )
-                        else:
-                            value = b"".join(pieces).decode("utf-8", "replace")
-                            fields.append((part.name, value))
-                            if part.name in SIGNATURE_FIELDS and part.name not in signature:
-                                signature[part.name] = value
-                                check_when_signed(self.check_signature, signature)
                 event = decoder.next_event()
-        check_unsigned_at_end(self.check_signature, signature)
-        return fields, files
+        check_unsigned_at_end(self.check_signature, fields.signature)
+        return fields.items, files
+
+
+class _Fields:
+    """Collects the form's text fields: each bounded while it arrives, the signature checked once its three are in."""
+
+    def __init__(self, parser: InboxFormParser):
+        self.parser, self.items, self.signature = parser, [], {}
+        self.name, self.pieces, self.length, self.limit = "", [], 0, 0
+
+    def start(self, name: str) -> None:
+        self.name, self.pieces, self.length, self.limit = name, [], 0, self.parser._field_limit(name)
+
+    def write(self, data: bytes) -> None:
+        self.length += len(data)
+        if self.length > self.limit:
+            raise self.parser._too_large(self.name, self.limit)
+        self.pieces.append(data)
+
+    def end(self) -> None:
+        value = b"".join(self.pieces).decode("utf-8", "replace")
+        self.items.append((self.name, value))
+        self.pieces = []
+        if self.name in SIGNATURE_FIELDS and self.name not in self.signature:
+            self.signature[self.name] = value
+            check_when_signed(self.parser.check_signature, self.signature)
 
 
 class _BufferReusingReader:

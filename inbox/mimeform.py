@@ -11,7 +11,6 @@ the body ends: a post without them is refused before its message is looked at.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote_plus, unquote_to_bytes
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -19,11 +18,10 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, NeedData
 
 from .form import SIGNATURE_FIELDS, check_unsigned_at_end, check_when_signed
 from .multipart import MailgunDecoder
+from .urlencoded import MalformedUrlencoded, read_urlencoded
 
 MIME_FIELD = "body-mime"
 READ_SIZE = 256 * 1024
-# unquote_to_bytes splits its input at every %: smaller pieces keep its lists small.
-URLENCODED_READ_SIZE = 64 * 1024
 MAX_FIELDS = 100
 MAX_FIELD_BYTES = 64 * 1024
 MAX_NAME_BYTES = 256
@@ -99,33 +97,6 @@ def _read_multipart(stream, boundary: str, fields: _Fields) -> None:
                     fields.end()
 
 
-def _read_urlencoded(stream, fields: _Fields) -> None:
-    name, in_value, carry = bytearray(), False, b""
-    while chunk := stream.read(URLENCODED_READ_SIZE):
-        for number, piece in enumerate(chunk.split(b"&")):
-            if number > 0:  # an & ended the pair before
-                if in_value:
-                    fields.write(unquote_to_bytes(carry.replace(b"+", b" ")))
-                    fields.end()
-                name, in_value, carry = bytearray(), False, b""
-            if not in_value:
-                head, equals, piece = piece.partition(b"=")
-                name += head
-                if len(name) > MAX_NAME_BYTES:
-                    raise MalformedForm(f"a form field name is over {MAX_NAME_BYTES} bytes")
-                if not equals:
-                    continue
-                fields.start(unquote_plus(name.decode("latin-1"), encoding="utf-8", errors="replace"))
-                in_value = True
-            data = carry + piece
-            cut = data.rfind(b"%", max(0, len(data) - 2))  # keep a %XX cut in two for the next chunk
-            data, carry = (data[:cut], data[cut:]) if cut >= 0 else (data, b"")
-            fields.write(unquote_to_bytes(data.replace(b"+", b" ")))
-    if in_value:
-        fields.write(unquote_to_bytes(carry.replace(b"+", b" ")))
-        fields.end()
-
-
 def read_mime_form(stream, content_type: str, new_spool, check_signature=None) -> MimeForm:
     """Read the form in binary `stream` (the request body) of the given Content-Type header.
 
@@ -139,7 +110,7 @@ def read_mime_form(stream, content_type: str, new_spool, check_signature=None) -
                 raise MalformedForm("multipart/form-data without a boundary")
             _read_multipart(stream, options["boundary"], fields)
         elif mimetype == "application/x-www-form-urlencoded":
-            _read_urlencoded(stream, fields)
+            read_urlencoded(stream, fields, max_fields=MAX_FIELDS, max_name_bytes=MAX_NAME_BYTES)
         else:
             raise MalformedForm(
                 f"expected a form post, got {mimetype or 'no Content-Type'}: point a Mailgun "
@@ -147,6 +118,8 @@ def read_mime_form(stream, content_type: str, new_spool, check_signature=None) -
             )
     except RequestEntityTooLarge:
         raise MalformedForm("a form part's headers never end") from None
+    except MalformedUrlencoded as error:
+        raise MalformedForm(str(error)) from None
     except ValueError as error:  # werkzeug's word for a broken or truncated multipart body
         raise MalformedForm(f"the form could not be parsed ({error}); is it a complete multipart body?") from None
     return fields.result()

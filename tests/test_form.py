@@ -6,6 +6,7 @@ import random
 import resource
 import time
 import tracemalloc
+from urllib.parse import urlencode
 
 from werkzeug.sansio.multipart import Epilogue, MultipartDecoder, NeedData
 
@@ -30,6 +31,42 @@ def test_an_unsigned_url_encoded_flood_is_refused_quickly_in_bounded_memory(clie
     assert response.status_code == 413 and response.get_json()["reason"]
     assert time.monotonic() - started < 3
     assert peak < 3 * len(body)  # the body and its text, never a field object per '&'
+
+
+def test_an_unsigned_percent_encoded_body_is_refused_without_an_object_per_escape(client):
+    # parse_qsl over the whole body made an object per %XX: 5 MiB cost ~400 MiB before the 403.
+    body = b"body-plain=" + b"%41" * (4 * MiB // 3)
+    tracemalloc.start()
+    try:
+        response = client.post("/webhooks/mailgun", data=body, content_type="application/x-www-form-urlencoded")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 403
+    assert "timestamp, token and signature fields are required" in response.get_json()["reason"]
+    assert peak < 3 * len(body), f"peak {peak // MiB} MiB"
+
+
+def test_a_url_encoded_header_field_is_refused_while_it_arrives(client):
+    body = b"subject=" + b"%41" * (3 * MiB) + b"&" + urlencode(signed_fields(SIGNING_KEY)).encode()
+    response = client.post("/webhooks/mailgun", data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    assert "form field 'subject' is over 256 KiB" in response.get_json()["reason"]
+
+
+def test_a_long_non_ascii_mail_without_attachments_arrives_whole(app, client):
+    # Mailgun posts a mail without attachments url-encoded; its text comes in many reads, cut inside escapes.
+    text = "Grüße aus Köln 🌍, ça va? " * 120_000  # ~3.5 MiB of text, ~9 MiB url-encoded
+    fields = {**signed_fields(SIGNING_KEY), "Message-Id": "<long@example.com>", "body-plain": text, "subject": "ü"}
+    body = urlencode(fields).encode()
+    with app.test_request_context(
+        "/webhooks/mailgun", method="POST", data=body, content_type="application/x-www-form-urlencoded"
+    ) as context:
+        assert context.request.form.to_dict() == fields
+    response = client.post("/webhooks/mailgun", data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.get_json()["message_id"] == "<long@example.com>"
+    assert response.get_json()["reason"] == "the message has no attachments"
 
 
 def test_a_bad_signature_stops_the_read_before_the_attachments(client, monkeypatch):
