@@ -14,10 +14,12 @@ claim counts as abandoned (receipts.ABANDONED_AFTER, 5 minutes).
 
 from __future__ import annotations
 
+import re
 import time
-from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import Url, parse_url
 from urllib3.util.retry import Retry
 
 from .mailgun import RETRY_STATUSES, TIMEOUT, api_session
@@ -29,16 +31,32 @@ NOT_FETCHED_REASON = (
     f"more than {MAX_FETCHES} attachments in one mail: send those after the first {MAX_FETCHES} in another"
 )
 FETCH_DEADLINE = 60  # seconds for all of a notification's fetches: past it, Mailgun is slow now
+MAILGUN_HOST = re.compile(r"(?:[a-z0-9-]+\.)*mailgun\.net")
 
 
 class FetchError(Exception):
     """Mailgun's storage could not be read now; the notification should be retried."""
 
 
-def is_mailgun_url(url: str) -> bool:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return parts.scheme == "https" and (host == "mailgun.net" or host.endswith(".mailgun.net"))
+def mailgun_url(url: str) -> str | None:
+    """`url` rebuilt from its parts when it is plainly an https URL on a Mailgun host; None otherwise.
+
+    Parsed as requests parses it (urllib3), not with urllib: the two disagree on a backslash,
+    and `https://evil.example\\@storage.mailgun.net/` would pass urllib's check while requests
+    sends the API key to evil.example. Anything the parsers might read differently is refused.
+    """
+    if not url.isascii() or any(not character.isprintable() or character in " \\" for character in url):
+        return None
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        return None
+    host = (parts.host or "").lower()
+    if parts.scheme != "https" or parts.auth is not None or parts.port not in (None, 443):
+        return None
+    if not MAILGUN_HOST.fullmatch(host):
+        return None
+    return Url(scheme="https", host=host, path=parts.path, query=parts.query).url
 
 
 def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tuple[list[Attachment], list[dict]]:
@@ -48,16 +66,20 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
     """
     if not api_key:
         raise FetchError("MAILGUN_API_KEY is not set: it is needed to fetch messages Mailgun stored (store() routes)")
-    for item in items:  # all of them before the first fetch: a foreign host refuses the notification whole
-        if not is_mailgun_url(str(item["url"])):
-            raise MalformedMessage(f"attachment URL {str(item['url'])!r} is not on a Mailgun host")
+    urls = [mailgun_url(str(item["url"])) for item in items]
+    for item, url in zip(items, urls, strict=True):  # all before the first fetch: a bad one refuses them all
+        if url is None:
+            raise MalformedMessage(
+                f"attachment URL {str(item['url'])[:200]!r} is not on a Mailgun host: only https://….mailgun.net/… "
+                "URLs without a user, port, backslash or blank are fetched"
+            )
     deadline = time.monotonic() + FETCH_DEADLINE
     attachments = []
     # Retry-After not obeyed: it could hold the delivery past FETCH_DEADLINE (see messages_api.SEND_RETRY).
     retry = Retry(total=3, backoff_factor=0.5, status_forcelist=RETRY_STATUSES, respect_retry_after_header=False)
     with api_session(api_key, retry) as session:
         for number, item in enumerate(items[:MAX_FETCHES], start=1):
-            url = str(item["url"])
+            url = urls[number - 1]
             spool = new_spool()
             try:
                 with session.get(url, stream=True, timeout=TIMEOUT) as response:

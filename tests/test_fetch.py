@@ -79,6 +79,15 @@ def test_a_storage_hiccup_is_retried_then_a_failure_is_503_for_mailgun_to_retry(
         "http://storage.mailgun.net/insecure",
         "https://storage.mailgun.net.evil.example/x",
         "https://127.0.0.1/admin",
+        # requests reads a backslash as the end of the host, urllib as part of the user or the host:
+        "https://evil.example\\@storage.mailgun.net/v3/domains/example.com/messages/AAA/attachments/0",
+        "https://evil.example\\.mailgun.net/v3/x",
+        "https://api:key@storage.mailgun.net/v3/x",
+        "https://storage.mailgun.net:8443/v3/x",
+        "https://storage.mailgun.net/v3/x y",
+        "https://storage.mailgun.net\t/v3/x",
+        "https://storage.mailgun.net/v3/x\r\nHost: evil.example",
+        "https://evil.example\u3002mailgun.net/v3/x",
     ],
 )
 @responses.activate
@@ -89,6 +98,16 @@ def test_only_mailgun_hosts_are_contacted(client, url):
     assert answer.status_code == 400
     assert "not on a Mailgun host" in answer.get_json()["reason"]
     assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_only_the_url_rebuilt_from_its_checked_parts_is_fetched(client):
+    photo = make_image(".jpg")
+    responses.get(f"{STORAGE}/0", body=photo)
+    url = STORAGE.replace("mailgun.net/", "MAILGUN.net:443/") + "/0#part"
+    answer = client.post("/webhooks/mailgun", data=notification({"url": url, "name": "a.jpg", "size": len(photo)}))
+    assert answer.status_code == 200
+    assert [call.request.url for call in responses.calls] == [f"{STORAGE}/0"]
 
 
 @responses.activate
