@@ -7,9 +7,9 @@ contacted, and only after the notification's signature was verified.
 
 A mail can list thousands of tiny parts, and each is a round trip to Mailgun: at most
 MAX_FETCHES are fetched, and past FETCH_DEADLINE seconds (looked at before each fetch and after
-each megabyte) the notification is left for Mailgun's retry. With the last fetch's own timeouts
-and retries (under 3 minutes), fetching ends before the age at which its token's
-claim counts as abandoned (receipts.ABANDONED_AFTER, 5 minutes).
+each piece that arrives, however small) the notification is left for Mailgun's retry. With the
+last fetch's own timeouts and retries (under 3 minutes), fetching ends before the age at which
+its token's claim counts as abandoned (receipts.ABANDONED_AFTER, 5 minutes).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import re
 import time
 
 import requests
+import urllib3
 from urllib3.exceptions import LocationParseError
 from urllib3.util import Url, parse_url
 from urllib3.util.retry import Retry
@@ -25,7 +26,7 @@ from urllib3.util.retry import Retry
 from .mailgun import RETRY_STATUSES, TIMEOUT, api_session
 from .message import Attachment, MalformedMessage, clean_filename
 
-CHUNK = 1024 * 1024
+CHUNK = 1024 * 1024  # the most one read returns; it returns as soon as anything has arrived
 MAX_FETCHES = 100  # publish.MAX_IMAGES: a mail of more images than that cannot be published whole anyway
 NOT_FETCHED_REASON = (
     f"more than {MAX_FETCHES} attachments in one mail: send those after the first {MAX_FETCHES} in another"
@@ -89,11 +90,12 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
                             "it must be the account's private API key"
                         )
                     response.raise_for_status()
-                    for chunk in response.iter_content(CHUNK):
-                        spool.write(chunk)
+                    # read1 returns what has arrived: a server dribbling a byte at a time cannot outlast the deadline.
+                    while piece := response.raw.read1(CHUNK, decode_content=True):
+                        spool.write(piece)
                         if spool.size > spool.limit or time.monotonic() > deadline:
                             break
-            except requests.RequestException as error:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise FetchError(f"cannot fetch {url}: {error}") from None
             if time.monotonic() > deadline:
                 raise FetchError(f"fetching {number} of {len(items)} attachments took over {FETCH_DEADLINE} s")

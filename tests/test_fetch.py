@@ -1,6 +1,7 @@
 """store(notify=…) notifications: attachments fetched from Mailgun's storage (mocked: it cannot run here)."""
 
 import base64
+import io
 import json
 import time
 from pathlib import Path
@@ -200,3 +201,33 @@ def test_a_slow_storage_is_a_503_before_the_claim_could_pass_for_abandoned_and_t
     retried = client.post("/webhooks/mailgun", data=form)  # Mailgun's retry: the same token
     assert retried.status_code == 200
     assert [client.get(entry["url"]).data for entry in retried.get_json()["stored"]] == photos
+
+
+class _Dribble(io.RawIOBase):
+    """A storage answer that sends one byte every 20 ms, as a server can without ever tripping a read timeout."""
+
+    def __init__(self, size: int):
+        self.left, self.sent = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.left:
+            return 0
+        time.sleep(0.02)
+        buffer[0:1], self.left, self.sent = b"\xff", self.left - 1, self.sent + 1
+        return 1
+
+
+@responses.activate
+def test_a_server_sending_a_byte_at_a_time_cannot_hold_the_fetch_past_its_deadline(client, monkeypatch):
+    dribble = _Dribble(500)  # 10 s in all
+    responses.get(f"{STORAGE}/0", body=io.BufferedReader(dribble), headers={"Content-Length": "500"})
+    monkeypatch.setattr(fetch, "FETCH_DEADLINE", 0.3)
+
+    answer = client.post("/webhooks/mailgun", data=notification(item(0, "a.jpg", 500)))
+
+    assert answer.status_code == 503
+    assert "fetching 1 of 1 attachments took over 0.3 s" in answer.get_json()["reason"]
+    assert dribble.sent < 250  # given up near the deadline, not when the last byte came
