@@ -145,13 +145,17 @@ def stored_attachment_list(form) -> list[dict] | None:
 
 
 def _refuse_event_webhooks(request: Request) -> None:
-    if request.mimetype == "application/json" and (request.content_length or 0) <= EVENT_JSON_LIMIT:
-        try:
-            posted = request.get_json(silent=True)
-        except RecursionError:
-            posted = None
-        if isinstance(posted, dict) and ("event-data" in posted or isinstance(posted.get("signature"), dict)):
-            raise WrongWebhook(WRONG_WEBHOOK.format(what="event webhook (JSON with event-data)"))
+    if request.mimetype != "application/json" or (request.content_length or 0) > EVENT_JSON_LIMIT:
+        return
+    body = bytearray()  # read here, not by get_json(): a chunked body has no Content-Length to judge it by
+    while len(body) <= EVENT_JSON_LIMIT and (piece := request.stream.read(EVENT_JSON_LIMIT + 1 - len(body))):
+        body += piece
+    try:
+        posted = json.loads(body) if len(body) <= EVENT_JSON_LIMIT else None
+    except (ValueError, RecursionError):
+        posted = None
+    if isinstance(posted, dict) and ("event-data" in posted or isinstance(posted.get("signature"), dict)):
+        raise WrongWebhook(WRONG_WEBHOOK.format(what="event webhook (JSON with event-data)"))
 
 
 def read_message(request: Request) -> InboundMessage:

@@ -414,6 +414,34 @@ def test_event_webhooks_aimed_here_get_406_naming_the_mistake(client, body, cont
     assert names in reason and "point event and tracking webhooks elsewhere" in reason
 
 
+def chunked_post(client, path: str, body: bytes):
+    """POST `body` as a chunked request, without Content-Length, as gunicorn hands one on."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+@pytest.mark.parametrize("path", ["/webhooks/mailgun", "/webhooks/mailgun/mime"])
+def test_a_chunked_json_body_is_not_parsed_whole(client, path):
+    # Without a Content-Length the size check passed, and get_json() read and parsed up to 100 MiB.
+    event = json.dumps({"event-data": {"event": "delivered"}}).encode()
+    assert chunked_post(client, path, event).status_code == 406  # a small one is still named the mistake it is
+    huge = b'{"event-data": [' + b"0," * (4 * 1024 * 1024) + b"0]}"
+    tracemalloc.start()
+    try:
+        response = chunked_post(client, path, huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 400  # as an oversized JSON with a Content-Length is answered
+    assert "expected a form post" in response.get_json()["reason"]
+    assert peak < 2 * 1024 * 1024, f"peak {peak // 1024} KiB"
+
+
 def test_a_store_notification_without_an_api_key_names_the_variable(client):
     form = mailgun_form(
         attachments=json.dumps(
