@@ -17,7 +17,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, NeedData
 
 from .form import SIGNATURE_FIELDS, check_unsigned_at_end, check_when_signed
-from .multipart import MailgunDecoder
+from .multipart import MailgunDecoder, PartHeadersTooLarge
 from .urlencoded import MalformedUrlencoded, read_urlencoded
 
 MIME_FIELD = "body-mime"
@@ -118,7 +118,7 @@ def read_mime_form(stream, content_type: str, new_spool, check_signature=None) -
             )
     except RequestEntityTooLarge:
         raise MalformedForm("a form part's headers never end") from None
-    except MalformedUrlencoded as error:
+    except (MalformedUrlencoded, PartHeadersTooLarge) as error:
         raise MalformedForm(str(error)) from None
     except ValueError as error:  # werkzeug's word for a broken or truncated multipart body
         raise MalformedForm(f"the form could not be parsed ({error}); is it a complete multipart body?") from None

@@ -8,6 +8,7 @@ import time
 import tracemalloc
 from urllib.parse import urlencode
 
+import pytest
 from werkzeug.sansio.multipart import Epilogue, MultipartDecoder, NeedData
 
 from inbox import create_app
@@ -67,6 +68,22 @@ def test_a_long_non_ascii_mail_without_attachments_arrives_whole(app, client):
     assert response.status_code == 415
     assert response.get_json()["message_id"] == "<long@example.com>"
     assert response.get_json()["reason"] == "the message has no attachments"
+
+
+@pytest.mark.parametrize("size, ended", [(4 * MiB, False), (4 * MiB, True), (100 * 1024, True)])
+def test_a_form_part_with_megabytes_of_headers_is_refused_before_they_are_parsed(client, size, ended):
+    # The decoder's only bound was the 25 MiB form memory; Werkzeug made a tuple per '; a=b'.
+    header = b'Content-Disposition: form-data; name="subject"' + b"; a=b" * (size // 5)
+    body = b"--b\r\n" + header + (b"\r\n\r\nhello\r\n--b--\r\n" if ended else b"")
+    tracemalloc.start()
+    try:
+        response = client.post("/webhooks/mailgun", data=body, content_type="multipart/form-data; boundary=b")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 400
+    assert "a form part's headers are over 64 KiB" in response.get_json()["reason"]
+    assert peak < 3 * len(body), f"peak {peak // MiB} MiB"
 
 
 def test_a_bad_signature_stops_the_read_before_the_attachments(client, monkeypatch):
