@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from flask import Request
 
 from .form import FieldTooLarge
+from .form_json import content_ids, json_field, message_headers
 from .mime import MalformedMime, decoded_words, first_header, read_mime
 from .mimeform import MalformedForm, read_mime_form
 from .spool import SpoolFile
@@ -85,21 +86,6 @@ class InboundMessage:
         return f"{self.missing} of its {self.declared_attachments} attachments did not arrive"
 
 
-def _message_headers(form) -> tuple[tuple[str, str], ...]:
-    """`message-headers`: Mailgun's JSON list of [name, value] pairs, in order; () when absent or unreadable."""
-    try:
-        pairs = json.loads(form.get("message-headers") or "[]")
-    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to be headers
-        return ()
-    if not isinstance(pairs, list):
-        return ()
-    return tuple(
-        (pair[0], pair[1])
-        for pair in pairs
-        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
-    )
-
-
 def _header(form, headers: tuple[tuple[str, str], ...], name: str) -> str:
     """A MIME header: Mailgun posts each as a top-level field and again in message-headers."""
     return form.get(name) or first_header(headers, name) or ""
@@ -108,17 +94,6 @@ def _header(form, headers: tuple[tuple[str, str], ...], name: str) -> str:
 def _declared_count(form) -> int | None:
     count = (form.get("attachment-count") or "").strip()
     return int(count) if count.isascii() and count.isdigit() and len(count) <= 6 else None
-
-
-def _content_ids(form) -> dict[str, str]:
-    """`content-id-map` ("<cid>" → "attachment-N") turned round: field → cid without <>."""
-    try:
-        mapping = json.loads(form.get("content-id-map") or "{}")
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(mapping, dict):
-        return {}
-    return {field: cid.strip().strip("<>") for cid, field in mapping.items() if isinstance(field, str) and cid.strip()}
 
 
 def clean_filename(raw: str) -> str:
@@ -135,12 +110,9 @@ def stored_attachment_list(form) -> list[dict] | None:
     """The `attachments` of a store() notification, None for a forward() post."""
     if "attachments" not in form:
         return None
-    try:
-        items = json.loads(form["attachments"] or "[]")
-        if not isinstance(items, list) or not all(isinstance(item, dict) and "url" in item for item in items):
-            raise ValueError
-    except (ValueError, RecursionError):
-        raise MalformedMessage('"attachments" must be the JSON list Mailgun sends with store(notify=…)') from None
+    items = json_field(form, "attachments", "[]")
+    if not isinstance(items, list) or not all(isinstance(item, dict) and "url" in item for item in items):
+        raise MalformedMessage('"attachments" must be the JSON list Mailgun sends with store(notify=…)')
     return items
 
 
@@ -179,17 +151,17 @@ def read_message(request: Request) -> InboundMessage:
         raise MalformedMessage(f"the form could not be parsed ({error}); is it a complete multipart body?") from None
     if "event" in form:  # inbound posts never carry it; Mailgun's legacy event webhooks always do
         raise WrongWebhook(WRONG_WEBHOOK.format(what=f"legacy event webhook (event={form['event'][:40]!r})"))
-    content_ids = _content_ids(form)
+    content_id_of = content_ids(form)
     attachments = [
         Attachment(
             field=name,
             filename=clean_filename(upload.filename or ""),
             stream=upload.stream,
-            content_id=content_ids.get(name, ""),
+            content_id=content_id_of.get(name, ""),
         )
         for name, upload in files.items(multi=True)
     ]
-    headers = _message_headers(form)
+    headers = message_headers(form)
     return InboundMessage(
         sender=form.get("sender", ""),  # empty for a bounce (MAIL FROM:<>): never the From header
         recipient=form.get("recipient", ""),

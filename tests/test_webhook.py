@@ -264,6 +264,17 @@ def test_message_id_comes_from_message_headers_when_no_field_carries_it(client, 
     assert client.post("/webhooks/mailgun", data=form).get_json()["message_id"] == "<h@x>"
 
 
+def test_a_lone_surrogate_escaped_in_the_json_fields_is_no_500(client, images):
+    # JSON can escape a surrogate no text holds; the Message-Id went on to .encode() (receipts, names): a 500.
+    headers = json.dumps([["From", "alice@example.com"], ["Message-Id", "<\udcff@x>"]])
+    form = mailgun_form(("a.jpg", images[".jpg"]), **{"message-headers": headers})
+    form["content-id-map"] = json.dumps({"<\udcff>": "attachment-1"})
+    del form["Message-Id"]
+    response = client.post("/webhooks/mailgun", data=form)
+    assert response.status_code == 200 and len(response.get_json()["stored"]) == 1
+    assert response.get_json()["message_id"] == "<?@x>"
+
+
 def test_a_body_over_the_limit_is_a_clean_413(client, app):
     too_big = app.config["MAX_CONTENT_LENGTH"] + 1
     response = client.post(
@@ -482,7 +493,7 @@ REQUIRED = "timestamp, token and signature fields are required (a Mailgun-signed
 def parsed(monkeypatch):
     """The names of the message's parsing steps that ran: file names, JSON fields, MIME."""
     ran = []
-    for step in ("clean_filename", "_message_headers", "_content_ids", "read_mime"):
+    for step in ("clean_filename", "message_headers", "content_ids", "read_mime"):
         original = getattr(message_module, step)
         monkeypatch.setattr(message_module, step, lambda *args, s=step, f=original: ran.append(s) or f(*args))
     return ran
