@@ -111,7 +111,7 @@ def _part_info(part: Message) -> tuple[str, str, str, str | None, str]:
         raise MalformedMime(f"a part's Content-Type or Content-Disposition has over {MAX_PARAMETERS} parameters")
     try:
         content_type = part.get_content_type()
-        boundary = str(part.get_param("boundary") or "") if part.get_content_maintype() == "multipart" else ""
+        boundary = (part.get_boundary() or "") if part.get_content_maintype() == "multipart" else ""  # RFC 2231 too
         encoding = str(part.get("content-transfer-encoding") or "7bit").strip().lower()
         filename = decoded_words(str(part.get_filename() or ""))
         return content_type, boundary, encoding, part.get_content_disposition(), filename
