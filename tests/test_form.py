@@ -83,7 +83,7 @@ def test_a_form_part_with_megabytes_of_headers_is_refused_before_they_are_parsed
         tracemalloc.stop()
     assert response.status_code == 400
     assert "a form part's headers are over 64 KiB" in response.get_json()["reason"]
-    assert peak < 3 * len(body), f"peak {peak // MiB} MiB"
+    assert peak < 3 * len(body) + MiB, f"peak {peak // MiB} MiB"  # a tuple per parameter took 100 times the body
 
 
 def test_a_bad_signature_stops_the_read_before_the_attachments(client, monkeypatch):

@@ -390,13 +390,16 @@ def test_an_unfinished_multipart_upload_leaves_no_spool_file(client, settings):
 
 
 def test_a_message_id_with_a_newline_cannot_forge_a_log_line(deliver, images):
-    handler = logging.getLogger("inbox").handlers[0]
+    logger = logging.getLogger("inbox")
     stream = io.StringIO()
-    previous = handler.setStream(stream)
+    # The service's formatter, on a stream of our own: the handler's may be an earlier test's captured stderr, closed.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.handlers[0].formatter)
+    logger.addHandler(handler)
     try:
         deliver(("a.jpg", images[".jpg"]), message_id="<a@b>\n2026-01-01 00:00:00 INFO inbox: forged\u2028x")
     finally:
-        handler.setStream(previous)
+        logger.removeHandler(handler)
     logged = stream.getvalue()
     assert "<a@b>\\x0a2026-01-01 00:00:00 INFO inbox: forged\\u2028x" in logged
     assert not any(line.startswith("2026-01-01") for line in logged.splitlines())
