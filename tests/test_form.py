@@ -18,17 +18,23 @@ from inbox.multipart import MailgunDecoder, _BoundaryFinder
 from tests.harness import SIGNING_KEY, mailgun_form
 
 MiB = 1024 * 1024
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+def post_traced(client, body: bytes, content_type: str):
+    """The answer to `body`, and the most memory Python held while it was read and answered."""
+    tracemalloc.start()
+    try:
+        response = client.post("/webhooks/mailgun", data=body, content_type=content_type)
+        return response, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def test_an_unsigned_url_encoded_flood_is_refused_quickly_in_bounded_memory(client):
     body = b"&" * (24 * MiB)
-    tracemalloc.start()
     started = time.monotonic()
-    try:
-        response = client.post("/webhooks/mailgun", data=body, content_type="application/x-www-form-urlencoded")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = post_traced(client, body, URLENCODED)
     assert response.status_code == 413 and response.get_json()["reason"]
     assert time.monotonic() - started < 3
     assert peak < 3 * len(body)  # the body and its text, never a field object per '&'
@@ -37,12 +43,7 @@ def test_an_unsigned_url_encoded_flood_is_refused_quickly_in_bounded_memory(clie
 def test_an_unsigned_percent_encoded_body_is_refused_without_an_object_per_escape(client):
     # parse_qsl over the whole body made an object per %XX: 5 MiB cost ~400 MiB before the 403.
     body = b"body-plain=" + b"%41" * (4 * MiB // 3)
-    tracemalloc.start()
-    try:
-        response = client.post("/webhooks/mailgun", data=body, content_type="application/x-www-form-urlencoded")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = post_traced(client, body, URLENCODED)
     assert response.status_code == 403
     assert "timestamp, token and signature fields are required" in response.get_json()["reason"]
     assert peak < 3 * len(body), f"peak {peak // MiB} MiB"
@@ -50,7 +51,7 @@ def test_an_unsigned_percent_encoded_body_is_refused_without_an_object_per_escap
 
 def test_a_url_encoded_header_field_is_refused_while_it_arrives(client):
     body = b"subject=" + b"%41" * (3 * MiB) + b"&" + urlencode(signed_fields(SIGNING_KEY)).encode()
-    response = client.post("/webhooks/mailgun", data=body, content_type="application/x-www-form-urlencoded")
+    response = client.post("/webhooks/mailgun", data=body, content_type=URLENCODED)
     assert response.status_code == 413
     assert "form field 'subject' is over 256 KiB" in response.get_json()["reason"]
 
@@ -60,11 +61,9 @@ def test_a_long_non_ascii_mail_without_attachments_arrives_whole(app, client):
     text = "Grüße aus Köln 🌍, ça va? " * 120_000  # ~3.5 MiB of text, ~9 MiB url-encoded
     fields = {**signed_fields(SIGNING_KEY), "Message-Id": "<long@example.com>", "body-plain": text, "subject": "ü"}
     body = urlencode(fields).encode()
-    with app.test_request_context(
-        "/webhooks/mailgun", method="POST", data=body, content_type="application/x-www-form-urlencoded"
-    ) as context:
+    with app.test_request_context("/webhooks/mailgun", method="POST", data=body, content_type=URLENCODED) as context:
         assert context.request.form.to_dict() == fields
-    response = client.post("/webhooks/mailgun", data=body, content_type="application/x-www-form-urlencoded")
+    response = client.post("/webhooks/mailgun", data=body, content_type=URLENCODED)
     assert response.status_code == 415
     assert response.get_json()["message_id"] == "<long@example.com>"
     assert response.get_json()["reason"] == "the message has no attachments"
@@ -75,12 +74,7 @@ def test_a_form_part_with_megabytes_of_headers_is_refused_before_they_are_parsed
     # The decoder's only bound was the 25 MiB form memory; Werkzeug made a tuple per '; a=b'.
     header = b'Content-Disposition: form-data; name="subject"' + b"; a=b" * (size // 5)
     body = b"--b\r\n" + header + (b"\r\n\r\nhello\r\n--b--\r\n" if ended else b"")
-    tracemalloc.start()
-    try:
-        response = client.post("/webhooks/mailgun", data=body, content_type="multipart/form-data; boundary=b")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = post_traced(client, body, "multipart/form-data; boundary=b")
     assert response.status_code == 400
     assert "a form part's headers are over 64 KiB" in response.get_json()["reason"]
     assert peak < 3 * len(body) + MiB, f"peak {peak // MiB} MiB"  # a tuple per parameter took 100 times the body
@@ -101,7 +95,7 @@ def test_a_signed_url_encoded_message_still_reads_every_field(client):
     response = client.post(
         "/webhooks/mailgun",
         data={**signed_fields(SIGNING_KEY), "subject": "a & b", "Message-Id": "<x@y>"},
-        content_type="application/x-www-form-urlencoded",
+        content_type=URLENCODED,
     )
     assert response.status_code == 415
     assert response.get_json()["message_id"] == "<x@y>"
