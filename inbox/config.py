@@ -108,6 +108,11 @@ def _mailgun(settings: Mapping, config: dict) -> None:
                 "as Mailgun lists it under Sending → Domains, e.g. mg.example.com"
             )
         config["MAILGUN_DOMAIN"] = domain
+        if not key:  # a domain alone means replies were wanted: say so now, not in every answer
+            raise ConfigError(
+                "MAILGUN_DOMAIN is set but MAILGUN_API_KEY is not: replies need both; set MAILGUN_API_KEY "
+                "to the account's private API key, or unset MAILGUN_DOMAIN to send no replies"
+            )
     config["INBOX_REPLIES"] = bool(key and domain)
 
 

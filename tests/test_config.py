@@ -27,6 +27,7 @@ def test_refuses_to_start_without_a_signing_key(tmp_path):
         ("MAILGUN_API_URL", "https://api.eu.mailgun.net", "does not end in /v3.*https://api.eu.mailgun.net/v3"),
         ("MAILGUN_DOMAIN", "https://mg.example.com/", "MAILGUN_DOMAIN='https://mg.example.com/' is not a domain"),
         ("MAILGUN_DOMAIN", "photos@mg.example.com", "MAILGUN_DOMAIN='photos@mg.example.com' is not a domain"),
+        ("MAILGUN_DOMAIN", "mg.example.com", "MAILGUN_DOMAIN is set but MAILGUN_API_KEY is not: replies need both"),
         ("INBOX_REPLY_FROM", "not an address", "INBOX_REPLY_FROM='not an address' is not one mail address"),
         ("INBOX_REPLY_FROM", "a@example.com, b@example.com", "INBOX_REPLY_FROM=.* is not one mail address"),
         ("INBOX_REPLY_FROM", "photos@", "INBOX_REPLY_FROM='photos@' is not one mail address"),
