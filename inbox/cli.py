@@ -117,6 +117,13 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def worker_count(text: str) -> int:
+    """A number of worker processes for argparse: 1 or more (0 was taken as "the default")."""
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of workers (1 or more)")
+    return int(text)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="inbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,7 +134,9 @@ def main(argv=None) -> int:
         default=8000,
         help="port on 127.0.0.1 to listen on (default 8000; send's --url must match)",
     )
-    serve_parser.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 2)")
+    serve_parser.add_argument(
+        "--workers", type=worker_count, help="worker processes (default: WEB_CONCURRENCY, else 2)"
+    )
     serve_parser.set_defaults(run=serve)
     send_parser = commands.add_parser("send", help="deliver files to the webhook as a signed Mailgun message")
     send_parser.add_argument(

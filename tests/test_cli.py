@@ -127,10 +127,19 @@ def test_serve_says_what_is_wrong_instead_of_starting(tmp_path):
     assert "INBOX_REJECT_STATUS='500'" in result.stderr
 
 
-@pytest.mark.parametrize("port", ["99999", "0", "http"])
-def test_serve_refuses_a_port_that_is_not_one_with_a_usage_error(tmp_path, port):
+@pytest.mark.parametrize(
+    "option, value, says",
+    [
+        ("--port", "99999", "is not a port number (1-65535)"),
+        ("--port", "0", "is not a port number (1-65535)"),
+        ("--port", "http", "is not a port number (1-65535)"),
+        ("--workers", "0", "is not a number of workers (1 or more)"),
+        ("--workers", "two", "is not a number of workers (1 or more)"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_that_is_not_one_with_a_usage_error(tmp_path, option, value, says):
     result = subprocess.run(
-        [INBOX, "serve", "--port", port],
+        [INBOX, "serve", option, value],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -138,7 +147,7 @@ def test_serve_refuses_a_port_that_is_not_one_with_a_usage_error(tmp_path, port)
         timeout=60,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"argument --port: {port} is not a port number (1-65535)" in result.stderr
+    assert f"argument {option}: {value} {says}" in result.stderr
 
 
 def test_the_readme_example_stores_the_sample_photo_and_rejects_the_pdf(served):
