@@ -43,6 +43,7 @@ from .takedown import take_down
 log = logging.getLogger("inbox")
 MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
 FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
+DELETE_PUBLISHES_NOTHING = "a delete reply publishes nothing: send these photos in a mail of their own"
 
 
 def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None:
@@ -100,11 +101,8 @@ def _take_down_by_reply(store: Store, message: InboundMessage, key: str) -> Publ
             held.release()
 
 
-DELETE_PUBLISHES_NOTHING = "a delete reply publishes nothing: send these photos in a mail of their own"
-
-
 def _not_published(message: InboundMessage) -> list[dict]:
-    """The `rejected` entries of the attachments of a `delete`: it may be meant for the earlier ones only."""
+    """The `rejected` entries of the attachments of a `delete`: each is told to come in a mail of its own."""
     posted = [
         {
             "attachment": attachment.field,
