@@ -89,14 +89,14 @@ def publish(store: Store, message: InboundMessage, fetch_stored: Callable[[], tu
     `fetch_stored` brings the attachments of a store() notification from Mailgun, and the rejected
     entries of those it did not fetch.
     """
-    key = message_key(store.name_key, message) if _replies_on() else None
+    identity = message_identity(message)  # before the fetch: a store() notification's attachments are its URLs
+    key = message_key(store.name_key, identity, message.sender) if _replies_on() else None
     record = find_record(store, key) if key else None
     if record is not None and record.get("taken_down"):
         # A mail server sending the mail again (a new token) must not bring the photos back.
         return Published(
             reason=f"not published again: its sender took this mail's photos down ({record['taken_down']})"
         )
-    identity = message_identity(message)  # before the fetch: a store() notification's attachments are its URLs
     not_fetched = []
     if message.stored_attachments is not None:
         fetched, not_fetched = fetch_stored()

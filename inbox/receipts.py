@@ -63,16 +63,22 @@ def message_identity(message: InboundMessage) -> str:
     """
     if message.message_id:
         return message.message_id
-    parts = [first_header(message.headers, "Date") or "", message.subject]
-    parts += [attachment.stream.sha256.hexdigest() for attachment in message.attachments]
+    return "no Message-Id: " + _digest([first_header(message.headers, "Date") or "", message.subject], message)
+
+
+def message_key(name_key: bytes, identity: str, sender: str) -> str:
+    """The record key of the message with this identity (message_identity) and envelope sender.
+
+    The same for every delivery of it, unguessable without the name key.
+    """
+    return hmac.new(name_key, f"{identity}\0{sender}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _digest(parts: list[str], message: InboundMessage) -> str:
+    """SHA-256 of `parts` followed by every attachment's content (a store() notification's: its URL)."""
+    parts = parts + [attachment.stream.sha256.hexdigest() for attachment in message.attachments]
     parts += [str(item.get("url")) for item in message.stored_attachments or ()]
-    return "no Message-Id: " + hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def message_key(name_key: bytes, message: InboundMessage) -> str:
-    """The message's record key: the same for every delivery of it, unguessable without the name key."""
-    digest = hmac.new(name_key, f"{message_identity(message)}\0{message.sender}".encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _read(store: Store, name: str) -> tuple[dict, float] | None:
@@ -105,10 +111,7 @@ def _write(store: Store, spool: SpoolFolder, name: str, content: dict) -> None:
 
 def fingerprint(message: InboundMessage) -> str:
     """What makes a message this message: its id, sender and every attachment's content (or URL)."""
-    parts = [message.message_id, message.sender]
-    parts += [attachment.stream.sha256.hexdigest() for attachment in message.attachments]
-    parts += [str(item.get("url")) for item in message.stored_attachments or ()]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return _digest([message.message_id, message.sender], message)
 
 
 @dataclass(frozen=True)
