@@ -110,18 +110,18 @@ def delete(args) -> int:
     return 1 if not_found else 0
 
 
-def port_number(text: str) -> int:
-    """A TCP port for argparse: 1-65535, else a usage error instead of gunicorn's traceback."""
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
-        raise argparse.ArgumentTypeError(f"{text} is not a port number (1-65535)")
-    return int(text)
+def whole_number(low: int, high: int | None, what: str):
+    """An argparse type: a whole number from `low` to `high` (None: no top), else a usage error saying it is not `what`.
 
+    A usage error rather than gunicorn's traceback (a port past 65535), or a quiet default (0 workers).
+    """
 
-def worker_count(text: str) -> int:
-    """A number of worker processes for argparse: 1 or more (0 was taken as "the default")."""
-    if not (text.isascii() and text.isdigit() and int(text) >= 1):
-        raise argparse.ArgumentTypeError(f"{text} is not a number of workers (1 or more)")
-    return int(text)
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and low <= int(text) and (high is None or int(text) <= high)):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return int(text)
+
+    return parse
 
 
 def main(argv=None) -> int:
@@ -130,12 +130,14 @@ def main(argv=None) -> int:
     serve_parser = commands.add_parser("serve", help="run the service on 127.0.0.1 (gunicorn)")
     serve_parser.add_argument(
         "--port",
-        type=port_number,
+        type=whole_number(1, 65535, "a port number (1-65535)"),
         default=8000,
         help="port on 127.0.0.1 to listen on (default 8000; send's --url must match)",
     )
     serve_parser.add_argument(
-        "--workers", type=worker_count, help="worker processes (default: WEB_CONCURRENCY, else 2)"
+        "--workers",
+        type=whole_number(1, None, "a number of workers (1 or more)"),
+        help="worker processes (default: WEB_CONCURRENCY, else 2)",
     )
     serve_parser.set_defaults(run=serve)
     send_parser = commands.add_parser("send", help="deliver files to the webhook as a signed Mailgun message")
