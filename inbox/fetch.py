@@ -79,8 +79,7 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
     # Retry-After not obeyed: it could hold the delivery past FETCH_DEADLINE (see messages_api.SEND_RETRY).
     retry = Retry(total=3, backoff_factor=0.5, status_forcelist=RETRY_STATUSES, respect_retry_after_header=False)
     with api_session(api_key, retry) as session:
-        for number, item in enumerate(items[:MAX_FETCHES], start=1):
-            url = urls[number - 1]
+        for number, (item, url) in enumerate(zip(items[:MAX_FETCHES], urls, strict=False), start=1):
             spool = new_spool()
             try:
                 with session.get(url, stream=True, timeout=TIMEOUT) as response:
