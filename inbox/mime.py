@@ -46,6 +46,7 @@ MAX_PARAMETERS = 200  # a 255-character CJK file name in RFC 2231 pieces takes a
 NOT_MAIL_CHARSETS = {"punycode", "idna", "undefined"}  # Python codecs: quadratic (punycode) or always failing
 CID_REFERENCE = re.compile(r"""cid:([^\s"'<>()]{1,998})""", re.IGNORECASE)
 FOLD = re.compile(r"\r?\n(?=[ \t])")
+ADDRESS_HEADERS = {"from", "sender", "reply-to", "to", "cc", "bcc"}  # words decoded once parsed (RFC 2047 6.2)
 # RFC 2046 allows 70 characters; some mailers write a few more.
 BOUNDARY_CHARACTERS = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{1,100}")
 
@@ -86,12 +87,12 @@ def _text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def decoded_words(value: str) -> str:
-    """A header value unfolded, its RFC 2047 encoded words decoded (kept as they came when broken)."""
+def decoded_words(value: str, header: str = "") -> str:
+    """A header value unfolded, its RFC 2047 encoded words decoded (kept when broken, or in an address `header`)."""
     value = FOLD.sub(" ", value).strip()
     # email scans from each "=?" of a line to its next "?=": cut after the last "?=" of one line, each ends at a word.
     end = value.rfind("?=", 0, MAX_ENCODED_CHARS) + 2
-    if "=?" in value[:end] and len(value[:end].splitlines()) == 1:
+    if header.lower() not in ADDRESS_HEADERS and "=?" in value[:end] and len(value[:end].splitlines()) == 1:
         try:
             return str(email.header.make_header(email.header.decode_header(value[:end]))) + value[end:]
         except (ValueError, LookupError, email.errors.HeaderParseError):
@@ -167,7 +168,7 @@ class _Reader:
             raise MalformedMime(f"the parts' headers are over {MAX_ALL_PART_HEADER_BYTES} bytes together")
         headers = _parse_headers(block)
         if depth == 0:  # the message's own headers, in order and decoded; a part's are only asked
-            self.message.headers = [(name, decoded_words(str(value))) for name, value in headers.items()]
+            self.message.headers = [(name, decoded_words(str(value), name)) for name, value in headers.items()]
         content_type, boundary, encoding, disposition, filename = _part_info(headers)
         if boundary:
             if depth >= self.max_depth:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from inbox import create_app
 from inbox.delivery import build_delivery, signed_fields
 from inbox.form import InboxRequest
 from tests.harness import SIGNING_KEY, large_photo, pasted_photo
@@ -197,3 +198,22 @@ def test_a_part_header_of_thousands_of_parameters_is_400_and_says_so(client):
 
     assert response.status_code == 400
     assert "Content-Type or Content-Disposition has over 200 parameters" in response.get_json()["reason"]
+
+
+def test_a_listed_publisher_whose_name_outlook_encodes_with_a_comma_is_admitted(settings):
+    # Exchange writes "Müller, Jürgen" as one encoded word; decoded before parsing, the comma split the From
+    # into two addresses: 406 "not exactly one address", the photo lost and Mailgun told not to retry.
+    client = create_app({**settings, "INBOX_PUBLISHERS": "juergen@example.com"}).test_client()
+    photo = pasted_photo((320, 240))
+    raw = (
+        b"X-Mailgun-Spf: Pass\r\nReceived: from mx.firma.example by mxa.mailgun.org with ESMTP\r\n"
+        b"From: =?iso-8859-1?Q?M=FCller=2C_J=FCrgen?= <juergen@example.com>\r\nMessage-Id: <ol@firma.example>\r\n"
+        b"Subject: Fotos\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
+        b"--BB\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="a.jpg"\r\n\r\n' + base64.encodebytes(photo) + b"--BB--\r\n"
+    )
+
+    response = post_mime(client, raw, multipart, sender="juergen@example.com")
+
+    assert response.status_code == 200, response.get_json()
+    assert client.get(response.get_json()["stored"][0]["url"]).data == photo
