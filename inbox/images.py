@@ -23,6 +23,13 @@ ACCEPTED = {
     "image/avif": ".avif",
     "image/tiff": ".tif",
 }
+# Wrappers mail programs put photos in, which hide them from us: what the sender can do instead.
+WRAPPER_ADVICE = {
+    "message/rfc822": "a mail forwarded as an attachment, whose photos are not looked into: "
+    "forward the photos themselves (Forward, not Forward as Attachment)",
+    "application/vnd.ms-tnef": "Outlook's rich-text winmail.dat, which hides the photos in it: "
+    "send them again with Outlook set to HTML or plain text",
+}
 # What the local store serves each extension as (the first MIME type that maps to it).
 CONTENT_TYPES = {extension: mime for mime, extension in reversed(ACCEPTED.items())}
 
@@ -53,7 +60,8 @@ def inspect(head: bytes, size: int, max_bytes: int) -> Verdict:
         )
     extension = ACCEPTED.get(content_type)
     if extension is None:
-        return Verdict(content_type, reason=f"not an accepted image: the content is {content_type}")
+        advice = f", {WRAPPER_ADVICE[content_type]}" if content_type in WRAPPER_ADVICE else ""
+        return Verdict(content_type, reason=f"not an accepted image: the content is {content_type}{advice}")
     return Verdict(content_type, extension=extension)
 
 

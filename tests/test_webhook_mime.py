@@ -217,3 +217,40 @@ def test_a_listed_publisher_whose_name_outlook_encodes_with_a_comma_is_admitted(
 
     assert response.status_code == 200, response.get_json()
     assert client.get(response.get_json()["stored"][0]["url"]).data == photo
+
+
+def forwarded_as_attachment(photo: bytes) -> EmailMessage:
+    """Forward as Attachment (Outlook, Gmail): the photos travel inside an attached message/rfc822."""
+    original = EmailMessage()
+    original["From"], original["Subject"], original["Message-Id"] = "Bob <bob@example.com>", "Beach", "<o@example.com>"
+    original.set_content("from the beach")
+    original.add_attachment(photo, "image", "jpeg", filename="beach.jpg")
+    message = EmailMessage()
+    message["From"], message["Subject"], message["Message-Id"] = "alice@example.com", "Fwd: Beach", "<f@example.com>"
+    message.set_content("see the attached mail")
+    message.add_attachment(original)
+    return message
+
+
+def outlook_rich_text(photo: bytes) -> EmailMessage:
+    """Outlook in Rich Text mode: the photos travel inside winmail.dat (TNEF), which other clients cannot open."""
+    message = EmailMessage()
+    message["From"], message["Subject"], message["Message-Id"] = "alice@example.com", "Fotos", "<t@example.com>"
+    message.set_content("see attached")
+    tnef = b"\x78\x9f\x3e\x22\x01\x00\x01\x06\x90\x08\x00" + photo  # the TNEF signature, then its attributes
+    message.add_attachment(tnef, "application", "ms-tnef", filename="winmail.dat")
+    return message
+
+
+@pytest.mark.parametrize(
+    "shape, advice",
+    [(forwarded_as_attachment, "forward the photos themselves"), (outlook_rich_text, "HTML or plain text")],
+)
+def test_photos_wrapped_in_a_forwarded_mail_or_winmail_dat_get_a_reason_that_says_what_to_do(client, shape, advice):
+    # The reason was only "the content is application/vnd.ms-tnef": the sender attached JPEGs and never saw a
+    # winmail.dat, nor can tell from "message/rfc822" that forwarding as an attachment hid the photos.
+    response = post_mime(client, shape(pasted_photo((320, 240))).as_bytes(), multipart)
+
+    assert response.status_code == 415
+    (rejected,) = response.get_json()["rejected"]
+    assert rejected["reason"].startswith("not an accepted image: the content is ") and advice in rejected["reason"]
