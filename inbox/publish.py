@@ -158,8 +158,11 @@ def store_attachments(store: Store, message: InboundMessage, identity: str, with
             published.too_large = published.too_large or verdict.too_large
             continue
         name = object_name(store.name_key, identity, message.sender, spool.sha256.hexdigest(), verdict.extension)
-        if name in withheld:
-            published.rejected.append({**entry, "reason": TAKEN_DOWN_REASON})
+        if name in published.names:  # a copy: one object, one link, one line in the reply
+            first = published.stored[published.names.index(name)]
+            reason = f"the same photo as {first['filename'] or first['attachment']}: published once"
+        if reason or name in withheld:
+            published.rejected.append({**entry, "reason": reason or TAKEN_DOWN_REASON})
             continue
         store_image(store, spool.name, name, verdict.content_type, attachment.filename)
         published.names.append(name)

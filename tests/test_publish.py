@@ -32,3 +32,16 @@ def test_a_mail_of_more_photos_than_one_may_publish_stores_the_first_and_says_wh
 
     the_rest = deliver(*photos[MAX_IMAGES:], message_id="<the-rest@example.com>").get_json()
     assert [item["filename"] for item in the_rest["stored"]] == [name for name, _ in photos[MAX_IMAGES:]]
+
+
+def test_the_same_photo_attached_twice_is_published_once_and_the_copy_says_so(deliver, settings):
+    # Both were listed as published, at one URL: "Your photos are published (2)" for one photo, the link twice,
+    # and a `delete` confirmed "Taken down (2)".
+    photo = gif(1)
+    body = deliver(("IMG_1.gif", photo), ("IMG_1 copy.gif", photo), ("other.gif", gif(2))).get_json()
+
+    assert [item["filename"] for item in body["stored"]] == ["IMG_1.gif", "other.gif"]
+    (copy,) = body["rejected"]
+    assert copy["filename"] == "IMG_1 copy.gif"
+    assert copy["reason"] == "the same photo as IMG_1.gif: published once"
+    assert len(os.listdir(os.path.join(settings["STORAGE_PATH"], "images"))) == 2
