@@ -17,6 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from libcloud.storage.drivers.local import LocalStorageDriver
+from libcloud.storage.types import ObjectDoesNotExistError
 
 META_ATTRIBUTE = "user.inbox.meta"
 
@@ -79,12 +80,16 @@ class LinkingLocalStorageDriver(LocalStorageDriver):
         return self._make_object(container, object_name)
 
     def delete_object(self, obj):
-        removed = super().delete_object(obj)
+        # Not libcloud's: it answers False for any failure (a file this user may not remove), the reason lost.
+        try:
+            os.unlink(self.get_object_cdn_url(obj))
+        except FileNotFoundError:
+            raise ObjectDoesNotExistError(value=None, driver=self, object_name=obj.name) from None
         try:
             os.unlink(self._meta_path(obj.container.name, obj.name))
         except FileNotFoundError:
             pass
-        return removed
+        return True
 
     def _keep_meta(self, path: str, container_name: str, object_name: str, meta: bytes) -> None:
         try:

@@ -83,9 +83,11 @@ def delete_if_present(store: Store, container: Container, name: str) -> bool:
     """Delete the object `name` from `container`; False when there was none."""
     with unavailable_on_failure(store):
         try:
-            container.driver.delete_object(container.driver.get_object(container.name, name))
+            deleted = container.driver.delete_object(container.driver.get_object(container.name, name))
         except ObjectDoesNotExistError:
             return False
+    if not deleted:  # S3's and Azure's drivers answer False for an unexpected status, raising nothing
+        raise StorageUnavailable(f"{store.provider}: the service did not delete {name} in container {container.name}")
     return True
 
 

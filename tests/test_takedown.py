@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,6 +132,39 @@ def test_inbox_delete_with_a_mistyped_container_names_it_and_creates_nothing(ser
     )
     assert sorted(path.relative_to(storage) for path in storage.rglob("*")) == before
     assert requests.get(photo, timeout=10).status_code == 200
+
+
+@contextmanager
+def undeletable(path: Path):
+    """The file at `path` cannot be removed, as when `inbox delete` runs as a user who may not (root: immutable)."""
+    if os.geteuid() == 0:  # root may remove any file from any folder, but not an immutable one
+        subprocess.run(["chattr", "+i", path], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", path], check=True)
+    else:
+        path.parent.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.parent.chmod(0o755)
+
+
+def test_inbox_delete_that_cannot_remove_the_file_says_so_and_not_removed(settings, tmp_path, images):
+    client = create_app(settings).test_client()
+    url = client.post("/webhooks/mailgun", data=mailgun_form(("a.jpg", images[".jpg"]))).get_json()["stored"][0]["url"]
+    photo = Path(settings["STORAGE_PATH"]) / "images" / url.rsplit("/", 1)[1]
+
+    with undeletable(photo):
+        result = inbox(
+            tmp_path, "delete", url, MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, STORAGE_PATH=str(photo.parents[1])
+        )
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"inbox: {url} was not taken down, the storage failed: local: PermissionError")
+    assert str(photo) in result.stderr
+    assert client.get(urlsplit(url).path).data == images[".jpg"]  # still there, and nobody was told otherwise
 
 
 def test_inbox_delete_with_a_wrong_setting_is_a_one_line_configuration_error(tmp_path):
