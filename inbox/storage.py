@@ -129,6 +129,8 @@ def store_image(store: Store, path: str, name: str, content_type: str, filename:
             path,
             store.images,
             name,
-            extra={"content_type": content_type, "meta_data": {"filename": quote(filename)}},
+            # The name travels in Content-Disposition only: Swift refuses a metadata value over 256 bytes
+            # (a 30-character Japanese name, percent-encoded), AWS all user metadata over 2 KB.
+            extra={"content_type": content_type},
             headers=headers,
         )

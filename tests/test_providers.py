@@ -134,6 +134,20 @@ def test_answered_urls_open_anonymously_with_type_name_and_caching(real, images)
     assert body["stored"][0]["content_type"] == "image/jpeg"
 
 
+def test_a_long_non_ascii_file_name_is_stored_and_served_on_every_provider(real, images):
+    """A phone's Japanese file name, as long as any the app keeps: Swift takes 256 bytes of metadata per value."""
+    app = real.app()
+    filename = ("北海道の家族旅行で撮った写真" * 18)[:251] + ".jpg"  # clean_filename keeps 255 characters
+    response = app.test_client().post("/webhooks/mailgun", data=mailgun_form((filename, images[".jpg"])))
+
+    assert response.status_code == 200, response.get_json()
+    (stored,) = response.get_json()["stored"]
+    assert stored["filename"] == filename
+    fetched = requests.get(stored["url"], timeout=10)
+    assert fetched.content == images[".jpg"]
+    assert fetched.headers["Content-Disposition"] == content_disposition(filename)
+
+
 def test_receipts_and_listings_are_not_public(real, images):
     """Objects are readable by name only: never a receipt, never a listing (moto does not guard listings)."""
     app = real.app()

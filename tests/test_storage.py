@@ -60,7 +60,7 @@ def test_the_spooled_file_becomes_the_object_without_a_copy(tmp_path, local):
     assert os.stat(tmp_path / "images" / "n.jpg").st_ino == os.stat(path).st_ino
     assert obj.extra["content_type"] == "image/jpeg"
     assert obj.extra["headers"]["Content-Disposition"].endswith("''holiday.jpg")
-    assert obj.meta_data == {"filename": "holiday.jpg"}
+    assert obj.meta_data == {}  # the name is in Content-Disposition only
 
 
 def test_storing_the_same_name_again_is_harmless(tmp_path, local):
