@@ -8,6 +8,7 @@ the first delivery.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from email.errors import HeaderParseError
@@ -75,11 +76,18 @@ def absolute_url(settings: Mapping, name: str) -> str:
     return value
 
 
+# Every provider's names fit; others are cut by the URL they go into (S3: "photos?x=1" is bucket photos).
+CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def container_name(name: str, value: str, example: str) -> str:
     """`value` of setting `name` as a container name: one path segment (the local store makes it a folder)."""
     value = value.strip()
-    if not value or "/" in value or value.startswith("."):
-        raise ConfigError(f"{name}={value!r} is not a container name; use e.g. {example!r}")
+    if not CONTAINER_NAME.fullmatch(value):
+        raise ConfigError(
+            f"{name}={value!r} is not a container name: use letters, digits, '.', '-' and '_', "
+            f"starting with a letter or digit, e.g. {example!r}"
+        )
     return value
 
 

@@ -280,6 +280,18 @@ def test_start_up_with_wrong_credentials_says_so(provider, wrong, request):
         assert "'photos'" in message
 
 
+@pytest.mark.parametrize("setting", ["STORAGE_CONTAINER", "STORAGE_RECEIPTS_CONTAINER"])
+@pytest.mark.parametrize("suffix", ["?x=1", "#1", "%2Fx", " photos"])
+def test_a_container_name_a_url_would_cut_is_refused_at_start_up(moto_s3, setting, suffix):
+    """S3 took "photos?x=1" as bucket photos with a query: start-up passed, every delivery was a 503."""
+    bucket = f"img-{uuid.uuid4().hex[:12]}"
+    settings = {**SIGNING, **s3_settings(moto_s3.port), "STORAGE_CONTAINER": bucket, setting: bucket + suffix}
+    with pytest.raises(ConfigError, match=f"^{setting}=.* is not a container name: use letters, digits"):
+        create_app(settings)
+    driver = S3StorageDriver("k", "s", host="127.0.0.1", port=moto_s3.port, secure=False)
+    assert not [container for container in driver.list_containers() if container.name.startswith(bucket)]
+
+
 def test_uploads_stream_from_the_spooled_file(real, tmp_path):
     """Memory stays flat: one PUT streamed from the file, even past libcloud's 4 MiB Azure block size."""
     app = real.app()
