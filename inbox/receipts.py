@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from .claims import upload_if_absent
 from .message import InboundMessage
 from .mime import first_header
-from .spool import SpoolFile, SpoolFolder
+from .spool import SpoolFile, SpoolFolder, SpoolUnavailable
 from .storage import StorageUnavailable, Store, delete_if_present, find_object, unavailable_on_failure
 
 # Longer than a request may last (gunicorn's timeout, 120 s), shorter than Mailgun's first retry
@@ -151,9 +151,12 @@ class Claim:
 
 
 def _rewrite(file: SpoolFile, content: dict) -> None:
-    with open(file.name, "r+b") as target:
-        target.write(json.dumps(content, separators=(",", ":")).encode())
-        target.truncate()
+    try:
+        with open(file.name, "r+b") as target:
+            target.write(json.dumps(content, separators=(",", ":")).encode())
+            target.truncate()
+    except OSError as error:  # the answer is the largest file a delivery writes: the disk may fill just then
+        raise SpoolUnavailable(f"cannot write to {file.name}: {error.strerror}") from None
 
 
 def claim_token(store: Store, new_spool, token: str) -> Claim | Answered:

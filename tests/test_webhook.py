@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import resource
 import shutil
 import time
 import tracemalloc
@@ -245,6 +246,26 @@ def test_a_spool_that_cannot_be_written_is_503_not_500(deliver, settings, images
     response = deliver(("a.jpg", images[".jpg"]))
     assert response.status_code == 503
     assert "Mailgun will retry" in response.get_json()["reason"]
+
+
+def test_a_disk_that_fills_as_the_answer_is_recorded_is_503_and_the_retry_completes(deliver, settings, images):
+    # The answer is recorded last, over the token's claim, and is the largest file a delivery
+    # writes here. A full disk then (a file size limit stands in for it: no mount in a test)
+    # answered 500, the unexpected-error answer, instead of the 503 every other full-disk step gives.
+    attachments = [("a.jpg", images[".jpg"])] + [(f"note-{n:03}-{'x' * 120}.txt", b"text") for n in range(300)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, hard))
+    try:
+        failed = deliver(*attachments)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert failed.status_code == 503, failed.get_json()
+    assert "Mailgun will retry" in failed.get_json()["reason"]
+    assert stored_files(settings, "images-receipts") == ["name-key"]  # the claim was given up: the retry runs
+
+    retried = deliver(*attachments)
+    assert retried.status_code == 200
+    assert len(retried.get_json()["stored"]) == 1 and len(retried.get_json()["rejected"]) == 300
 
 
 def test_a_long_html_thread_and_many_header_fields_are_accepted(client, images):
