@@ -148,17 +148,19 @@ class SpoolFolder:
         """Remove spool files older than `max_age` seconds (a killed worker's); return their names."""
         self._last_sweep = time.monotonic()
         removed, limit = [], time.time() - max_age
+        # Housekeeping never fails a request: what cannot be removed now (a file system gone
+        # read-only) is tried again by the next sweep; another worker may have swept it first.
         try:
             entries = list(os.scandir(self.path))
-        except FileNotFoundError:
+        except OSError:
             return removed
         for entry in entries:
             try:
                 if entry.name.startswith(PREFIX) and entry.stat(follow_symlinks=False).st_mtime < limit:
                     os.unlink(entry.path)
                     removed.append(entry.name)
-            except FileNotFoundError:
-                pass  # another worker swept it first
+            except OSError:
+                pass
         return removed
 
 

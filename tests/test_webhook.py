@@ -268,6 +268,20 @@ def test_a_disk_that_fills_as_the_answer_is_recorded_is_503_and_the_retry_comple
     assert len(retried.get_json()["stored"]) == 1 and len(retried.get_json()["rejected"]) == 300
 
 
+def test_an_orphan_the_sweep_cannot_remove_costs_no_delivery(deliver, client, settings, images, monkeypatch):
+    # A killed worker's spool file on a file system gone read-only: removing it fails (EROFS), and
+    # the sweep, which runs before a new spool file every minute, turned that delivery and that
+    # health check into a 500. A folder by a spool file's name stands in: unlink refuses it too.
+    orphan = os.path.join(settings["STORAGE_PATH"], ".spool", "spool-orphan")
+    os.makedirs(os.path.join(orphan, "inside"))
+    os.utime(orphan, (time.time() - 3600,) * 2)
+    monkeypatch.setattr("inbox.spool.SWEEP_EVERY", 0)  # a minute has passed since the last sweep
+
+    assert deliver(("a.jpg", images[".jpg"])).status_code == 200
+    assert client.get("/healthz").status_code == 200
+    assert os.listdir(os.path.join(settings["STORAGE_PATH"], ".spool")) == ["spool-orphan"]
+
+
 def test_a_long_html_thread_and_many_header_fields_are_accepted(client, images):
     form = mailgun_form(("a.jpg", images[".jpg"]))
     form["body-html"] = "<blockquote>" + "quoted reply text " * 400_000 + "</blockquote>"  # ~7 MB
