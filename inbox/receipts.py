@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .claims import upload_if_absent
 from .message import InboundMessage
@@ -34,9 +34,12 @@ from .mime import first_header
 from .spool import SpoolFile, SpoolFolder, SpoolUnavailable
 from .storage import StorageUnavailable, Store, delete_if_present, find_object, unavailable_on_failure
 
-# Longer than a request may last (gunicorn's timeout, 120 s), shorter than Mailgun's first retry
-# (10 min): an older pending claim belongs to a dead worker, or to an attempt that could not release it.
+# Longer than a delivery goes without renewing its claim (a body still arriving renews it every
+# KEEP_ALIVE_EVERY seconds; what follows the body is bounded: fetch.py's deadline, storage's and the
+# reply's timeouts), shorter than Mailgun's first retry (10 min): an older pending claim belongs to a
+# dead worker, or to an attempt that could not release it.
 ABANDONED_AFTER = 300
+KEEP_ALIVE_EVERY = 60
 
 
 class InProgress(Exception):
@@ -136,10 +139,21 @@ class Claim:
     store: Store
     name: str
     file: SpoolFile  # the claim's own file: on the local store it is the object, so the receipt is written once
+    renewed: float = field(default_factory=time.monotonic)
+
+    def keep_alive(self) -> None:
+        """Renew the claim if KEEP_ALIVE_EVERY has passed: a body arriving slowly must not look abandoned."""
+        if time.monotonic() - self.renewed < KEEP_ALIVE_EVERY:
+            return
+        self.renewed = time.monotonic()
+        self._save({"since": int(time.time())})
 
     def finish(self, message: InboundMessage, status: int, body: dict) -> None:
         """Record the answer and the message's fingerprint, durably, before the answer is given."""
-        _rewrite(self.file, {"fingerprint": fingerprint(message), "status": status, "body": body})
+        self._save({"fingerprint": fingerprint(message), "status": status, "body": body})
+
+    def _save(self, content: dict) -> None:
+        _rewrite(self.file, content)
         with unavailable_on_failure(self.store):
             self.store.receipts.driver.upload_object(self.file.name, self.store.receipts, self.name)
 

@@ -121,6 +121,7 @@ def receive_message():
     no file name, JSON field or MIME is parsed, nothing stored or fetched, before it holds.
     """
     request.check_signature = _verify_and_claim
+    request.environ["wsgi.input"] = _ClaimRenewingInput(request.environ["wsgi.input"])
     try:
         message = read_mime_message(request) if request.path.endswith("/mime") else read_message(request)
         _verify_and_claim(message.timestamp, message.token, message.signature)  # a no-op: the form readers have checked
@@ -143,6 +144,31 @@ def receive_message():
         status,
     )
     return jsonify(body), status
+
+
+class _ClaimRenewingInput:
+    """The request body as the server gives it; each read renews the token's claim once a minute (Claim.keep_alive).
+
+    A body may arrive for longer than a claim counts as abandoned (25 MiB at the slowest rate
+    slow_clients.py lets through takes 400 s); a replay of its signature must still find it held.
+    """
+
+    def __init__(self, body):
+        self.body = body
+
+    def read(self, *size) -> bytes:
+        self._renew()
+        return self.body.read(*size)
+
+    def readline(self, *size) -> bytes:
+        self._renew()
+        return self.body.readline(*size)
+
+    @staticmethod
+    def _renew() -> None:
+        claim = g.get("claim")
+        if isinstance(claim, Claim):
+            claim.keep_alive()
 
 
 def _deliver(store: Store, message: InboundMessage) -> tuple[int, dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import threading
@@ -111,6 +112,64 @@ def test_a_replay_cannot_overtake_a_slow_delivery_still_arriving(tmp_path, image
             answer = b"".join(iter(lambda: legit.recv(65536), b""))
     assert replay.status_code == 503 and "in progress" in replay.json()["reason"]
     assert answer.startswith(b"HTTP/1.1 200")
+    (stored,) = os.listdir(storage / "images")
+    assert (storage / "images" / stored).read_bytes() == mine
+
+
+class _Trickle(io.BytesIO):
+    """A request body that stops at `pause` and sends a byte at a time until `go` is set, like a slow client."""
+
+    def __init__(self, body: bytes, pause: int, go: threading.Event):
+        super().__init__(body)
+        self.pause, self.go = pause, go
+
+    def read(self, size: int | None = -1) -> bytes:
+        at = self.tell()
+        if at >= self.pause and not self.go.is_set():
+            time.sleep(0.02)
+            size = 1
+        elif at < self.pause:
+            size = self.pause - at if size is None or size < 0 else min(size, self.pause - at)
+        return super().read(size)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_a_body_arriving_for_longer_than_a_claim_may_live_still_holds_its_token(app, settings, images, monkeypatch):
+    # A claim untouched for ABANDONED_AFTER is a dead worker's and is taken over. A delivery whose
+    # body is still arriving (25 MiB at the slowest rate let through takes 400 s) is not dead.
+    monkeypatch.setattr(receipts, "ABANDONED_AFTER", 1)
+    monkeypatch.setattr(receipts, "KEEP_ALIVE_EVERY", 0.2)
+    signature = signed_fields(SIGNING_KEY)
+    mine = pasted_photo((640, 480))
+    body, content_type = build_delivery(
+        [("mine.jpg", mine, "image/jpeg")], key=SIGNING_KEY, message_id="<legit@x>", **signature
+    ).encode()
+    go = threading.Event()
+    trickle = _Trickle(body, body.index(b'name="attachment-1"') + 100_000, go)
+    storage = Path(settings["STORAGE_PATH"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        legit = pool.submit(
+            app.test_client().post,
+            "/webhooks/mailgun",
+            input_stream=trickle,
+            content_type=content_type,
+            content_length=len(body),
+        )
+        while trickle.tell() < trickle.pause and not legit.done():
+            time.sleep(0.02)
+        assert list((storage / "images-receipts").glob("token-*.json"))  # claimed: the signature fields came first
+        time.sleep(2)  # twice ABANDONED_AFTER, the body still arriving
+        replay = app.test_client().post(
+            "/webhooks/mailgun", data=mailgun_form(("evil.png", images[".png"]), **signature)
+        )
+        go.set()
+        answer = legit.result(timeout=30)
+    assert replay.status_code == 503 and "in progress" in replay.get_json()["reason"]
+    assert answer.status_code == 200
     (stored,) = os.listdir(storage / "images")
     assert (storage / "images" / stored).read_bytes() == mine
 
