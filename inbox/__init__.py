@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import files, health, spool, store_opening, webhook
 from .config import ConfigError, load_config
 from .form import InboxRequest
+from .log_lines import OneLineFormatter
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -35,22 +36,11 @@ def create_app(config: Mapping | None = None) -> Flask:
     return app
 
 
-# Control characters, and the Unicode line and paragraph separators, as escapes.
-_ONE_LINE = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F, 0x85)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-class _OneLineFormatter(logging.Formatter):
-    """Values a client sent (a Message-Id, a file name) can never start a forged log line."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return super().formatMessage(record).translate(_ONE_LINE)
-
-
 def _configure_logging() -> None:
     logger = logging.getLogger("inbox")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

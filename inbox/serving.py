@@ -32,6 +32,8 @@ def gunicorn_settings(environ: Mapping[str, str]) -> dict:
         # slow-client guard, not by this. Kept from the sync days for a stuck worker.
         "timeout": integer(sizes, "GUNICORN_TIMEOUT", 1),
         "accesslog": "-",
+        # The client's values (Referer, User-Agent, a Basic auth user) with their control characters escaped.
+        "logger_class": "inbox.log_lines.OneLineAccessLogger",
         # The runtime control socket is one path per user: two services on one host would share it.
         "control_socket_disable": True,
         "post_fork": keep_freed_buffers,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +114,29 @@ def test_a_body_far_beyond_mailguns_size_gets_a_413_answer_not_a_reset(service):
     )
     assert response.status_code == 413
     assert "error" in response.json()
+
+
+def test_a_client_cannot_forge_or_colour_a_line_of_the_access_log(procfile_server):
+    server, url, _ = procfile_server
+    forged = "10.0.0.9 - - [01/Jan/2026 00 00 00] POST /webhooks/mailgun HTTP/1.1 200 2"
+    # gunicorn logs the user of a Basic Authorization header as it decodes it, and a header's
+    # bytes 0x80-0x9f as C1 controls (0x9b: the one-byte form of the terminal's ESC [).
+    user = base64.b64encode(f"x\n{forged}\x1b[2J".encode()).decode()
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + user.encode() + b"\r\n"
+            b"User-Agent: probe \x9b31mred\r\n\r\n"
+        )
+        assert connection.recv(100).startswith(b"HTTP/1.1 200")
+    log = server.folder / "server.log"
+    deadline = time.monotonic() + 5
+    while b"probe" not in log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = log.read_text(errors="replace").splitlines()
+    line = next(line for line in lines if "probe" in line)
+    assert not any(line.startswith(forged) for line in lines)
+    assert "\\x0a" in line and "\x1b" not in line and "\\x9b31mred" in line and "\x9b" not in line
 
 
 def test_forged_delivery_is_refused_over_http(service, images):
