@@ -29,6 +29,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     hops = app.config["INBOX_TRUSTED_PROXIES"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+    # Werkzeug would answer a doubled slash with a redirect built from the Host (or, behind a
+    # trusted proxy, X-Forwarded-Host) the client named; no URL this service hands out has one.
+    app.url_map.merge_slashes = False
     for module in (webhook, files, health):
         app.register_blueprint(module.bp)
     app.register_error_handler(HTTPException, _answer_http_error)

@@ -84,3 +84,15 @@ def test_forwarded_host_is_ignored_unless_a_proxy_is_trusted(settings, images):
             .get_json()
         )
         assert answer["stored"][0]["url"].startswith(expected)
+
+
+@pytest.mark.parametrize("path", ["/files//images/{name}", "//webhooks//mailgun"])
+def test_a_doubled_slash_is_a_json_404_not_a_redirect_to_the_host_the_client_named(client, stored, path):
+    name = stored["url"].rsplit("/", 1)[1]
+    response = client.open(
+        path.format(name=name),
+        method="POST" if "webhooks" in path else "GET",
+        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+    )
+    assert response.status_code == 404 and response.is_json
+    assert "Location" not in response.headers
