@@ -54,7 +54,10 @@ def _answer_http_error(error: HTTPException):
     # so the client still reads this 413 (tests/test_procfile.py sends 150 MB to prove it).
     if isinstance(error, RequestEntityTooLarge):
         return webhook.refuse(413, _too_large())
-    return webhook.refuse(error.code, error.description)
+    response, status = webhook.refuse(error.code, error.description)
+    # The headers HTTP requires with the status: Allow (405), Content-Range (416), ...
+    response.headers.extend((name, value) for name, value in error.get_headers() if name.lower() != "content-type")
+    return response, status
 
 
 def _too_large() -> str:

@@ -96,3 +96,15 @@ def test_a_doubled_slash_is_a_json_404_not_a_redirect_to_the_host_the_client_nam
     )
     assert response.status_code == 404 and response.is_json
     assert "Location" not in response.headers
+
+
+def test_refusals_keep_the_headers_http_requires_with_their_json(client, stored):
+    wrong_method = client.put(stored["url"])
+    assert wrong_method.status_code == 405 and wrong_method.is_json
+    assert set(wrong_method.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    webhook = client.get("/webhooks/mailgun")
+    assert webhook.status_code == 405 and set(webhook.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+
+    past_the_end = client.get(stored["url"], headers={"Range": f"bytes={stored['size']}-"})
+    assert past_the_end.status_code == 416 and past_the_end.is_json
+    assert past_the_end.headers["Content-Range"] == f"bytes */{stored['size']}"
