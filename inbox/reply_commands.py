@@ -8,7 +8,8 @@ here all the same, as for a listed publisher. The record is marked taken down, s
 delivery of the original mail publishes nothing (publish.py). Photos attached to a `delete` are
 not published but listed as rejected, saying to send them in a mail of their own, where they get
 their own reply (and their own `delete`). An answer without photos needs nothing done; one with
-photos, not `delete`, is published as any message.
+photos, not `delete`, is published as any message. An answer of HTML alone (Outlook can send one,
+and a raw-MIME route gets it as it came) is read by the text its HTML shows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import itertools
 import logging
 import re
 import time
+from html.parser import HTMLParser
 
 from flask import current_app, request
 
@@ -42,6 +44,8 @@ from .takedown import take_down
 
 log = logging.getLogger("inbox")
 MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
+# An HTML-only answer's new text comes after its <head>: Outlook's style block alone can be tens of KiB.
+MAX_HTML_CHARS, HTML_CHUNK_CHARS = 256 * 1024, 16 * 1024
 FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
 DELETE_PUBLISHES_NOTHING = "a delete reply publishes nothing: send these photos in a mail of their own"
 
@@ -51,7 +55,7 @@ def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None
     key = replied_key(message, reply_domain(message))
     if key is None:
         return None
-    if is_delete_command(message.text, message.subject):
+    if is_delete_command(message.text.strip() or shown_text(message.html), message.subject):
         return _take_down_by_reply(store, message, key)
     if not message.attachments and not message.stored_attachments:
         return Published(reason="a reply to our reply without photos: nothing to publish")
@@ -83,6 +87,45 @@ def is_delete_command(text: str, subject: str) -> bool:
         (word := FIRST_WORD.match((part or "")[:MAX_COMMAND_CHARS])) and word.group(1).lower() == "delete"
         for part in (text, subject)
     )
+
+
+class _ShownText(HTMLParser):
+    """Collects the text an HTML body shows, up to `limit` characters; blocks are apart, style and script unseen."""
+
+    HIDDEN = frozenset({"style", "script", "title"})
+    BLOCKS = frozenset({"p", "div", "br", "li", "tr", "td", "th", "blockquote", "table", "h1", "h2", "h3", "hr"})
+
+    def __init__(self, limit: int):
+        super().__init__(convert_charrefs=True)
+        self.limit, self.hidden, self.parts, self.length = limit, 0, [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in self.HIDDEN:
+            self.hidden = max(self.hidden - 1, 0)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+            self.length += len(data)
+
+
+def shown_text(markup: str) -> str:
+    """The beginning of the text an HTML body shows: what a mail of HTML alone (Outlook, raw MIME) says first."""
+    parser = _ShownText(MAX_COMMAND_CHARS)
+    markup = (markup or "")[:MAX_HTML_CHARS]
+    for start in range(0, len(markup), HTML_CHUNK_CHARS):
+        parser.feed(markup[start : start + HTML_CHUNK_CHARS])
+        if parser.length >= parser.limit:
+            break
+    return "".join(parser.parts)
 
 
 def _take_down_by_reply(store: Store, message: InboundMessage, key: str) -> Published:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import email.policy
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
 from logging.handlers import BufferingHandler
 from pathlib import Path
 
 import pytest
 
-from inbox.delivery import build_delivery
+from inbox.delivery import build_delivery, signed_fields
 from inbox.receipts import ABANDONED_AFTER
 from inbox.senders import parse_publishers
 from inbox.storage import current_store
 from inbox.takedown import take_down
 from tests.harness import SIGNING_KEY, make_image
+from tests.test_mimeform import multipart
 
 PUBLISHERS = "alice@family.example @friends.example"
 REPLY_FROM = "Family photos <photos@mg.example.com>"
@@ -707,6 +710,48 @@ def test_an_automatic_answer_starting_with_delete_takes_down_without_a_confirmat
     assert answer.status_code == 200 and answer.json["deleted"] == [item["url"] for item in original["stored"]]
     assert answer.json["reply"] == {"sent": False, "reason": "Auto-Submitted: auto-replied"}
     assert len(mailgun_api.sent()) == 1
+
+
+def outlook_answer(reply: dict, said: str) -> bytes:
+    """Outlook's answer of HTML alone, raw: its style block, then the new text, the quote under a From: / Sent: block."""
+    answer = EmailMessage(policy=email.policy.SMTP)
+    answer["From"], answer["To"], answer["Subject"] = ALICE, REPLY_FROM, "RE: Holiday"
+    answer["Message-ID"], answer["Thread-Index"] = "<AM0PR01MB@family.example>", "AQHZ1b2c3d4e5f=="
+    answer["In-Reply-To"], answer["References"] = reply["h:Message-Id"], reply["h:Message-Id"]
+    quoted = reply["html"].split("<body>")[1].split("</body>")[0]  # our text, with its word "delete"
+    answer.set_content(
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
+        '<style><!-- /* Font Definitions */ @font-face {font-family:"Cambria Math";} --></style></head>'
+        f'<body lang="EN-GB"><div class="WordSection1"><p class="MsoNormal">{said}<o:p></o:p></p>'
+        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p><div style="border-top:solid #E1E1E1 1.0pt">'
+        "<p class=MsoNormal><b>From:</b> Family photos &lt;photos@mg.example.com&gt;<br><b>Sent:</b> "
+        f"02 June 2025 10:00<br><b>Subject:</b> Re: Holiday</p></div>{quoted}</div></body></html>",
+        subtype="html",
+    )
+    return "".join(f"{name}: {value}\r\n" for name, value in trace(NOT_SPAM, SPF_PASS, DKIM_PASS)).encode() + bytes(
+        answer
+    )
+
+
+@pytest.mark.parametrize("said, taken_down", [("Delete", True), ("thanks, lovely!", False)])
+def test_an_outlook_answer_of_html_alone_on_the_raw_mime_route_is_read_by_its_shown_text(
+    client, post, mailgun_api, published, said, taken_down
+):
+    original, reply = publish_for_alice(post, mailgun_api)
+    fields = {"recipient": "photos@mg.example.com", "sender": "alice@family.example", "from": ALICE}
+    body, content_type = multipart(
+        {**fields, "subject": "RE: Holiday", "body-mime": outlook_answer(reply, said), **signed_fields(SIGNING_KEY)}
+    )
+
+    answer = client.post("/webhooks/mailgun/mime", data=body, content_type=content_type)
+
+    assert answer.status_code == 200, answer.json
+    if taken_down:
+        assert answer.json["deleted"] == [item["url"] for item in original["stored"]] and published() == []
+        assert len(mailgun_api.sent()) == 2 and fields_of(mailgun_api.sent()[-1])["text"].startswith("Taken down (2)")
+    else:
+        assert "deleted" not in answer.json and "without photos" in answer.json["reason"]
+        assert len(published()) == 2 and len(mailgun_api.sent()) == 1
 
 
 NESTED_FROM = "(" * 1500 + "alice@family.example"
