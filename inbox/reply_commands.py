@@ -26,7 +26,7 @@ from .fetch import unfetched
 from .images import detect_type
 from .message import InboundMessage
 from .publish import Published, publisher_of, reply_address, reply_domain, send, why_not_reply
-from .receipts import Claim, claim_record, find_record, save_record
+from .receipts import Claim, InProgress, claim_record, find_record, save_record
 from .reply import (
     MAX_REFERENCES,
     MAX_REFERENCES_CHARS,
@@ -48,6 +48,8 @@ MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or s
 MAX_HTML_CHARS, HTML_CHUNK_CHARS = 256 * 1024, 16 * 1024
 FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
 DELETE_PUBLISHES_NOTHING = "a delete reply publishes nothing: send these photos in a mail of their own"
+RECORD_KEY = re.compile(r"[0-9a-f]{32}")  # receipts.message_key: a reply of ours listing photos, not a confirmation
+NO_RECORD_YET = "the mail this delete answers has no record yet: its delivery is still being answered or retried"
 
 
 def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None:
@@ -160,6 +162,11 @@ def _not_published(message: InboundMessage) -> list[dict]:
 
 def _take_down(store: Store, message: InboundMessage, key: str, rejected: list[dict]) -> Published:
     record = find_record(store, key)
+    if record is None and RECORD_KEY.fullmatch(key):
+        # Our reply went out but its mail's record is not written yet: still being answered, or Mailgun
+        # took the reply while we gave up waiting (503) and will deliver the mail again. Answering
+        # "nothing to take down" now would lose the `delete` once the record comes.
+        raise InProgress(f"{NO_RECORD_YET}; Mailgun will retry")
     # Already taken down, or somebody else's photos: nothing happens to either.
     if record is None or record.get("publisher") != publisher_of(message) or record.get("taken_down"):
         reason = "nothing to take down: no photos of yours are published from that mail"

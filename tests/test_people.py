@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from inbox.delivery import build_delivery, signed_fields
-from inbox.receipts import ABANDONED_AFTER
+from inbox.receipts import ABANDONED_AFTER, message_key
 from inbox.senders import parse_publishers
 from inbox.storage import current_store
 from inbox.takedown import take_down
@@ -500,6 +500,32 @@ def test_delete_answering_a_later_reply_in_the_thread_takes_down_only_that_mails
     assert client.get(more.json["stored"][0]["url"]).status_code == 404
     assert [client.get(item["url"]).status_code for item in first["stored"]] == [200, 200]
     assert len(published()) == 2
+
+
+def test_a_delete_that_arrives_before_its_mails_record_waits_for_it_and_takes_the_photos_down(
+    client, post, mailgun_api, published
+):
+    # Mailgun took the reply but our wait for its answer ran out (503): Alice has the reply, the mail has no record yet.
+    mailgun_api.fail_next(503, count=3)
+    first = post(mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), message_id="<holiday@family.example>"))
+    assert first.status_code == 503 and len(published()) == 2
+    with client.application.app_context():
+        key = message_key(current_store().name_key, "<holiday@family.example>", "alice@family.example")
+    reply = {"subject": "Re: Holiday", "text": "", "h:Message-Id": f"<inbox.{key}@{mailgun_api.domain}>"}
+    delete = answer_to(reply, "delete")
+
+    early = post(delete)
+    assert early.status_code == 503, early.json
+    assert "Mailgun will retry" in early.json["reason"] and len(published()) == 2
+
+    redelivered = post(mail(("beach.jpg", PHOTO), ("dunes.jpg", OTHER_PHOTO), message_id="<holiday@family.example>"))
+    assert redelivered.status_code == 200 and redelivered.json["reply"]["id"] == mailgun_api.sent()[-1]["id"]
+    retried = post(delete)  # Mailgun's retry of the delete, with its token
+
+    assert retried.status_code == 200 and retried.json["deleted"] == [
+        item["url"] for item in redelivered.json["stored"]
+    ]
+    assert published() == [] and len(mailgun_api.sent()) == 2
 
 
 def test_delete_answering_a_reply_that_published_nothing_does_nothing_and_sends_no_mail(post, mailgun_api):
