@@ -222,6 +222,7 @@ def _reply_and_record(store: Store, message: InboundMessage, published: Publishe
         key,
         {
             "message_id": message.message_id,
+            "subject": message.subject,  # a `delete` in the thread's own subject is not a command (reply_commands)
             "sender": message.sender,
             "publisher": publisher_of(message),
             "objects": published.names,

@@ -35,6 +35,7 @@ from .reply import (
     Message,
     compose_deletion_confirmation,
     header,
+    one_line,
     reply_key,
 )
 from .senders import NotAPublisher, authenticate
@@ -57,7 +58,8 @@ def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None
     key = replied_key(message, reply_domain(message))
     if key is None:
         return None
-    if is_delete_command(message.text.strip() or shown_text(message.html), message.subject):
+    text = message.text.strip() or shown_text(message.html)
+    if is_delete_command(text, message.subject) and not _only_the_threads_subject(store, message, key, text):
         return _take_down_by_reply(store, message, key)
     if not message.attachments and not message.stored_attachments:
         return Published(reason="a reply to our reply without photos: nothing to publish")
@@ -128,6 +130,22 @@ def shown_text(markup: str) -> str:
         if parser.length >= parser.limit:
             break
     return "".join(parser.parts)
+
+
+def _only_the_threads_subject(store: Store, message: InboundMessage, key: str, text: str) -> bool:
+    """Whether `delete` is only in the subject, and that subject is the mail's own ("Re: Delete after the party?").
+
+    Every answer in such a thread carries it: a "thanks!" must not take the photos down.
+    """
+    if is_delete_command(text, ""):
+        return False
+    record = find_record(store, key) or {}
+    return record.get("subject") is not None and _topic(record["subject"]) == _topic(message.subject)
+
+
+def _topic(subject: str) -> str:
+    subject = one_line(subject[:MAX_COMMAND_CHARS])
+    return subject[RE_PREFIXES.match(subject).end() :].casefold()
 
 
 def _take_down_by_reply(store: Store, message: InboundMessage, key: str) -> Published:

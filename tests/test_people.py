@@ -700,6 +700,24 @@ def test_thanks_without_a_photo_stores_nothing_and_sends_no_reply(post, mailgun_
     assert len(published()) == 2 and len(mailgun_api.sent()) == 1
 
 
+def test_a_thread_whose_subject_starts_with_delete_takes_down_only_when_the_answer_says_delete(
+    post, client, mailgun_api, published
+):
+    original = post(mail(("beach.jpg", PHOTO), subject="Delete after the party?", message_id="<party@family.example>"))
+    reply = fields_of(mailgun_api.sent()[-1])
+    assert reply["subject"] == "Re: Delete after the party?"
+
+    thanks = post(answer_to(reply, "thanks!", subject="RE: Re: Delete after the party?"))
+    more = post(answer_to(reply, "one more", ("forest.jpg", FOREST), message_id="<answer-2@family.example>"))
+
+    assert thanks.status_code == 200 and "deleted" not in thanks.json and "without photos" in thanks.json["reason"]
+    assert more.status_code == 200 and "deleted" not in more.json and len(more.json["stored"]) == 1
+    assert client.get(original.json["stored"][0]["url"]).status_code == 200 and len(published()) == 2
+    assert len(mailgun_api.sent()) == 2  # the reply to each mail, no confirmation
+    asked = post(answer_to(reply, "delete", message_id="<answer-3@family.example>"))
+    assert asked.json["deleted"] == [original.json["stored"][0]["url"]]
+
+
 def test_new_photos_in_an_answer_to_the_reply_are_published_as_any_message(post, client, mailgun_api, published):
     _, reply = publish_for_alice(post, mailgun_api)
     new_photo = make_image(".jpg", color=(0, 90, 0))
@@ -739,7 +757,7 @@ def test_an_automatic_answer_starting_with_delete_takes_down_without_a_confirmat
 
 
 def outlook_answer(reply: dict, said: str) -> bytes:
-    """Outlook's answer of HTML alone, raw: its style block, then the new text, the quote under a From: / Sent: block."""
+    """Outlook's answer of HTML alone, raw: a style block, the new text, the quote under a From: / Sent: block."""
     answer = EmailMessage(policy=email.policy.SMTP)
     answer["From"], answer["To"], answer["Subject"] = ALICE, REPLY_FROM, "RE: Holiday"
     answer["Message-ID"], answer["Thread-Index"] = "<AM0PR01MB@family.example>", "AQHZ1b2c3d4e5f=="
