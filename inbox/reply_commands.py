@@ -47,6 +47,8 @@ log = logging.getLogger("inbox")
 MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or subject only
 # An HTML-only answer's new text comes after its <head>: Outlook's style block alone can be tens of KiB.
 MAX_HTML_CHARS, HTML_CHUNK_CHARS = 256 * 1024, 16 * 1024
+# A plain answer may quote our whole reply above its new text (100 links and more) before saying `delete`.
+MAX_QUOTED_TEXT_CHARS = 64 * 1024
 FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
 DELETE_PUBLISHES_NOTHING = "a delete reply publishes nothing: send these photos in a mail of their own"
 RECORD_KEY = re.compile(r"[0-9a-f]{32}")  # receipts.message_key: a reply of ours listing photos, not a confirmation
@@ -58,7 +60,7 @@ def answer_to_a_reply(store: Store, message: InboundMessage) -> Published | None
     key = replied_key(message, reply_domain(message))
     if key is None:
         return None
-    text = message.text.strip() or shown_text(message.html)
+    text = new_text(message.text) if message.text.strip() else shown_text(message.html)
     if is_delete_command(text, message.subject) and not _only_the_threads_subject(store, message, key, text):
         return _take_down_by_reply(store, message, key)
     if not message.attachments and not message.stored_attachments:
@@ -91,6 +93,25 @@ def is_delete_command(text: str, subject: str) -> bool:
         (word := FIRST_WORD.match((part or "")[:MAX_COMMAND_CHARS])) and word.group(1).lower() == "delete"
         for part in (text, subject)
     )
+
+
+def new_text(text: str) -> str:
+    """The text without what it quotes: the lines after '>' and the "On … wrote:" line that introduces them.
+
+    Mailgun's stripped-text has none, but a raw-MIME route gets the body as it was sent, and
+    Thunderbird, for one, puts the quote first and the new text under it.
+    """
+    lines = text[:MAX_QUOTED_TEXT_CHARS].splitlines()
+    quoted = [line.lstrip().startswith(">") for line in lines]
+    introductions = set()
+    for number in range(len(lines)):
+        if quoted[number] and (number == 0 or not quoted[number - 1]):
+            above = number - 1
+            while above >= 0 and not lines[above].strip():
+                above -= 1
+            if above >= 0 and lines[above].rstrip().endswith(":"):
+                introductions.add(above)
+    return "\n".join(line for number, line in enumerate(lines) if not quoted[number] and number not in introductions)
 
 
 class _ShownText(HTMLParser):

@@ -756,12 +756,29 @@ def test_an_automatic_answer_starting_with_delete_takes_down_without_a_confirmat
     assert len(mailgun_api.sent()) == 1
 
 
-def outlook_answer(reply: dict, said: str) -> bytes:
-    """Outlook's answer of HTML alone, raw: a style block, the new text, the quote under a From: / Sent: block."""
+def raw_answer(reply: dict, subject: str) -> EmailMessage:
+    """A mail client's answer to our reply, as the raw-MIME route gets it; its content still to be set."""
     answer = EmailMessage(policy=email.policy.SMTP)
-    answer["From"], answer["To"], answer["Subject"] = ALICE, REPLY_FROM, "RE: Holiday"
-    answer["Message-ID"], answer["Thread-Index"] = "<AM0PR01MB@family.example>", "AQHZ1b2c3d4e5f=="
+    answer["From"], answer["To"], answer["Subject"] = ALICE, REPLY_FROM, subject
+    answer["Message-ID"] = "<raw-answer@family.example>"
     answer["In-Reply-To"], answer["References"] = reply["h:Message-Id"], reply["h:Message-Id"]
+    return answer
+
+
+def post_raw(client, answer: EmailMessage):
+    """Post `answer` to the raw-MIME route as Mailgun does: its headers (verdicts, Received) above the mail's."""
+    raw = "".join(f"{name}: {value}\r\n" for name, value in trace(NOT_SPAM, SPF_PASS, DKIM_PASS)).encode()
+    fields = {"recipient": "photos@mg.example.com", "sender": "alice@family.example", "from": ALICE}
+    body, content_type = multipart(
+        {**fields, "subject": answer["Subject"], "body-mime": raw + bytes(answer), **signed_fields(SIGNING_KEY)}
+    )
+    return client.post("/webhooks/mailgun/mime", data=body, content_type=content_type)
+
+
+def outlook_answer(reply: dict, said: str) -> EmailMessage:
+    """Outlook's answer of HTML alone: a style block, the new text, the quote under a From: / Sent: block."""
+    answer = raw_answer(reply, "RE: Holiday")
+    answer["Thread-Index"] = "AQHZ1b2c3d4e5f=="
     quoted = reply["html"].split("<body>")[1].split("</body>")[0]  # our text, with its word "delete"
     answer.set_content(
         '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
@@ -772,22 +789,25 @@ def outlook_answer(reply: dict, said: str) -> bytes:
         f"02 June 2025 10:00<br><b>Subject:</b> Re: Holiday</p></div>{quoted}</div></body></html>",
         subtype="html",
     )
-    return "".join(f"{name}: {value}\r\n" for name, value in trace(NOT_SPAM, SPF_PASS, DKIM_PASS)).encode() + bytes(
-        answer
-    )
+    return answer
 
 
+def thunderbird_answer(reply: dict, said: str) -> EmailMessage:
+    """Thunderbird's plain answer as it comes by default: the quote first, the new text under it."""
+    answer = raw_answer(reply, "Re: Holiday")
+    quoted = "\n".join(f"> {line}".rstrip() for line in reply["text"].splitlines())  # with its word "delete"
+    answer.set_content(f"On 02/06/2025 10:00, Family photos wrote:\n{quoted}\n\n{said}\n\n-- \nAlice\n")
+    return answer
+
+
+@pytest.mark.parametrize("client_answer", [outlook_answer, thunderbird_answer])
 @pytest.mark.parametrize("said, taken_down", [("Delete", True), ("thanks, lovely!", False)])
-def test_an_outlook_answer_of_html_alone_on_the_raw_mime_route_is_read_by_its_shown_text(
-    client, post, mailgun_api, published, said, taken_down
+def test_an_answer_on_the_raw_mime_route_is_read_by_its_new_text(
+    client, post, mailgun_api, published, client_answer, said, taken_down
 ):
     original, reply = publish_for_alice(post, mailgun_api)
-    fields = {"recipient": "photos@mg.example.com", "sender": "alice@family.example", "from": ALICE}
-    body, content_type = multipart(
-        {**fields, "subject": "RE: Holiday", "body-mime": outlook_answer(reply, said), **signed_fields(SIGNING_KEY)}
-    )
 
-    answer = client.post("/webhooks/mailgun/mime", data=body, content_type=content_type)
+    answer = post_raw(client, client_answer(reply, said))
 
     assert answer.status_code == 200, answer.json
     if taken_down:
