@@ -24,6 +24,8 @@ import time
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from .server_refusals import JsonRefusals
+
 IDLE_SECONDS = 10
 GRACE_SECONDS = 10
 MIN_BYTES_PER_SECOND = 64 * 1024
@@ -112,8 +114,8 @@ class GuardedSocket(socket.socket):
         return SlowClientError(reason)
 
 
-class SlowClientThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker, serving every connection through a GuardedSocket."""
+class SlowClientThreadWorker(JsonRefusals, ThreadWorker):
+    """gunicorn's gthread worker, serving every connection through a GuardedSocket, its refusals in JSON."""
 
     def enqueue_req(self, conn) -> None:
         if not isinstance(conn.sock, GuardedSocket):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shlex
 import socket
@@ -188,3 +189,42 @@ def test_signature_fields_of_the_wrong_form_are_a_403_not_a_500(service, images,
     response = post(url, [("a.jpg", images[".jpg"], "image/jpeg")], message_id="<odd-signature@example.com>", **fields)
     assert response.status_code == 403, response.text
     assert response.json()["reason"]
+
+
+def raw_answer(url: str, request: bytes) -> tuple[bytes, bytes]:
+    """The status line and body gunicorn answers to `request` sent as is."""
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status, reason",
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nIf-None-Match: \x7f\x7f\r\n\r\n", 400, "IF-NONE-MATCH"),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "the request line is over 4094 bytes"),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % n for n in range(120)) + b"\r\n",
+            431,
+            "at most 100 header fields",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n", 431, "each at most 8190 bytes"),
+        (b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "method"),
+        (b"GET / HTTP/9.1\r\nHost: x\r\n\r\n", 400, "HTTP version"),
+        (b"GARBAGE\r\n\r\n", 400, "request line"),
+    ],
+    ids=["header-byte", "long-line", "many-headers", "large-header", "method", "version", "request-line"],
+)
+def test_requests_gunicorn_refuses_get_a_json_reason(procfile_server, request_bytes, status, reason):
+    server, url, _ = procfile_server
+    head, body = raw_answer(url, request_bytes)
+
+    assert head.startswith(b"HTTP/1.1 %d " % status), head
+    assert b"\r\nContent-Type: application/json\r\n" in head + b"\r\n", head
+    assert json.loads(body)["error"] == status
+    assert reason.lower() in json.loads(body)["reason"].lower(), body
+    assert "Invalid request from ip=127.0.0.1" in (server.folder / "server.log").read_text()  # gunicorn's log line
