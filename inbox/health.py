@@ -3,9 +3,12 @@
 That is: the spool folder takes a file, the private container takes an object, and the
 credentials can read both containers. Anything else is 503 with the reason, so a load
 balancer stops sending deliveries to this instance (Mailgun retries them elsewhere or later).
+Anyone may ask, so the reason names only the part and the kind of error; the log has the rest.
 """
 
 from __future__ import annotations
+
+import logging
 
 from flask import Blueprint, current_app, jsonify
 
@@ -13,6 +16,7 @@ from .spool import SpoolUnavailable, current_spool_folder
 from .storage import StorageUnavailable, check_access, check_writable, current_store, unavailable_on_failure
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger("inbox")
 
 
 @bp.get("/healthz")
@@ -21,7 +25,7 @@ def healthz():
     try:
         probe = current_spool_folder(current_app).new_file(limit=2)
     except SpoolUnavailable as error:
-        return _unavailable(store, f"the spool folder takes no files: {error}")
+        return _unavailable(store, "the spool folder takes no files", error)
     try:
         probe.write(b"ok")
         probe.finish()
@@ -29,12 +33,16 @@ def healthz():
         for container in (store.images, store.receipts):
             with unavailable_on_failure(store):
                 check_access(container)
-    except (StorageUnavailable, SpoolUnavailable) as error:
-        return _unavailable(store, f"{store.provider} storage: {error}")
+    except SpoolUnavailable as error:
+        return _unavailable(store, "the spool folder takes no files", error)
+    except StorageUnavailable as error:
+        return _unavailable(store, f"{store.provider} storage", error)
     finally:
         probe.discard()
     return jsonify(status="ok", storage=store.provider)
 
 
-def _unavailable(store, reason: str):
+def _unavailable(store, part: str, error: StorageUnavailable | SpoolUnavailable):
+    reason = f"{part}: {error.kind}"
+    log.warning("unhealthy reason=%s detail=%s", reason, error)
     return jsonify(status="unavailable", storage=store.provider, reason=reason), 503

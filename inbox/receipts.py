@@ -170,7 +170,7 @@ def _rewrite(file: SpoolFile, content: dict) -> None:
             target.write(json.dumps(content, separators=(",", ":")).encode())
             target.truncate()
     except OSError as error:  # the answer is the largest file a delivery writes: the disk may fill just then
-        raise SpoolUnavailable(f"cannot write to {file.name}: {error.strerror}") from None
+        raise SpoolUnavailable(f"cannot write to {file.name}", error) from None
 
 
 def claim_token(store: Store, new_spool, token: str) -> Claim | Answered:

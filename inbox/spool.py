@@ -30,7 +30,14 @@ SWEEP_EVERY = 60
 
 
 class SpoolUnavailable(Exception):
-    """The spool folder cannot take an attachment now (full, gone, not writable)."""
+    """The spool folder cannot take an attachment now (full, gone, not writable).
+
+    `kind` is the file system's error alone ("no space left on device"), without the path: what /healthz shows.
+    """
+
+    def __init__(self, doing: str, error: OSError):
+        super().__init__(f"{doing}: {error.strerror}")
+        self.kind = (error.strerror or type(error).__name__).lower()
 
 
 @functools.cache
@@ -74,7 +81,7 @@ class SpoolFile:
             try:
                 self.file.write(chunk)
             except OSError as error:
-                raise SpoolUnavailable(f"cannot write to {self.name}: {error.strerror}") from None
+                raise SpoolUnavailable(f"cannot write to {self.name}", error) from None
             self._wait()  # one chunk at a time, so the hash sees them in order
             if self._sha256 is None:  # scratch: only written (and writeback rides on the hashing)
                 return len(data)
@@ -103,7 +110,7 @@ class SpoolFile:
             try:
                 self.file.close()
             except OSError as error:
-                raise SpoolUnavailable(f"cannot write to {self.name}: {error.strerror}") from None
+                raise SpoolUnavailable(f"cannot write to {self.name}", error) from None
 
     close = finish  # what Werkzeug's FileStorage calls
 
@@ -142,7 +149,7 @@ class SpoolFolder:
                 os.makedirs(self.path, exist_ok=True)
                 return SpoolFile(self.path, limit, writeback, hashed)
         except OSError as error:
-            raise SpoolUnavailable(f"cannot create a spool file in {self.path}: {error.strerror}") from None
+            raise SpoolUnavailable(f"cannot create a spool file in {self.path}", error) from None
 
     def sweep(self, max_age: float = ORPHAN_AGE) -> list[str]:
         """Remove spool files older than `max_age` seconds (a killed worker's); return their names."""

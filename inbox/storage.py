@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import requests
 from flask import Flask, current_app
 from libcloud.common.exceptions import BaseHTTPError
-from libcloud.common.types import LibcloudError
+from libcloud.common.types import InvalidCredsError, LibcloudError
 from libcloud.storage.base import Container, Object
-from libcloud.storage.types import ObjectDoesNotExistError
+from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
 
 from . import providers
 
@@ -38,7 +39,14 @@ OBJECT_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3
 
 
 class StorageUnavailable(Exception):
-    """The storage service failed or could not be reached; the message names the provider and the error."""
+    """The storage service failed or could not be reached; the message names the provider and the error.
+
+    `kind` says what went wrong in a few words, without paths, hosts or object reprs: what /healthz shows.
+    """
+
+    def __init__(self, message: str, kind: str = "the service failed"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,25 @@ def unavailable_on_failure(store: Store) -> Iterator[None]:
     try:
         yield
     except STORAGE_ERRORS as error:
-        raise StorageUnavailable(f"{store.provider}: {type(error).__name__}: {error}") from error
+        raise StorageUnavailable(f"{store.provider}: {type(error).__name__}: {error}", failure_kind(error)) from error
+
+
+def failure_kind(error: Exception) -> str:
+    """One of STORAGE_ERRORS in a few words that name no path, host, driver or credential."""
+    if isinstance(error, (TimeoutError, requests.Timeout)):
+        return "timed out"
+    if isinstance(error, requests.ConnectionError):
+        return "cannot connect"
+    if isinstance(error, ContainerDoesNotExistError):
+        return f"container {error.container_name} does not exist"
+    status = getattr(error, "http_code", None) or getattr(error, "code", None)
+    if isinstance(error, InvalidCredsError) or status in (401, 403):
+        return "credentials refused"
+    if isinstance(status, int):
+        return f"HTTP {status}"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return type(error).__name__
 
 
 def find_object(store: Store, container: Container, name: str) -> Object | None:
@@ -87,7 +113,9 @@ def delete_if_present(store: Store, container: Container, name: str) -> bool:
         except ObjectDoesNotExistError:
             return False
     if not deleted:  # S3's and Azure's drivers answer False for an unexpected status, raising nothing
-        raise StorageUnavailable(f"{store.provider}: the service did not delete {name} in container {container.name}")
+        raise StorageUnavailable(
+            f"{store.provider}: the service did not delete {name} in container {container.name}", "a delete failed"
+        )
     return True
 
 

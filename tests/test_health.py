@@ -1,5 +1,7 @@
 """/healthz: 200 while storage is usable, 503 with a reason when it is not."""
 
+import io
+import logging
 import os
 import shutil
 
@@ -36,3 +38,29 @@ def test_a_health_check_leaves_nothing_behind(client, settings):
     assert client.get("/healthz").status_code == 200
     for folder, kept in (("images", []), ("images-receipts", ["name-key"]), (".spool", [])):
         assert os.listdir(f"{settings['STORAGE_PATH']}/{folder}") == kept
+
+
+@pytest.mark.parametrize(
+    "folder, public",
+    [
+        (".spool", "the spool folder takes no files: not a directory"),
+        ("images-receipts", "local storage: container images-receipts does not exist"),
+    ],
+)
+def test_the_public_reason_names_the_part_and_the_error_and_the_log_the_details(client, settings, folder, public):
+    path = f"{settings['STORAGE_PATH']}/{folder}"
+    shutil.rmtree(path)
+    open(path, "w").close()
+    logger, logged = logging.getLogger("inbox"), io.StringIO()
+    handler = logging.StreamHandler(logged)
+    logger.addHandler(handler)
+    try:
+        response = client.get("/healthz")
+    finally:
+        logger.removeHandler(handler)
+
+    assert response.status_code == 503
+    reason = response.get_json()["reason"]
+    assert reason == public  # anyone may ask: no paths, hosts or object reprs
+    assert logged.getvalue().count("\n") == 1 and public in logged.getvalue()
+    assert path in logged.getvalue() or "LinkingLocalStorageDriver" in logged.getvalue()  # the operator's details
