@@ -81,7 +81,7 @@ def _storage_unavailable(error: StorageUnavailable):
 @bp.errorhandler(SpoolUnavailable)
 def _spool_unavailable(error: SpoolUnavailable):
     log.error("spool failed: %s", error)
-    return refuse(503, "the spool folder cannot take the message now; Mailgun will retry")
+    return refuse(503, f"the spool folder cannot take the message now: {error.kind}; Mailgun will retry")
 
 
 @bp.errorhandler(ReplyUnavailable)

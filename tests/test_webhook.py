@@ -248,6 +248,31 @@ def test_a_spool_that_cannot_be_written_is_503_not_500(deliver, settings, images
     assert "Mailgun will retry" in response.get_json()["reason"]
 
 
+def test_a_spool_503_says_why_without_the_path(deliver, settings, images):
+    # The operator reading Mailgun's log saw "the spool folder cannot take the message now" and
+    # had to find the server log to learn the disk was full or read-only. A file size limit stands
+    # in for a full disk (EFBIG where a full one gives ENOSPC), a file for the folder (ENOTDIR).
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))
+    try:
+        full = deliver(("a.jpg", images[".jpg"] + b"\0" * 200_000))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    spool = os.path.join(settings["STORAGE_PATH"], ".spool")
+    shutil.rmtree(spool)
+    with open(spool, "w"):
+        pass
+    gone = deliver(("a.jpg", images[".jpg"]))
+
+    assert full.status_code == gone.status_code == 503
+    assert (
+        full.get_json()["reason"] == "the spool folder cannot take the message now: file too large; Mailgun will retry"
+    )
+    assert (
+        gone.get_json()["reason"] == "the spool folder cannot take the message now: not a directory; Mailgun will retry"
+    )
+
+
 def test_a_disk_that_fills_as_the_answer_is_recorded_is_503_and_the_retry_completes(deliver, settings, images):
     # The answer is recorded last, over the token's claim, and is the largest file a delivery
     # writes here. A full disk then (a file size limit stands in for it: no mount in a test)
