@@ -635,6 +635,35 @@ def test_google_service_account_key_file_signs_in_with_oauth(tmp_path, monkeypat
     assert json.loads(base64.urlsafe_b64decode(claims))["iss"] == account
 
 
+@pytest.mark.parametrize(
+    ("key_file", "problem"),
+    [
+        ("missing.json", "does not exist"),
+        (".", "cannot be read (is a directory)"),
+        ("key.p12", "is not JSON"),
+        ("wrong-field.json", "has no private_key"),
+    ],
+)
+def test_a_service_account_key_file_that_is_not_there_says_so_at_start_up(tmp_path, monkeypatch, key_file, problem):
+    # libcloud takes a path it cannot open for the key itself: start-up said "Unable to decode
+    # provided PEM key … MalformedFraming", and for a JSON file without private_key it quoted the file.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "key.p12").write_bytes(b"\x30\x82\x0a\x00 not a JSON key")
+    (tmp_path / "wrong-field.json").write_text(json.dumps({"privatekey": "-----BEGIN PRIVATE KEY-----\nMIIEv"}))
+    settings = {
+        **GCS_SETTINGS,
+        "STORAGE_KEY": "inbox@photos-project.iam.gserviceaccount.com",
+        "STORAGE_SECRET": str(tmp_path / key_file),
+    }
+    with responses.RequestsMock(), pytest.raises(ConfigError) as raised:  # nothing may be sent
+        create_app(settings)
+
+    assert str(raised.value) == (
+        f"STORAGE_SECRET: the key file it names {problem}; set STORAGE_SECRET to the path of the service "
+        "account's JSON key file (IAM, Service accounts, Keys)"
+    )
+
+
 def test_aws_region_creates_the_bucket_there_and_answers_virtual_hosted_urls(images):
     host = "https://s3-eu-west-1.amazonaws.com"
     store = FakeObjectStore(host, created=200)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Mapping
 from urllib.parse import quote
@@ -9,16 +11,45 @@ from xml.etree.ElementTree import SubElement, tostring
 
 from libcloud.storage.drivers.google_storage import GoogleStorageDriver
 
+from ..config import ConfigError
 from .common import CreateOnly, Provider, expect, origin, storage_timeout
 
 
 def _open_google(config: Mapping):
+    if config["STORAGE_KEY"].endswith(".gserviceaccount.com"):  # libcloud's own test for a service account
+        _check_key_file(config["STORAGE_SECRET"])
     return GoogleStorageDriver(
         config["STORAGE_KEY"],
         config["STORAGE_SECRET"],
         project=config.get("STORAGE_PROJECT"),
         timeout=storage_timeout(config),
     )
+
+
+def _check_key_file(secret: str) -> None:
+    """ConfigError unless STORAGE_SECRET names a readable JSON key file with a private key.
+
+    libcloud takes a path it cannot open for the key itself and reports a PEM it cannot decode,
+    and its errors about a file's content may quote it. These name neither the value nor the
+    content: STORAGE_SECRET may hold a secret by mistake.
+    """
+    if secret.lstrip().startswith(("{", "-----BEGIN")):
+        return  # the key itself, not a file: libcloud takes that too
+    fix = "set STORAGE_SECRET to the path of the service account's JSON key file (IAM, Service accounts, Keys)"
+    try:
+        with open(os.path.expanduser(secret), "rb") as file:
+            content = json.load(file)
+    except FileNotFoundError:
+        problem = "does not exist"
+    except OSError as error:
+        problem = f"cannot be read ({error.strerror.lower()})"
+    except ValueError:  # also UnicodeDecodeError
+        problem = "is not JSON"
+    else:
+        if isinstance(content, dict) and isinstance(content.get("private_key"), str):
+            return
+        problem = "has no private_key"
+    raise ConfigError(f"STORAGE_SECRET: the key file it names {problem}; {fix}")
 
 
 def _google_make_public(driver, container) -> None:
