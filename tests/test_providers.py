@@ -292,6 +292,32 @@ def test_a_container_name_a_url_would_cut_is_refused_at_start_up(moto_s3, settin
     assert not [container for container in driver.list_containers() if container.name.startswith(bucket)]
 
 
+@pytest.mark.parametrize(
+    ("setting", "name"),
+    [
+        ("STORAGE_CONTAINER", "Images_Big"),
+        ("STORAGE_CONTAINER", "ab"),
+        ("STORAGE_CONTAINER", "photos--2024"),
+        ("STORAGE_CONTAINER", "photos.2024"),
+        ("STORAGE_RECEIPTS_CONTAINER", "Receipts"),
+    ],
+)
+def test_a_container_name_azure_refuses_is_named_at_start_up_before_anything_is_made(azurite, setting, name):
+    # Azure answers any other name with a bare 400: start-up said "Unexpected status code: 400 …
+    # check the STORAGE_* settings", after making the image container when only the receipts' was wrong.
+    prefix = f"img-{uuid.uuid4().hex[:12]}"
+    settings = {**SIGNING, **azure_settings(azurite.port), "STORAGE_CONTAINER": prefix, setting: name}
+    with pytest.raises(ConfigError) as raised:
+        create_app(settings)
+
+    assert str(raised.value) == (
+        f"{setting}={name!r} is not a container name azure_blobs accepts: use 3 to 63 lowercase letters, "
+        "digits and single hyphens, starting and ending with a letter or digit"
+    )
+    driver = PROVIDERS["azure_blobs"].open(load_config({**SIGNING, **azure_settings(azurite.port)}))
+    assert not [container for container in driver.list_containers() if container.name.startswith(prefix)]
+
+
 def test_uploads_stream_from_the_spooled_file(real, tmp_path):
     """Memory stays flat: one PUT streamed from the file, even past libcloud's 4 MiB Azure block size."""
     app = real.app()

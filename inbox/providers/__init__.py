@@ -60,6 +60,10 @@ def provider_for(config: Mapping) -> Provider:
     for setting, what in PROVIDERS[name].needs.items():
         if setting not in config:
             raise ConfigError(f"{setting} is not set: STORAGE_PROVIDER={name} needs {what}")
+    names = PROVIDERS[name].container_names
+    for setting in ("STORAGE_CONTAINER", "STORAGE_RECEIPTS_CONTAINER"):
+        if names and not names.pattern.fullmatch(config[setting]):
+            raise ConfigError(f"{setting}={config[setting]!r} is not a container name {name} accepts: use {names.rule}")
     if name == "openstack_swift":
         swift_auth(config)  # wrong auth settings are a start-up error, not a sign-in failure
     storage_timeout(config)

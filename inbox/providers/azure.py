@@ -11,10 +11,15 @@ from libcloud.storage.drivers import azure_blobs
 from libcloud.storage.drivers.azure_blobs import AzureBlobsStorageDriver
 
 from ..config import ConfigError
-from .common import IF_NONE_MATCH, CreateOnly, Provider, expect, origin, storage_timeout
+from .common import IF_NONE_MATCH, ContainerNames, CreateOnly, Provider, expect, origin, storage_timeout
 
 # Azure's Put Blob takes up to 256 MiB in one request at the API version libcloud speaks.
 AZURE_PUT_BLOB_LIMIT = 256 * 1024 * 1024
+# Azure answers a bare 400 to any other name ("Naming and Referencing Containers, Blobs, and Metadata").
+AZURE_CONTAINER_NAMES = ContainerNames(
+    re.compile(r"(?=.{3,63}\Z)[a-z0-9]+(-[a-z0-9]+)*"),
+    "3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit",
+)
 
 
 def _open_azure(config: Mapping):
@@ -67,4 +72,5 @@ AZURE = Provider(
     CreateOnly(IF_NONE_MATCH, re.compile(r"status_code=(409|412)\b")),  # 409 BlobAlreadyExists
     "turn on 'Allow Blob anonymous access' for the storage account",
     upload_headers=_azure_headers,
+    container_names=AZURE_CONTAINER_NAMES,
 )

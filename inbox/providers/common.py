@@ -96,6 +96,14 @@ IF_NONE_MATCH = {"If-None-Match": "*"}
 
 
 @dataclass(frozen=True)
+class ContainerNames:
+    """The container names a service accepts (narrower than config's), and that rule in words."""
+
+    pattern: re.Pattern
+    rule: str
+
+
+@dataclass(frozen=True)
 class Provider:
     needs: Mapping[str, str]  # settings it cannot do without → what to put there
     open: Callable  # settings → libcloud driver
@@ -106,3 +114,4 @@ class Provider:
     upload_headers: Callable = standard_headers  # (disposition, cache_control) → headers for upload_object
     spool_folder: Callable = temporary_folder  # driver → where attachments are spooled
     links_spool: bool = False  # the spool file becomes the object (so write it out to disk as it arrives)
+    container_names: ContainerNames | None = None  # None: any name config.container_name lets through
