@@ -4,7 +4,8 @@ The containers (JPEG, PNG, WebP, TIFF, HEIF) are walked by inbox/location.py; th
 byte range of the file and rewrites only the bytes that carry location, keeping the size:
 
 - EXIF: every GPSInfo pointer (tag 0x8825) in the IFD chain (IFD0, IFD1, further TIFF pages) and
-  in the IFDs they point at (ExifIFD, SubIFDs, InteropIFD, where exiftool reads one too) is
+  in the IFDs they point at (ExifIFD, SubIFDs, InteropIFD, GlobalParametersIFD, where exiftool reads one
+  too, through a pointer of any integer type) is
   taken out of its IFD (the later entries move up by 12 bytes inside the same IFD), and the GPS IFD
   it pointed at is zeroed with its out-of-line values. So are GeoTIFF's tags, with their values.
   Every other tag keeps its bytes and offsets.
@@ -53,13 +54,17 @@ PHOTOSHOP_TAG = 34377  # Photoshop resources, with IPTC-IIM among them
 # GeoTIFF's tags, which place the image on the earth: pixel scale, Intergraph matrix, tie points,
 # transformation, and the GeoKey directory with its double and ASCII parameters.
 GEOTIFF_TAGS = frozenset({0x830E, 0x8480, 0x8482, 0x85D8, 0x87AF, 0x87B0, 0x87B1})
-# Tags that point at further IFDs (ExifIFD, SubIFDs, InteropIFD): exiftool reads a GPS pointer in any of them.
-SUB_IFD_TAGS = frozenset({0x8769, 330, 0xA005})
+# Tags that point at further IFDs (ExifIFD, SubIFDs, InteropIFD, TIFF-F's GlobalParametersIFD): exiftool reads
+# a GPS pointer in any of them.
+SUB_IFD_TAGS = frozenset({0x8769, 330, 0xA005, 0x190})
 THUMBNAIL_TAGS = (0x0201, 0x0202)  # JPEGInterchangeFormat and its length: IFD1's thumbnail
 MP_ENTRY_TAG = 0xB002  # MPF index: 16 bytes per image (attributes, size, offset, two dependent entries)
 MP_ENTRY_TYPE = 7  # UNDEFINED
 MAX_MP_IMAGES = 256
-OFFSET_TYPES = {3: "H", 4: "I", 13: "I"}  # SHORT, LONG, IFD: what an IFD offset is written as
+# What an IFD offset is written as: exiftool follows one of any integer type (BYTE, SHORT, LONG, their signed
+# forms, IFD), and a single UNDEFINED byte, which it reads as a BYTE.
+OFFSET_TYPES = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 13: "I"}
+UNDEFINED = 7
 
 
 def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resources: bool = False) -> bool:
@@ -149,13 +154,15 @@ def blank_exif_chunk_gps(file: BinaryIO, start: int, end: int) -> bool:
 
 
 def _offsets(block: TiffBlock, entry: bytes, once: str = "") -> list[int]:
-    """The offsets an entry of SHORTs, LONGs or IFDs holds: the IFDs a sub-IFD tag (ExifIFD, InteropIFD,
+    """The offsets an entry of integers (OFFSET_TYPES) holds: the IFDs a sub-IFD tag (ExifIFD, InteropIFD,
     SubIFDs) points at, the thumbnail's start and its length.
 
     Empty for an entry of another type or whose list lies outside the data: exiftool cannot follow it either;
     and, `once` a kind, for a list read before as one of that kind (block.first_time): its IFDs were read.
     """
     kind, count = block.unpack("H", entry[2:4]), block.unpack("I", entry[4:8])
+    if kind == UNDEFINED and count == 1:
+        kind = 1
     if kind not in OFFSET_TYPES or not 1 <= count <= MAX_IFDS:
         return []
     width = TYPE_SIZES[kind]

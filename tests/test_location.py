@@ -1279,6 +1279,15 @@ GPS_IN_SUB_IFDS = {  # IFD0 (at 8) points at an IFD (at 60) that holds the GPS p
     "ExifIFD": tiff_block(8, (8, [MAKE, (0x8769, 4, 1, 60)], 0), (60, [(0x8825, 4, 1, 200)], 0), GPS_IFD),
     "InteropIFD": tiff_block(8, (8, [MAKE, (0xA005, 13, 1, 60)], 0), (60, [(0x8825, 4, 1, 200)], 0), GPS_IFD),
     "second of two SubIFDs": two_sub_ifds(),
+    # exiftool follows a pointer of any integer type, and of one UNDEFINED byte, as any writer may type it
+    **{
+        f"ExifIFD typed {name}": tiff_block(
+            8, (8, [MAKE, (0x8769, kind, 1, 60)], 0), (60, [(0x8825, 4, 1, 200)], 0), GPS_IFD
+        )
+        for name, kind in {"SLONG": 9, "SSHORT": 8, "BYTE": 1, "one UNDEFINED byte": 7}.items()
+    },
+    # TIFF-F's GlobalParametersIFD, which exiftool reads as one more EXIF IFD
+    "GlobalParametersIFD": tiff_block(8, (8, [MAKE, (0x190, 4, 1, 60)], 0), (60, [(0x8825, 4, 1, 200)], 0), GPS_IFD),
 }
 
 

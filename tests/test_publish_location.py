@@ -185,6 +185,33 @@ def test_a_malformed_photo_does_not_keep_the_good_one_beside_it_from_being_publi
     assert [item["filename"] for item in body["rejected"]] == ["bad.jpg"] and reason in body["rejected"][0]["reason"]
 
 
+def test_a_photo_whose_exif_points_at_its_gps_through_a_signed_pointer_is_published_without_it(
+    deliver, client, tmp_path
+):
+    # exiftool follows an ExifIFD pointer typed SLONG (or SSHORT, BYTE) as readily as a LONG one.
+    gps = (200, [(1, 2, 2, int.from_bytes(b"N\0\0\0", "little")), (2, 5, 3, 232)], 0)
+    tiff = bytearray(
+        tiff_block(
+            8,
+            (8, [(0x010F, 2, 4, int.from_bytes(b"Cam\0", "little")), (0x8769, 9, 1, 60)], 0),
+            (60, [(0x8825, 4, 1, 200)], 0),
+            gps,
+        )
+    )
+    tiff += bytes(2) + struct.pack("<6I", 52, 1, 31, 1, 12, 1)  # the latitude, after the GPS IFD
+    original = tmp_path / "signed.jpg"
+    original.write_bytes(jpeg_with_exif(bytes(tiff)))
+    assert exiftool(original)["GPS:GPSLatitude"] == 52.52, "exiftool reads the GPS below the signed pointer"
+
+    response = deliver(("signed.jpg", original.read_bytes()))
+
+    assert response.status_code == 200, response.get_json()
+    published = tmp_path / "published.jpg"
+    published.write_bytes(client.get(urlsplit(response.get_json()["stored"][0]["url"]).path).data)
+    tags = exiftool(published)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "Cam"
+
+
 def png_of_crafted_xmp(red: int) -> bytes:
     """A 3 KB PNG whose compressed XMP packet inflates to a megabyte, crafted to cost 0.2 s to check."""
     info = PngInfo()
