@@ -6,8 +6,9 @@ in the XMP's container directory) as the MP4 file itself, from its `ftyp` box, a
 file, to the end.
 
 Metadata is read where exiftool reads it: the top-level `meta` box (the still image's), a
-top-level `uuid` box of XMP, and an image sequence's `moov` box (handed over whole: its place
-names sit in QuickTime atoms, which inbox/location.py looks for). In `meta`, `iinf` names the
+top-level `uuid` box of XMP, and an image sequence's `moov` box and the QuickTime item list
+(`ilst`, `keys`) a `meta` box may hold (handed over whole: their place names sit in QuickTime
+atoms, which inbox/location.py looks for). In `meta`, `iinf` names the
 items as exiftool names them, by a `mime` item's content type or else the item's type (`Exif`,
 either way, and application/rdf+xml for XMP), `iloc` says where each
 item's bytes are: in the file (construction method 0, usually in mdat) or in the meta box's
@@ -31,6 +32,9 @@ MAX_META_BYTES = 4 * 1024 * 1024
 XMP_CONTENT_TYPE = b"application/rdf+xml"
 METADATA_ITEM_KINDS = {b"Exif": "exif", XMP_CONTENT_TYPE: "xmp"}  # by content type (mime items) or item type
 XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")  # Adobe's, as in MP4
+# QuickTime metadata a meta box may hold beside its items, which exiftool reads as the photo's: an item list
+# (©xyz's coordinates) and the keys that name its entries (Apple's location.ISO6709, location.name).
+QUICKTIME_LISTS = (b"ilst", b"keys")
 
 
 class _Cursor:
@@ -75,7 +79,8 @@ def _boxes(read: Callable[[int, int], bytes], position: int, end: int) -> Iterat
 def metadata_items(file: BinaryIO, size: int) -> list[tuple[str, int, int]]:
     """("exif" | "xmp", start, end) in the file for each metadata item of the top-level meta box.
 
-    And ("xmp", start, end) for each top-level XMP `uuid` box's packet, ("movie", start, end) for
+    And ("item list", start, end) for the payload of each QuickTime `ilst` or `keys` box in it,
+    ("xmp", start, end) for each top-level XMP `uuid` box's packet, ("movie", start, end) for
     each top-level `moov` box's payload, ("video", start, end) for each top-level `mpvd` box, header
     included, and for an MP4 appended after the image's boxes (a second `ftyp`) through the end of
     the file.
@@ -112,18 +117,20 @@ def _meta_items(meta: bytes, meta_offset: int, file_size: int) -> list[tuple[str
         return _Cursor(meta, offset, len(meta)).take(length)
 
     children: dict[bytes, tuple[int, int]] = {}
+    items = []
     for kind, start, end in _boxes(read, 4, len(meta)):  # meta is a FullBox: 4 bytes before its children
         if kind in children and kind in (b"iinf", b"iloc", b"idat"):
             raise LocationError(f"the HEIF meta box has two {kind.decode()} boxes")
         children[kind] = (start, end)
+        if kind in QUICKTIME_LISTS:
+            items.append(("item list", meta_offset + start, meta_offset + end))
     kinds = _item_kinds(meta, children[b"iinf"], read) if b"iinf" in children else {}
     if not kinds:
-        return []
+        return items
     if b"iloc" not in children:
         raise LocationError("the HEIF file has metadata items but no item locations")
     locations = _item_locations(meta, children[b"iloc"], set(kinds))
     idat_start, idat_end = children.get(b"idat", (0, 0))
-    items = []
     for item_id, kind in kinds.items():
         if item_id not in locations:
             raise LocationError("a HEIF metadata item has no location")

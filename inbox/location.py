@@ -33,7 +33,8 @@ Where it looks, per type (libmagic's MIME type):
 - HEIC/HEIF/AVIF: the top-level `meta` box: its `Exif` items (also `mime` items of content type
   `Exif`) and `mime` items of type application/rdf+xml (XMP), wherever iloc puts them (mdat or
   idat), and a top-level XMP `uuid` box; see inbox/heif_items.py. An image sequence whose `moov`
-  names a place is refused.
+  names a place is refused, and so is a file whose `meta` box holds a QuickTime item list
+  (`ilst`, `keys`) that names one.
   A motion photo's video is cut off: Samsung's (a top-level `mpvd` box) when it ends the file, as
   it does, elsewhere the offsets of what follows would move, so the photo is refused; Google's (an
   MP4 appended after the image's boxes) from its `ftyp` box on.
@@ -69,7 +70,7 @@ MAX_CHUNKS = 100_000  # PNG IDAT and animated WebP frames; each costs one 8-byte
 MAX_CHUNK_CRC_BYTES = 16 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_MOVIE_BYTES = 16 * 1024 * 1024
-MOVIE_LOCATION_ATOMS = (b"ISO6709", b"\xa9xyz", b"loci", b"gps ", b"GPS ", b":GPS")
+MOVIE_LOCATION_ATOMS = (b"ISO6709", b"\xa9xyz", b"loci", b"gps ", b"GPS ", b":GPS", b"location.")
 # The ISOBMFF images (HEIF and AVIF) among images.ACCEPTED: their metadata are items.
 HEIF_TYPES = ("image/heic", "image/heic-sequence", "image/heif", "image/heif-sequence", "image/avif")
 
@@ -181,22 +182,22 @@ def _heif(file: BinaryIO, size: int) -> bool:
             changed |= blank_xmp_location(file, start, end, items_kept=1 if image_end < size else None)
         elif kind == "exif":
             changed |= _heif_exif(file, start, end)
-        elif kind == "movie":
-            _refuse_movie_naming_a_place(file, start, end)
+        elif kind in ("movie", "item list"):
+            _refuse_movie_naming_a_place(file, start, end, kind)
     return _cut_off_after(file, image_end, size) or changed
 
 
-def _refuse_movie_naming_a_place(file: BinaryIO, start: int, end: int) -> None:
-    # An image sequence's moov keeps the place as QuickTime atoms (Apple's ISO 6709 key, ©xyz, 3GPP
-    # loci, GPS boxes, XMP): telling them from sample tables needs a movie parser, so their names are
-    # looked for in its bytes instead, and a sequence that names one is refused.
+def _refuse_movie_naming_a_place(file: BinaryIO, start: int, end: int, kind: str) -> None:
+    # An image sequence's moov, and a meta box's item list, keep the place as QuickTime atoms (Apple's
+    # location keys, ©xyz, 3GPP loci, GPS boxes, XMP): telling them from sample tables needs a movie
+    # parser, so their names are looked for in its bytes instead, and a file that names one is refused.
+    what = "image sequence's movie data" if kind == "movie" else "metadata's QuickTime item list"
     if end - start > MAX_MOVIE_BYTES:
-        raise LocationError(f"the HEIF image sequence's moov box is larger than {MAX_MOVIE_BYTES >> 20} MiB")
+        raise LocationError(f"the HEIF {what} is larger than {MAX_MOVIE_BYTES >> 20} MiB")
     movie = read_exact(file, start, end - start)
     if named := next((atom for atom in MOVIE_LOCATION_ATOMS if atom in movie), None):
         raise LocationError(
-            f"the HEIF image sequence's movie data names where it was taken ({named.decode('latin-1')!r}), "
-            "which is not removed here"
+            f"the HEIF {what} names where it was taken ({named.decode('latin-1')!r}), which is not removed here"
         )
 
 

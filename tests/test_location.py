@@ -1265,6 +1265,57 @@ def test_a_heif_image_sequence_naming_no_place_is_published_as_it_is(tmp_path):
     assert path.read_bytes() == original
 
 
+def heic_with_quicktime_metadata(boxes: bytes) -> bytes:
+    """A HEIC whose meta box holds an Exif item (GPS and all) and, after its item boxes, QuickTime metadata `boxes`."""
+    item = struct.pack(">I", 6) + exif_with_gps().tobytes()  # offset of the TIFF header, past "Exif\0\0"
+    ftyp = box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
+
+    def meta(offset: int) -> bytes:
+        iloc = box(b"iloc", struct.pack(">HHHHHII", 0x4400, 1, 1, 0, 1, offset, len(item)), version=0)
+        infe = box(b"infe", struct.pack(">HH4s", 1, 0, b"Exif") + b"\0", version=2)
+        iinf = box(b"iinf", struct.pack(">H", 1) + infe, version=0)
+        hdlr = box(b"hdlr", bytes(4) + b"pict" + bytes(13), version=0)
+        return box(b"meta", hdlr + iinf + iloc + boxes, version=0)
+
+    return ftyp + meta(len(ftyp) + len(meta(0)) + 8) + box(b"mdat", item)
+
+
+def quicktime_item(key: bytes, value: bytes) -> bytes:
+    """An `ilst` entry of a QuickTime item list: the key's box, holding a `data` box of UTF-8 text."""
+    return box(key, box(b"data", struct.pack(">II", 1, 0) + value))
+
+
+APPLE_LOCATION_NAME = b"com.apple.quicktime.location.name"
+ITEM_LIST_PLACES = {  # QuickTime metadata in a HEIC's meta box, which exiftool reads as the photo's
+    "©xyz": box(b"ilst", quicktime_item(b"\xa9xyz", VIDEO_PLACE)),
+    "Apple's location name key": box(
+        b"keys", struct.pack(">II4s", 1, 8 + len(APPLE_LOCATION_NAME), b"mdta") + APPLE_LOCATION_NAME, version=0
+    )
+    + box(b"ilst", quicktime_item(struct.pack(">I", 1), b"Eiffel Tower")),
+}
+
+
+@pytest.mark.parametrize("case", ITEM_LIST_PLACES)
+def test_a_heif_whose_quicktime_item_list_names_a_place_is_refused(tmp_path, case):
+    path = tmp_path / "listed.heic"
+    path.write_bytes(heic_with_quicktime_metadata(ITEM_LIST_PLACES[case]))
+    tags = exiftool(path)
+    assert "Eiffel Tower" in tags.values() or tags.get("ItemList:GPSCoordinates"), "exiftool reads the place there"
+
+    with pytest.raises(LocationError, match="item list names where it was taken"):
+        remove_location(str(path), "image/heic")
+
+
+def test_a_heif_whose_quicktime_item_list_names_no_place_is_published_without_its_gps(tmp_path):
+    path = tmp_path / "titled.heic"
+    path.write_bytes(heic_with_quicktime_metadata(box(b"ilst", quicktime_item(b"\xa9nam", b"Harbour"))))
+
+    assert remove_location(str(path), "image/heic") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["ItemList:Title"] == "Harbour"
+
+
 def two_sub_ifds() -> bytes:
     """IFD0 lists two SubIFDs (an array at 40): an empty one at 48, and one at 60 with the GPS pointer."""
     tiff = bytearray(

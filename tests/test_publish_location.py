@@ -36,6 +36,7 @@ from tests.harness import (
     write_caption,
     write_place_names,
 )
+from tests.test_location import ITEM_LIST_PLACES, heic_with_quicktime_metadata
 from tests.test_providers import REAL, Real
 
 MESSAGE_ID, SENDER = "<m1@example.com>", "alice@example.com"  # mailgun_form's defaults
@@ -210,6 +211,15 @@ def test_a_photo_whose_exif_points_at_its_gps_through_a_signed_pointer_is_publis
     published.write_bytes(client.get(urlsplit(response.get_json()["stored"][0]["url"]).path).data)
     tags = exiftool(published)
     assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "Cam"
+
+
+def test_a_heic_whose_quicktime_item_list_holds_its_coordinates_is_refused_with_the_reason(deliver, settings):
+    response = deliver(("listed.heic", heic_with_quicktime_metadata(ITEM_LIST_PLACES["©xyz"])))
+
+    assert response.status_code == 415
+    (rejected,) = response.get_json()["rejected"]
+    assert "QuickTime item list names where it was taken ('©xyz')" in rejected["reason"]
+    assert not os.listdir(os.path.join(settings["STORAGE_PATH"], "images"))
 
 
 def png_of_crafted_xmp(red: int) -> bytes:
