@@ -9,8 +9,8 @@ written on their own, `dwc:locality`, `county`…; `xmpDM:shotLocation`), and ev
 namespace that holds nothing but location (a phone's cell tower, a depth photo's EarthPose, by
 the prefix the packet binds or by the one exiftool knows it by), in attribute or element form, is
 overwritten with spaces of the same length; the packet stays well-formed. If such a name is still
-there afterwards (UTF-16 packets, odd syntax, a byte in a name that exiftool drops), it fails
-closed; so does a packet that binds the location namespaces to more than 8 prefixes besides
+there afterwards (UTF-16 packets, odd syntax, a byte in a name that exiftool drops, an element
+without a prefix), it fails closed; so does a packet that binds the location namespaces to more than 8 prefixes besides
 their usual ones, or to one longer than 128 bytes (real packets bind one or two short ones; each
 goes into the patterns). When inbox/location.py has cut a motion photo's video off, the packet's
 flags that announce it (Google's `GCamera:MotionPhoto="1"`, the older `MicroVideo`) are turned to
@@ -85,7 +85,9 @@ def _location_patterns(prefixes: bytes) -> tuple[re.Pattern, re.Pattern]:
 
 
 _XMP_LOCATION_ELEMENT, _XMP_LOCATION_ATTRIBUTE = _location_patterns(LOCATION_PREFIXES)
-_XMP_PLACE_PROPERTY = re.compile(rb":(?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
+# A place name after its prefix's colon, or opening an element without a prefix (in a default namespace, or
+# in none), which exiftool reads all the same (`XMP:City`).
+_XMP_PLACE_PROPERTY = re.compile(rb"[:<](?:" + _XMP_PLACE_NAMES + rb")(?=[\s/>=])")
 # A name still holding such a word after blanking: an element's, or an attribute's as exiftool reads
 # one (the bytes before `="`, whatever they are). An attribute's is taken whole from where it starts,
 # so each name is scanned once.

@@ -619,6 +619,22 @@ def test_a_location_namespace_without_a_prefix_is_refused(tmp_path):
         remove_location(str(path), "image/jpeg")
 
 
+@pytest.mark.parametrize(
+    "element",
+    [
+        b'<City xmlns="http://ns.adobe.com/photoshop/1.0/">Berlin</City>',  # a default namespace
+        b"<Location>Unter den Linden 1</Location>",  # none at all
+    ],
+    ids=["in a default namespace", "in no namespace"],
+)
+def test_a_place_name_without_a_prefix_is_refused(tmp_path, element):
+    path = xmp_jpeg(tmp_path, XMP_WITHOUT_LOCATION.replace(b"<dc:title>", element + b"<dc:title>"))
+    assert {"XMP:City", "XMP:Location"} & set(exiftool(path)), "exiftool reads the place, without a prefix"
+
+    with pytest.raises(LocationError, match="still names a location property"):
+        remove_location(str(path), "image/jpeg")
+
+
 # exiftool reads a location namespace's own prefix as that namespace even where nothing binds it
 # (its table of standard prefixes), and names a property by its letters and digits alone.
 UNBOUND_CELL_XMP = CELL_XMP.replace(b'xmlns:cell="http://developer.sonyericsson.com/cell/1.0/"', b"")
