@@ -122,7 +122,8 @@ def blank_exif_gps(file: BinaryIO, start: int, end: int, *, in_photoshop_resourc
         if located:
             for index in located:
                 if tags[index] == GPS_INFO_TAG:
-                    _zero_gps_ifd(block, block.unpack("I", entries[index][8:12]), visited)
+                    for gps_ifd in _offsets(block, entries[index]):  # as its type says, a big-endian SHORT too
+                        _zero_gps_ifd(block, gps_ifd, visited)
                 elif extent := block.value_extent(entries[index]):
                     block.zero(*extent)
             kept = [entry for index, entry in enumerate(entries) if index not in located]

@@ -1370,6 +1370,24 @@ def test_a_gps_pointer_in_an_ifd_below_ifd0_is_taken_out_too(tmp_path, case):
     assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "Cam"
 
 
+def test_a_big_endian_gps_pointer_typed_short_is_followed_as_exiftool_follows_it(tmp_path):
+    # A SHORT's value fills the first two of the entry's four value bytes: read as a LONG, it pointed past the data.
+    gps = ifd_bytes(">", [(1, 2, 2, b"N\0\0\0"), (2, 5, 3, struct.pack(">I", 72))])
+    ifd0 = ifd_bytes(">", [(0x010F, 2, 4, b"Cam\0"), (0x8825, 3, 1, struct.pack(">HH", 40, 0))])
+    tiff = b"MM\0*" + struct.pack(">I", 8) + ifd0
+    tiff += bytes(40 - len(tiff)) + gps
+    tiff += bytes(72 - len(tiff)) + struct.pack(">6I", 52, 1, 31, 1, 12, 1)
+    path = tmp_path / "short.jpg"
+    path.write_bytes(jpeg_with_exif(tiff))
+    assert exiftool(path)["GPS:GPSLatitude"] == 52.52, "exiftool reads the GPS IFD at 40"
+
+    assert remove_location(str(path), "image/jpeg") is True
+
+    tags = exiftool(path)
+    assert [tag for tag in tags if "GPS" in tag] == [] and tags["IFD0:Make"] == "Cam"
+    assert struct.pack(">6I", 52, 1, 31, 1, 12, 1) not in path.read_bytes(), "the GPS IFD's values are zeroed"
+
+
 def ifd_bytes(order: str, entries: list[tuple[int, int, int, bytes]]) -> bytes:
     """An IFD in `order`: its count, each (tag, type, count, 4 value bytes) entry, a next IFD of 0 (none)."""
     packed = b"".join(struct.pack(order + "HHI", tag, kind, count) + value for tag, kind, count, value in entries)
