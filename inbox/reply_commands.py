@@ -147,7 +147,10 @@ def shown_text(markup: str) -> str:
     parser = _ShownText(MAX_COMMAND_CHARS)
     markup = (markup or "")[:MAX_HTML_CHARS]
     for start in range(0, len(markup), HTML_CHUNK_CHARS):
-        parser.feed(markup[start : start + HTML_CHUNK_CHARS])
+        try:
+            parser.feed(markup[start : start + HTML_CHUNK_CHARS])
+        except AssertionError:  # how html.parser refuses a broken `<![` section: what it showed before stands
+            break
         if parser.length >= parser.limit:
             break
     return "".join(parser.parts)

@@ -818,6 +818,22 @@ def test_an_answer_on_the_raw_mime_route_is_read_by_its_new_text(
         assert len(published()) == 2 and len(mailgun_api.sent()) == 1
 
 
+@pytest.mark.parametrize("said, taken_down", [("Delete", True), ("thanks, lovely!", False)])
+def test_an_html_answer_whose_markup_breaks_the_parser_is_read_up_to_the_break(
+    client, post, mailgun_api, published, said, taken_down
+):
+    # html.parser raises AssertionError at a broken marked section ("<![" not followed by a keyword).
+    original, reply = publish_for_alice(post, mailgun_api)
+    answer = raw_answer(reply, "RE: Holiday")
+    answer.set_content(f"<html><body><p>{said}</p><![<![ broken <![x]> <p>Delete</p></body></html>", subtype="html")
+
+    answered = post_raw(client, answer)
+
+    assert answered.status_code == 200, answered.json
+    assert ("deleted" in answered.json) is taken_down
+    assert len(published()) == (0 if taken_down else 2)
+
+
 NESTED_FROM = "(" * 1500 + "alice@family.example"
 
 
