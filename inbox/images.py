@@ -29,7 +29,12 @@ WRAPPER_ADVICE = {
     "forward the photos themselves (Forward, not Forward as Attachment)",
     "application/vnd.ms-tnef": "Outlook's rich-text winmail.dat, which hides the photos in it: "
     "send them again with Outlook set to HTML or plain text",
+    "application/applefile": "a Mac resource fork (a file's name and Finder details) with no photo in it: "
+    "attach the photo itself again",
 }
+# Old Mac Mail sends a file as multipart/appledouble: this AppleDouble header (RFC 1740's application/applefile),
+# then the file. libmagic 5.44 calls the header application/octet-stream, so it is known by its own magic number.
+APPLEDOUBLE_MAGIC = b"\x00\x05\x16\x07"
 # What the local store serves each extension as (the first MIME type that maps to it).
 CONTENT_TYPES = {extension: mime for mime, extension in reversed(ACCEPTED.items())}
 
@@ -49,7 +54,7 @@ def detect_type(head: bytes) -> str:
 
 def inspect(head: bytes, size: int, max_bytes: int) -> Verdict:
     """Accept an image of an ACCEPTED type within the size limit; otherwise say why not."""
-    content_type = detect_type(head)
+    content_type = "application/applefile" if head.startswith(APPLEDOUBLE_MAGIC) else detect_type(head)
     if size == 0:
         return Verdict(content_type, reason="empty file")
     if size > max_bytes:
@@ -63,6 +68,19 @@ def inspect(head: bytes, size: int, max_bytes: int) -> Verdict:
         advice = f", {WRAPPER_ADVICE[content_type]}" if content_type in WRAPPER_ADVICE else ""
         return Verdict(content_type, reason=f"not an accepted image: the content is {content_type}{advice}")
     return Verdict(content_type, extension=extension)
+
+
+def without_resource_forks(attachments: list) -> list:
+    """The attachments less each Mac resource fork followed by its file (named the same), which is judged instead."""
+    return [
+        attachment
+        for index, attachment in enumerate(attachments)
+        if not (
+            attachment.stream.head.startswith(APPLEDOUBLE_MAGIC)
+            and index + 1 < len(attachments)
+            and attachments[index + 1].filename == attachment.filename
+        )
+    ]
 
 
 # An inline image this small, that the HTML shows by cid:, is a signature logo, a spacer or a

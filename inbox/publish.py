@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from flask import current_app, request, url_for
 
-from .images import TINY_REASON, inspect, is_tiny_inline
+from .images import TINY_REASON, inspect, is_tiny_inline, without_resource_forks
 from .location import LocationError, remove_location
 from .message import InboundMessage
 from .messages_api import ReplyRefused, send_reply, write_outbox
@@ -138,7 +138,7 @@ def store_attachments(store: Store, message: InboundMessage, identity: str, with
     content_ids = {attachment.content_id for attachment in message.attachments if attachment.content_id}
     shown_inline = referenced_content_ids(message.html, among=content_ids) if message.html and content_ids else set()
     png_budget = PngBudget()  # one for the message: a hundred small PNGs must not cost a hundred PNGs' bound
-    for attachment in message.attachments:
+    for attachment in without_resource_forks(message.attachments):
         spool = attachment.stream
         spool.finish()  # parts, fetched and MIME-decoded attachments alike: all on disk before it is read by path
         verdict = inspect(spool.head, spool.size, config["INBOX_MAX_ATTACHMENT_BYTES"])

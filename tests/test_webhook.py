@@ -19,6 +19,7 @@ from inbox.delivery import build_delivery, signed_fields
 from tests.harness import SIGNING_KEY, mailgun_form, make_image, pasted_photo
 from tests.test_mimeform import FIELDS as MIME_FIELDS
 from tests.test_mimeform import multipart, urlencoded
+from tests.test_webhook_mime import appledouble_header
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
@@ -661,3 +662,11 @@ def test_a_long_threads_headers_and_a_large_calendar_part_are_read_as_mailgun_po
 
     assert response.status_code == 200, response.get_json()
     assert len(response.get_json()["stored"]) == 1
+
+
+def test_a_mac_resource_fork_mailgun_hands_over_beside_its_photo_is_not_listed(deliver, client, images):
+    # Mailgun gives both parts of an AppleDouble photo as attachments: the fork was rejected beside the stored photo.
+    body = deliver(("IMG_0042.JPG", appledouble_header("IMG_0042.JPG")), ("IMG_0042.JPG", images[".jpg"])).get_json()
+
+    assert [item["filename"] for item in body["stored"]] == ["IMG_0042.JPG"] and body["rejected"] == []
+    assert client.get(body["stored"][0]["url"]).data == images[".jpg"]

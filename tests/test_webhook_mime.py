@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import struct
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -254,3 +255,47 @@ def test_photos_wrapped_in_a_forwarded_mail_or_winmail_dat_get_a_reason_that_say
     assert response.status_code == 415
     (rejected,) = response.get_json()["rejected"]
     assert rejected["reason"].startswith("not an accepted image: the content is ") and advice in rejected["reason"]
+
+
+def appledouble_header(name: str) -> bytes:
+    """The AppleDouble header (RFC 1740's application/applefile): the Mac resource fork, naming the file."""
+    entries = [(3, name.encode()), (9, b"JPEGprvw" + bytes(24))]  # the real name, then Finder info
+    offset, descriptors, data = 26 + 12 * len(entries), b"", b""
+    for entry_id, content in entries:
+        descriptors += struct.pack(">III", entry_id, offset + len(data), len(content))
+        data += content
+    return struct.pack(">II16sH", 0x00051607, 0x00020000, bytes(16), len(entries)) + descriptors + data
+
+
+def mac_mail_appledouble(name: str, photo: bytes | None) -> EmailMessage:
+    """Old Mac Mail: a photo sent as multipart/appledouble, its resource fork first, then the photo (its data fork)."""
+    message = EmailMessage()
+    message["From"], message["Subject"], message["Message-Id"] = "alice@example.com", "Photo", "<ad@mac.example.com>"
+    message.set_content("a photo from my Mac")
+    double = EmailMessage()
+    double.add_attachment(appledouble_header(name), "application", "applefile", filename=name)
+    if photo is not None:
+        double.add_attachment(photo, "image", "jpeg", filename=name)
+    double.replace_header("Content-Type", f"multipart/appledouble; boundary={double.get_boundary()}")
+    message.make_mixed()
+    message.attach(double)
+    return message
+
+
+def test_a_photo_mac_mail_sent_as_appledouble_is_listed_once_and_a_lone_resource_fork_says_what_it_is(client):
+    # The resource fork was listed beside its photo as rejected, "not an accepted image: the content is
+    # application/octet-stream": the reply said IMG_0042.JPG was published and was not.
+    photo = pasted_photo((320, 240))
+    raw = mac_mail_appledouble("IMG_0042.JPG", photo).as_bytes()
+
+    body = post_mime(client, raw, multipart).get_json()
+
+    assert [item["filename"] for item in body["stored"]] == ["IMG_0042.JPG"] and body["rejected"] == []
+    assert client.get(body["stored"][0]["url"]).data == photo
+
+    alone = post_mime(client, mac_mail_appledouble("IMG_0043.JPG", None).as_bytes(), multipart)
+
+    assert alone.status_code == 415
+    (rejected,) = alone.get_json()["rejected"]
+    assert rejected["filename"] == "IMG_0043.JPG" and rejected["content_type"] == "application/applefile"
+    assert "Mac resource fork" in rejected["reason"] and "no photo in it" in rejected["reason"]
