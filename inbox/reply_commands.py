@@ -49,6 +49,8 @@ MAX_COMMAND_CHARS = 1000  # `delete` is looked for at the start of the text or s
 MAX_HTML_CHARS, HTML_CHUNK_CHARS = 256 * 1024, 16 * 1024
 # A plain answer may quote our whole reply above its new text (100 links and more) before saying `delete`.
 MAX_QUOTED_TEXT_CHARS = 64 * 1024
+# The first of the two lines a client wrapped "On <date>, <name> wrote:" into: "On", then the date's digits.
+WRAPPED_INTRODUCTION = re.compile(r"On \D*\d")
 FIRST_WORD = re.compile(r"""^[\s"'«»“”‘’]*([a-z]+)""", re.IGNORECASE)
 DELETE_PUBLISHES_NOTHING = "a delete reply publishes nothing: send these photos in a mail of their own"
 RECORD_KEY = re.compile(r"[0-9a-f]{32}")  # receipts.message_key: a reply of ours listing photos, not a confirmation
@@ -96,7 +98,8 @@ def is_delete_command(text: str, subject: str) -> bool:
 
 
 def new_text(text: str) -> str:
-    """The text without what it quotes: the lines after '>' and the "On … wrote:" line that introduces them.
+    """The text without what it quotes: the lines after '>' and the "On … wrote:" line that introduces them
+    (two lines where the client wrapped it: "On <date>, <name> <alice@" over "example.com> wrote:").
 
     Mailgun's stripped-text has none, but a raw-MIME route gets the body as it was sent, and
     Thunderbird, for one, puts the quote first and the new text under it.
@@ -111,6 +114,9 @@ def new_text(text: str) -> str:
                 above -= 1
             if above >= 0 and lines[above].rstrip().endswith(":"):
                 introductions.add(above)
+                wrapped = lines[above - 1].lstrip() if above > 0 else ""
+                if WRAPPED_INTRODUCTION.match(wrapped) and not lines[above].lstrip().startswith("On "):
+                    introductions.add(above - 1)
     return "\n".join(line for number, line in enumerate(lines) if not quoted[number] and number not in introductions)
 
 

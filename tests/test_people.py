@@ -15,6 +15,7 @@ import pytest
 
 from inbox.delivery import build_delivery, signed_fields
 from inbox.receipts import ABANDONED_AFTER, message_key
+from inbox.reply_commands import new_text
 from inbox.senders import parse_publishers
 from inbox.storage import current_store
 from inbox.takedown import take_down
@@ -800,7 +801,16 @@ def thunderbird_answer(reply: dict, said: str) -> EmailMessage:
     return answer
 
 
-@pytest.mark.parametrize("client_answer", [outlook_answer, thunderbird_answer])
+def wrapped_thunderbird_answer(reply: dict, said: str) -> EmailMessage:
+    """Thunderbird's answer whose "On <date>, <name> wrote:" line the client wrapped in two: its first starts "On"."""
+    answer = raw_answer(reply, "Re: Holiday")
+    quoted = "\n".join(f"> {line}".rstrip() for line in reply["text"].splitlines())
+    introduction = "On Sun, 22 Nov 2026 at 13:00, Alice Example <alice@\nexample.com> wrote:"
+    answer.set_content(f"{introduction}\n{quoted}\n\n{said}\n\n-- \nAlice\n")
+    return answer
+
+
+@pytest.mark.parametrize("client_answer", [outlook_answer, thunderbird_answer, wrapped_thunderbird_answer])
 @pytest.mark.parametrize("said, taken_down", [("Delete", True), ("thanks, lovely!", False)])
 def test_an_answer_on_the_raw_mime_route_is_read_by_its_new_text(
     client, post, mailgun_api, published, client_answer, said, taken_down
@@ -816,6 +826,19 @@ def test_an_answer_on_the_raw_mime_route_is_read_by_its_new_text(
     else:
         assert "deleted" not in answer.json and "without photos" in answer.json["reason"]
         assert len(published()) == 2 and len(mailgun_api.sent()) == 1
+
+
+@pytest.mark.parametrize(
+    "above",
+    [
+        "On 2 of them I changed my mind\nOn Sun, 22 Nov 2026 at 13:00, Alice Example <alice@example.com> wrote:",
+        "On 2 of them I changed my mind\n\nOn Sun, 22 Nov 2026 at 13:00, Alice Example <alice@\nexample.com> wrote:",
+    ],
+)
+def test_a_first_line_of_new_text_above_a_quotes_introduction_is_kept(above):
+    # Only the one line a client wrapped the introduction from goes with it: not a whole one's line above it,
+    # nor a line apart from it by a blank line.
+    assert new_text(f"{above}\n> Published (2):\n> http://x/1.jpg").startswith("On 2 of them I changed my mind")
 
 
 @pytest.mark.parametrize("said, taken_down", [("Delete", True), ("thanks, lovely!", False)])
