@@ -32,6 +32,8 @@ NOT_FETCHED_REASON = (
     f"more than {MAX_FETCHES} attachments in one mail: send those after the first {MAX_FETCHES} in another"
 )
 FETCH_DEADLINE = 60  # seconds for all of a notification's fetches: past it, Mailgun is slow now
+GONE_STATUSES = (404, 410)  # Mailgun no longer keeps it (3 days): no retry can fetch it
+GONE_REASON = "Mailgun no longer keeps this attachment (HTTP {status}; a stored mail is kept 3 days): send it again"
 MAILGUN_HOST = re.compile(r"(?:[a-z0-9-]+\.)*mailgun\.net")
 
 
@@ -63,7 +65,8 @@ def mailgun_url(url: str) -> str | None:
 def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tuple[list[Attachment], list[dict]]:
     """Download the first MAX_FETCHES stored attachments into spools (at most one byte past the size limit).
 
-    Returns them, and the webhook answer's `rejected` entries of those not fetched.
+    Returns them, and the webhook answer's `rejected` entries of those not fetched: past MAX_FETCHES,
+    or gone from Mailgun's storage (404, 410), which no retry of the notification would change.
     """
     if not api_key:
         raise FetchError("MAILGUN_API_KEY is not set: it is needed to fetch messages Mailgun stored (store() routes)")
@@ -75,12 +78,12 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
                 "URLs without a user, port, backslash or blank are fetched"
             )
     deadline = time.monotonic() + FETCH_DEADLINE
-    attachments = []
+    attachments, gone = [], []
     # Retry-After not obeyed: it could hold the delivery past FETCH_DEADLINE (see messages_api.SEND_RETRY).
     retry = Retry(total=3, backoff_factor=0.5, status_forcelist=RETRY_STATUSES, respect_retry_after_header=False)
     with api_session(api_key, retry) as session:
         for number, (item, url) in enumerate(zip(items[:MAX_FETCHES], urls, strict=False), start=1):
-            spool = new_spool()
+            spool = None
             try:
                 with session.get(url, stream=True, timeout=TIMEOUT) as response:
                     if response.status_code in (401, 403):
@@ -88,21 +91,32 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
                             f"Mailgun refused MAILGUN_API_KEY (HTTP {response.status_code}) for {url}: "
                             "it must be the account's private API key"
                         )
-                    response.raise_for_status()
-                    # read1 returns what has arrived: a server dribbling a byte at a time cannot outlast the deadline.
-                    while piece := response.raw.read1(CHUNK, decode_content=True):
-                        spool.write(piece)
-                        if spool.size > spool.limit or time.monotonic() > deadline:
-                            break
+                    if response.status_code in GONE_STATUSES:
+                        gone += unfetched([item], GONE_REASON.format(status=response.status_code), first=number)
+                    else:
+                        response.raise_for_status()
+                        spool = _download(response, new_spool(), deadline)
             except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise FetchError(f"cannot fetch {url}: {error}") from None
             if time.monotonic() > deadline:
                 raise FetchError(f"fetching {number} of {len(items)} attachments took over {FETCH_DEADLINE} s")
+            if spool is None:
+                continue
             declared = item.get("size")
             if spool.size > spool.limit and isinstance(declared, int):
                 spool.size = max(spool.size, declared)  # stopped at the limit: report the real size
             attachments.append(Attachment(field=f"attachment-{number}", filename=_name(item), stream=spool))
-    return attachments, unfetched(items[MAX_FETCHES:], NOT_FETCHED_REASON, first=MAX_FETCHES + 1)
+    return attachments, gone + unfetched(items[MAX_FETCHES:], NOT_FETCHED_REASON, first=MAX_FETCHES + 1)
+
+
+def _download(response: requests.Response, spool, deadline: float):
+    """The answer's body in `spool`, up to one piece past its limit or the deadline."""
+    # read1 returns what has arrived: a server dribbling a byte at a time cannot outlast the deadline.
+    while piece := response.raw.read1(CHUNK, decode_content=True):
+        spool.write(piece)
+        if spool.size > spool.limit or time.monotonic() > deadline:
+            break
+    return spool
 
 
 def unfetched(items: list[dict], reason: str, first: int = 1) -> list[dict]:

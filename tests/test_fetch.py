@@ -73,6 +73,34 @@ def test_a_storage_hiccup_is_retried_then_a_failure_is_503_for_mailgun_to_retry(
     assert "Mailgun will retry" in refused.get_json()["reason"]
 
 
+@pytest.mark.parametrize("status", [404, 410])
+@responses.activate
+def test_an_attachment_mailgun_no_longer_keeps_is_rejected_for_good_and_the_others_published(client, status):
+    photos = [make_image(".png", color=(0, number, 0)) for number in range(3)]
+    for number in range(3):
+        responses.get(f"{STORAGE}/{number}", body=photos[number])
+    responses.get(f"{STORAGE}/3", status=status, json={"message": "Message not found"})
+    items = [item(number, f"{number}.png", 100, "image/png") for number in range(4)]
+
+    answer = client.post("/webhooks/mailgun", data=notification(*items))
+
+    assert answer.status_code == 200  # not a 503 Mailgun would retry for 8 hours in vain
+    body = answer.get_json()
+    assert [client.get(entry["url"]).data for entry in body["stored"]] == photos
+    assert body["rejected"] == [
+        {
+            "attachment": "attachment-4",
+            "filename": "3.png",
+            "content_type": "image/png",
+            "reason": f"Mailgun no longer keeps this attachment (HTTP {status}; a stored mail is kept 3 days): "
+            "send it again",
+        }
+    ]
+    gone = client.post("/webhooks/mailgun", data=notification(item(3, "3.png", 100, "image/png")))
+    assert gone.status_code == 415
+    assert "no longer keeps this attachment" in gone.get_json()["rejected"][0]["reason"]
+
+
 @pytest.mark.parametrize(
     "url",
     [
