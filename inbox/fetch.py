@@ -95,7 +95,12 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
                         gone += unfetched([item], GONE_REASON.format(status=response.status_code), first=number)
                     else:
                         response.raise_for_status()
-                        spool = _download(response, new_spool(), deadline)
+                        spool = new_spool()
+                        if _download(response, spool, deadline) and _cut_off(response, spool, item.get("size")):
+                            raise FetchError(
+                                f"Mailgun's storage closed the connection after {spool.size} of the "
+                                f"{item['size']} bytes of {url}"
+                            )
             except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise FetchError(f"cannot fetch {url}: {error}") from None
             if time.monotonic() > deadline:
@@ -109,14 +114,23 @@ def fetch_attachments(items: list[dict], api_key: str | None, new_spool) -> tupl
     return attachments, gone + unfetched(items[MAX_FETCHES:], NOT_FETCHED_REASON, first=MAX_FETCHES + 1)
 
 
-def _download(response: requests.Response, spool, deadline: float):
-    """The answer's body in `spool`, up to one piece past its limit or the deadline."""
+def _download(response: requests.Response, spool, deadline: float) -> bool:
+    """The answer's body into `spool`, up to one piece past its limit or the deadline; whether it ended."""
     # read1 returns what has arrived: a server dribbling a byte at a time cannot outlast the deadline.
     while piece := response.raw.read1(CHUNK, decode_content=True):
         spool.write(piece)
         if spool.size > spool.limit or time.monotonic() > deadline:
-            break
-    return spool
+            return False
+    return True
+
+
+def _cut_off(response: requests.Response, spool, declared) -> bool:
+    """Whether a body without Content-Length or chunks, which ends where the connection does, ended early.
+
+    urllib3 refuses a framed body cut short; an unframed one would be published as a truncated photo.
+    """
+    unframed = response.raw.length_remaining is None and not response.raw.chunked
+    return unframed and type(declared) is int and spool.size < declared
 
 
 def unfetched(items: list[dict], reason: str, first: int = 1) -> list[dict]:

@@ -11,7 +11,7 @@ import responses
 
 from inbox import create_app, fetch
 from inbox.delivery import build_delivery
-from tests.harness import SIGNING_KEY, make_image
+from tests.harness import SIGNING_KEY, large_photo, make_image
 
 STORAGE = "https://storage.eu.mailgun.net/v3/domains/example.com/messages/AgEFxyz/attachments"
 API_KEY = "private-api-key"
@@ -80,7 +80,8 @@ def test_an_attachment_mailgun_no_longer_keeps_is_rejected_for_good_and_the_othe
     for number in range(3):
         responses.get(f"{STORAGE}/{number}", body=photos[number])
     responses.get(f"{STORAGE}/3", status=status, json={"message": "Message not found"})
-    items = [item(number, f"{number}.png", 100, "image/png") for number in range(4)]
+    items = [item(number, f"{number}.png", len(photo), "image/png") for number, photo in enumerate(photos)]
+    items.append(item(3, "3.png", 100, "image/png"))
 
     answer = client.post("/webhooks/mailgun", data=notification(*items))
 
@@ -226,6 +227,28 @@ def test_a_slow_storage_is_a_503_before_the_claim_could_pass_for_abandoned_and_t
     images = [path for path in (Path(settings["STORAGE_PATH"])).rglob("*.png")]
     assert images == []  # nothing half-published
     monkeypatch.setattr(fetch, "FETCH_DEADLINE", 60)
+    retried = client.post("/webhooks/mailgun", data=form)  # Mailgun's retry: the same token
+    assert retried.status_code == 200
+    assert [client.get(entry["url"]).data for entry in retried.get_json()["stored"]] == photos
+
+
+@responses.activate
+def test_a_body_cut_short_is_a_503_and_the_retry_publishes_all_once(client, settings):
+    photos = [large_photo(60_000 + number) for number in range(5)]
+
+    def answer(number, cut):  # no Content-Length: the body ends where the connection does
+        return lambda request: (200, {}, io.BufferedReader(io.BytesIO(photos[number][:cut])))
+
+    for number in range(5):
+        responses.add_callback(responses.GET, f"{STORAGE}/{number}", answer(number, 30_000 if number == 2 else None))
+    form = notification(*(item(number, f"{number}.jpg", len(photo)) for number, photo in enumerate(photos)))
+
+    cut_short = client.post("/webhooks/mailgun", data=form)
+
+    assert cut_short.status_code == 503
+    assert "closed the connection after 30000 of the 60002 bytes" in cut_short.get_json()["reason"]
+    assert list(Path(settings["STORAGE_PATH"]).rglob("*.jpg")) == []  # nothing half-published
+    responses.replace(responses.CallbackResponse(responses.GET, f"{STORAGE}/2", callback=answer(2, None)))
     retried = client.post("/webhooks/mailgun", data=form)  # Mailgun's retry: the same token
     assert retried.status_code == 200
     assert [client.get(entry["url"]).data for entry in retried.get_json()["stored"]] == photos
