@@ -2,8 +2,10 @@
 
 A store() notification carries the form of a forward() without the files: `attachments` is a
 JSON list of {"url", "content-type", "name", "size"}, each URL on Mailgun's storage hosts,
-readable with Basic auth `api` + the private API key for three days. Only Mailgun hosts are
-contacted, and only after the notification's signature was verified.
+readable with Basic auth `api` + the private API key for three days. Only URLs on Mailgun hosts
+are fetched, and only after the notification's signature was verified. A redirect from there is
+followed (Mailgun does not say where its storage may send us), without the key once it leaves
+the host: requests drops the Authorization header then.
 
 A mail can list thousands of tiny parts, and each is a round trip to Mailgun: at most
 MAX_FETCHES are fetched, and past FETCH_DEADLINE seconds (looked at before each fetch and after
