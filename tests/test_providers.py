@@ -630,15 +630,20 @@ def test_google_cloud_storage_default_object_acl_and_urls(images):
     assert "defaultObjectAcl" not in "".join(call.request.url for call in mock.calls if "receipts" in call.request.url)
 
 
-def test_google_service_account_key_file_signs_in_with_oauth(tmp_path, monkeypatch, images):
+@pytest.mark.parametrize("key_format", ["json", "pem"])
+def test_google_service_account_key_file_signs_in_with_oauth(tmp_path, monkeypatch, images, key_format):
+    # libcloud takes a JSON key file or a file of the PEM private key alone (an older deployment's).
     monkeypatch.setenv("HOME", str(tmp_path))  # libcloud caches the token in ~/.google_libcloud_auth.<account>
     account = "inbox@photos-project.iam.gserviceaccount.com"
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    key_file = tmp_path / "service-account.json"
-    key_file.write_text(json.dumps({"type": "service_account", "client_email": account, "private_key": pem}))
+    key_file = tmp_path / f"service-account.{key_format}"
+    if key_format == "json":
+        key_file.write_text(json.dumps({"type": "service_account", "client_email": account, "private_key": pem}))
+    else:
+        key_file.write_text(pem)
     with responses.RequestsMock() as mock:
         mock.add(
             responses.POST,
@@ -666,7 +671,7 @@ def test_google_service_account_key_file_signs_in_with_oauth(tmp_path, monkeypat
     [
         ("missing.json", "does not exist"),
         (".", "cannot be read (is a directory)"),
-        ("key.p12", "is not JSON"),
+        ("key.p12", "is neither JSON nor a PEM private key"),
         ("wrong-field.json", "has no private_key"),
     ],
 )

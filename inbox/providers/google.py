@@ -26,8 +26,11 @@ def _open_google(config: Mapping):
     )
 
 
+PEM_PRIVATE_KEY = re.compile(rb"\A\s*-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
 def _check_key_file(secret: str) -> None:
-    """ConfigError unless STORAGE_SECRET names a readable JSON key file with a private key.
+    """ConfigError unless STORAGE_SECRET names a readable JSON key file with a private key, or a PEM private key.
 
     libcloud takes a path it cannot open for the key itself and reports a PEM it cannot decode,
     and its errors about a file's content may quote it. These name neither the value nor the
@@ -38,13 +41,16 @@ def _check_key_file(secret: str) -> None:
     fix = "set STORAGE_SECRET to the path of the service account's JSON key file (IAM, Service accounts, Keys)"
     try:
         with open(os.path.expanduser(secret), "rb") as file:
-            content = json.load(file)
+            raw = file.read()
+        if PEM_PRIVATE_KEY.search(raw):  # the key alone, as libcloud also reads a file: an older deployment's
+            return
+        content = json.loads(raw)
     except FileNotFoundError:
         problem = "does not exist"
     except OSError as error:
         problem = f"cannot be read ({error.strerror.lower()})"
     except ValueError:  # also UnicodeDecodeError
-        problem = "is not JSON"
+        problem = "is neither JSON nor a PEM private key"
     else:
         if isinstance(content, dict) and isinstance(content.get("private_key"), str):
             return
