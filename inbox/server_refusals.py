@@ -43,7 +43,7 @@ def refusal_reason(exc: Exception, cfg) -> str:
 def json_refusal(status_line: str, reason: str) -> bytes:
     """A whole HTTP answer closing the connection: `status_line` and `{"error": status, "reason": reason}`."""
     status = int(status_line.split(" ", 2)[1])
-    if status >= 500:
+    if status == 500:  # the server's own fault; a 501 is the client's transfer coding, which `reason` names
         reason = "internal error; the server log has the details"
     body = json.dumps({"error": status, "reason": reason}, separators=(",", ":")).encode() + b"\n"
     head = (

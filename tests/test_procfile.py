@@ -216,8 +216,14 @@ def raw_answer(url: str, request: bytes) -> tuple[bytes, bytes]:
         (b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "method"),
         (b"GET / HTTP/9.1\r\nHost: x\r\n\r\n", 400, "HTTP version"),
         (b"GARBAGE\r\n\r\n", 400, "request line"),
+        # 501 is the client's transfer coding, not a fault of the server's: its reason says which.
+        (
+            b"POST /webhooks/mailgun HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br, chunked\r\n\r\n0\r\n\r\n",
+            501,
+            "br, chunked",
+        ),
     ],
-    ids=["header-byte", "long-line", "many-headers", "large-header", "method", "version", "request-line"],
+    ids=["header-byte", "long-line", "many-headers", "large-header", "method", "version", "request-line", "coding"],
 )
 def test_requests_gunicorn_refuses_get_a_json_reason(procfile_server, request_bytes, status, reason):
     server, url, _ = procfile_server
