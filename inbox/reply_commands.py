@@ -101,8 +101,8 @@ def new_text(text: str) -> str:
     """The text without what it quotes: the lines after '>' and the "On … wrote:" line that introduces them
     (two lines where the client wrapped it: "On <date>, <name> <alice@" over "example.com> wrote:").
 
-    Mailgun's stripped-text has none, but a raw-MIME route gets the body as it was sent, and
-    Thunderbird, for one, puts the quote first and the new text under it.
+    Mailgun's stripped-text has none, but a raw-MIME route gets the body as it was sent, and Thunderbird,
+    for one, puts the quote first and the new text under it. "Delete these:" over a quote is the sender's.
     """
     lines = text[:MAX_QUOTED_TEXT_CHARS].splitlines()
     quoted = [line.lstrip().startswith(">") for line in lines]
@@ -112,7 +112,7 @@ def new_text(text: str) -> str:
             above = number - 1
             while above >= 0 and not lines[above].strip():
                 above -= 1
-            if above >= 0 and lines[above].rstrip().endswith(":"):
+            if above >= 0 and lines[above].rstrip().endswith(":") and not is_delete_command(lines[above], ""):
                 introductions.add(above)
                 wrapped = lines[above - 1].lstrip() if above > 0 else ""
                 if WRAPPED_INTRODUCTION.match(wrapped) and not lines[above].lstrip().startswith("On "):

@@ -828,6 +828,21 @@ def test_an_answer_on_the_raw_mime_route_is_read_by_its_new_text(
         assert len(published()) == 2 and len(mailgun_api.sent()) == 1
 
 
+@pytest.mark.parametrize("said", ["Delete both:", "delete these please:"])
+def test_a_delete_written_above_the_quote_it_points_at_is_seen(client, post, mailgun_api, published, said):
+    # A line ending in ':' directly above a quote was taken for the client's "… wrote:" line and
+    # left out with the quote, so this delete went unseen and the photos stayed up.
+    original, reply = publish_for_alice(post, mailgun_api)
+    answer = raw_answer(reply, "Re: Holiday")
+    quoted = "\n".join(f"> {line}".rstrip() for line in reply["text"].splitlines())
+    answer.set_content(f"{said}\n{quoted}\n\n-- \nAlice\n")
+
+    answered = post_raw(client, answer)
+
+    assert answered.status_code == 200, answered.json
+    assert answered.json["deleted"] == [item["url"] for item in original["stored"]] and published() == []
+
+
 @pytest.mark.parametrize(
     "above",
     [
