@@ -76,14 +76,14 @@ def absolute_url(settings: Mapping, name: str) -> str:
     return value
 
 
-# Every provider's names fit; others are cut by the URL they go into (S3: "photos?x=1" is bucket photos).
-CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Every provider's names fit, not others (S3: "photos?x=1" is bucket photos); local URLs quote any folder's.
+CONTAINER_NAME, LOCAL_CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"), re.compile(r"[^/.\0][^/\0]*")
 
 
-def container_name(name: str, value: str, example: str) -> str:
+def container_name(name: str, value: str, example: str, local: bool = False) -> str:
     """`value` of setting `name` as a container name: one path segment (the local store makes it a folder)."""
     value = value.strip()
-    if not CONTAINER_NAME.fullmatch(value):
+    if not (LOCAL_CONTAINER_NAME if local else CONTAINER_NAME).fullmatch(value):
         raise ConfigError(
             f"{name}={value!r} is not a container name: use letters, digits, '.', '-' and '_', "
             f"starting with a letter or digit, e.g. {example!r}"
@@ -206,11 +206,11 @@ def load_config(source: Mapping[str, str]) -> dict:
         config["INBOX_NAME_KEY"] = name_key
 
     _storage_provider(settings, config)
-    container = config["STORAGE_CONTAINER"] = container_name(
-        "STORAGE_CONTAINER", settings["STORAGE_CONTAINER"], "images"
-    )
+    local = config["STORAGE_PROVIDER"] == "local"
+    container = container_name("STORAGE_CONTAINER", settings["STORAGE_CONTAINER"], "images", local)
+    config["STORAGE_CONTAINER"] = container
     receipts = settings.get("STORAGE_RECEIPTS_CONTAINER", f"{container}-receipts")
-    receipts = container_name("STORAGE_RECEIPTS_CONTAINER", receipts, f"{container}-receipts")
+    receipts = container_name("STORAGE_RECEIPTS_CONTAINER", receipts, f"{container}-receipts", local)
     if receipts == container:
         raise ConfigError("STORAGE_RECEIPTS_CONTAINER must differ from STORAGE_CONTAINER: receipts are private")
     config["STORAGE_RECEIPTS_CONTAINER"] = receipts

@@ -280,6 +280,19 @@ def test_start_up_with_wrong_credentials_says_so(provider, wrong, request):
         assert "'photos'" in message
 
 
+@pytest.mark.parametrize("folder", ["family photos", "fotos+2026", "フォト", "50%?#"])
+def test_a_local_folder_name_that_served_before_the_container_name_rule_still_serves(tmp_path, images, folder):
+    # The local store's URLs quote the folder's name: such a name published and served its photos, and
+    # start-up refused it after the rule for the cloud's names came, so an upgrade lost every link sent.
+    app = create_app({**SIGNING, "STORAGE_PATH": str(tmp_path), "INBOX_PUBLISHERS": "*", "STORAGE_CONTAINER": folder})
+    client = app.test_client()
+    answer = client.post("/webhooks/mailgun", data=mailgun_form(("a.png", images[".png"])))
+    assert answer.status_code == 200, answer.get_json()
+    url = answer.get_json()["stored"][0]["url"]
+    assert client.get(url).data == images[".png"]
+    assert (tmp_path / folder).is_dir() and (tmp_path / f"{folder}-receipts").is_dir()
+
+
 @pytest.mark.parametrize("setting", ["STORAGE_CONTAINER", "STORAGE_RECEIPTS_CONTAINER"])
 @pytest.mark.parametrize("suffix", ["?x=1", "#1", "%2Fx", " photos"])
 def test_a_container_name_a_url_would_cut_is_refused_at_start_up(moto_s3, setting, suffix):
