@@ -146,6 +146,11 @@ def store_attachments(store: Store, message: InboundMessage, identity: str, with
         reason = CUT_OFF_REASON if attachment.cut_off else verdict.reason
         if reason is None and attachment.content_id in shown_inline:
             reason = TINY_REASON if is_tiny_inline(spool.head, spool.size, verdict.content_type) else None
+        digest = spool.sha256.hexdigest()  # of the content as sent: removing location below keeps the name
+        name = None if reason else object_name(store.name_key, identity, message.sender, digest, verdict.extension)
+        if name in published.names:  # a copy, past MAX_IMAGES too: one object, one link, one line in the reply
+            first = published.stored[published.names.index(name)]
+            reason = f"the same photo as {first['filename'] or first['attachment']}: published once"
         if reason is None and len(published.names) == MAX_IMAGES:
             reason = TOO_MANY_REASON
         if reason is None and config["INBOX_STRIP_LOCATION"]:
@@ -153,16 +158,9 @@ def store_attachments(store: Store, message: InboundMessage, identity: str, with
                 remove_location(spool.name, verdict.content_type, png_budget)  # in place: the name keeps the hash
             except LocationError as error:
                 reason = f"could not remove location from this image ({error.reason}); {LOCATION_ADVICE}"
-        if reason:
-            published.rejected.append({**entry, "reason": reason})
-            published.too_large = published.too_large or verdict.too_large
-            continue
-        name = object_name(store.name_key, identity, message.sender, spool.sha256.hexdigest(), verdict.extension)
-        if name in published.names:  # a copy: one object, one link, one line in the reply
-            first = published.stored[published.names.index(name)]
-            reason = f"the same photo as {first['filename'] or first['attachment']}: published once"
         if reason or name in withheld:
             published.rejected.append({**entry, "reason": reason or TAKEN_DOWN_REASON})
+            published.too_large = published.too_large or verdict.too_large
             continue
         store_image(store, spool.name, name, verdict.content_type, attachment.filename)
         published.names.append(name)

@@ -45,3 +45,14 @@ def test_the_same_photo_attached_twice_is_published_once_and_the_copy_says_so(de
     assert copy["filename"] == "IMG_1 copy.gif"
     assert copy["reason"] == "the same photo as IMG_1.gif: published once"
     assert len(os.listdir(os.path.join(settings["STORAGE_PATH"], "images"))) == 2
+
+
+def test_a_copy_past_the_limit_is_called_a_copy_not_one_to_send_again(deliver):
+    # It was told "more than 100 images in one mail: send those after the first 100 in another", and
+    # sent again it would be published a second time, under a second link.
+    photos = [(f"{number}.gif", gif(number)) for number in range(MAX_IMAGES)]
+    body = deliver(*photos, ("0 copy.gif", gif(0))).get_json()
+
+    assert len(body["stored"]) == MAX_IMAGES
+    (copy,) = body["rejected"]
+    assert copy["filename"] == "0 copy.gif" and copy["reason"] == "the same photo as 0.gif: published once"
