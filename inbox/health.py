@@ -17,6 +17,7 @@ from .storage import StorageUnavailable, check_access, check_writable, current_s
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("inbox")
+SPOOL_PART = "the spool folder takes no files"  # what the reason names when the spool fails, at either step
 
 
 @bp.get("/healthz")
@@ -25,7 +26,7 @@ def healthz():
     try:
         probe = current_spool_folder(current_app).new_file(limit=2)
     except SpoolUnavailable as error:
-        return _unavailable(store, "the spool folder takes no files", error)
+        return _unavailable(store, SPOOL_PART, error)
     try:
         probe.write(b"ok")
         probe.finish()
@@ -34,7 +35,7 @@ def healthz():
             with unavailable_on_failure(store):
                 check_access(container)
     except SpoolUnavailable as error:
-        return _unavailable(store, "the spool folder takes no files", error)
+        return _unavailable(store, SPOOL_PART, error)
     except StorageUnavailable as error:
         return _unavailable(store, f"{store.provider} storage", error)
     finally:
